@@ -10,7 +10,11 @@
 //! version, the ordered participant set and the request id, so a message of another run is
 //! rejected.
 
+pub mod curve;
+pub mod ecdsa;
+pub mod eddsa;
 pub mod protocol;
+pub mod reshare;
 
 pub use protocol::{
     Action, ExecutionContext, ExecutionId, KeyType, Operation, PartyId, Protocol, ProtocolError, simulate,
