@@ -1,0 +1,3 @@
+//! One module per `mpcium-cli` command.
+
+pub mod version;
