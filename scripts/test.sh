@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: installs the tools the tests need (./.tools), then runs
+# every test of the workspace against real components (nats-server processes on loopback).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bin="$(bash scripts/install-tools.sh)"
+export PATH="$bin:$PATH"
+export MPCIUM_NATS_SERVER="$bin/nats-server"
+nats-server --version
+cargo test --workspace --locked "$@"
