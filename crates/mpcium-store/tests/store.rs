@@ -1,0 +1,269 @@
+//! Store behaviour: encryption at rest, integrity, namespaces, password rotation.
+
+use mpcium_store::rekey::{change_password, prepare_data_key_rotation, rotate_data_key};
+use mpcium_store::{MAX_VALUE_LEN, RecordKey, ShareKind, Store, StoreError, StoreOptions};
+use redb::{ReadableDatabase, TableDefinition};
+
+const RECORDS: TableDefinition<&str, &[u8]> = TableDefinition::new("records");
+const PW: &[u8] = b"correct horse battery staple";
+const PW2: &[u8] = b"another long enough password";
+
+fn opts() -> StoreOptions {
+    StoreOptions::insecure_for_tests()
+}
+
+fn raw_get(path: &std::path::Path, key: &str) -> Vec<u8> {
+    let db = redb::Database::open(path).unwrap();
+    let txn = db.begin_read().unwrap();
+    let t = txn.open_table(RECORDS).unwrap();
+    t.get(key).unwrap().unwrap().value().to_vec()
+}
+
+fn raw_put(path: &std::path::Path, key: &str, value: &[u8]) {
+    let db = redb::Database::open(path).unwrap();
+    let txn = db.begin_write().unwrap();
+    txn.open_table(RECORDS).unwrap().insert(key, value).unwrap();
+    txn.commit().unwrap();
+}
+
+#[test]
+fn round_trip_and_no_plaintext_on_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("node0.db");
+    let share = b"PLAINTEXT-MARKER-ecdsa-share".repeat(100);
+    {
+        let store = Store::create(&path, PW, &opts()).unwrap();
+        store.put_share(ShareKind::Ecdsa, "wallet-1", 0, &share).unwrap();
+        store.put_share(ShareKind::Eddsa, "wallet-1", 0, b"ed").unwrap();
+        store.put_setup("pre_params_0", b"setup").unwrap();
+        assert_eq!(
+            store.get_share(ShareKind::Ecdsa, "wallet-1", 0).unwrap().unwrap().as_slice(),
+            share.as_slice()
+        );
+        assert!(store.get_share(ShareKind::Ecdsa, "wallet-1", 1).unwrap().is_none());
+    }
+    let store = Store::open(&path, PW, &opts()).unwrap();
+    assert_eq!(
+        store.get_share(ShareKind::Ecdsa, "wallet-1", 0).unwrap().unwrap().as_slice(),
+        share.as_slice()
+    );
+    assert_eq!(store.get_setup("pre_params_0").unwrap().unwrap().as_slice(), b"setup");
+    assert_eq!(store.keys_with_prefix("ecdsa:").unwrap(), vec!["ecdsa:wallet-1_v0".to_owned()]);
+    assert!(store.delete(&RecordKey::share(ShareKind::Eddsa, "wallet-1", 0).unwrap()).unwrap());
+    assert!(store.get_share(ShareKind::Eddsa, "wallet-1", 0).unwrap().is_none());
+    drop(store);
+    let bytes = std::fs::read(&path).unwrap();
+    assert!(!bytes.windows(16).any(|w| w == b"PLAINTEXT-MARKER"));
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+}
+
+#[test]
+fn wrong_password_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    Store::create(&path, PW, &opts()).unwrap().put_setup("x", b"y").unwrap();
+    let err = Store::open(&path, b"wrong password entirely", &opts()).unwrap_err();
+    assert!(matches!(err, StoreError::WrongPassword), "{err}");
+    assert!(err.to_string().contains("wrong password"));
+}
+
+#[test]
+fn production_policy_refuses_weak_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    drop(Store::create(&path, PW, &opts()).unwrap());
+    let err = Store::open(&path, PW, &StoreOptions::production()).unwrap_err();
+    assert!(matches!(err, StoreError::WeakKdf { .. }), "{err}");
+    let err = Store::create(dir.path().join("t.db"), b"short", &opts()).unwrap_err();
+    assert!(matches!(err, StoreError::PasswordTooShort { .. }), "{err}");
+}
+
+#[test]
+fn flipped_byte_in_stored_value_is_detected() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    drop(Store::create(&path, PW, &opts()).unwrap().put_share(ShareKind::Ecdsa, "w", 0, &[7u8; 1000]));
+    let mut raw = raw_get(&path, "ecdsa:w_v0");
+    let mid = raw.len() / 2;
+    raw[mid] ^= 0x01;
+    raw_put(&path, "ecdsa:w_v0", &raw);
+    let store = Store::open(&path, PW, &opts()).unwrap();
+    let err = store.get_share(ShareKind::Ecdsa, "w", 0).unwrap_err();
+    assert!(matches!(&err, StoreError::Corrupt { key } if key == "ecdsa:w_v0"), "{err}");
+}
+
+#[test]
+fn value_swapped_between_keys_is_detected() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    {
+        let s = Store::create(&path, PW, &opts()).unwrap();
+        s.put_share(ShareKind::Ecdsa, "alice", 0, b"alice share").unwrap();
+        s.put_share(ShareKind::Ecdsa, "bob", 0, b"bob share").unwrap();
+    }
+    let alice = raw_get(&path, "ecdsa:alice_v0");
+    raw_put(&path, "ecdsa:bob_v0", &alice);
+    let s = Store::open(&path, PW, &opts()).unwrap();
+    assert_eq!(s.get_share(ShareKind::Ecdsa, "alice", 0).unwrap().unwrap().as_slice(), b"alice share");
+    let err = s.get_share(ShareKind::Ecdsa, "bob", 0).unwrap_err();
+    assert!(matches!(&err, StoreError::Corrupt { key } if key == "ecdsa:bob_v0"), "{err}");
+}
+
+#[test]
+fn keys_and_values_are_validated() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::create(dir.path().join("s.db"), PW, &opts()).unwrap();
+    assert!(matches!(RecordKey::new(""), Err(StoreError::InvalidKey { .. })));
+    let too_big = vec![0u8; MAX_VALUE_LEN + 1];
+    let err = s.put_setup("big", &too_big).unwrap_err();
+    assert!(matches!(err, StoreError::ValueTooLarge { .. }), "{err}");
+    assert!(s.get_setup("big").unwrap().is_none());
+}
+
+#[test]
+fn presignature_take_is_one_shot() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    {
+        let s = Store::create(&path, PW, &opts()).unwrap();
+        s.put_presignature("w1", "p1", b"presig-1").unwrap();
+        s.put_presignature("w1", "p2", b"presig-2").unwrap();
+        s.put_presignature("w2", "p1", b"other wallet").unwrap();
+        assert_eq!(s.count_presignatures("w1").unwrap(), 2);
+        assert_eq!(s.take_presignature("w1", "p1").unwrap().unwrap().as_slice(), b"presig-1");
+        assert!(s.take_presignature("w1", "p1").unwrap().is_none());
+    }
+    // The take was durable: after reopening the taken presignature is still gone.
+    let s = Store::open(&path, PW, &opts()).unwrap();
+    assert!(s.take_presignature("w1", "p1").unwrap().is_none());
+    let (id, v) = s.take_any_presignature("w1").unwrap().unwrap();
+    assert_eq!((id.as_str(), v.as_slice()), ("p2", &b"presig-2"[..]));
+    assert!(s.take_any_presignature("w1").unwrap().is_none());
+    assert_eq!(s.count_presignatures("w2").unwrap(), 1);
+}
+
+#[test]
+fn concurrent_takes_hand_out_each_presignature_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = std::sync::Arc::new(Store::create(dir.path().join("s.db"), PW, &opts()).unwrap());
+    for i in 0..20 {
+        s.put_presignature("w", &format!("p{i:02}"), format!("v{i}").as_bytes()).unwrap();
+    }
+    let handles: Vec<_> = (0..4)
+        .map(|_| {
+            let s = s.clone();
+            std::thread::spawn(move || {
+                let mut got = Vec::new();
+                while let Some((id, _)) = s.take_any_presignature("w").unwrap() {
+                    got.push(id);
+                }
+                got
+            })
+        })
+        .collect();
+    let mut all: Vec<String> = handles.into_iter().flat_map(|h| h.join().unwrap()).collect();
+    all.sort();
+    let expected: Vec<String> = (0..20).map(|i| format!("p{i:02}")).collect();
+    assert_eq!(all, expected);
+}
+
+#[test]
+fn replay_journal_refuses_duplicates_across_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    {
+        let s = Store::create(&path, PW, &opts()).unwrap();
+        s.record_request("w1", "tx-1").unwrap();
+        let err = s.record_request("w1", "tx-1").unwrap_err();
+        assert!(matches!(err, StoreError::DuplicateRequest { .. }), "{err}");
+        s.record_request("w1", "tx-2").unwrap();
+        s.record_request("w2", "tx-1").unwrap();
+    }
+    let s = Store::open(&path, PW, &opts()).unwrap();
+    assert!(s.contains_request("w1", "tx-1").unwrap());
+    assert!(!s.contains_request("w1", "tx-3").unwrap());
+    let err = s.record_request("w1", "tx-1").unwrap_err();
+    assert!(
+        matches!(&err, StoreError::DuplicateRequest { wallet_id, tx_id } if wallet_id == "w1" && tx_id == "tx-1")
+    );
+    assert!(err.to_string().contains("replay refused"));
+}
+
+#[test]
+fn change_password_rewraps_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    Store::create(&path, PW, &opts()).unwrap().put_setup("a", b"value").unwrap();
+    change_password(&path, PW, PW2, &opts()).unwrap();
+    assert!(matches!(Store::open(&path, PW, &opts()), Err(StoreError::WrongPassword)));
+    let s = Store::open(&path, PW2, &opts()).unwrap();
+    assert_eq!(s.get_setup("a").unwrap().unwrap().as_slice(), b"value");
+    drop(s);
+    assert!(matches!(change_password(&path, PW, PW2, &opts()), Err(StoreError::WrongPassword)));
+}
+
+fn contents(s: &Store) -> Vec<(String, Vec<u8>)> {
+    s.keys_with_prefix("")
+        .unwrap()
+        .into_iter()
+        .map(|k| {
+            let v = s.get(&RecordKey::new(k.clone()).unwrap()).unwrap().unwrap().to_vec();
+            (k, v)
+        })
+        .collect()
+}
+
+#[test]
+fn rotation_interrupted_before_rename_leaves_old_store_working() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let before = {
+        let s = Store::create(&path, PW, &opts()).unwrap();
+        s.put_share(ShareKind::Ecdsa, "w", 0, &[1u8; 5000]).unwrap();
+        s.put_presignature("w", "p", b"presig").unwrap();
+        s.record_request("w", "tx").unwrap();
+        contents(&s)
+    };
+    // Crash simulation: the new file is fully written and synced, the rename never happens.
+    let prepared = prepare_data_key_rotation(&path, PW, PW2, &opts()).unwrap();
+    let staged = prepared.staged_path().to_owned();
+    assert!(staged.exists());
+    drop(prepared);
+    let s = Store::open(&path, PW, &opts()).unwrap();
+    assert_eq!(contents(&s), before);
+    drop(s);
+    assert!(matches!(Store::open(&path, PW2, &opts()), Err(StoreError::WrongPassword)));
+
+    // A later rotation replaces the stale copy and completes.
+    rotate_data_key(&path, PW, PW2, &opts()).unwrap();
+    assert!(!staged.exists());
+    assert!(matches!(Store::open(&path, PW, &opts()), Err(StoreError::WrongPassword)));
+    let s = Store::open(&path, PW2, &opts()).unwrap();
+    assert_eq!(contents(&s), before);
+    assert!(matches!(s.record_request("w", "tx"), Err(StoreError::DuplicateRequest { .. })));
+}
+
+#[test]
+fn rotation_changes_the_data_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    Store::create(&path, PW, &opts()).unwrap().put_setup("a", b"value").unwrap();
+    let before = raw_get(&path, "setup:a");
+    rotate_data_key(&path, PW, PW2, &opts()).unwrap();
+    let after = raw_get(&path, "setup:a");
+    assert_ne!(before, after);
+    // The old ciphertext does not decrypt under the new data key.
+    raw_put(&path, "setup:a", &before);
+    let s = Store::open(&path, PW2, &opts()).unwrap();
+    assert!(matches!(s.get_setup("a"), Err(StoreError::Corrupt { .. })));
+}
+
+#[test]
+fn second_open_is_refused_while_locked() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let _s = Store::create(&path, PW, &opts()).unwrap();
+    let err = Store::open(&path, PW, &opts()).unwrap_err();
+    assert!(matches!(err, StoreError::Locked { .. }), "{err}");
+}
