@@ -1,8 +1,8 @@
 //! The node-to-node message format.
 //!
 //! Every message between nodes is an [`Envelope`]: a header (kind, session, sender,
-//! recipients, sequence number), a payload, and the sender's Ed25519 signature over a domain tag
-//! and all of it. A private payload is sealed with XChaCha20-Poly1305 under the pair key of sender
+//! recipients, sequence number), a payload, and the sender's Ed25519 signature over the SHA-256
+//! digest of a domain tag and all of it. A private payload is sealed with XChaCha20-Poly1305 under the pair key of sender
 //! and recipient, with the encoded header as associated data, and a random 24-byte nonce (so a
 //! nonce never repeats, also across restarts). Receivers reject a message whose signature, session,
 //! recipients or sequence number is not what they expect: the original signed neither the session
@@ -16,6 +16,7 @@ use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use rand_core::{OsRng, RngCore};
+use sha2::{Digest, Sha256};
 
 use crate::pairkey::PairKey;
 
@@ -259,12 +260,19 @@ impl Envelope {
         out
     }
 
-    fn signed_bytes(&self) -> Vec<u8> {
-        let body = self.signed_body();
-        let mut out = Vec::with_capacity(SIGN_DOMAIN.len() + body.len());
-        out.extend_from_slice(SIGN_DOMAIN);
-        out.extend_from_slice(&body);
-        out
+    /// What the sender signs: `SHA-256(domain ‖ body)`. Signing a digest lets a receiver echo
+    /// `(digest, signature)` of a broadcast to the other participants as self-authenticating
+    /// evidence: two valid pairs for one `(session, sender, seq)` with different digests prove
+    /// that the sender equivocated, and nobody can forge such a pair to frame an honest sender.
+    pub fn digest(&self) -> [u8; 32] {
+        let mut h = Sha256::new();
+        h.update(SIGN_DOMAIN);
+        h.update(self.signed_body());
+        h.finalize().into()
+    }
+
+    fn signed_bytes(&self) -> [u8; 32] {
+        self.digest()
     }
 }
 
