@@ -1,0 +1,108 @@
+//! Configuration of mpcium-rs: the `config.yaml` of the original `mpcium` (spec §2).
+//!
+//! * [`NodeConfig`]: everything a node reads, validated, with the original's defaults.
+//! * [`ClientConfig`]: the subset `mpcium-cli` needs (`environment`, `nats.*`).
+//!
+//! **Sources and precedence** (highest first): command-line overrides ([`NodeOverrides`]),
+//! environment variables, the file, defaults. Every key can be overridden by the environment
+//! variable named like the key, upper-cased, `.` → `_` (`NATS_URL`, `MPC_THRESHOLD`,
+//! `BADGER_PASSWORD`, `HEALTHCHECK_ADDRESS`, `PRESIGN_POOL_SIZE`, …; lists such as
+//! `PRESIGN_WALLETS` are comma- or space-separated; the per-authorizer key map cannot be set
+//! from the environment). Empty variables are ignored. Unlike the original (viper decodes some
+//! keys only if they appear in the file), an override applies **whether or not the key is in
+//! the file**.
+//!
+//! **Errors and warnings.** The first invalid or missing value stops loading with one
+//! [`ConfigError`] naming the key. Unknown keys are not errors: they come back as
+//! [`ConfigWarning`]s for the caller to log. `consul.*` is accepted with a warning (mpcium-rs
+//! uses NATS JetStream KV); the dead keys `session_warm_up_delay_ms`, `mpcium_version` and the
+//! example-only `aws.*` are accepted silently.
+//!
+//! **Additions of mpcium-rs** (all optional): `security.strict_requests` (bool, false),
+//! `presign.pool_size` (per wallet, 8, 0 = off), `presign.wallets` (list, empty = every wallet
+//! that has signed), `limits.max_request_bytes` (1 MiB), `node.heartbeat_seconds` (5).
+//!
+//! Secrets (`badger_password`, `nats.password`) are [`SecretString`]s: zeroized on drop and
+//! printed as `<redacted>` by `Debug`.
+
+mod client;
+mod error;
+mod keys;
+mod locate;
+mod nats;
+mod node;
+mod raw;
+mod secret;
+
+use std::path::{Path, PathBuf};
+
+pub use client::ClientConfig;
+pub use error::{ConfigError, ConfigWarning};
+pub use keys::{KeyAlgorithm, PublicKey};
+pub use locate::{default_config_paths, find_config_file};
+pub use nats::{
+    DEFAULT_NATS_CA_CERT, DEFAULT_NATS_CLIENT_CERT, DEFAULT_NATS_CLIENT_KEY, DEFAULT_NATS_URL, Environment,
+    NatsConfig, NatsTlsConfig,
+};
+pub use node::*;
+pub use raw::env_var_name;
+pub use secret::SecretString;
+
+/// A loaded configuration with the warnings found while loading it and the file it came from.
+#[derive(Debug)]
+pub struct Loaded<T> {
+    /// The validated configuration.
+    pub config: T,
+    /// Unknown or ignored keys (log them).
+    pub warnings: Vec<ConfigWarning>,
+    /// The file that was read.
+    pub path: PathBuf,
+}
+
+/// Reads the process environment (the source used by the `load` functions).
+fn process_env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+fn home_dir() -> Option<PathBuf> {
+    std::env::var_os("HOME").map(PathBuf::from)
+}
+
+impl NodeConfig {
+    /// Finds (see [`find_config_file`]) and loads the node configuration, applying the process
+    /// environment and `overrides`.
+    pub fn load(path: Option<&Path>, overrides: NodeOverrides) -> Result<Loaded<NodeConfig>, ConfigError> {
+        let path = find_config_file(path, home_dir().as_deref())?;
+        let text = locate::read_config_file(&path)?;
+        let (config, warnings) = Self::from_yaml(&text, &process_env, overrides)?;
+        Ok(Loaded { config, warnings, path })
+    }
+
+    /// Parses and validates YAML text; `env` looks up an environment variable by name.
+    pub fn from_yaml(
+        text: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+        overrides: NodeOverrides,
+    ) -> Result<(NodeConfig, Vec<ConfigWarning>), ConfigError> {
+        Self::from_values(raw::Values::parse(text, env)?, overrides)
+    }
+}
+
+impl ClientConfig {
+    /// Finds (see [`find_config_file`]) and loads the client view, applying the process
+    /// environment.
+    pub fn load(path: Option<&Path>) -> Result<Loaded<ClientConfig>, ConfigError> {
+        let path = find_config_file(path, home_dir().as_deref())?;
+        let text = locate::read_config_file(&path)?;
+        let (config, warnings) = Self::from_yaml(&text, &process_env)?;
+        Ok(Loaded { config, warnings, path })
+    }
+
+    /// Parses and validates YAML text; `env` looks up an environment variable by name.
+    pub fn from_yaml(
+        text: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<(ClientConfig, Vec<ConfigWarning>), ConfigError> {
+        Self::from_values(raw::Values::parse(text, env)?)
+    }
+}
