@@ -1,0 +1,529 @@
+//! The cluster registry on JetStream KV (the original used Consul).
+//!
+//! Three buckets:
+//! - `mpc_peers`: node name → node id, written by `mpcium-cli register-peers` or `mpcium start
+//!   --peers` (the original's `mpc_peers/<name>`).
+//! - `mpc_ready`: node id → a [`ReadyRecord`]: the node's X25519 exchange key for this process
+//!   lifetime, signed with its Ed25519 identity. A node re-puts it every heartbeat; the bucket's
+//!   `max_age` drops it when the node stops doing so, and every watcher also expires peers it has
+//!   not heard from for a TTL, because servers before 2.11 send no event when a key ages out.
+//!   Publishing the exchange key here replaces the original's `ecdh:exchange` broadcast.
+//! - `mpc_keyinfo`: `<curve>.<wallet>` → the original's key info JSON
+//!   `{"participant_peer_ids":[…],"threshold":t,"version":v}`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use async_nats::jetstream::{self, kv};
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+
+use crate::pairkey::{ExchangeKey, PairKey};
+
+/// Bucket of node name → node id.
+pub const PEERS_BUCKET: &str = "mpc_peers";
+/// Bucket of node id → signed readiness record.
+pub const READY_BUCKET: &str = "mpc_ready";
+/// Bucket of wallet key metadata.
+pub const KEYINFO_BUCKET: &str = "mpc_keyinfo";
+
+/// Why a registry operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// JetStream or KV refused or timed out.
+    #[error("NATS KV {bucket}: {source}")]
+    Kv {
+        /// The bucket.
+        bucket: &'static str,
+        /// What NATS said.
+        source: async_nats::Error,
+    },
+    /// A stored value did not parse.
+    #[error("corrupt entry {key} in {bucket}: {reason}")]
+    Corrupt {
+        /// The bucket.
+        bucket: &'static str,
+        /// The key.
+        key: String,
+        /// What was wrong.
+        reason: String,
+    },
+    /// A peer registration conflicts with an existing one.
+    #[error("peer {name} is registered with id {existing}, not {wanted}")]
+    Conflict {
+        /// The node name.
+        name: String,
+        /// The id already registered.
+        existing: String,
+        /// The id we were asked to register.
+        wanted: String,
+    },
+}
+
+fn kv_err(bucket: &'static str) -> impl FnOnce(async_nats::Error) -> RegistryError {
+    move |source| RegistryError::Kv { bucket, source }
+}
+
+/// A node's readiness announcement: its exchange key, signed by its identity.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadyRecord {
+    /// The announcing node's id.
+    pub node_id: String,
+    /// Its X25519 public key for this process lifetime (base64).
+    pub exchange_key: String,
+    /// When the process started (Unix ms): a new value means a restarted node.
+    pub started_at_ms: u64,
+    /// Ed25519 signature over [`ReadyRecord::signed_bytes`] (base64).
+    pub signature: String,
+}
+
+impl ReadyRecord {
+    const DOMAIN: &'static [u8] = b"mpcium-rs/ready/v1";
+
+    fn signed_bytes(node_id: &str, exchange_key: &[u8; 32], started_at_ms: u64) -> Vec<u8> {
+        let mut out = Vec::with_capacity(64 + node_id.len());
+        out.extend_from_slice(Self::DOMAIN);
+        out.extend_from_slice(&(node_id.len() as u64).to_be_bytes());
+        out.extend_from_slice(node_id.as_bytes());
+        out.extend_from_slice(exchange_key);
+        out.extend_from_slice(&started_at_ms.to_be_bytes());
+        out
+    }
+
+    /// Make and sign a record.
+    pub fn new(node_id: &str, exchange_key: &[u8; 32], started_at_ms: u64, identity: &SigningKey) -> Self {
+        let sig = identity.sign(&Self::signed_bytes(node_id, exchange_key, started_at_ms));
+        Self {
+            node_id: node_id.to_owned(),
+            exchange_key: STANDARD.encode(exchange_key),
+            started_at_ms,
+            signature: STANDARD.encode(sig.to_bytes()),
+        }
+    }
+
+    /// Check the signature with the node's identity key and return the exchange key.
+    pub fn verify(&self, identity: &VerifyingKey) -> Option<[u8; 32]> {
+        let key: [u8; 32] = STANDARD.decode(&self.exchange_key).ok()?.try_into().ok()?;
+        let sig: [u8; 64] = STANDARD.decode(&self.signature).ok()?.try_into().ok()?;
+        identity
+            .verify_strict(
+                &Self::signed_bytes(&self.node_id, &key, self.started_at_ms),
+                &Signature::from_bytes(&sig),
+            )
+            .ok()?;
+        Some(key)
+    }
+}
+
+/// The original's per-wallet key metadata.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyInfo {
+    /// The node ids holding a share (a set; the order carries no meaning).
+    pub participant_peer_ids: Vec<String>,
+    /// t: a signature needs t+1 of them.
+    pub threshold: u32,
+    /// The key version (1 after keygen, +1 per reshare).
+    pub version: u32,
+}
+
+/// The KV key for a wallet's key info: `<curve>.<wallet>`, where a wallet id made only of
+/// `[A-Za-z0-9_-]` (and `=` after the first character) is used as it is and any other id is
+/// written `=` + base64url, so every wallet id maps to a distinct legal KV key.
+pub fn keyinfo_key(curve: &str, wallet_id: &str) -> String {
+    let plain = !wallet_id.is_empty()
+        && !wallet_id.starts_with('=')
+        && wallet_id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'='));
+    if plain {
+        format!("{curve}.{wallet_id}")
+    } else {
+        format!("{curve}.={}", URL_SAFE_NO_PAD.encode(wallet_id))
+    }
+}
+
+/// What this node knows of one peer.
+#[derive(Debug)]
+struct PeerState {
+    last_seen: Instant,
+    started_at_ms: u64,
+    pair_key: PairKey,
+}
+
+/// The live view of which peers are ready, and the pair key shared with each.
+#[derive(Clone)]
+pub struct PeerDirectory {
+    me: String,
+    ttl: Duration,
+    identities: Arc<HashMap<String, VerifyingKey>>,
+    exchange: Arc<ExchangeKey>,
+    peers: Arc<RwLock<HashMap<String, PeerState>>>,
+}
+
+impl PeerDirectory {
+    /// A directory for node `me`, knowing every peer's identity key (from the identity files).
+    pub fn new(
+        me: &str,
+        identities: HashMap<String, VerifyingKey>,
+        exchange: ExchangeKey,
+        ttl: Duration,
+    ) -> Self {
+        Self {
+            me: me.to_owned(),
+            ttl,
+            identities: Arc::new(identities),
+            exchange: Arc::new(exchange),
+            peers: Arc::new(RwLock::new(HashMap::new())),
+        }
+    }
+
+    /// This node's id.
+    pub fn me(&self) -> &str {
+        &self.me
+    }
+
+    /// The identity key of a configured node.
+    pub fn identity(&self, node_id: &str) -> Option<&VerifyingKey> {
+        self.identities.get(node_id)
+    }
+
+    /// Every configured node id (self included), sorted.
+    pub fn configured(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self.identities.keys().cloned().collect();
+        if !ids.contains(&self.me) {
+            ids.push(self.me.clone());
+        }
+        ids.sort();
+        ids
+    }
+
+    /// The nodes ready now (self included), sorted.
+    pub fn ready(&self) -> Vec<String> {
+        let now = Instant::now();
+        let mut ids: Vec<String> = match self.peers.read() {
+            Ok(peers) => peers
+                .iter()
+                .filter(|(_, s)| now.duration_since(s.last_seen) < self.ttl)
+                .map(|(id, _)| id.clone())
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        ids.push(self.me.clone());
+        ids.sort();
+        ids
+    }
+
+    /// The pair key shared with a ready peer.
+    pub fn pair_key(&self, peer: &str) -> Option<PairKey> {
+        let peers = self.peers.read().ok()?;
+        let state = peers.get(peer)?;
+        (Instant::now().duration_since(state.last_seen) < self.ttl).then(|| state.pair_key.clone())
+    }
+
+    /// Take in a record seen in the ready bucket. Returns false (and ignores it) when the
+    /// sender is unknown or the signature is bad.
+    pub fn observe(&self, record: &ReadyRecord) -> bool {
+        if record.node_id == self.me {
+            return true;
+        }
+        let Some(identity) = self.identities.get(&record.node_id) else {
+            tracing::warn!(node = %record.node_id, "ready record from a node that is not a configured peer; ignored");
+            return false;
+        };
+        let Some(exchange) = record.verify(identity) else {
+            tracing::warn!(node = %record.node_id, "ready record with a bad signature; ignored");
+            return false;
+        };
+        let Some(pair_key) = self.exchange.pair_key(&self.me, &record.node_id, &exchange) else {
+            tracing::warn!(node = %record.node_id, "ready record with a low-order exchange key; ignored");
+            return false;
+        };
+        if let Ok(mut peers) = self.peers.write() {
+            let restarted =
+                peers.get(&record.node_id).is_some_and(|p| p.started_at_ms != record.started_at_ms);
+            if restarted {
+                tracing::info!(node = %record.node_id, "peer restarted");
+            }
+            peers.insert(
+                record.node_id.clone(),
+                PeerState { last_seen: Instant::now(), started_at_ms: record.started_at_ms, pair_key },
+            );
+        }
+        true
+    }
+
+    /// Forget a peer (its ready key was deleted).
+    pub fn forget(&self, node_id: &str) {
+        if let Ok(mut peers) = self.peers.write() {
+            peers.remove(node_id);
+        }
+    }
+
+    fn record(&self, identity: &SigningKey, started_at_ms: u64) -> ReadyRecord {
+        ReadyRecord::new(&self.me, &self.exchange.public(), started_at_ms, identity)
+    }
+}
+
+/// The three KV buckets.
+#[derive(Clone)]
+pub struct Registry {
+    peers: kv::Store,
+    ready: kv::Store,
+    keyinfo: kv::Store,
+}
+
+/// How often a node re-announces itself, and after how long silence a peer counts as gone.
+#[derive(Debug, Clone, Copy)]
+pub struct Heartbeat {
+    /// Period of the re-announcement.
+    pub period: Duration,
+    /// Silence after which a peer is not ready (and the bucket's max age).
+    pub ttl: Duration,
+}
+
+impl Heartbeat {
+    /// `period`, with a TTL of three periods.
+    pub fn every(period: Duration) -> Self {
+        Self { period, ttl: period * 3 }
+    }
+}
+
+async fn open_bucket(js: &jetstream::Context, config: kv::Config) -> Result<kv::Store, RegistryError> {
+    let bucket: &'static str = match config.bucket.as_str() {
+        PEERS_BUCKET => PEERS_BUCKET,
+        READY_BUCKET => READY_BUCKET,
+        _ => KEYINFO_BUCKET,
+    };
+    if let Ok(store) = js.get_key_value(config.bucket.clone()).await {
+        return Ok(store);
+    }
+    js.create_key_value(config).await.map_err(|e| kv_err(bucket)(e.into()))
+}
+
+impl Registry {
+    /// Open the buckets, creating them when absent.
+    pub async fn open(js: &jetstream::Context, heartbeat: Heartbeat) -> Result<Self, RegistryError> {
+        let peers = open_bucket(
+            js,
+            kv::Config {
+                bucket: PEERS_BUCKET.into(),
+                description: "mpcium peers: name -> node id".into(),
+                history: 1,
+                ..Default::default()
+            },
+        )
+        .await?;
+        let ready = open_bucket(
+            js,
+            kv::Config {
+                bucket: READY_BUCKET.into(),
+                description: "mpcium readiness: node id -> signed exchange key".into(),
+                history: 1,
+                max_age: heartbeat.ttl,
+                ..Default::default()
+            },
+        )
+        .await?;
+        let keyinfo = open_bucket(
+            js,
+            kv::Config {
+                bucket: KEYINFO_BUCKET.into(),
+                description: "mpcium wallet key info".into(),
+                history: 5,
+                ..Default::default()
+            },
+        )
+        .await?;
+        Ok(Self { peers, ready, keyinfo })
+    }
+
+    /// Register a peer name → id; an existing equal entry is kept, a different one is a conflict.
+    pub async fn register_peer(&self, name: &str, node_id: &str) -> Result<bool, RegistryError> {
+        if let Some(existing) = self.peers.get(name).await.map_err(|e| kv_err(PEERS_BUCKET)(e.into()))? {
+            let existing = String::from_utf8_lossy(&existing).into_owned();
+            if existing == node_id {
+                return Ok(false);
+            }
+            return Err(RegistryError::Conflict { name: name.into(), existing, wanted: node_id.into() });
+        }
+        self.peers
+            .create(name, node_id.to_owned().into())
+            .await
+            .map_err(|e| kv_err(PEERS_BUCKET)(e.into()))?;
+        Ok(true)
+    }
+
+    /// Every registered peer, name → id.
+    pub async fn peers(&self) -> Result<BTreeMap<String, String>, RegistryError> {
+        let mut out = BTreeMap::new();
+        let mut keys = self.peers.keys().await.map_err(|e| kv_err(PEERS_BUCKET)(e.into()))?;
+        while let Some(key) = keys.next().await {
+            let key = key.map_err(|e| kv_err(PEERS_BUCKET)(e.into()))?;
+            if let Some(v) = self.peers.get(&key).await.map_err(|e| kv_err(PEERS_BUCKET)(e.into()))? {
+                out.insert(key, String::from_utf8_lossy(&v).into_owned());
+            }
+        }
+        Ok(out)
+    }
+
+    /// Announce this node as ready (once).
+    pub async fn announce(
+        &self,
+        dir: &PeerDirectory,
+        identity: &SigningKey,
+        started_at_ms: u64,
+    ) -> Result<(), RegistryError> {
+        let record = dir.record(identity, started_at_ms);
+        let bytes = serde_json::to_vec(&record).map_err(|e| RegistryError::Corrupt {
+            bucket: READY_BUCKET,
+            key: dir.me.clone(),
+            reason: e.to_string(),
+        })?;
+        self.ready.put(&dir.me, bytes.into()).await.map_err(|e| kv_err(READY_BUCKET)(e.into()))?;
+        Ok(())
+    }
+
+    /// Withdraw this node's readiness (graceful shutdown).
+    pub async fn withdraw(&self, node_id: &str) -> Result<(), RegistryError> {
+        self.ready.delete(node_id).await.map_err(|e| kv_err(READY_BUCKET)(e.into()))
+    }
+
+    /// Keep announcing every `heartbeat.period` until `stop` is set; logs (does not end) on a
+    /// failed put, so a NATS outage does not kill the node.
+    pub fn spawn_heartbeat(
+        &self,
+        dir: PeerDirectory,
+        identity: SigningKey,
+        heartbeat: Heartbeat,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) -> tokio::task::JoinHandle<()> {
+        let registry = self.clone();
+        let started = now_ms();
+        tokio::spawn(async move {
+            loop {
+                if let Err(e) = registry.announce(&dir, &identity, started).await {
+                    tracing::warn!(error = %e, "heartbeat failed");
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(heartbeat.period) => {}
+                    _ = stop.changed() => break,
+                }
+                if *stop.borrow() {
+                    break;
+                }
+            }
+        })
+    }
+
+    /// Follow the ready bucket into `dir` until `stop` is set (re-watching after errors).
+    pub fn spawn_watch(
+        &self,
+        dir: PeerDirectory,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) -> tokio::task::JoinHandle<()> {
+        let ready = self.ready.clone();
+        tokio::spawn(async move {
+            loop {
+                match ready.watch_with_history(">").await {
+                    Ok(mut watch) => loop {
+                        tokio::select! {
+                            entry = watch.next() => match entry {
+                                Some(Ok(entry)) => apply(&dir, entry),
+                                Some(Err(e)) => { tracing::warn!(error = %e, "ready watch error"); break; }
+                                None => break,
+                            },
+                            _ = stop.changed() => return,
+                        }
+                    },
+                    Err(e) => tracing::warn!(error = %e, "cannot watch the ready bucket"),
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                    _ = stop.changed() => return,
+                }
+            }
+        })
+    }
+
+    /// A wallet's key info for one curve, if the wallet exists.
+    pub async fn keyinfo(&self, curve: &str, wallet_id: &str) -> Result<Option<KeyInfo>, RegistryError> {
+        let key = keyinfo_key(curve, wallet_id);
+        let Some(bytes) = self.keyinfo.get(&key).await.map_err(|e| kv_err(KEYINFO_BUCKET)(e.into()))? else {
+            return Ok(None);
+        };
+        serde_json::from_slice(&bytes).map(Some).map_err(|e| RegistryError::Corrupt {
+            bucket: KEYINFO_BUCKET,
+            key,
+            reason: e.to_string(),
+        })
+    }
+
+    /// Write a wallet's key info (every participant writes the same content).
+    pub async fn put_keyinfo(
+        &self,
+        curve: &str,
+        wallet_id: &str,
+        info: &KeyInfo,
+    ) -> Result<(), RegistryError> {
+        let key = keyinfo_key(curve, wallet_id);
+        let bytes = serde_json::to_vec(info).map_err(|e| RegistryError::Corrupt {
+            bucket: KEYINFO_BUCKET,
+            key: key.clone(),
+            reason: e.to_string(),
+        })?;
+        self.keyinfo.put(&key, bytes.into()).await.map_err(|e| kv_err(KEYINFO_BUCKET)(e.into()))?;
+        Ok(())
+    }
+}
+
+fn apply(dir: &PeerDirectory, entry: kv::Entry) {
+    match entry.operation {
+        kv::Operation::Put => match serde_json::from_slice::<ReadyRecord>(&entry.value) {
+            Ok(record) if record.node_id == entry.key => {
+                dir.observe(&record);
+            }
+            Ok(_) => tracing::warn!(key = %entry.key, "ready record under another node's key; ignored"),
+            Err(e) => tracing::warn!(key = %entry.key, error = %e, "malformed ready record; ignored"),
+        },
+        kv::Operation::Delete | kv::Operation::Purge => dir.forget(&entry.key),
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand_core::OsRng;
+
+    #[test]
+    fn keyinfo_keys_are_legal_and_distinct() {
+        assert_eq!(keyinfo_key("ecdsa", "wallet-1_A"), "ecdsa.wallet-1_A");
+        let odd = keyinfo_key("eddsa", "a:b");
+        assert!(odd.starts_with("eddsa.="), "{odd}");
+        assert_ne!(keyinfo_key("eddsa", "=x"), keyinfo_key("eddsa", "x"));
+        for id in ["a:b", "=x", "ü", "a b"] {
+            let k = keyinfo_key("ecdsa", id);
+            assert!(k.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_=.".contains(&b)), "{k}");
+        }
+    }
+
+    #[test]
+    fn ready_record_signature_binds_every_field() {
+        let id = SigningKey::generate(&mut OsRng);
+        let rec = ReadyRecord::new("node0", &[9; 32], 42, &id);
+        assert_eq!(rec.verify(&id.verifying_key()), Some([9; 32]));
+        let mut other = rec.clone();
+        other.started_at_ms = 43;
+        assert_eq!(other.verify(&id.verifying_key()), None);
+        let mut other = rec.clone();
+        other.node_id = "node1".into();
+        assert_eq!(other.verify(&id.verifying_key()), None);
+        assert_eq!(rec.verify(&SigningKey::generate(&mut OsRng).verifying_key()), None);
+    }
+}
