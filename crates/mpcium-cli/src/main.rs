@@ -1,34 +1,60 @@
-//! `mpcium-cli`: the operator's tool. One module per command under `cmd/`; this file only parses
-//! the command line and dispatches.
+//! `mpcium-cli`: operator tool for mpcium nodes.
+//!
+//! Each command lives in its own module under [`cmd`]; `main` only parses arguments and
+//! dispatches.
 
 mod cmd;
+mod config;
+mod password;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-/// Operator CLI for an mpcium cluster.
-#[derive(Parser)]
-#[command(name = "mpcium-cli", disable_version_flag = true)]
+/// Command-line interface of `mpcium-cli`.
+#[derive(Debug, Parser)]
+#[command(name = "mpcium-cli", about = "Operator tool for mpcium nodes", disable_version_flag = true)]
 struct Cli {
+    /// Path of the node's config.yaml (only `badger_password`, `db_path` and `backup_dir` are read
+    /// by the store commands).
+    #[arg(short = 'c', long, global = true, value_name = "config.yaml")]
+    config: Option<PathBuf>,
+
     #[command(subcommand)]
     command: Command,
 }
 
-#[derive(Subcommand)]
+#[derive(Debug, Subcommand)]
 enum Command {
+    /// Restore a node's store from its encrypted backup files.
+    Recover(cmd::recover::RecoverArgs),
+    /// Change the store password (optionally re-encrypting every value under a new data key).
+    Rekey(cmd::rekey::RekeyArgs),
     /// Print the version.
     Version,
 }
 
-fn main() -> std::process::ExitCode {
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
     let cli = Cli::parse();
+    let ctx = cmd::Context { config_path: cli.config };
     let result = match cli.command {
+        Command::Recover(args) => cmd::recover::run(&ctx, args),
+        Command::Rekey(args) => cmd::rekey::run(&ctx, args),
         Command::Version => cmd::version::run(),
     };
     match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
-            std::process::ExitCode::FAILURE
+            eprintln!("Error: {e:#}");
+            ExitCode::FAILURE
         }
     }
 }

@@ -1,3 +1,26 @@
-//! One module per `mpcium-cli` command.
+//! One module per command.
 
+pub mod recover;
+pub mod rekey;
 pub mod version;
+
+use std::path::PathBuf;
+
+use crate::config::StoreConfig;
+
+/// What every command may need from the global flags.
+#[derive(Debug)]
+pub struct Context {
+    /// `--config` path, if given.
+    pub config_path: Option<PathBuf>,
+}
+
+impl Context {
+    /// Loads the config file if `--config` was given; an empty config otherwise.
+    pub fn store_config(&self) -> anyhow::Result<StoreConfig> {
+        match &self.config_path {
+            Some(path) => StoreConfig::load(path),
+            None => Ok(StoreConfig::default()),
+        }
+    }
+}

@@ -1,6 +1,6 @@
 //! `mpcium-cli version`.
 
-/// Print `mpcium-cli version <version>` like the original.
+/// Prints `mpcium-cli version <crate version>`.
 pub fn run() -> anyhow::Result<()> {
     println!("mpcium-cli version {}", env!("CARGO_PKG_VERSION"));
     Ok(())
