@@ -1,1 +1,44 @@
-//! Threshold ECDSA on secp256k1 with DKLs23 (owner: ECDSA engine work).
+//! Threshold ECDSA on secp256k1 with DKLs23 (the `dkls23` crate, pinned at 0.6.2).
+//!
+//! DKLs23 (Doerner, Kondi, Lee, shelat; eprint 2023/765) signs with pairwise two-party
+//! multiplications built on oblivious transfer: no Paillier, no range proofs. The expensive part
+//! is the one-time setup between every pair of parties (base OT), done in [`Keygen`] or, for a
+//! committee that already holds Shamir shares (after a resharing), in [`Setup`].
+//!
+//! Thresholds: our `t` is the original's `mpc_threshold`: `t + 1` parties sign and `t` learn
+//! nothing. dkls23's own `threshold` parameter is the number of signers, so it is set to `t + 1`.
+//! Party ids are `1..=n` (at most 255, dkls23 numbers parties with a `u8`).
+//!
+//! Protocols (all sans-IO [`Protocol`](crate::Protocol) state machines; every message carries the
+//! [`ExecutionId`](crate::ExecutionId) and its round and is refused otherwise):
+//!
+//! | protocol | message rounds | result |
+//! |---|---|---|
+//! | [`Keygen`] | 3 (fragments, commitments, openings + OT setup) | [`KeyShare`] |
+//! | [`Setup`] | 2 (commitments, openings + OT setup) | [`KeyShare`] |
+//! | [`Presign`] | 2 (multiplication, consistency) | [`Presignature`] |
+//! | [`SignOnline`] | 1 (signature shares) | [`EcdsaSignature`] |
+//! | [`Sign`] | 3 (presign + online) | [`EcdsaSignature`] |
+//!
+//! A failed check aborts with [`ProtocolError::Faulty`](crate::ProtocolError::Faulty) naming the
+//! peer. Where DKLs23 cannot tell who cheated (inconsistent DKG polynomial, a bad share in the
+//! last signing round, which only shows as an invalid signature) every other participant is
+//! named. Never retry silently with a named party: OT-based ECDSA is open to selective-abort
+//! attacks.
+//!
+//! HD wallets: [`derive_child`] is BIP32 non-hardened public derivation with the cluster's
+//! chain code (spec §6.3); signing with an [`HdPath`] shifts every share by the path's tweak.
+
+mod abort;
+mod hd;
+mod keygen;
+mod keyshare;
+mod sign;
+mod wire;
+
+pub use hd::{ChildKey, HARDENED, HdError, HdPath, derive_child, derive_child_key};
+pub use keygen::{Keygen, Setup, SetupInput};
+pub use keyshare::{KEY_SHARE_FORMAT_VERSION, KeyShare, KeyShareError};
+pub use sign::{
+    EcdsaSignature, PRESIGNATURE_FORMAT_VERSION, Presign, Presignature, PresignatureError, Sign, SignOnline,
+};
