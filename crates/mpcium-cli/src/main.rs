@@ -5,6 +5,7 @@
 
 mod cmd;
 mod config;
+mod key_output;
 mod password;
 
 use std::path::PathBuf;
@@ -27,6 +28,14 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Write peers.json: node names node0… with random UUID node IDs.
+    GeneratePeers(cmd::generate_peers::GeneratePeersArgs),
+    /// Generate a node's Ed25519 identity and private key files.
+    GenerateIdentity(cmd::generate_identity::GenerateIdentityArgs),
+    /// Generate the event initiator's signing key files.
+    GenerateInitiator(cmd::generate_initiator::GenerateInitiatorArgs),
+    /// Generate an authorizer's signing key files.
+    GenerateAuthorizer(cmd::generate_authorizer::GenerateAuthorizerArgs),
     /// Restore a node's store from its encrypted backup files.
     Recover(cmd::recover::RecoverArgs),
     /// Change the store password (optionally re-encrypting every value under a new data key).
@@ -46,6 +55,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let ctx = cmd::Context { config_path: cli.config };
     let result = match cli.command {
+        Command::GeneratePeers(args) => cmd::generate_peers::run(args),
+        Command::GenerateIdentity(args) => cmd::generate_identity::run(args),
+        Command::GenerateInitiator(args) => cmd::generate_initiator::run(args),
+        Command::GenerateAuthorizer(args) => cmd::generate_authorizer::run(args),
         Command::Recover(args) => cmd::recover::run(&ctx, args),
         Command::Rekey(args) => cmd::rekey::run(&ctx, args),
         Command::Version => cmd::version::run(),

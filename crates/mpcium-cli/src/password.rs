@@ -1,8 +1,8 @@
 //! Where passwords come from: a file, a prompt, or the config; never a command-line value.
 //!
-//! Precedence for the current password (as the original): `--password-file` > `--prompt-password`
-//! > `BADGER_PASSWORD` / config `badger_password` > an interactive prompt when stdin is a
-//! terminal.
+//! Precedence for the current password (as the original): `--password-file`, then
+//! `--prompt-password`, then `BADGER_PASSWORD` / config `badger_password`, then an interactive
+//! prompt when stdin is a terminal.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};

@@ -1,5 +1,9 @@
 //! One module per command.
 
+pub mod generate_authorizer;
+pub mod generate_identity;
+pub mod generate_initiator;
+pub mod generate_peers;
 pub mod recover;
 pub mod rekey;
 pub mod version;
