@@ -1,0 +1,345 @@
+//! Threshold EdDSA end to end with every party simulated: keygen, signing (plain and HD),
+//! resharing and refresh, each signature checked with `ed25519-dalek`'s `verify_strict`; and
+//! malicious parties named.
+
+use curve25519_dalek::constants::ED25519_BASEPOINT_POINT;
+use curve25519_dalek::edwards::CompressedEdwardsY;
+use curve25519_dalek::scalar::Scalar;
+use ed25519_dalek::{Signature, VerifyingKey};
+use hmac::{Hmac, KeyInit, Mac};
+use k256::elliptic_curve::bigint::{NonZero, U256};
+use mpcium_tss::eddsa::{KeyShare, Keygen, Reshare, ReshareResult, Sign, derive_child, serialize_point};
+use mpcium_tss::reshare::{Member, Roster};
+use mpcium_tss::{
+    ExecutionContext, ExecutionId, KeyType, Operation, PartyId, ProtocolError, simulate, simulate_with,
+};
+
+fn exec(operation: Operation, request: &str) -> ExecutionId {
+    ExecutionId::new(&ExecutionContext {
+        operation,
+        key_type: KeyType::Ed25519,
+        wallet_id: "wallet-ed",
+        key_version: 1,
+        participants: &["n1", "n2", "n3"],
+        new_participants: &[],
+        request_id: request,
+    })
+}
+
+fn keygen(n: u16, t: u16) -> Vec<KeyShare> {
+    let ids: Vec<PartyId> = (1..=n).collect();
+    let id = exec(Operation::Keygen, &format!("kg-{n}-{t}"));
+    let parties = ids.iter().map(|&p| (p, Keygen::new(id, p, &ids, t).unwrap())).collect();
+    let shares: Vec<KeyShare> =
+        simulate(parties).into_iter().map(|(p, r)| r.unwrap_or_else(|e| panic!("{p}: {e}"))).collect();
+    for s in &shares {
+        assert_eq!(s.public_key_bytes(), shares[0].public_key_bytes(), "one public key");
+        assert_eq!(s.threshold(), t);
+        assert_eq!(s.parties(), ids);
+    }
+    shares
+}
+
+fn verify(public_key: &[u8; 32], message: &[u8], signature: &[u8; 64]) {
+    let vk = VerifyingKey::from_bytes(public_key).unwrap();
+    vk.verify_strict(message, &Signature::from_bytes(signature)).expect("verify_strict");
+}
+
+/// Sign with the given holders (exactly t+1) and check every signer's output.
+fn sign(shares: &[&KeyShare], message: &[u8], derivation: Option<(&[u8; 32], &[u32])>) -> [u8; 64] {
+    let signers: Vec<PartyId> = shares.iter().map(|s| s.party()).collect();
+    let id = exec(Operation::Sign, "tx");
+    let parties = shares
+        .iter()
+        .map(|s| {
+            let p = match derivation {
+                None => Sign::new(id, s, &signers, message),
+                Some((cc, path)) => Sign::with_derivation(id, s, &signers, message, cc, path),
+            };
+            (s.party(), p.unwrap())
+        })
+        .collect();
+    let sigs: Vec<[u8; 64]> =
+        simulate(parties).into_iter().map(|(p, r)| r.unwrap_or_else(|e| panic!("{p}: {e}"))).collect();
+    assert!(sigs.iter().all(|s| *s == sigs[0]), "every signer outputs the same signature");
+    let pk = match derivation {
+        None => shares[0].public_key_bytes(),
+        Some((cc, path)) => independent_child(&shares[0].public_key_bytes(), cc, path).0,
+    };
+    verify(&pk, message, &sigs[0]);
+    sigs[0]
+}
+
+fn first(shares: &[KeyShare], k: usize) -> Vec<&KeyShare> {
+    shares.iter().take(k).collect()
+}
+
+fn last(shares: &[KeyShare], k: usize) -> Vec<&KeyShare> {
+    shares.iter().skip(shares.len() - k).collect()
+}
+
+// ---- HD derivation from the definition (spec §6.3), written independently of the crate ----
+
+const P_HEX: &str = "7fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffed";
+
+/// Check that `x` is the affine X of the point with encoding `enc`: the curve equation
+/// −x² + y² = 1 + d·x²·y² holds and x's parity is the encoding's sign bit.
+fn assert_affine_x(enc: &[u8; 32], x_be: &[u8]) {
+    let p = NonZero::new(U256::from_be_hex(P_HEX)).unwrap();
+    let mut y_le = *enc;
+    let sign = y_le[31] >> 7;
+    y_le[31] &= 0x7f;
+    let y = U256::from_le_slice(&y_le);
+    let x = U256::from_be_slice(x_be);
+    // d = -121665 / 121666: check d·121666 + 121665 ≡ 0 instead of computing d.
+    let d = U256::from_be_hex("52036cee2b6ffe738cc740797779e89800700a4d4141d8ab75eb4dca135978a3");
+    let zero = d.mul_mod(&U256::from_u32(121666), &p).add_mod(&U256::from_u32(121665), &p);
+    assert_eq!(zero, U256::ZERO, "d constant");
+    let x2 = x.mul_mod(&x, &p);
+    let y2 = y.mul_mod(&y, &p);
+    let lhs = y2.sub_mod(&x2, &p);
+    let rhs = U256::ONE.add_mod(&d.mul_mod(&x2, &p).mul_mod(&y2, &p), &p);
+    assert_eq!(lhs, rhs, "(x, y) is on the curve");
+    assert_eq!(x_be[31] & 1, sign, "x parity matches the encoding");
+}
+
+/// The child key and tweak, computed with dalek, hmac and the definition.
+fn independent_child(master: &[u8; 32], chain_code: &[u8; 32], path: &[u32]) -> ([u8; 32], Scalar) {
+    let mut point = CompressedEdwardsY(*master).decompress().unwrap();
+    let mut chain = *chain_code;
+    let mut tweak = Scalar::ZERO;
+    for &i in path {
+        let ser = serialize_point(&point);
+        let enc = point.compress().to_bytes();
+        assert_eq!(ser[0], if enc[0] & 1 == 1 { 3 } else { 2 }, "prefix from Y parity");
+        assert_affine_x(&enc, &ser[1..]);
+        let mut mac = <Hmac<sha2_011::Sha512> as KeyInit>::new_from_slice(&chain).unwrap();
+        mac.update(&ser);
+        mac.update(&i.to_be_bytes());
+        let out = mac.finalize().into_bytes();
+        let mut il_le: [u8; 32] = out[..32].try_into().unwrap();
+        il_le.reverse();
+        let il = Scalar::from_bytes_mod_order(il_le);
+        point += ED25519_BASEPOINT_POINT * il;
+        tweak += il;
+        chain.copy_from_slice(&out[32..]);
+    }
+    (point.compress().to_bytes(), tweak)
+}
+
+#[test]
+fn hd_derivation_matches_the_definition() {
+    // The original's own cross-check setup: master = G, chain code 01..20, path 44/501/i/0.
+    let chain: [u8; 32] = std::array::from_fn(|i| i as u8 + 1);
+    let master = ED25519_BASEPOINT_POINT.compress().to_bytes();
+    for i in 0..20 {
+        let path = [44, 501, i, 0];
+        let d = derive_child(&master, &chain, &path).unwrap();
+        let (pk, tweak) = independent_child(&master, &chain, &path);
+        assert_eq!(d.public_key, pk, "path {path:?}");
+        assert_eq!(d.tweak, tweak);
+        assert_eq!((ED25519_BASEPOINT_POINT * (Scalar::ONE + tweak)).compress().to_bytes(), pk);
+    }
+    assert!(derive_child(&master, &chain, &[44, 1 << 31]).is_err(), "hardened refused");
+}
+
+// ---- engine tests ----
+
+const CASES: [(u16, u16); 4] = [(3, 1), (3, 2), (5, 2), (5, 3)];
+
+#[test]
+fn keygen_sign_and_hd_sign_for_every_committee_shape() {
+    let chain = [7u8; 32];
+    for (n, t) in CASES {
+        let shares = keygen(n, t);
+        let k = usize::from(t) + 1;
+        sign(&first(&shares, k), b"hello mpcium", None);
+        sign(&last(&shares, k), b"another signer set", None);
+        sign(&first(&shares, k), b"solana transfer", Some((&chain, &[44, 501, 0, 0])));
+    }
+}
+
+#[test]
+fn refresh_then_sign_for_every_committee_shape() {
+    for (n, t) in CASES {
+        let shares = keygen(n, t);
+        let k = usize::from(t) + 1;
+        let signers: Vec<PartyId> = shares.iter().skip(shares.len() - k).map(|s| s.party()).collect();
+        let id = exec(Operation::Refresh, &format!("rf-{n}-{t}"));
+        let parties =
+            shares.iter().map(|s| (s.party(), Reshare::refresh(id, s, &signers).unwrap())).collect();
+        let fresh = new_shares(simulate(parties));
+        assert_eq!(fresh.len(), usize::from(n));
+        for (old, new) in shares.iter().zip(&fresh) {
+            assert_eq!(new.public_key_bytes(), old.public_key_bytes());
+            assert_ne!(new.public_shares(), old.public_shares(), "shares changed");
+        }
+        sign(&first(&fresh, k), b"after refresh", None);
+    }
+}
+
+fn new_shares(results: Vec<(PartyId, Result<ReshareResult, ProtocolError>)>) -> Vec<KeyShare> {
+    results
+        .into_iter()
+        .filter_map(|(p, r)| match r.unwrap_or_else(|e| panic!("{p}: {e}")) {
+            ReshareResult::Share(s) => Some(*s),
+            ReshareResult::Retired => None,
+        })
+        .collect()
+}
+
+/// Run a reshare of `shares` (old t) with the given roster; transport ids ≥ 1.
+fn reshare(shares: &[KeyShare], roster: Roster, t_new: u16, request: &str) -> Vec<KeyShare> {
+    let id = exec(Operation::Reshare, request);
+    let old = shares[0].old_key();
+    let parties = roster
+        .members()
+        .iter()
+        .map(|m| {
+            let share = m.old.map(|o| &shares[usize::from(o) - 1]);
+            (m.id, Reshare::new(id, m.id, roster.clone(), t_new, old.clone(), share).unwrap())
+        })
+        .collect();
+    let out = new_shares(simulate(parties));
+    for s in &out {
+        assert_eq!(s.public_key_bytes(), shares[0].public_key_bytes(), "public key kept");
+        assert_eq!(s.threshold(), t_new);
+    }
+    out
+}
+
+#[test]
+fn reshare_to_fewer_more_and_higher_threshold_then_sign() {
+    let shares = keygen(3, 1);
+    // 3 → 2 parties (t' = 1): old 1 and 2 deal and keep new ids 1 and 2; 3 is dropped.
+    let roster = Roster::new(vec![
+        Member { id: 1, old: Some(1), new: Some(1) },
+        Member { id: 2, old: Some(2), new: Some(2) },
+    ])
+    .unwrap();
+    let two = reshare(&shares, roster, 1, "to-2");
+    assert_eq!(two.len(), 2);
+    sign(&first(&two, 2), b"after 3->2", None);
+
+    // 3 → 4 parties (t' = 1): old 2 and 3 deal; old 3 leaves; three newcomers.
+    let roster = Roster::new(vec![
+        Member { id: 1, old: Some(2), new: Some(1) },
+        Member { id: 2, old: Some(3), new: None },
+        Member { id: 3, old: None, new: Some(2) },
+        Member { id: 4, old: None, new: Some(3) },
+        Member { id: 5, old: None, new: Some(4) },
+    ])
+    .unwrap();
+    let four = reshare(&shares, roster, 1, "to-4");
+    assert_eq!(four.len(), 4);
+    sign(&last(&four, 2), b"after 3->4", None);
+
+    // t = 1 → t' = 2 on the same three parties, then a 3-signer (and an HD) signature.
+    let roster = Roster::new(vec![
+        Member { id: 1, old: Some(1), new: Some(1) },
+        Member { id: 2, old: Some(3), new: Some(2) },
+        Member { id: 3, old: None, new: Some(3) },
+    ])
+    .unwrap();
+    let higher = reshare(&shares, roster, 2, "t-up");
+    sign(&first(&higher, 3), b"after t 1->2", None);
+    sign(&first(&higher, 3), b"hd after t 1->2", Some((&[9; 32], &[44, 501, 0, 0])));
+}
+
+// ---- malicious parties ----
+
+fn assert_all_blame(results: &[(PartyId, Result<impl std::fmt::Debug, ProtocolError>)], culprit: PartyId) {
+    for (p, r) in results {
+        if *p == culprit {
+            continue;
+        }
+        let e = r.as_ref().expect_err("honest party must abort");
+        assert_eq!(e.culprits(), &[culprit], "party {p}: {e}");
+    }
+}
+
+#[test]
+fn a_corrupted_signature_share_names_its_signer() {
+    let shares = keygen(3, 1);
+    let signers = [1, 2];
+    let id = exec(Operation::Sign, "bad-share");
+    let parties =
+        shares[..2].iter().map(|s| (s.party(), Sign::new(id, s, &signers, b"m").unwrap())).collect();
+    // Tag 2 = signature share: nudge the scalar's lowest byte (stays canonical).
+    let results = simulate_with(parties, |from, _, data| {
+        if from == 2 && data[0] == 2 {
+            let i = data.len() - 32;
+            data[i] ^= 1;
+        }
+    });
+    assert_all_blame(&results, 2);
+    let e = results[0].1.as_ref().unwrap_err();
+    assert!(e.to_string().contains("signature share"), "{e}");
+}
+
+#[test]
+fn a_corrupted_keygen_share_or_commitment_names_its_sender() {
+    let ids = [1, 2, 3];
+    let start = |req: &str| {
+        let id = exec(Operation::Keygen, req);
+        ids.iter().map(|&p| (p, Keygen::new(id, p, &ids, 1).unwrap())).collect::<Vec<_>>()
+    };
+    // A private DKG share (tag 2) from party 3, nudged in its lowest scalar byte.
+    let results = simulate_with(start("bad-kg-share"), |from, _, data| {
+        if from == 3 && data[0] == 2 {
+            let i = data.len() - 32;
+            data[i] ^= 1;
+        }
+    });
+    assert_all_blame(&results, 3);
+    // A round-1 package (tag 1) from party 2 whose proof of knowledge of the committed constant
+    // term is wrong (the last 32 bytes are the proof's response scalar).
+    let results = simulate_with(start("bad-kg-commitment"), |from, _, data| {
+        if from == 2 && data[0] == 1 {
+            let i = data.len() - 32;
+            data[i] ^= 1;
+        }
+    });
+    assert_all_blame(&results, 2);
+}
+
+#[test]
+fn a_message_of_another_execution_is_refused() {
+    let shares = keygen(3, 2);
+    let signers = [1, 2, 3];
+    let id = exec(Operation::Sign, "run-a");
+    let other = exec(Operation::Sign, "run-b");
+    let parties = shares.iter().map(|s| (s.party(), Sign::new(id, s, &signers, b"m").unwrap())).collect();
+    let results = simulate_with(parties, |from, _, data| {
+        if from == 3 {
+            data[1..33].copy_from_slice(other.as_bytes());
+        }
+    });
+    assert_all_blame(&results, 3);
+    assert!(results[0].1.as_ref().unwrap_err().to_string().contains("another execution"));
+}
+
+#[test]
+fn key_share_round_trips_and_refuses_damaged_blobs() {
+    let shares = keygen(3, 1);
+    let bytes = shares[0].to_bytes().unwrap();
+    let back = KeyShare::from_bytes(&bytes).unwrap();
+    assert_eq!(back, shares[0]);
+    sign(&[&back, &shares[2]], b"reloaded", None);
+    // Truncated anywhere, or any single bit flipped: refused.
+    for len in [0, 1, bytes.len() / 2, bytes.len() - 1] {
+        assert!(KeyShare::from_bytes(&bytes[..len]).is_err(), "truncated to {len}");
+    }
+    for i in 0..bytes.len() {
+        let mut damaged = bytes.to_vec();
+        damaged[i] ^= 0x10;
+        assert!(KeyShare::from_bytes(&damaged).is_err(), "flipped byte {i}");
+    }
+    // The serde form validates too (no checksum there): a wrong secret is refused.
+    let mut wire = serde_json::to_value(&shares[0]).unwrap();
+    wire["signing_share"][0] = serde_json::json!(wire["signing_share"][0].as_u64().unwrap() ^ 1);
+    assert!(serde_json::from_value::<KeyShare>(wire).is_err());
+    // Debug never prints the secret.
+    let dbg = format!("{:?}", shares[0]);
+    assert!(dbg.contains("redacted"));
+}
