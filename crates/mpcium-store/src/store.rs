@@ -238,6 +238,30 @@ impl Store {
         Ok(())
     }
 
+    /// Stores several values in one durable transaction: all of them or none (e.g. a wallet's
+    /// ECDSA and EdDSA shares together).
+    pub fn put_many(&self, entries: &[(RecordKey, &[u8])]) -> Result<()> {
+        let mut sealed = Vec::with_capacity(entries.len());
+        for (key, value) in entries {
+            check_value(key, value)?;
+            sealed.push(self.seal_value(key, value)?);
+        }
+        let txn = self.begin_write()?;
+        {
+            let mut records = txn.open_table(RECORDS)?;
+            for ((key, _), sealed) in entries.iter().zip(&sealed) {
+                records.insert(key.as_str(), sealed.as_slice())?;
+            }
+        }
+        for (key, _) in entries {
+            if !key.is_ephemeral() {
+                append_change(&txn, key)?;
+            }
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
     /// Reads and decrypts the value under `key`.
     pub fn get(&self, key: &RecordKey) -> Result<Option<Zeroizing<Vec<u8>>>> {
         let txn = self.db.begin_read()?;

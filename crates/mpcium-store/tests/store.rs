@@ -267,3 +267,17 @@ fn second_open_is_refused_while_locked() {
     let err = Store::open(&path, PW, &opts()).unwrap_err();
     assert!(matches!(err, StoreError::Locked { .. }), "{err}");
 }
+
+#[test]
+fn put_many_is_all_or_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::create(dir.path().join("s.db"), PW, &opts()).unwrap();
+    let ecdsa = RecordKey::share(ShareKind::Ecdsa, "w", 0).unwrap();
+    let eddsa = RecordKey::share(ShareKind::Eddsa, "w", 0).unwrap();
+    s.put_many(&[(ecdsa.clone(), &b"e1"[..]), (eddsa.clone(), &b"d1"[..])]).unwrap();
+    assert_eq!(s.get(&eddsa).unwrap().unwrap().as_slice(), b"d1");
+    let too_big = vec![0u8; MAX_VALUE_LEN + 1];
+    let err = s.put_many(&[(ecdsa.clone(), &b"e2"[..]), (eddsa.clone(), too_big.as_slice())]).unwrap_err();
+    assert!(matches!(err, StoreError::ValueTooLarge { .. }));
+    assert_eq!(s.get(&ecdsa).unwrap().unwrap().as_slice(), b"e1", "nothing of a refused batch is written");
+}
