@@ -3,7 +3,7 @@
 //! Rules, in the original's order: when disabled, authorizer signatures are ignored. Otherwise
 //! every `required_authorizers` ID must be among the supplied signatures; if none are supplied and
 //! none are required the request passes; every supplied signature must come from a configured
-//! authorizer and verify over [`authorizer_payload`](crate::canonical::authorizer_payload).
+//! authorizer and verify over [`crate::canonical::authorizer_payload`].
 
 use std::collections::BTreeMap;
 

@@ -223,6 +223,22 @@ mod tests {
     }
 
     #[test]
+    fn every_ascii_char_is_valid_json_and_escaped_only_where_go_does() {
+        for b in 0u8..=0x7f {
+            let c = char::from(b);
+            let s = format!("x{c}y");
+            let lit = string_literal(&s);
+            let back: String = serde_json::from_str(&lit).unwrap();
+            assert_eq!(back, s, "byte {b:#04x}");
+            let go_escapes = b < 0x20 || matches!(c, '"' | '\\' | '<' | '>' | '&');
+            assert_eq!(lit == format!("\"{s}\""), !go_escapes, "byte {b:#04x}: {lit}");
+        }
+        let s = "ünï\u{2028}\u{2029}\u{ffff}\u{10ffff}😀";
+        let back: String = serde_json::from_str(&string_literal(s)).unwrap();
+        assert_eq!(back, s);
+    }
+
+    #[test]
     fn empty_object() {
         assert_eq!(ObjectWriter::new().finish(), "{}");
     }

@@ -13,6 +13,8 @@
 //!
 //! Every error type has an `error_code()` giving the [`ErrorCode`] to report. No I/O here.
 
+#![deny(missing_docs)]
+
 pub mod authorization;
 pub mod canonical;
 pub mod decode;
