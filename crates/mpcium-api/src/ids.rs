@@ -57,7 +57,8 @@ pub enum IdError {
         /// [`MAX_ID_BYTES`].
         max: usize,
     },
-    /// Contains `.`, `*`, `>`, whitespace or a control character.
+    /// Contains `.`, `*`, `>`, whitespace or a control character (or, in a client ID, a path
+    /// separator).
     #[error("validation failed: {kind} contains {found:?}, which cannot appear in a NATS subject token")]
     BadCharacter {
         /// Which identifier.
@@ -98,7 +99,8 @@ pub fn validate_token(kind: IdKind, value: &str) -> Result<(), IdError> {
 /// The original (Go and TS clients) accepts any ID that is not blank and contains none of
 /// space, tab, CR, LF, `.`, `*`, `>`; the README asks for `[A-Za-z0-9_-]`. We apply
 /// [`validate_token`], a superset of those rules (it also refuses other whitespace, control
-/// characters and IDs over [`MAX_ID_BYTES`]).
+/// characters and IDs over [`MAX_ID_BYTES`]), and also refuse `/` and `\`: the ID becomes part of
+/// a durable consumer name, where the NATS server forbids path separators.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ClientId(String);
 
@@ -113,6 +115,9 @@ impl ClientId {
             return Err(IdError::Empty(IdKind::ClientId));
         }
         validate_token(IdKind::ClientId, value)?;
+        if let Some(found) = value.chars().find(|c| matches!(c, '/' | '\\')) {
+            return Err(IdError::BadCharacter { kind: IdKind::ClientId, found });
+        }
         Ok(Some(ClientId(value.to_owned())))
     }
 
@@ -175,7 +180,7 @@ mod tests {
         assert_eq!(ClientId::parse("").unwrap(), None);
         assert_eq!(ClientId::parse("svc-A_1").unwrap().unwrap().as_str(), "svc-A_1");
         assert_eq!(ClientId::parse("  "), Err(IdError::Empty(IdKind::ClientId)));
-        for bad in ["a.b", "a*", "a>", "a b", "a\tb", "a\nb", "a\rb"] {
+        for bad in ["a.b", "a*", "a>", "a b", "a\tb", "a\nb", "a\rb", "a/b", "a\\b"] {
             assert!(ClientId::parse(bad).is_err(), "{bad:?}");
         }
     }
