@@ -109,7 +109,7 @@ fn independent_child(master: &[u8; 32], chain_code: &[u8; 32], path: &[u32]) -> 
     let mut chain = *chain_code;
     let mut tweak = Scalar::ZERO;
     for &i in path {
-        let ser = serialize_point(&point);
+        let ser = serialize_point(&point).unwrap();
         let enc = point.compress().to_bytes();
         assert_eq!(ser[0], if enc[0] & 1 == 1 { 3 } else { 2 }, "prefix from Y parity");
         assert_affine_x(&enc, &ser[1..]);

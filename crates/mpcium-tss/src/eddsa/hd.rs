@@ -8,7 +8,8 @@
 
 use curve25519_dalek::{EdwardsPoint, Scalar};
 use hmac::{Hmac, KeyInit, Mac};
-use k256::elliptic_curve::bigint::{NonZero, U256};
+use k256::elliptic_curve::bigint::modular::{FixedMontyForm, FixedMontyParams};
+use k256::elliptic_curve::bigint::{Odd, U256};
 use sha2_011::Sha512;
 
 use crate::curve::{Curve, Ed25519};
@@ -49,7 +50,7 @@ pub fn derive_child(public_key: &[u8; 32], chain_code: &[u8; 32], path: &[u32]) 
         }
         let mut mac =
             <Hmac<Sha512> as KeyInit>::new_from_slice(&chain).map_err(|_| HdError::InvalidPublicKey)?;
-        mac.update(&serialize_point(&point));
+        mac.update(&serialize_point(&point).ok_or(HdError::InvalidPublicKey)?);
         mac.update(&index.to_be_bytes());
         let out = mac.finalize().into_bytes();
         let (il, ir) = out.split_at(32);
@@ -63,8 +64,8 @@ pub fn derive_child(public_key: &[u8; 32], chain_code: &[u8; 32], path: &[u32]) 
             return Err(HdError::InvalidChild(index));
         }
         point += Ed25519::generator() * il;
-        if Ed25519::point_from_bytes(point.compress().as_bytes()).is_none() || affine_x(&point) == U256::ZERO
-        {
+        // The identity and the other small-order points (x = 0 among them) are refused here.
+        if Ed25519::point_from_bytes(point.compress().as_bytes()).is_none() {
             return Err(HdError::InvalidChild(index));
         }
         tweak += il;
@@ -73,14 +74,15 @@ pub fn derive_child(public_key: &[u8; 32], chain_code: &[u8; 32], path: &[u32]) 
     Ok(Derived { public_key: point.compress().to_bytes(), chain_code: chain, tweak })
 }
 
-/// `ser_P`: 0x02/0x03 by the parity of affine Y, then affine X big-endian (33 bytes).
-pub fn serialize_point(point: &EdwardsPoint) -> [u8; 33] {
+/// `ser_P`: 0x02/0x03 by the parity of affine Y, then affine X big-endian (33 bytes). `None`
+/// only for a point whose encoding is not on the curve (impossible for a decoded point).
+pub fn serialize_point(point: &EdwardsPoint) -> Option<[u8; 33]> {
     let y_le = point.compress().to_bytes();
     let mut out = [0u8; 33];
     // The encoding holds Y little-endian in the low 255 bits: bit 0 of byte 0 is Y's parity.
     out[0] = if y_le[0] & 1 == 1 { 0x03 } else { 0x02 };
-    out[1..].copy_from_slice(&affine_x(point).to_be_bytes());
-    out
+    out[1..].copy_from_slice(affine_x(point)?.to_be_bytes().as_ref());
+    Some(out)
 }
 
 /// p = 2^255 - 19.
@@ -90,59 +92,36 @@ const D: U256 = U256::from_be_hex("52036cee2b6ffe738cc740797779e89800700a4d4141d
 /// sqrt(-1) mod p = 2^((p-1)/4).
 const SQRT_M1: U256 = U256::from_be_hex("2b8324804fc1df0b2b4d00993dfbd7a72f431806ad2fe478c4ee1b274a0ea0b0");
 
-struct Field(NonZero<U256>);
-
-impl Field {
-    fn new() -> Self {
-        Self(NonZero::<U256>::new_unwrap(P))
-    }
-    fn mul(&self, a: &U256, b: &U256) -> U256 {
-        a.mul_mod(b, &self.0)
-    }
-    fn add(&self, a: &U256, b: &U256) -> U256 {
-        a.add_mod(b, &self.0)
-    }
-    fn sub(&self, a: &U256, b: &U256) -> U256 {
-        a.sub_mod(b, &self.0)
-    }
-    fn pow(&self, base: &U256, exp: &U256) -> U256 {
-        let mut acc = U256::ONE;
-        let bytes = exp.to_be_bytes();
-        for byte in bytes.as_ref() {
-            for bit in (0..8).rev() {
-                acc = self.mul(&acc, &acc);
-                if (byte >> bit) & 1 == 1 {
-                    acc = self.mul(&acc, base);
-                }
-            }
-        }
-        acc
-    }
-}
+type Fe = FixedMontyForm<{ U256::LIMBS }>;
 
 /// The affine X coordinate, recovered from the encoding: x² = (y² − 1)/(d·y² + 1), sign from
-/// the encoding's top bit. Public data only, so variable time is fine.
-fn affine_x(point: &EdwardsPoint) -> U256 {
+/// the encoding's top bit. Public data only, so variable-time arithmetic is fine.
+fn affine_x(point: &EdwardsPoint) -> Option<U256> {
+    let params = FixedMontyParams::new_vartime(Option::from(Odd::new(P))?);
+    let fe = |v: &U256| Fe::new(v, &params);
     let mut y_le = point.compress().to_bytes();
     let x_odd = y_le[31] >> 7 == 1;
     y_le[31] &= 0x7f;
-    let f = Field::new();
-    let y = U256::from_le_slice(&y_le);
-    let y2 = f.mul(&y, &y);
-    let u = f.sub(&y2, &U256::ONE);
-    let v = f.add(&f.mul(&D, &y2), &U256::ONE);
-    let v_inv = f.pow(&v, &P.wrapping_sub(&U256::from_u8(2)));
-    let x2 = f.mul(&u, &v_inv);
+    let y = fe(&U256::from_le_slice(&y_le));
+    let one = Fe::one(&params);
+    let y2 = y.square();
+    let u = y2 - one;
+    let v = fe(&D) * y2 + one;
+    let x2 = u * Option::<Fe>::from(v.invert_vartime())?;
     // p ≡ 5 (mod 8): a square root of x2 is x2^((p+3)/8), possibly times sqrt(-1).
-    let mut x = f.pow(&x2, &P.wrapping_add(&U256::from_u8(3)).shr_vartime(3));
-    if f.mul(&x, &x) != x2 {
-        x = f.mul(&x, &SQRT_M1);
+    let mut x = x2.pow_vartime(&P.wrapping_add(&U256::from_u8(3)).shr_vartime(3));
+    if x.square().retrieve() != x2.retrieve() {
+        x *= fe(&SQRT_M1);
     }
+    if x.square().retrieve() != x2.retrieve() {
+        return None;
+    }
+    let mut x = x.retrieve();
     let is_odd = x.to_be_bytes().as_ref()[31] & 1 == 1;
     if is_odd != x_odd && x != U256::ZERO {
         x = P.wrapping_sub(&x);
     }
-    x
+    Some(x)
 }
 
 #[cfg(test)]
@@ -153,12 +132,12 @@ mod tests {
     fn base_point_serialises_with_its_known_coordinates() {
         // RFC 8032 base point: x = 15112221349535400772501151409588531511454012693041857206046113283949847762202,
         // y = 4/5 (even).
-        let ser = serialize_point(&Ed25519::generator());
+        let ser = serialize_point(&Ed25519::generator()).unwrap();
         assert_eq!(ser[0], 0x02);
         let x = U256::from_be_hex("216936d3cd6e53fec0a4e231fdd6dc5c692cc7609525a7b2c9562d608f25d51a");
         assert_eq!(&ser[1..], x.to_be_bytes().as_ref());
         // -G has the same Y and X negated.
-        let neg = serialize_point(&-Ed25519::generator());
+        let neg = serialize_point(&-Ed25519::generator()).unwrap();
         assert_eq!(&neg[1..], P.wrapping_sub(&x).to_be_bytes().as_ref());
     }
 

@@ -1,0 +1,203 @@
+//! EdDSA (FROST Ed25519) and resharing benchmarks, every party simulated in one thread, so each
+//! figure is the total CPU of all parties of one run.
+//!
+//! `cargo bench -p mpcium-tss --bench eddsa`
+
+use std::hint::black_box;
+
+use criterion::{BatchSize, Criterion, criterion_group};
+use mpcium_tss::curve::{Curve, Secp256k1};
+use mpcium_tss::eddsa::{KeyShare, Keygen, Reshare, ReshareResult, Sign};
+use mpcium_tss::reshare::{self, OldKey, Roster, evaluate_commitments};
+use mpcium_tss::{ExecutionContext, ExecutionId, KeyType, Operation, PartyId, simulate};
+use zeroize::Zeroizing;
+
+const SHAPES: [(u16, u16, &str); 2] = [(3, 1, "2-of-3"), (5, 2, "3-of-5")];
+
+fn exec(operation: Operation) -> ExecutionId {
+    ExecutionId::new(&ExecutionContext {
+        operation,
+        key_type: KeyType::Ed25519,
+        wallet_id: "bench",
+        key_version: 1,
+        participants: &[],
+        new_participants: &[],
+        request_id: "bench",
+    })
+}
+
+fn keygen(n: u16, t: u16) -> Vec<KeyShare> {
+    let ids: Vec<PartyId> = (1..=n).collect();
+    let id = exec(Operation::Keygen);
+    let parties = ids.iter().map(|&p| (p, Keygen::new(id, p, &ids, t).expect("keygen input"))).collect();
+    simulate(parties).into_iter().map(|(_, r)| r.expect("keygen")).collect()
+}
+
+fn bench_eddsa(c: &mut Criterion) {
+    for (n, t, name) in SHAPES {
+        c.bench_function(&format!("eddsa keygen {name}"), |b| b.iter(|| black_box(keygen(n, t))));
+
+        let shares = keygen(n, t);
+        let signers: Vec<PartyId> = (1..=t + 1).collect();
+        let sign_id = exec(Operation::Sign);
+        c.bench_function(&format!("eddsa sign {name}"), |b| {
+            b.iter(|| {
+                let parties = shares[..signers.len()]
+                    .iter()
+                    .map(|s| {
+                        (s.party(), Sign::new(sign_id, s, &signers, b"bench message").expect("sign input"))
+                    })
+                    .collect();
+                black_box(simulate(parties))
+            })
+        });
+        c.bench_function(&format!("eddsa sign {name} with HD path"), |b| {
+            b.iter(|| {
+                let parties = shares[..signers.len()]
+                    .iter()
+                    .map(|s| {
+                        let p = Sign::with_derivation(
+                            sign_id,
+                            s,
+                            &signers,
+                            b"bench message",
+                            &[7; 32],
+                            &[44, 501, 0, 0],
+                        );
+                        (s.party(), p.expect("sign input"))
+                    })
+                    .collect();
+                black_box(simulate(parties))
+            })
+        });
+
+        let refresh_id = exec(Operation::Refresh);
+        c.bench_function(&format!("eddsa refresh {name}"), |b| {
+            b.iter(|| {
+                let parties = shares
+                    .iter()
+                    .map(|s| (s.party(), Reshare::refresh(refresh_id, s, &signers).expect("refresh input")))
+                    .collect();
+                black_box(simulate(parties))
+            })
+        });
+
+        // Reshare to a fresh committee of the same shape: t+1 old holders deal, n newcomers receive.
+        let reshare_id = exec(Operation::Reshare);
+        let mut members: Vec<reshare::Member> =
+            signers.iter().map(|&o| reshare::Member { id: o, old: Some(o), new: None }).collect();
+        members.extend((1..=n).map(|j| reshare::Member { id: 100 + j, old: None, new: Some(j) }));
+        let roster = Roster::new(members).expect("roster");
+        let old = shares[0].old_key();
+        c.bench_function(&format!("eddsa reshare {name} to {n} new holders"), |b| {
+            b.iter(|| {
+                let parties = roster
+                    .members()
+                    .iter()
+                    .map(|m| {
+                        let share = m.old.map(|o| &shares[usize::from(o) - 1]);
+                        let p = Reshare::new(reshare_id, m.id, roster.clone(), t, old.clone(), share);
+                        (m.id, p.expect("reshare input"))
+                    })
+                    .collect();
+                let out = simulate(parties);
+                assert!(
+                    out.iter()
+                        .all(|(_, r)| matches!(r, Ok(ReshareResult::Share(_) | ReshareResult::Retired)))
+                );
+                black_box(out)
+            })
+        });
+    }
+}
+
+/// A secp256k1 key split by a dealer polynomial (the resharing input).
+fn split_secp(n: u16, t: u16) -> (OldKey<Secp256k1>, Vec<k256::Scalar>) {
+    let coeffs: Vec<k256::Scalar> = (0..=t).map(|_| Secp256k1::random_scalar()).collect();
+    let commitments: Vec<_> = coeffs.iter().map(|c| Secp256k1::generator() * *c).collect();
+    let shares = (1..=n)
+        .map(|i| {
+            let x = Secp256k1::scalar_from_u64(u64::from(i));
+            coeffs.iter().rev().fold(Secp256k1::scalar_from_u64(0), |acc, c| acc * x + *c)
+        })
+        .collect();
+    let public_shares = (1..=n).map(|i| (i, evaluate_commitments::<Secp256k1>(&commitments, i))).collect();
+    (OldKey { threshold: t, public_key: commitments[0], public_shares }, shares)
+}
+
+fn bench_secp256k1_reshare(c: &mut Criterion) {
+    for (n, t, name) in SHAPES {
+        let (old, shares) = split_secp(n, t);
+        let committee: Vec<PartyId> = (1..=n).collect();
+        let signers: Vec<PartyId> = (1..=t + 1).collect();
+        let id = exec(Operation::Refresh);
+        c.bench_function(&format!("secp256k1 generic refresh {name}"), |b| {
+            b.iter_batched(
+                || {
+                    committee
+                        .iter()
+                        .map(|&p| {
+                            let secret =
+                                signers.contains(&p).then(|| Zeroizing::new(shares[usize::from(p) - 1]));
+                            (
+                                p,
+                                reshare::refresh(id, p, &committee, &signers, old.clone(), secret)
+                                    .expect("input"),
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                },
+                |parties| black_box(simulate(parties)),
+                BatchSize::SmallInput,
+            )
+        });
+    }
+}
+
+/// This process's user + system CPU time in clock ticks (Linux `/proc/self/stat`), so the
+/// summary below is not inflated by other processes on a shared machine.
+fn cpu_ticks() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace();
+    let utime: u64 = fields.nth(11)?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(utime + stime)
+}
+
+/// CPU milliseconds per run of `f` (all parties together), over `runs` runs; 100 ticks/s.
+fn cpu_ms_per_run(runs: u32, mut f: impl FnMut()) -> Option<f64> {
+    let before = cpu_ticks()?;
+    for _ in 0..runs {
+        f();
+    }
+    let after = cpu_ticks()?;
+    Some((after - before) as f64 * 10.0 / f64::from(runs))
+}
+
+fn cpu_summary() {
+    for (n, t, name) in SHAPES {
+        let shares = keygen(n, t);
+        let signers: Vec<PartyId> = (1..=t + 1).collect();
+        let id = exec(Operation::Sign);
+        let sign = || {
+            let parties = shares[..signers.len()]
+                .iter()
+                .map(|s| (s.party(), Sign::new(id, s, &signers, b"bench message").expect("sign input")))
+                .collect();
+            black_box(simulate(parties));
+        };
+        let keygen_ms = cpu_ms_per_run(50, || {
+            black_box(keygen(n, t));
+        });
+        let sign_ms = cpu_ms_per_run(2000, sign);
+        println!("CPU time, all parties of one run, {name}: keygen {keygen_ms:?} ms, sign {sign_ms:?} ms");
+    }
+}
+
+criterion_group!(benches, bench_eddsa, bench_secp256k1_reshare);
+
+fn main() {
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+    cpu_summary();
+}
