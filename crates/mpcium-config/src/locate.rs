@@ -2,6 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
+use zeroize::Zeroizing;
+
 use crate::error::ConfigError;
 
 /// The default locations, in search order: `./config.yaml`, `/etc/mpcium/config.yaml`,
@@ -24,7 +26,9 @@ pub fn find_config_file(explicit: Option<&Path>, home: Option<&Path>) -> Result<
     candidates.iter().find(|p| p.is_file()).cloned().ok_or(ConfigError::NotFound { searched: candidates })
 }
 
-/// Reads the whole file as UTF-8.
-pub(crate) fn read_config_file(path: &Path) -> Result<String, ConfigError> {
-    std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })
+/// Reads the whole file as UTF-8. The text may hold passwords, so it is wiped when dropped.
+pub(crate) fn read_config_file(path: &Path) -> Result<Zeroizing<String>, ConfigError> {
+    std::fs::read_to_string(path)
+        .map(Zeroizing::new)
+        .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })
 }

@@ -7,6 +7,7 @@ use std::fmt;
 
 use serde::Deserialize;
 use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use zeroize::Zeroize as _;
 
 use crate::error::{ConfigError, ConfigWarning};
 
@@ -157,6 +158,14 @@ pub(crate) struct Entry {
     pub(crate) env_var: Option<String>,
 }
 
+/// Values that nobody took (e.g. `badger_password` when only the client view is loaded) may be
+/// secrets: wipe them.
+impl Drop for Entry {
+    fn drop(&mut self) {
+        self.value.zeroize();
+    }
+}
+
 /// The merged file + environment values, keyed by dotted path. Empty strings count as unset
 /// (as with viper, which the original uses).
 pub(crate) struct Values {
@@ -198,7 +207,13 @@ impl Values {
         for (key, slot) in SCALAR_KEYS {
             let from_file = slot(&mut raw).take();
             let entry = match lookup(key) {
-                Some((name, value)) => Some(Entry { value, env_var: Some(name) }),
+                Some((name, value)) => {
+                    // The file's value may be a password the environment replaced: wipe it.
+                    if let Some(mut shadowed) = from_file {
+                        shadowed.zeroize();
+                    }
+                    Some(Entry { value, env_var: Some(name) })
+                }
                 None => from_file.map(|value| Entry { value, env_var: None }),
             };
             if let Some(entry) = entry.filter(|e| !e.value.trim().is_empty()) {

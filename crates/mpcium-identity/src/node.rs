@@ -84,7 +84,8 @@ pub fn generate_node_identity(
 
 /// Go's private key text: hex of seed‖public key (128 chars).
 pub fn encode_node_private_key(key: &SigningKey) -> Zeroizing<String> {
-    Zeroizing::new(hex::encode(key.to_keypair_bytes()))
+    let pair = Zeroizing::new(key.to_keypair_bytes());
+    Zeroizing::new(hex::encode(pair.as_slice()))
 }
 
 /// Parses Go's 128-hex-char private key; the public half must match the seed.

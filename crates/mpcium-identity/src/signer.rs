@@ -127,7 +127,10 @@ impl SignerKey {
     /// The text stored in the `.key` file.
     pub fn to_key_file_text(&self) -> Result<Zeroizing<String>, IdentityError> {
         match self {
-            Self::Ed25519(k) => Ok(Zeroizing::new(hex::encode(k.to_bytes()))),
+            Self::Ed25519(k) => {
+                let seed = Zeroizing::new(k.to_bytes());
+                Ok(Zeroizing::new(hex::encode(seed.as_slice())))
+            }
             Self::P256(k) => k
                 .to_sec1_der()
                 .map(|der| Zeroizing::new(hex::encode(der.as_slice())))
