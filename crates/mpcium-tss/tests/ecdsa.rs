@@ -7,8 +7,8 @@ use k256::ecdsa::{RecoveryId, Signature, VerifyingKey};
 use k256::elliptic_curve::Generate;
 use k256::{NonZeroScalar, ProjectivePoint, Scalar};
 use mpcium_tss::ecdsa::{
-    EcdsaSignature, HdPath, KeyShare, KeyShareError, Keygen, Presign, Presignature, Setup, SetupInput, Sign,
-    SignOnline, derive_child,
+    EcdsaSignature, HdPath, KeyShare, KeyShareError, Keygen, Presign, Presignature, Refresh, Setup,
+    SetupInput, Sign, SignOnline, derive_child,
 };
 use mpcium_tss::{
     ExecutionContext, ExecutionId, KeyType, Operation, PartyId, ProtocolError, simulate, simulate_with,
@@ -183,9 +183,7 @@ fn keygen_with_a_corrupted_message_names_the_sender() {
         // Party 2 garbles the tail (the payload) of every message of one round.
         let results = simulate_with(parties, |from, _, data| {
             if from == 2 && data[33] == round {
-                let last = data.len() - 1;
-                data[last] ^= 0x55;
-                data[last - 40] ^= 0x55;
+                garble_payload(data, 0x55);
             }
         });
         for (p, out) in &results {
@@ -211,9 +209,7 @@ fn signing_with_a_corrupted_message_names_the_sender() {
             .collect();
         let results = simulate_with(parties, |from, _, data| {
             if from == 3 && data[33] == round {
-                let last = data.len() - 1;
-                data[last] ^= 0x01;
-                data[last / 2] ^= 0x01;
+                garble_payload(data, 0x01);
             }
         });
         for (p, out) in &results {
@@ -240,6 +236,51 @@ fn signing_with_a_corrupted_message_names_the_sender() {
             let err = out.as_ref().expect_err("honest party must abort");
             assert!(err.culprits().contains(&3), "party {p}: {err}");
         }
+    }
+}
+
+/// Frame header: version, execution id, round, kind.
+const HEADER: usize = 35;
+
+/// Flip bits in the payload only (the header is tested separately), at its end and middle.
+fn garble_payload(data: &mut [u8], mask: u8) {
+    let last = data.len() - 1;
+    data[last] ^= mask;
+    data[HEADER + (data.len() - HEADER) / 2] ^= mask;
+}
+
+/// Random single-byte corruptions anywhere in one signer's messages never panic an honest
+/// party, and never let it return a signature: it aborts, naming the corrupting party.
+#[test]
+fn random_corruption_of_signing_messages_aborts_without_panic() {
+    let shares = keygen(3, 2);
+    let signers = [1u16, 2, 3];
+    let msg = digest("fuzz");
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut rand = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    for i in 0..60u64 {
+        let round = (i % 3) as u8 + 1;
+        let (pos_seed, bit) = (rand(), 1u8 << (rand() % 8));
+        let id = eid(Operation::Sign, &format!("fuzz-{i}"));
+        let parties = signers
+            .iter()
+            .map(|p| (*p, Sign::new(id, &shares[usize::from(*p) - 1], &signers, msg, None).unwrap()))
+            .collect();
+        let mut hit = false;
+        let results = simulate_with(parties, |from, to, data| {
+            if from == 2 && to == 1 && data[33] == round && !hit {
+                hit = true;
+                let pos = (pos_seed % data.len() as u64) as usize;
+                data[pos] ^= bit;
+            }
+        });
+        let err = results[0].1.as_ref().expect_err("party 1 must not sign over a corrupted message");
+        assert!(err.culprits().contains(&2), "case {i} (round {round}): {err}");
     }
 }
 
@@ -457,4 +498,31 @@ fn lagrange_at_zero_shift(i: PartyId, ids: &[PartyId], delta: Scalar) -> Project
         l *= xj * (xj - xi).invert().unwrap();
     }
     ProjectivePoint::GENERATOR * (l * delta)
+}
+
+#[test]
+fn refresh_keeps_the_key_and_old_shares_do_not_mix_with_new_ones() {
+    let (n, t) = (3u16, 1u16);
+    let old = keygen(n, t);
+    let id = eid(Operation::Refresh, "refresh");
+    let new: Vec<KeyShare> = simulate(old.iter().map(|s| (s.id(), Refresh::new(id, s))).collect())
+        .into_iter()
+        .map(|(_, r)| r.unwrap())
+        .collect();
+    let key = old[0].public_key();
+    for (o, s) in old.iter().zip(&new) {
+        assert_eq!(s.public_key(), key, "the key does not move");
+        assert_ne!(s.public_share(s.id()), o.public_share(o.id()), "the share does");
+    }
+    let msg = digest("after refresh");
+    for (_, out) in sign_with(&new, &[1, 3], msg, None, "refreshed-sign") {
+        assert_valid(&out.unwrap(), &key, &msg);
+    }
+    // An old share of party 1 with a new share of party 3 cannot sign.
+    let sid = eid(Operation::Sign, "mixed");
+    let mixed = simulate(vec![
+        (1, Sign::new(sid, &old[0], &[1, 3], msg, None).unwrap()),
+        (3, Sign::new(sid, &new[2], &[1, 3], msg, None).unwrap()),
+    ]);
+    assert!(mixed.iter().all(|(_, r)| r.is_err()));
 }

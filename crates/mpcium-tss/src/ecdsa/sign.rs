@@ -127,6 +127,11 @@ impl Presignature {
         self.presign_id
     }
 
+    /// The signer that holds this share of the presignature.
+    pub fn party_id(&self) -> PartyId {
+        self.me
+    }
+
     /// The parties that must join the online round (sorted).
     pub fn signers(&self) -> &[PartyId] {
         &self.signers
