@@ -5,7 +5,13 @@
 //! - [`pairkey`]: per-peer symmetric keys from X25519 ECDH + HKDF.
 //! - [`registry`]: peers, readiness (with the signed exchange keys) and wallet key info on
 //!   JetStream KV.
+//! - [`transport`]: per-node inbox subjects on core NATS, verification and routing to sessions.
+//! - [`session`]: running one protocol over the transport, with the broadcast echo check.
+//! - [`control`]: session start, echo, abort and done messages.
 
+pub mod control;
 pub mod envelope;
 pub mod pairkey;
 pub mod registry;
+pub mod session;
+pub mod transport;

@@ -1,0 +1,180 @@
+//! Session control messages (JSON inside signed [`Kind::Control`](crate::envelope::Kind)
+//! envelopes): the coordinator's session start, the broadcast echo, an abort, and a
+//! participant's final report to the coordinator.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use serde::{Deserialize, Serialize};
+
+/// The largest control message accepted.
+pub const MAX_CONTROL_BYTES: usize = 2 * 1024 * 1024;
+
+/// A control message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Control {
+    /// The coordinator announces a session to a participant.
+    Start(SessionStart),
+    /// What a participant received as broadcasts, for the reliable-broadcast check.
+    Echo(EchoReport),
+    /// A participant gave up; the others stop at once instead of waiting for a timeout.
+    Abort(AbortNotice),
+    /// A participant's outcome, sent to the coordinator.
+    Done(DoneReport),
+}
+
+/// Why a control message was rejected.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    /// Over [`MAX_CONTROL_BYTES`].
+    #[error("control message of {0} bytes is over the limit")]
+    TooLarge(usize),
+    /// Not valid JSON of a known message.
+    #[error("malformed control message: {0}")]
+    Malformed(#[from] serde_json::Error),
+}
+
+impl Control {
+    /// Encode as JSON bytes.
+    pub fn encode(&self) -> Vec<u8> {
+        // Serialising these plain structs cannot fail.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// Decode, with a size limit.
+    pub fn decode(bytes: &[u8]) -> Result<Self, ControlError> {
+        if bytes.len() > MAX_CONTROL_BYTES {
+            return Err(ControlError::TooLarge(bytes.len()));
+        }
+        Ok(serde_json::from_slice(bytes)?)
+    }
+}
+
+/// The operation a session runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionOp {
+    /// Keygen of one curve for a wallet.
+    KeygenEcdsa,
+    /// Keygen of the EdDSA key.
+    KeygenEddsa,
+    /// A signature.
+    Sign,
+    /// A reshare.
+    Reshare,
+    /// Filling the presignature pool of a wallet.
+    Presign,
+}
+
+/// The coordinator's announcement of a session. Every participant re-derives the session id
+/// from these fields and checks the initiator's signature on `request` itself, so a
+/// coordinator cannot make the others do work no initiator asked for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionStart {
+    /// What to run.
+    pub op: SessionOp,
+    /// The node that coordinates (and publishes the result).
+    pub coordinator: String,
+    /// The client's request exactly as received (base64), empty for internal sessions.
+    pub request: String,
+    /// The request's `ClientID` header, if any.
+    pub client_id: Option<String>,
+    /// The ordered participants (old committee for a reshare).
+    pub participants: Vec<String>,
+    /// The ordered new committee of a reshare; empty otherwise.
+    pub new_participants: Vec<String>,
+    /// The key version the session reads (keygen: creates).
+    pub key_version: u32,
+    /// The new threshold of a reshare (or the threshold of a keygen).
+    pub threshold: u32,
+    /// The request id bound into the session id (tx id, reshare session id, keygen request id).
+    pub request_id: String,
+}
+
+impl SessionStart {
+    /// The client's request bytes.
+    pub fn request_bytes(&self) -> Result<Vec<u8>, base64::DecodeError> {
+        STANDARD.decode(&self.request)
+    }
+
+    /// Set the request bytes.
+    pub fn with_request(mut self, bytes: &[u8]) -> Self {
+        self.request = STANDARD.encode(bytes);
+        self
+    }
+}
+
+/// One broadcast a participant received: enough to prove equivocation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EchoEntry {
+    /// Who sent the broadcast.
+    pub sender: String,
+    /// Its sequence number.
+    pub seq: u32,
+    /// The envelope digest (base64).
+    pub digest: String,
+    /// The sender's signature over the digest (base64).
+    pub signature: String,
+}
+
+/// Every broadcast a participant received in a session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EchoReport {
+    /// The entries, sorted by (sender, seq).
+    pub entries: Vec<EchoEntry>,
+}
+
+/// A participant's abort.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AbortNotice {
+    /// The wire error code.
+    pub code: String,
+    /// Why.
+    pub reason: String,
+    /// The node ids it blames.
+    pub culprits: Vec<String>,
+}
+
+/// A participant's outcome.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DoneReport {
+    /// Success or not.
+    pub ok: bool,
+    /// On failure: the wire error code.
+    pub code: String,
+    /// On failure: why.
+    pub reason: String,
+    /// On success: the operation's public output (JSON: public key, signature, ...).
+    pub output: serde_json::Value,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_round_trips_and_rejects_junk() {
+        let start = SessionStart {
+            op: SessionOp::Sign,
+            coordinator: "n0".into(),
+            request: String::new(),
+            client_id: None,
+            participants: vec!["n0".into(), "n1".into()],
+            new_participants: vec![],
+            key_version: 1,
+            threshold: 1,
+            request_id: "tx".into(),
+        }
+        .with_request(b"{\"x\":1}");
+        let c = Control::Start(start.clone());
+        let back = Control::decode(&c.encode()).unwrap();
+        assert_eq!(back, c);
+        assert_eq!(start.request_bytes().unwrap(), b"{\"x\":1}");
+        assert!(Control::decode(b"{\"type\":\"nope\"}").is_err());
+        assert!(Control::decode(b"not json").is_err());
+        assert!(matches!(
+            Control::decode(&vec![b' '; MAX_CONTROL_BYTES + 1]),
+            Err(ControlError::TooLarge(_))
+        ));
+    }
+}

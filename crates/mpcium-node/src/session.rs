@@ -1,0 +1,340 @@
+//! Running one sans-IO protocol over the [`Transport`], with a reliable-broadcast check.
+//!
+//! [`run_protocol`] pokes the protocol, sends what it asks (broadcasts signed once and sent to
+//! every other participant, private messages sealed per recipient), and feeds it every verified
+//! message of its session from a participant, each `(sender, seq)` at most once. When the
+//! protocol returns, the participants exchange an echo of every broadcast they received
+//! (`sender, seq, digest, sender's signature`) before anyone uses the result: two validly
+//! signed broadcasts with the same `(sender, seq)` and different digests prove that the sender
+//! equivocated, and the run ends naming it. A participant that fails sends an abort notice so the
+//! others stop at once instead of waiting for the timeout.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use ed25519_dalek::Signature;
+use mpcium_tss::{Action, PartyId, Protocol, ProtocolError};
+use tokio::time::Instant;
+
+use crate::control::{AbortNotice, Control, EchoEntry, EchoReport};
+use crate::envelope::{Envelope, Kind};
+use crate::transport::{Inbound, SessionInbox, Transport, TransportError};
+
+/// Who takes part in a run and how long it may take.
+#[derive(Debug, Clone)]
+pub struct SessionSpec {
+    /// The session id (the protocol's execution id).
+    pub id: [u8; 32],
+    /// Party id → node id, for every participant (this node included).
+    pub parties: BTreeMap<PartyId, String>,
+    /// This node's party id.
+    pub me: PartyId,
+    /// The whole run, echo included, must finish within this.
+    pub timeout: Duration,
+}
+
+/// Why a run failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// Some participants did not send what was needed in time.
+    #[error("session timed out waiting for {waiting_for:?}")]
+    Timeout {
+        /// The nodes that had not sent anything yet (empty: all had sent something).
+        waiting_for: Vec<String>,
+    },
+    /// A check failed; the named nodes are to blame.
+    #[error("session aborted: faulty nodes {culprits:?}: {reason}")]
+    Faulty {
+        /// The faulty nodes.
+        culprits: Vec<String>,
+        /// What failed.
+        reason: String,
+    },
+    /// Another participant aborted.
+    #[error("aborted by {by}: {reason}")]
+    PeerAborted {
+        /// Who aborted.
+        by: String,
+        /// Its wire error code.
+        code: String,
+        /// Its reason.
+        reason: String,
+        /// Whom it blames.
+        culprits: Vec<String>,
+    },
+    /// The run was set up wrongly (a local bug or bad input).
+    #[error("invalid session: {0}")]
+    Invalid(String),
+    /// Sending failed.
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+}
+
+impl SessionError {
+    /// The nodes this error blames.
+    pub fn culprits(&self) -> &[String] {
+        match self {
+            Self::Faulty { culprits, .. } | Self::PeerAborted { culprits, .. } => culprits,
+            _ => &[],
+        }
+    }
+}
+
+struct Run<'a> {
+    transport: &'a Transport,
+    spec: &'a SessionSpec,
+    others: Vec<String>,
+    party_of: HashMap<String, PartyId>,
+    seq: u32,
+    seen: HashSet<(String, u32)>,
+    broadcasts: BTreeMap<(String, u32), EchoEntry>,
+    early_echoes: HashMap<String, EchoReport>,
+    heard_from: HashSet<String>,
+    deadline: Instant,
+}
+
+/// Run `protocol` as party `spec.me` of session `spec.id`.
+pub async fn run_protocol<P: Protocol>(
+    transport: &Transport,
+    inbox: &mut SessionInbox,
+    spec: &SessionSpec,
+    mut protocol: P,
+) -> Result<P::Output, SessionError> {
+    let me_node =
+        spec.parties.get(&spec.me).ok_or_else(|| SessionError::Invalid("self is not a party".into()))?;
+    if me_node != transport.directory().me() {
+        return Err(SessionError::Invalid("party id of self maps to another node".into()));
+    }
+    let mut run = Run {
+        transport,
+        spec,
+        others: spec.parties.values().filter(|n| *n != me_node).cloned().collect(),
+        party_of: spec.parties.iter().map(|(p, n)| (n.clone(), *p)).collect(),
+        seq: 0,
+        seen: HashSet::new(),
+        broadcasts: BTreeMap::new(),
+        early_echoes: HashMap::new(),
+        heard_from: HashSet::new(),
+        deadline: Instant::now() + spec.timeout,
+    };
+    let result = run.drive(inbox, &mut protocol).await;
+    let output = match result {
+        Ok(out) => out,
+        Err(e) => {
+            run.notify_abort(&e).await;
+            return Err(e);
+        }
+    };
+    if let Err(e) = run.echo(inbox).await {
+        run.notify_abort(&e).await;
+        return Err(e);
+    }
+    Ok(output)
+}
+
+impl Run<'_> {
+    async fn drive<P: Protocol>(
+        &mut self,
+        inbox: &mut SessionInbox,
+        protocol: &mut P,
+    ) -> Result<P::Output, SessionError> {
+        loop {
+            loop {
+                match protocol.poke().map_err(|e| self.protocol_error(e))? {
+                    Action::Wait => break,
+                    Action::SendMany(data) => {
+                        let env = self
+                            .transport
+                            .send_public(Kind::Broadcast, self.spec.id, self.seq, &self.others, data)
+                            .await?;
+                        self.record_broadcast(&env);
+                        self.seq += 1;
+                    }
+                    Action::SendPrivate(to, data) => {
+                        let node = self.spec.parties.get(&to).ok_or_else(|| {
+                            SessionError::Invalid(format!("protocol addressed unknown party {to}"))
+                        })?;
+                        self.transport.send_private(self.spec.id, self.seq, node, &data).await?;
+                        self.seq += 1;
+                    }
+                    Action::Return(out) => return Ok(out),
+                }
+            }
+            let inbound = self.next(inbox).await?;
+            let Some(from) = self.accept(&inbound)? else { continue };
+            match inbound.envelope.kind {
+                Kind::Broadcast | Kind::Private => protocol.message(from, inbound.payload),
+                Kind::Control => {}
+            }
+        }
+    }
+
+    /// Wait for the next message of a participant (or time out).
+    async fn next(&mut self, inbox: &mut SessionInbox) -> Result<Inbound, SessionError> {
+        match tokio::time::timeout_at(self.deadline, inbox.recv()).await {
+            Ok(Some(m)) => Ok(m),
+            Ok(None) => Err(SessionError::Invalid("transport closed".into())),
+            Err(_) => Err(SessionError::Timeout {
+                waiting_for: self.others.iter().filter(|n| !self.heard_from.contains(*n)).cloned().collect(),
+            }),
+        }
+    }
+
+    /// Check an inbound message's sender and sequence number, and take in control messages.
+    /// Returns the sender's party id for a protocol message to deliver.
+    fn accept(&mut self, inbound: &Inbound) -> Result<Option<PartyId>, SessionError> {
+        let env = &inbound.envelope;
+        let Some(&from) = self.party_of.get(&env.sender) else {
+            tracing::warn!(sender = %env.sender, "message from a node outside the session; ignored");
+            return Ok(None);
+        };
+        if !self.seen.insert((env.sender.clone(), env.seq)) {
+            tracing::warn!(sender = %env.sender, seq = env.seq, "replayed message; ignored");
+            return Ok(None);
+        }
+        self.heard_from.insert(env.sender.clone());
+        match env.kind {
+            Kind::Broadcast => {
+                self.record_broadcast(env);
+                Ok(Some(from))
+            }
+            Kind::Private => Ok(Some(from)),
+            Kind::Control => {
+                match Control::decode(&inbound.payload) {
+                    Ok(Control::Abort(a)) => {
+                        return Err(SessionError::PeerAborted {
+                            by: env.sender.clone(),
+                            code: a.code,
+                            reason: a.reason,
+                            culprits: a.culprits,
+                        });
+                    }
+                    Ok(Control::Echo(report)) => {
+                        self.early_echoes.insert(env.sender.clone(), report);
+                    }
+                    Ok(other) => tracing::debug!(?other, "unexpected control message in a session; ignored"),
+                    Err(_) => {
+                        return Err(SessionError::Faulty {
+                            culprits: vec![env.sender.clone()],
+                            reason: "malformed control message".into(),
+                        });
+                    }
+                }
+                Ok(None)
+            }
+        }
+    }
+
+    fn record_broadcast(&mut self, env: &Envelope) {
+        self.broadcasts.insert(
+            (env.sender.clone(), env.seq),
+            EchoEntry {
+                sender: env.sender.clone(),
+                seq: env.seq,
+                digest: STANDARD.encode(env.digest()),
+                signature: STANDARD.encode(env.signature),
+            },
+        );
+    }
+
+    /// The reliable-broadcast check (see the module docs).
+    async fn echo(&mut self, inbox: &mut SessionInbox) -> Result<(), SessionError> {
+        let mine = EchoReport { entries: self.broadcasts.values().cloned().collect() };
+        self.transport
+            .send_public(Kind::Control, self.spec.id, self.seq, &self.others, Control::Echo(mine).encode())
+            .await?;
+        self.seq += 1;
+        while self.early_echoes.len() < self.others.len() {
+            let inbound = match self.next(inbox).await {
+                Ok(m) => m,
+                Err(SessionError::Timeout { .. }) => {
+                    return Err(SessionError::Timeout {
+                        waiting_for: self
+                            .others
+                            .iter()
+                            .filter(|n| !self.early_echoes.contains_key(*n))
+                            .cloned()
+                            .collect(),
+                    });
+                }
+                Err(e) => return Err(e),
+            };
+            self.accept(&inbound)?;
+        }
+        let echoes = std::mem::take(&mut self.early_echoes);
+        for (reporter, report) in &echoes {
+            self.check_echo(reporter, report)?;
+        }
+        Ok(())
+    }
+
+    fn check_echo(&self, reporter: &str, report: &EchoReport) -> Result<(), SessionError> {
+        let faulty =
+            |who: &str, reason: String| SessionError::Faulty { culprits: vec![who.to_owned()], reason };
+        let mut theirs = HashSet::new();
+        for e in &report.entries {
+            let Some(key) = self.party_of.get(&e.sender).and(self.transport.directory().identity(&e.sender))
+            else {
+                return Err(faulty(reporter, format!("echo names {} who is not a participant", e.sender)));
+            };
+            let digest: Option<[u8; 32]> = STANDARD.decode(&e.digest).ok().and_then(|d| d.try_into().ok());
+            let sig: Option<[u8; 64]> = STANDARD.decode(&e.signature).ok().and_then(|s| s.try_into().ok());
+            let (Some(digest), Some(sig)) = (digest, sig) else {
+                return Err(faulty(reporter, "malformed echo entry".into()));
+            };
+            if key.verify_strict(&digest, &Signature::from_bytes(&sig)).is_err() {
+                return Err(faulty(
+                    reporter,
+                    format!("echo entry of {} with an invalid signature", e.sender),
+                ));
+            }
+            if let Some(own) = self.broadcasts.get(&(e.sender.clone(), e.seq))
+                && own.digest != e.digest
+            {
+                return Err(faulty(
+                    &e.sender,
+                    format!("equivocation: broadcast {} was signed twice with different contents", e.seq),
+                ));
+            }
+            theirs.insert((e.sender.clone(), e.seq));
+        }
+        // Both views are validly signed; a broadcast one side lacks means it was not delivered.
+        if let Some((sender, seq)) = self.broadcasts.keys().find(|k| !theirs.contains(*k)) {
+            return Err(SessionError::Invalid(format!(
+                "broadcast views differ: {reporter} did not receive broadcast {seq} of {sender}"
+            )));
+        }
+        Ok(())
+    }
+
+    fn protocol_error(&self, e: ProtocolError) -> SessionError {
+        match e {
+            ProtocolError::Faulty { parties, reason } => SessionError::Faulty {
+                culprits: parties.iter().filter_map(|p| self.spec.parties.get(p).cloned()).collect(),
+                reason,
+            },
+            ProtocolError::InvalidInput(r) | ProtocolError::Internal(r) => SessionError::Invalid(r),
+        }
+    }
+
+    async fn notify_abort(&mut self, e: &SessionError) {
+        if matches!(e, SessionError::PeerAborted { .. }) {
+            return;
+        }
+        let notice = AbortNotice {
+            code: "ERROR_OPERATION_ABORTED".into(),
+            reason: e.to_string(),
+            culprits: e.culprits().to_vec(),
+        };
+        let sent = self
+            .transport
+            .send_public(Kind::Control, self.spec.id, self.seq, &self.others, Control::Abort(notice).encode())
+            .await;
+        self.seq += 1;
+        if let Err(err) = sent {
+            tracing::warn!(error = %err, "could not send the abort notice");
+        }
+    }
+}
