@@ -223,6 +223,14 @@ fn initiator_p256_round_trip_encrypted() {
     let spki = hex::decode(&identity.public_key).unwrap();
     assert_eq!(spki.len(), 91);
     assert!(identity.public_key.starts_with("3059301306072a8648ce3d0201"));
+    // The SPKI parses back to the key's public point (what config's event_initiator_pubkey does).
+    use p256::pkcs8::DecodePublicKey as _;
+    let parsed = p256::PublicKey::from_public_key_der(&spki).unwrap();
+    let SignerKey::P256(secret) = SignerKey::load(&files.key, SignerAlgorithm::P256, Some(PASS)).unwrap()
+    else {
+        unreachable!()
+    };
+    assert_eq!(parsed, secret.public_key());
     let loaded = SignerKey::load(&files.key, SignerAlgorithm::P256, Some(PASS)).unwrap();
     assert_eq!(loaded.public_key_hex().unwrap(), identity.public_key);
     // The key text inside is hex SEC1 DER (`30 77 02 01 01 04 20 …`).
