@@ -148,6 +148,9 @@ fn presignature_round_trips_through_bytes_and_refuses_corruption() {
     let shares = keygen(3, 1);
     let presigs = presign(&shares, &[1, 2], None, "presign-bytes");
     let blobs: Vec<_> = presigs.iter().map(|p| p.to_bytes().unwrap()).collect();
+    // Serde uses the same checked bytes.
+    let via_serde = postcard::to_allocvec(&presigs[0]).unwrap();
+    assert_eq!(postcard::from_bytes::<Presignature>(&via_serde).unwrap().party_id(), 1);
     drop(presigs);
     let restored: Vec<Presignature> = blobs.iter().map(|b| Presignature::from_bytes(b).unwrap()).collect();
     let msg = digest("restored presignature");

@@ -205,6 +205,41 @@ impl Presignature {
     }
 }
 
+impl Serialize for Presignature {
+    /// As the checked, versioned bytes of [`Presignature::to_bytes`].
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let bytes = self.to_bytes().map_err(serde::ser::Error::custom)?;
+        s.serialize_bytes(&bytes)
+    }
+}
+
+impl<'de> Deserialize<'de> for Presignature {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Presignature;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an mpcium ECDSA presignature blob")
+            }
+            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Presignature, E> {
+                Presignature::from_bytes(v).map_err(E::custom)
+            }
+            fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<Presignature, E> {
+                let v = Zeroizing::new(v);
+                Presignature::from_bytes(&v).map_err(E::custom)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Presignature, A::Error> {
+                let mut v = Zeroizing::new(Vec::new());
+                while let Some(b) = seq.next_element::<u8>()? {
+                    v.push(b);
+                }
+                Presignature::from_bytes(&v).map_err(serde::de::Error::custom)
+            }
+        }
+        d.deserialize_bytes(Visitor)
+    }
+}
+
 /// The digest the presign rounds bind their sub-sessions to when the message is not known yet.
 fn presign_binding(eid: &ExecutionId) -> [u8; 32] {
     let mut h = Sha256::new();
