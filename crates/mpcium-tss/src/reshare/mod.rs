@@ -403,19 +403,18 @@ impl<C: Curve> Reshare<C> {
                 for s in self.sub_shares.values() {
                     *secret = *secret + **s;
                 }
+                // Σ_i f_i has the coefficient-wise sum of the commitments as its commitments.
+                let mut summed = vec![C::identity(); degree + 1];
+                for c in self.commitments.values() {
+                    for (acc, p) in summed.iter_mut().zip(c) {
+                        *acc = *acc + *p;
+                    }
+                }
                 let public_shares = self
                     .roster
                     .receivers()
                     .filter_map(|r| r.new)
-                    .map(|n| {
-                        (
-                            n,
-                            self.commitments
-                                .values()
-                                .map(|c| evaluate_commitments::<C>(c, n))
-                                .fold(C::identity(), |a, p| a + p),
-                        )
-                    })
+                    .map(|n| (n, evaluate_commitments::<C>(&summed, n)))
                     .collect();
                 self.sub_shares.clear();
                 ReshareOutput::Share(NewShare {
