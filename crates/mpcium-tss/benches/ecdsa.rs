@@ -119,68 +119,88 @@ fn per_party<P: Protocol>(parties: Vec<(PartyId, P)>) -> BTreeMap<PartyId, (Dura
     cost
 }
 
-fn report(what: &str, cost: &BTreeMap<PartyId, (Duration, usize)>) {
-    let total: Duration = cost.values().map(|c| c.0).sum();
-    let busiest = cost.values().map(|c| c.0).max().unwrap_or_default();
-    let max_sent = cost.values().map(|c| c.1).max().unwrap_or_default();
+fn report(what: &str, runs: &[BTreeMap<PartyId, (Duration, usize)>]) {
+    let k = runs.len().max(1) as f64;
+    let mut per_party: BTreeMap<PartyId, (Duration, usize)> = BTreeMap::new();
+    for run in runs {
+        for (p, (cpu, sent)) in run {
+            let e = per_party.entry(*p).or_default();
+            e.0 += *cpu;
+            e.1 += *sent;
+        }
+    }
+    let total: Duration = per_party.values().map(|c| c.0).sum();
+    let busiest = per_party.values().map(|c| c.0).max().unwrap_or_default();
+    let max_sent = per_party.values().map(|c| c.1).max().unwrap_or_default();
     eprintln!(
-        "{what}: CPU total {:.2} ms, busiest party {:.2} ms, most bytes sent by one party {} KB",
-        total.as_secs_f64() * 1e3,
-        busiest.as_secs_f64() * 1e3,
-        max_sent / 1024
+        "{what} (mean of {} runs): CPU total {:.2} ms, busiest party {:.2} ms, most sent by one party {:.0} bytes",
+        runs.len(),
+        total.as_secs_f64() * 1e3 / k,
+        busiest.as_secs_f64() * 1e3 / k,
+        max_sent as f64 / k
     );
 }
 
-/// One instrumented run of each protocol, printed before the timed benchmarks.
+/// Instrumented runs of each protocol, printed before the timed benchmarks. The thread CPU
+/// clock advances in scheduler steps, so short protocols are averaged over many runs.
 fn print_per_party_costs(t: u16, n: u16, name: &str) {
     let signers: Vec<PartyId> = (1..=t + 1).collect();
-    let id = eid(name, 0);
-    report(
-        &format!("{name} keygen"),
-        &per_party((1..=n).map(|me| (me, Keygen::new(id, me, t, n).expect("input"))).collect()),
-    );
-    report(
-        &format!("{name} setup"),
-        &per_party(
-            setup_inputs(t, n).into_iter().map(|i| (i.me, Setup::new(id, i).expect("input"))).collect(),
-        ),
-    );
-    let shares = keygen(t, n, eid(name, 1));
-    let sign = |req| {
-        signers
-            .iter()
-            .map(|p| {
-                (
-                    *p,
-                    Sign::new(eid(name, req), &shares[usize::from(*p) - 1], &signers, [1; 32], None)
-                        .expect("input"),
-                )
-            })
-            .collect()
+    let counter = std::cell::Cell::new(100u64);
+    let next = || {
+        counter.set(counter.get() + 1);
+        eid(name, counter.get())
     };
-    report(&format!("{name} full sign"), &per_party(sign(2)));
-    report(
-        &format!("{name} presign"),
-        &per_party(
-            signers
-                .iter()
-                .map(|p| {
-                    (
-                        *p,
-                        Presign::new(eid(name, 3), &shares[usize::from(*p) - 1], &signers, None)
-                            .expect("input"),
-                    )
-                })
-                .collect(),
-        ),
-    );
-    let presigs = presign(&shares, &signers, eid(name, 4));
-    report(
-        &format!("{name} online sign"),
-        &per_party(
-            presigs.into_iter().map(|(p, pre)| (p, SignOnline::new(eid(name, 5), pre, [1; 32]))).collect(),
-        ),
-    );
+    let keygen_runs: Vec<_> = (0..2)
+        .map(|_| {
+            let id = next();
+            per_party((1..=n).map(|me| (me, Keygen::new(id, me, t, n).expect("input"))).collect())
+        })
+        .collect();
+    report(&format!("{name} keygen"), &keygen_runs);
+    let setup_runs: Vec<_> = (0..2)
+        .map(|_| {
+            let id = next();
+            per_party(
+                setup_inputs(t, n).into_iter().map(|i| (i.me, Setup::new(id, i).expect("input"))).collect(),
+            )
+        })
+        .collect();
+    report(&format!("{name} setup"), &setup_runs);
+    let shares = keygen(t, n, next());
+    let share = |p: &PartyId| &shares[usize::from(*p) - 1];
+    let reps = 100;
+    let sign_runs: Vec<_> = (0..reps)
+        .map(|_| {
+            let id = next();
+            per_party(
+                signers
+                    .iter()
+                    .map(|p| (*p, Sign::new(id, share(p), &signers, [1; 32], None).expect("input")))
+                    .collect(),
+            )
+        })
+        .collect();
+    report(&format!("{name} full sign"), &sign_runs);
+    let presign_runs: Vec<_> = (0..reps)
+        .map(|_| {
+            let id = next();
+            per_party(
+                signers
+                    .iter()
+                    .map(|p| (*p, Presign::new(id, share(p), &signers, None).expect("input")))
+                    .collect(),
+            )
+        })
+        .collect();
+    report(&format!("{name} presign"), &presign_runs);
+    let online_runs: Vec<_> = (0..reps)
+        .map(|_| {
+            let presigs = presign(&shares, &signers, next());
+            let id = next();
+            per_party(presigs.into_iter().map(|(p, pre)| (p, SignOnline::new(id, pre, [1; 32]))).collect())
+        })
+        .collect();
+    report(&format!("{name} online sign"), &online_runs);
 }
 
 fn bench(c: &mut Criterion) {
