@@ -73,5 +73,14 @@ fn full_backup(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, put_get, full_backup);
+fn production_kdf(c: &mut Criterion) {
+    let mut group = c.benchmark_group("kdf");
+    group.sample_size(10);
+    group.bench_function("argon2id m=64MiB t=3 p=4 (one store open)", |b| {
+        b.iter(|| black_box(mpcium_store::KdfParams::PRODUCTION.derive(PW, b"0123456789abcdef").unwrap()))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, production_kdf, put_get, full_backup);
 criterion_main!(benches);

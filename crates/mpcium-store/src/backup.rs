@@ -140,6 +140,7 @@ pub fn read_latest(dir: &Path) -> Result<Option<LatestVersion>> {
 /// when nothing changed.
 pub fn run_backup_once(store: &Store, backup_dir: &Path, node_name: &str) -> Result<Option<BackupOutcome>> {
     validate_node_name(node_name)?;
+    let _serialised = store.lock_backups();
     fsutil::ensure_private_dir(backup_dir)?;
     let latest = read_latest(backup_dir)?;
     let key = store.backup_key();

@@ -25,6 +25,15 @@ pub fn ensure_private_dir(dir: &Path) -> Result<()> {
     fs::set_permissions(dir, fs::Permissions::from_mode(DIR_MODE)).map_err(|e| StoreError::io(dir, e))
 }
 
+/// Creates `dir` (and missing parents) with mode 0700 if it is missing; leaves an existing
+/// directory's mode alone (it may be the working directory or a system directory).
+pub fn create_private_dir_if_missing(dir: &Path) -> Result<()> {
+    if dir.exists() {
+        return Ok(());
+    }
+    fs::DirBuilder::new().recursive(true).mode(DIR_MODE).create(dir).map_err(|e| StoreError::io(dir, e))
+}
+
 /// Creates a new empty file with mode 0600, failing if it exists.
 pub fn create_private_file(path: &Path) -> Result<File> {
     OpenOptions::new().write(true).create_new(true).mode(FILE_MODE).open(path).map_err(|e| {

@@ -71,6 +71,8 @@ pub struct Store {
     path: PathBuf,
     dek: SecretKey,
     backup_key: BackupKey,
+    /// Serialises backups of this store (two concurrent runs would claim the same version).
+    backup_lock: std::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Store {
@@ -125,8 +127,8 @@ fn map_open_error(path: &Path, e: redb::DatabaseError) -> StoreError {
 }
 
 impl Store {
-    /// Creates a new store at `path` (a file; its directory is created with mode 0700 if
-    /// missing). Fails if the file exists.
+    /// Creates a new store at `path` (a file, mode 0600; a missing directory is created with
+    /// mode 0700, an existing one is left as it is). Fails if the file exists.
     pub fn create(path: impl AsRef<Path>, password: &[u8], options: &StoreOptions) -> Result<Self> {
         let dek = crypto::random_key()?;
         Self::create_with_dek(path.as_ref(), password, dek, options)
@@ -140,11 +142,11 @@ impl Store {
     ) -> Result<Self> {
         check_new_password(password)?;
         let (header, backup_key) = new_header(password, &dek, options)?;
-        fsutil::ensure_private_dir(&fsutil::parent_dir(path))?;
+        fsutil::create_private_dir_if_missing(&fsutil::parent_dir(path))?;
         // Create the file ourselves so that it is 0600 from the first byte.
         drop(fsutil::create_private_file(path)?);
         let db = Database::builder().create(path).map_err(|e| map_open_error(path, e))?;
-        let store = Store { db, path: path.to_owned(), dek, backup_key };
+        let store = Store { db, path: path.to_owned(), dek, backup_key, backup_lock: Default::default() };
         let txn = store.begin_write()?;
         {
             let mut meta = txn.open_table(META)?;
@@ -176,6 +178,7 @@ impl Store {
             path: path.to_owned(),
             dek,
             backup_key: BackupKey { key: backup, kdf: header.backup_kdf },
+            backup_lock: Default::default(),
         })
     }
 
@@ -196,6 +199,10 @@ impl Store {
 
     pub(crate) fn backup_key(&self) -> &BackupKey {
         &self.backup_key
+    }
+
+    pub(crate) fn lock_backups(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.backup_lock.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub(crate) fn dek(&self) -> &SecretKey {

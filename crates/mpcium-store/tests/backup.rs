@@ -294,3 +294,24 @@ fn scheduler_backs_up_periodically() {
     assert_eq!(backup_files(&backups).len() as u64, latest.version);
     assert_eq!(latest.version, 2, "no file is written while nothing changes");
 }
+
+#[test]
+fn concurrent_backup_runs_never_claim_the_same_version() {
+    let tmp = tempfile::tempdir().unwrap();
+    let backups = tmp.path().join("backups");
+    let store = std::sync::Arc::new(Store::create(tmp.path().join("n.db"), PW, &opts()).unwrap());
+    for round in 0..5 {
+        store.put_setup(&format!("k{round}"), b"v").unwrap();
+        let handles: Vec<_> = (0..3)
+            .map(|_| {
+                let (s, d) = (store.clone(), backups.clone());
+                std::thread::spawn(move || run_backup_once(&s, &d, "n").unwrap())
+            })
+            .collect();
+        let written = handles.into_iter().filter_map(|h| h.join().unwrap()).count();
+        assert_eq!(written, 1, "exactly one run sees the change; the others find nothing new");
+    }
+    let r = recover(&backups, &tmp.path().join("r.db"), PW, &opts(), false).unwrap();
+    assert_eq!(r.files.len(), 5);
+    assert_eq!(r.keys, 5);
+}

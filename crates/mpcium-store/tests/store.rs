@@ -281,3 +281,15 @@ fn put_many_is_all_or_nothing() {
     assert!(matches!(err, StoreError::ValueTooLarge { .. }));
     assert_eq!(s.get(&ecdsa).unwrap().unwrap().as_slice(), b"e1", "nothing of a refused batch is written");
 }
+
+#[test]
+fn existing_parent_directory_mode_is_left_alone() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    drop(Store::create(dir.path().join("s.db"), PW, &opts()).unwrap());
+    assert_eq!(std::fs::metadata(dir.path()).unwrap().permissions().mode() & 0o777, 0o755);
+    let nested = dir.path().join("new/sub");
+    drop(Store::create(nested.join("s.db"), PW, &opts()).unwrap());
+    assert_eq!(std::fs::metadata(&nested).unwrap().permissions().mode() & 0o777, 0o700);
+}
