@@ -6,6 +6,7 @@
 mod cmd;
 mod config;
 mod key_output;
+mod nats_client;
 mod password;
 
 use std::path::PathBuf;
@@ -17,8 +18,8 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "mpcium-cli", about = "Operator tool for mpcium nodes", disable_version_flag = true)]
 struct Cli {
-    /// Path of the node's config.yaml (only `badger_password`, `db_path` and `backup_dir` are read
-    /// by the store commands).
+    /// Path of the node's config.yaml (the store commands read `badger_password`, `db_path` and
+    /// `backup_dir`; register-peers reads `environment` and `nats.*`).
     #[arg(short = 'c', long, global = true, value_name = "config.yaml")]
     config: Option<PathBuf>,
 
@@ -36,6 +37,10 @@ enum Command {
     GenerateInitiator(cmd::generate_initiator::GenerateInitiatorArgs),
     /// Generate an authorizer's signing key files.
     GenerateAuthorizer(cmd::generate_authorizer::GenerateAuthorizerArgs),
+    /// Write every peer of a peers file into the registry (NATS KV bucket `mpc_peers`).
+    RegisterPeers(cmd::register_peers::RegisterPeersArgs),
+    /// Run a local development cluster: nats-server and n nodes, generated on the first run.
+    Devnet(cmd::devnet::DevnetArgs),
     /// Restore a node's store from its encrypted backup files.
     Recover(cmd::recover::RecoverArgs),
     /// Change the store password (optionally re-encrypting every value under a new data key).
@@ -59,6 +64,8 @@ fn main() -> ExitCode {
         Command::GenerateIdentity(args) => cmd::generate_identity::run(args),
         Command::GenerateInitiator(args) => cmd::generate_initiator::run(args),
         Command::GenerateAuthorizer(args) => cmd::generate_authorizer::run(args),
+        Command::RegisterPeers(args) => cmd::register_peers::run(&ctx, args),
+        Command::Devnet(args) => cmd::devnet::run(args),
         Command::Recover(args) => cmd::recover::run(&ctx, args),
         Command::Rekey(args) => cmd::rekey::run(&ctx, args),
         Command::Version => cmd::version::run(),

@@ -1,10 +1,12 @@
 //! One module per command.
 
+pub mod devnet;
 pub mod generate_authorizer;
 pub mod generate_identity;
 pub mod generate_initiator;
 pub mod generate_peers;
 pub mod recover;
+pub mod register_peers;
 pub mod rekey;
 pub mod version;
 
