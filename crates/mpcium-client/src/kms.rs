@@ -96,7 +96,8 @@ impl KmsSigner {
             .send()
             .await
             .map_err(|e| remote("GetPublicKey", aws_sdk_kms::error::DisplayErrorContext(e)))?;
-        if out.key_spec() != Some(&KeySpec::EccNistP256) {
+        // Some emulators omit `KeySpec`; the DER check below decides then (it checks the curve).
+        if out.key_spec().is_some_and(|spec| *spec != KeySpec::EccNistP256) {
             return Err(SignerError::WrongKey {
                 expected: Algorithm::P256,
                 reason: format!("KMS key {key_id} has key spec {:?}, expected ECC_NIST_P256", out.key_spec()),
