@@ -8,6 +8,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use mpcium_node::registry::{Heartbeat, Registry};
@@ -38,20 +39,16 @@ struct Devnet {
 
 impl Devnet {
     fn start(work: &Path, extra: &[&str]) -> Self {
+        static RUNS: AtomicUsize = AtomicUsize::new(0);
         let nats = mpcium_testkit::nats_server_binary().unwrap();
-        let output = work.join(format!("devnet-{}.out", Instant::now().elapsed().as_nanos()));
+        let output = work.join(format!("devnet-{}.out", RUNS.fetch_add(1, Ordering::Relaxed)));
         let out = File::create(&output).unwrap();
         let mut command = Command::new(cli_binary());
+        command.args(["devnet", "--dir", "net", "--nats-server", nats.to_str().unwrap()]);
+        if !extra.contains(&"--ready-timeout") {
+            command.args(["--ready-timeout", "120"]);
+        }
         command
-            .args([
-                "devnet",
-                "--dir",
-                "net",
-                "--nats-server",
-                nats.to_str().unwrap(),
-                "--ready-timeout",
-                "120",
-            ])
             .args(extra)
             .current_dir(work)
             .env_remove("MPCIUM_BIN")
@@ -227,6 +224,17 @@ fn devnet_generates_runs_and_stops_everything_on_sigint() {
     let peers_again: std::collections::BTreeMap<String, String> =
         serde_json::from_str(&std::fs::read_to_string(dir.join("node0/peers.json")).unwrap()).unwrap();
     assert_eq!(peers_again, peers_file);
+
+    // SIGTERM stops it the same way.
+    let ready_again = work.path().join("ready-again.json");
+    let mut third =
+        Devnet::start(work.path(), &["--no-nodes", "--ready-file", ready_again.to_str().unwrap()]);
+    third.wait_for_file(&ready_again, Duration::from_secs(60));
+    kill_process(pid(u64::from(third.child.id())), Signal::TERM).unwrap();
+    let status = third.wait_exit(Duration::from_secs(60));
+    let output = third.output();
+    assert!(status.success(), "exit {status}:\n{output}");
+    assert!(output.contains("Stopped (SIGTERM)"), "{output}");
 }
 
 #[test]
@@ -260,4 +268,91 @@ fn devnet_without_node_binary_names_the_ways_to_provide_it() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("no-such-mpcium does not exist"), "{stderr}");
     assert!(!work.path().join("net").exists());
+}
+
+/// Writes an executable stand-in for the node binary (a shell script) into `dir`.
+fn stand_in_node(dir: &Path, body: &str) -> PathBuf {
+    let path = dir.join("fake-mpcium");
+    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+/// The port nats-server was configured to listen on in this run.
+fn nats_port(dir: &Path) -> u16 {
+    let conf = std::fs::read_to_string(dir.join("net/nats/nats.conf")).unwrap();
+    let listen = conf.lines().find(|l| l.starts_with("listen:")).unwrap();
+    listen.trim_end_matches('"').rsplit(':').next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn a_node_that_never_gets_ready_is_reported_and_nothing_is_left_running() {
+    let work = tempfile::tempdir().unwrap();
+    // Records its pid and arguments, then hangs without ever logging the ready line.
+    let node = stand_in_node(work.path(), "echo $$ > pid; echo \"stand-in node: $*\"; exec sleep 300");
+    let mut devnet = Devnet::start(
+        work.path(),
+        &["--mpcium", node.to_str().unwrap(), "--ready-timeout", "3", "--nodes", "2"],
+    );
+    let status = devnet.wait_exit(Duration::from_secs(60));
+    let output = devnet.output();
+    assert!(!status.success(), "{output}");
+    assert!(output.contains("not ready after 3 s"), "{output}");
+    assert!(
+        output.contains("stand-in node: start -n node1 -c config.yaml"),
+        "the log tail is shown: {output}"
+    );
+    let port = nats_port(work.path());
+    assert!(
+        TcpStream::connect_timeout(&SocketAddr::from(([127, 0, 0, 1], port)), Duration::from_millis(500))
+            .is_err(),
+        "nats-server left running"
+    );
+    for name in ["node0", "node1"] {
+        let p: u64 = std::fs::read_to_string(work.path().join("net").join(name).join("pid"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert!(test_kill_process(pid(p)).is_err(), "{name} (pid {p}) left running");
+    }
+}
+
+#[test]
+fn a_node_that_exits_at_start_fails_the_devnet_with_its_log() {
+    let work = tempfile::tempdir().unwrap();
+    let node = stand_in_node(work.path(), "echo 'cannot open store: bad password' >&2; exit 3");
+    let mut devnet = Devnet::start(work.path(), &["--mpcium", node.to_str().unwrap()]);
+    let status = devnet.wait_exit(Duration::from_secs(60));
+    let output = devnet.output();
+    assert!(!status.success(), "{output}");
+    assert!(output.contains("exited before it was ready"), "{output}");
+    assert!(output.contains("cannot open store: bad password"), "{output}");
+    let port = nats_port(work.path());
+    assert!(
+        TcpStream::connect_timeout(&SocketAddr::from(([127, 0, 0, 1], port)), Duration::from_millis(500))
+            .is_err()
+    );
+}
+
+#[test]
+fn a_rerun_stops_what_a_killed_devnet_left_running() {
+    let work = tempfile::tempdir().unwrap();
+    let ready_file = work.path().join("ready.json");
+    let mut first = Devnet::start(work.path(), &["--no-nodes", "--ready-file", ready_file.to_str().unwrap()]);
+    first.wait_for_file(&ready_file, Duration::from_secs(60));
+    let info: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&ready_file).unwrap()).unwrap();
+    let old_nats = info["nats_pid"].as_u64().unwrap();
+    // SIGKILL: devnet cannot clean up, its nats-server keeps running.
+    first.child.kill().unwrap();
+    first.child.wait().unwrap();
+    assert!(test_kill_process(pid(old_nats)).is_ok(), "nats-server should have outlived a SIGKILLed devnet");
+
+    let mut second = Devnet::start(work.path(), &["--no-nodes", "--run-for", "1"]);
+    let status = second.wait_exit(Duration::from_secs(60));
+    let output = second.output();
+    assert!(status.success(), "exit {status}:\n{output}");
+    assert!(output.contains(&format!("Stopping nats-server (pid {old_nats}) left running")), "{output}");
+    assert!(test_kill_process(pid(old_nats)).is_err(), "the leftover nats-server is still running");
 }

@@ -44,8 +44,21 @@ pub const READY_LINE: &str = "[READY] Node is ready";
 /// How long nats-server may take to accept connections.
 const NATS_START_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// Printed after `mpcium-cli devnet --help`.
+const AFTER_HELP: &str = "\
+The directory is kept on exit (it holds the keys and the node stores) and reused by the next run \
+with the same --dir: identities, peers, initiator key, chain code and store passwords stay; \
+config.yaml files are rewritten each start with the new NATS and health ports. The store \
+passwords live in config.yaml because this is a local development cluster; production nodes \
+take theirs from `mpcium start --password-file` or a prompt.
+
+Ctrl-C, SIGTERM or SIGHUP stops the nodes, then nats-server, and exits 0. For scripts: \
+--ready-file PATH receives a JSON description (nats_url, pids, paths of every file) once all \
+nodes are ready and is removed on exit; --run-for SECONDS stops by itself.";
+
 /// Flags of `devnet`.
 #[derive(Debug, Args)]
+#[command(after_long_help = AFTER_HELP)]
 pub struct DevnetArgs {
     /// The devnet directory: created on the first run, reused afterwards.
     #[arg(long, default_value = ".devnet")]
@@ -274,6 +287,8 @@ impl Run<'_> {
                 for key in layout::PINNED_KEYS {
                     command.env_remove(env_var_name(key));
                 }
+                // The log is a file: no terminal colour codes in it.
+                command.env("NO_COLOR", "1");
                 let node = Supervised::spawn(name, command, &self.layout.node_log(name))?;
                 println!("{name} (pid {}) started, port {} for health", node.pid(), self.health_ports[index]);
                 processes.nodes.push(node);

@@ -4,8 +4,10 @@
 //!
 //! Children run in their own process group, so a Ctrl-C on the terminal reaches only devnet,
 //! which then stops the nodes first (they withdraw their readiness while NATS is still up) and
-//! nats-server last. If devnet itself is killed with SIGKILL the children keep running; their
-//! pids are in the log lines devnet prints at start.
+//! nats-server last. If devnet itself is killed with SIGKILL the children keep running; each
+//! child's pid is kept in a `.pid` file next to its log, and the next devnet run in the same
+//! directory stops such leftovers before starting their replacements (on Linux, where `/proc`
+//! lets it check that the pid still is such a process: its working directory is the child's).
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read as _, Seek as _, SeekFrom};
@@ -36,6 +38,8 @@ impl Supervised {
     /// Starts `command` in its own process group with stdout and stderr appended to `log` (a
     /// previous log is kept as `<log>.prev`).
     pub fn spawn(name: &str, mut command: Command, log: &Path) -> anyhow::Result<Self> {
+        let pid_file = log.with_extension("pid");
+        stop_leftover(name, &pid_file, command.get_current_dir());
         if log.exists() {
             let mut prev = log.as_os_str().to_owned();
             prev.push(".prev");
@@ -52,6 +56,9 @@ impl Supervised {
                 || format!("cannot start {name} ({})", command.get_program().to_string_lossy()),
             )?;
         tracing::info!(process = name, pid = child.id(), "started");
+        if let Err(e) = std::fs::write(&pid_file, child.id().to_string()) {
+            tracing::warn!(file = %pid_file.display(), error = %e, "cannot write the pid file");
+        }
         Ok(Self { name: name.to_owned(), log: log.to_path_buf(), child, exited: None })
     }
 
@@ -64,6 +71,9 @@ impl Supervised {
     pub fn exited(&mut self) -> Option<ExitStatus> {
         if self.exited.is_none() {
             self.exited = self.child.try_wait().ok().flatten();
+            if self.exited.is_some() {
+                let _ = std::fs::remove_file(self.log.with_extension("pid"));
+            }
         }
         self.exited
     }
@@ -83,6 +93,32 @@ impl Supervised {
     /// The last `lines` lines of its log.
     pub fn log_tail(&self, lines: usize) -> String {
         log_tail(&self.log, lines)
+    }
+}
+
+/// Stops the process named in `pid_file` if it is still a child of an earlier devnet run, that
+/// is if its working directory is `cwd` (a directory of this devnet). Best effort; Linux only.
+fn stop_leftover(name: &str, pid_file: &Path, cwd: Option<&Path>) {
+    let Ok(text) = std::fs::read_to_string(pid_file) else { return };
+    let _ = std::fs::remove_file(pid_file);
+    let Some(raw) = text.trim().parse::<i32>().ok().filter(|p| *p > 1) else { return };
+    let Some(pid) = Pid::from_raw(raw) else { return };
+    let proc_dir = PathBuf::from(format!("/proc/{raw}"));
+    let same_cwd = match (std::fs::read_link(proc_dir.join("cwd")), cwd) {
+        (Ok(actual), Some(expected)) => expected.canonicalize().is_ok_and(|e| e == actual),
+        _ => false,
+    };
+    if !same_cwd {
+        return;
+    }
+    eprintln!("Stopping {name} (pid {raw}) left running by an earlier devnet run");
+    let _ = kill_process(pid, Signal::TERM);
+    let deadline = Instant::now() + STOP_GRACE;
+    while Instant::now() < deadline && proc_dir.exists() {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    if proc_dir.exists() {
+        let _ = kill_process(pid, Signal::KILL);
     }
 }
 
@@ -119,6 +155,7 @@ pub fn stop_all(processes: &mut [Supervised], grace: Duration) {
             tracing::warn!(process = %p.name, "did not stop within {} s; killing it", grace.as_secs());
             let _ = p.child.kill();
             p.exited = p.child.wait().ok();
+            let _ = std::fs::remove_file(p.log.with_extension("pid"));
         }
     }
 }
