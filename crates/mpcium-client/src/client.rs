@@ -16,7 +16,7 @@ use tokio::task::JoinHandle;
 use crate::consumer;
 use crate::error::{ClientError, Operation, RemoteFailure};
 use crate::request::{Authorizer, ReshareRequest, SignRequest, seal};
-use crate::router::{Router, Waiter};
+use crate::router::{Callback, Router, Waiter};
 use crate::signer::Signer;
 
 /// Default wait for a result. Keygen answers within ~30 s (the nodes' session timeout); a sign
@@ -32,6 +32,9 @@ pub struct ClientOptions {
     timeout: Duration,
     signing_mode: SigningMode,
     authorizers: Vec<Authorizer>,
+    on_keygen: Option<Callback<KeygenResultEvent>>,
+    on_sign: Option<Callback<SigningResultEvent>>,
+    on_reshare: Option<Callback<ResharingResultEvent>>,
 }
 
 impl std::fmt::Debug for ClientOptions {
@@ -42,6 +45,9 @@ impl std::fmt::Debug for ClientOptions {
             .field("timeout", &self.timeout)
             .field("signing_mode", &self.signing_mode)
             .field("authorizers", &self.authorizers)
+            .field("on_wallet_creation_result", &self.on_keygen.is_some())
+            .field("on_sign_result", &self.on_sign.is_some())
+            .field("on_resharing_result", &self.on_reshare.is_some())
             .finish()
     }
 }
@@ -55,6 +61,9 @@ impl ClientOptions {
             timeout: DEFAULT_TIMEOUT,
             signing_mode: SigningMode::Compatible,
             authorizers: Vec::new(),
+            on_keygen: None,
+            on_sign: None,
+            on_reshare: None,
         }
     }
 
@@ -84,6 +93,28 @@ impl ClientOptions {
         self.authorizers = authorizers;
         self
     }
+
+    /// Installs the keygen callback before the consumers start, so results left in the stream
+    /// by an earlier run of this client ID are not dropped (see [`MpcClient`]).
+    pub fn on_wallet_creation_result(
+        mut self,
+        f: impl Fn(KeygenResultEvent) + Send + Sync + 'static,
+    ) -> Self {
+        self.on_keygen = Some(Arc::new(f));
+        self
+    }
+
+    /// Installs the signing callback before the consumers start.
+    pub fn on_sign_result(mut self, f: impl Fn(SigningResultEvent) + Send + Sync + 'static) -> Self {
+        self.on_sign = Some(Arc::new(f));
+        self
+    }
+
+    /// Installs the reshare callback before the consumers start.
+    pub fn on_resharing_result(mut self, f: impl Fn(ResharingResultEvent) + Send + Sync + 'static) -> Self {
+        self.on_reshare = Some(Arc::new(f));
+        self
+    }
 }
 
 struct Inner {
@@ -110,7 +141,8 @@ impl Drop for Inner {
 /// [`ClientError::error_code`]). Events no call is waiting for (late duplicates, results of
 /// requests that timed out here, requests sent by another process with the same client ID) go
 /// to the `on_*_result` callbacks; with no callback set they are acknowledged and dropped with a
-/// warning. Must be used inside a Tokio runtime.
+/// warning — install callbacks through [`ClientOptions`] to catch results that were waiting in
+/// the stream when the client started. Must be used inside a Tokio runtime.
 #[derive(Clone)]
 pub struct MpcClient {
     inner: Arc<Inner>,
@@ -140,6 +172,15 @@ impl MpcClient {
         let js = jetstream::new(nats.clone());
         let result_stream = consumer::ensure_streams(&js).await?;
         let router = Arc::new(Router::new());
+        if let Some(f) = options.on_keygen.clone() {
+            router.keygen.set_callback(f);
+        }
+        if let Some(f) = options.on_sign.clone() {
+            router.signing.set_callback(f);
+        }
+        if let Some(f) = options.on_reshare.clone() {
+            router.reshare.set_callback(f);
+        }
         let tasks =
             consumer::start_result_consumers(&result_stream, options.client_id.as_ref(), &router).await?;
         Ok(Self { inner: Arc::new(Inner { nats, js, options, router, tasks }) })
@@ -264,6 +305,7 @@ impl MpcClient {
         body: String,
     ) -> Result<(), ClientError> {
         let fail = |reason: String| ClientError::Publish { operation, subject: subject.clone(), reason };
+        tracing::debug!(%operation, %subject, "publishing request to JetStream");
         let payload = Bytes::from(body);
         let ack = match self.headers() {
             Some(headers) => self.inner.js.publish_with_headers(subject.clone(), headers, payload).await,
@@ -281,6 +323,7 @@ impl MpcClient {
         body: String,
     ) -> Result<(), ClientError> {
         let fail = |reason: String| ClientError::Publish { operation, subject: subject.to_owned(), reason };
+        tracing::debug!(%operation, %subject, "publishing request over core NATS");
         let nats = &self.inner.nats;
         let payload = Bytes::from(body);
         match self.headers() {

@@ -388,3 +388,25 @@ async fn undecodable_result_events_are_naked_and_the_consumer_keeps_going() {
     publish_result(&nats, "mpc.mpc_keygen_result.svc-n.after-junk", "ok", event.to_json()).await;
     assert_eq!(tokio::time::timeout(Duration::from_secs(10), task).await.unwrap().unwrap().unwrap(), event);
 }
+
+#[tokio::test]
+async fn callbacks_from_options_catch_results_waiting_in_the_stream_at_startup() {
+    let (server, nats) = server().await;
+    // A first client creates the scoped consumers, then goes away (a process restart).
+    drop(client(&server, ClientOptions::new(ed25519_signer()).client_id(client_id("svc-restart"))).await);
+    let event = SigningResultEvent::eddsa_success("w1", "tx-old", "SOL", &[8; 64]);
+    publish_result(&nats, "mpc.mpc_signing_result.svc-restart.complete", "old", event.to_json()).await;
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let sink = seen.clone();
+    let options = ClientOptions::new(ed25519_signer())
+        .client_id(client_id("svc-restart"))
+        .on_sign_result(move |e| sink.lock().unwrap().push(e));
+    let _client = client(&server, options).await;
+    // Normally immediate; if the old client's pull request was still open on the server, the
+    // event is redelivered after AckWait (30 s).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
+    while seen.lock().unwrap().is_empty() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(*seen.lock().unwrap(), [event]);
+}
