@@ -495,7 +495,7 @@ impl Run<'_> {
             layout.peers_file(node0).display()
         );
         println!(
-            "  clients: connect to {} and sign requests with {} (its public key above)",
+            "  NATS_URL={} MPCIUM_INITIATOR_KEY={} cargo run -p mpcium-client --example sign   # a wallet, two signatures",
             self.nats_url,
             initiator.key.display()
         );
