@@ -20,6 +20,10 @@
 //!   `ClientID` when a client ID is set.
 //! - Results: durable pull consumers on stream `mpc` (names and filters of the original, scoped
 //!   by client ID); matched by `wallet_id` (keygen), `tx_id` (sign), session ID (reshare).
+//! - Outcome: `create_wallet`, `sign` and `reshare` return the success event; an error event
+//!   becomes [`ClientError::Remote`] ([`RemoteFailure`]: `error_code`, `error_reason`,
+//!   `is_timeout`; shortcut [`ClientError::error_code`]); no event in time is
+//!   [`ClientError::Timeout`]. Events no call claimed go to the `on_*_result` callbacks.
 //! - Signers: [`LocalSigner`] (Ed25519 / P-256 key files, plain or age-encrypted) and, with the
 //!   `kms` feature, `KmsSigner` (AWS KMS P-256).
 

@@ -151,7 +151,9 @@ async fn error_results_are_typed_errors_carrying_the_error_code() {
         let client = client.clone();
         async move { client.sign(&request).await }
     });
-    next(&mut requests).await;
+    let published = next(&mut requests).await;
+    assert_eq!(published.subject.as_str(), "mpc.signing_request.tx-e");
+    assert_eq!(header(&published, "ClientID"), Some("svc-e"));
     let event = SigningResultEvent::max_delivery_exceeded("missing-wallet", "tx-e", "");
     publish_result(&nats, "mpc.mpc_signing_result.svc-e.complete", "id-e", event.to_json()).await;
     let err = tokio::time::timeout(Duration::from_secs(10), task).await.unwrap().unwrap().unwrap_err();
