@@ -7,11 +7,15 @@
 //!   JetStream KV.
 //! - [`transport`]: per-node inbox subjects on core NATS, verification and routing to sessions.
 //! - [`session`]: running one protocol over the transport, with the broadcast echo check.
+//! - [`service`]: the coordinator and participant sides of keygen and signing requests.
+//! - [`daemon`]: wiring a node together (what `mpcium start` runs).
 //! - [`control`]: session start, echo, abort and done messages.
 
 pub mod control;
+pub mod daemon;
 pub mod envelope;
 pub mod pairkey;
 pub mod registry;
+pub mod service;
 pub mod session;
 pub mod transport;

@@ -30,6 +30,19 @@ pub const PEERS_BUCKET: &str = "mpc_peers";
 pub const READY_BUCKET: &str = "mpc_ready";
 /// Bucket of wallet key metadata.
 pub const KEYINFO_BUCKET: &str = "mpc_keyinfo";
+/// Bucket of signing requests already taken (durable, cluster-wide replay protection).
+pub const REQUESTS_BUCKET: &str = "mpc_requests";
+
+/// The outcome of claiming a request id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// First time this request id is seen.
+    New,
+    /// Claimed before by the same delivery (a redelivery of the same JetStream message).
+    Same,
+    /// Claimed before by another request: a replay.
+    Duplicate,
+}
 
 /// Why a registry operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -215,11 +228,12 @@ impl PeerDirectory {
         ids
     }
 
-    /// The pair key shared with a ready peer.
+    /// The pair key shared with a peer whose current exchange key we know. Unlike readiness it
+    /// does not lapse with a late heartbeat: a session already running with a slow peer keeps
+    /// its channel; the key goes only when the peer withdraws or restarts with a new one.
     pub fn pair_key(&self, peer: &str) -> Option<PairKey> {
         let peers = self.peers.read().ok()?;
-        let state = peers.get(peer)?;
-        (Instant::now().duration_since(state.last_seen) < self.ttl).then(|| state.pair_key.clone())
+        peers.get(peer).map(|state| state.pair_key.clone())
     }
 
     /// Take in a record seen in the ready bucket. Returns false (and ignores it) when the
@@ -272,6 +286,7 @@ pub struct Registry {
     peers: kv::Store,
     ready: kv::Store,
     keyinfo: kv::Store,
+    requests: kv::Store,
 }
 
 /// How often a node re-announces itself, and after how long silence a peer counts as gone.
@@ -294,6 +309,7 @@ async fn open_bucket(js: &jetstream::Context, config: kv::Config) -> Result<kv::
     let bucket: &'static str = match config.bucket.as_str() {
         PEERS_BUCKET => PEERS_BUCKET,
         READY_BUCKET => READY_BUCKET,
+        REQUESTS_BUCKET => REQUESTS_BUCKET,
         _ => KEYINFO_BUCKET,
     };
     if let Ok(store) = js.get_key_value(config.bucket.clone()).await {
@@ -336,7 +352,17 @@ impl Registry {
             },
         )
         .await?;
-        Ok(Self { peers, ready, keyinfo })
+        let requests = open_bucket(
+            js,
+            kv::Config {
+                bucket: REQUESTS_BUCKET.into(),
+                description: "mpcium signing requests taken (replay protection)".into(),
+                history: 1,
+                ..Default::default()
+            },
+        )
+        .await?;
+        Ok(Self { peers, ready, keyinfo, requests })
     }
 
     /// Register a peer name → id; an existing equal entry is kept, a different one is a conflict.
@@ -475,6 +501,22 @@ impl Registry {
         })?;
         self.keyinfo.put(&key, bytes.into()).await.map_err(|e| kv_err(KEYINFO_BUCKET)(e.into()))?;
         Ok(())
+    }
+}
+
+impl Registry {
+    /// Claim `(wallet, tx)` for the request delivery `claim` (e.g. its stream sequence), atomically
+    /// across the cluster: the first claim wins and stays (durably, in JetStream).
+    pub async fn claim_request(&self, wallet_id: &str, tx_id: &str, claim: &str) -> Result<Claim, RegistryError> {
+        let key = format!("{}.{}", keyinfo_key("tx", wallet_id), keyinfo_key("id", tx_id).replacen("id.", "", 1));
+        match self.requests.create(&key, claim.to_owned().into()).await {
+            Ok(_) => Ok(Claim::New),
+            Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {
+                let existing = self.requests.get(&key).await.map_err(|e| kv_err(REQUESTS_BUCKET)(e.into()))?;
+                Ok(if existing.as_deref() == Some(claim.as_bytes()) { Claim::Same } else { Claim::Duplicate })
+            }
+            Err(e) => Err(kv_err(REQUESTS_BUCKET)(e.into())),
+        }
     }
 }
 

@@ -82,6 +82,16 @@ impl SessionError {
     }
 }
 
+/// Run protocol computation (a DKLs23 DKG round takes hundreds of milliseconds) without
+/// stalling the runtime's other tasks (heartbeats, other sessions): on a multi-threaded runtime
+/// the worker hands its other tasks to the rest of the pool while this runs.
+fn cpu_bound<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
+
 struct Run<'a> {
     transport: &'a Transport,
     spec: &'a SessionSpec,
@@ -142,7 +152,7 @@ impl Run<'_> {
     ) -> Result<P::Output, SessionError> {
         loop {
             loop {
-                match protocol.poke().map_err(|e| self.protocol_error(e))? {
+                match cpu_bound(|| protocol.poke()).map_err(|e| self.protocol_error(e))? {
                     Action::Wait => break,
                     Action::SendMany(data) => {
                         let env = self
@@ -165,7 +175,7 @@ impl Run<'_> {
             let inbound = self.next(inbox).await?;
             let Some(from) = self.accept(&inbound)? else { continue };
             match inbound.envelope.kind {
-                Kind::Broadcast | Kind::Private => protocol.message(from, inbound.payload),
+                Kind::Broadcast | Kind::Private => cpu_bound(|| protocol.message(from, inbound.payload)),
                 Kind::Control => {}
             }
         }

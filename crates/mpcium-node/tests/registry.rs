@@ -60,12 +60,13 @@ async fn nodes_become_ready_share_pair_keys_and_expire() {
     watch2.await.unwrap();
     wait_for("node-2 expired", || nodes[0].1.ready() == vec!["node-0".to_string(), "node-1".to_string()])
         .await;
-    assert!(nodes[0].1.pair_key("node-2").is_none());
+    assert!(nodes[0].1.pair_key("node-2").is_some(), "the pair key outlives a late heartbeat");
 
     // node-1 withdraws (graceful shutdown): node-0 sees the delete at once.
     nodes[1].0.withdraw("node-1").await.unwrap();
     nodes[1].2.send(true).unwrap();
     wait_for("node-1 withdrawn", || nodes[0].1.ready() == vec!["node-0".to_string()]).await;
+    assert!(nodes[0].1.pair_key("node-1").is_none(), "a withdrawn peer's key is forgotten");
 }
 
 #[tokio::test]

@@ -1,0 +1,172 @@
+//! Wiring one node together: NATS, registry, transport, store, backups and the request service.
+//! `mpcium start` calls [`start`] after reading its files; tests call it with in-memory values.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ed25519_dalek::{SigningKey, VerifyingKey};
+use mpcium_api::AuthorizationPolicy;
+use mpcium_store::{BackupConfig, BackupScheduler, Store};
+
+use crate::pairkey::ExchangeKey;
+use crate::registry::{Heartbeat, PeerDirectory, Registry, now_ms};
+use crate::service::{Service, ServiceConfig};
+use crate::transport::Transport;
+
+/// The log line that tells operators (and the devnet and e2e harnesses) the node is serving.
+pub const READY_LINE: &str = "[READY] Node is ready";
+
+/// Everything a node needs, already read and checked.
+pub struct NodeParams {
+    /// This node's id.
+    pub node_id: String,
+    /// This node's name (for backups and logs).
+    pub node_name: String,
+    /// Its Ed25519 identity.
+    pub identity: SigningKey,
+    /// Every cluster node's identity key (self included), by node id.
+    pub peers: HashMap<String, VerifyingKey>,
+    /// NATS connection options and URL.
+    pub nats_url: String,
+    /// NATS connection options (TLS, credentials).
+    pub nats_options: async_nats::ConnectOptions,
+    /// The opened key-share store.
+    pub store: Arc<Store>,
+    /// Backups, if enabled.
+    pub backup: Option<BackupConfig>,
+    /// Heartbeat period.
+    pub heartbeat: Duration,
+    /// The request service's settings.
+    pub service: ServiceConfig,
+    /// Peer registrations to make at start (`--peers`): name → id.
+    pub register_peers: Vec<(String, String)>,
+}
+
+/// Why a node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// NATS is unreachable or refused us.
+    #[error("cannot connect to NATS at {url}: {source}")]
+    Nats {
+        /// The URL.
+        url: String,
+        /// What failed.
+        source: async_nats::ConnectError,
+    },
+    /// The registry could not be opened.
+    #[error(transparent)]
+    Registry(#[from] crate::registry::RegistryError),
+    /// Listening failed.
+    #[error(transparent)]
+    Transport(#[from] crate::transport::TransportError),
+    /// The backup scheduler could not start.
+    #[error("backups: {0}")]
+    Backup(#[from] mpcium_store::StoreError),
+    /// JetStream setup failed.
+    #[error("JetStream: {0}")]
+    JetStream(async_nats::Error),
+}
+
+/// A running node; [`RunningNode::shutdown`] withdraws it gracefully.
+pub struct RunningNode {
+    node_id: String,
+    registry: Registry,
+    stop: tokio::sync::watch::Sender<bool>,
+    service: tokio::task::JoinHandle<()>,
+    backup: Option<BackupScheduler>,
+    client: async_nats::Client,
+    directory: PeerDirectory,
+}
+
+impl RunningNode {
+    /// The node's view of ready peers.
+    pub fn directory(&self) -> &PeerDirectory {
+        &self.directory
+    }
+
+    /// Withdraw readiness, stop serving, flush NATS.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        if let Err(e) = self.registry.withdraw(&self.node_id).await {
+            tracing::warn!(error = %e, "could not withdraw readiness");
+        }
+        self.service.abort();
+        if let Some(b) = self.backup {
+            b.stop();
+        }
+        let _ = self.client.flush().await;
+        tracing::info!("node stopped");
+    }
+
+    /// Stop abruptly, as a crash would (readiness is left to expire). For tests.
+    pub fn kill(self) {
+        let _ = self.stop.send(true);
+        self.service.abort();
+    }
+}
+
+/// Start a node.
+pub async fn start(params: NodeParams) -> Result<RunningNode, StartError> {
+    let client = params
+        .nats_options
+        .name(format!("mpcium-{}", params.node_name))
+        .retry_on_initial_connect()
+        .connect(&params.nats_url)
+        .await
+        .map_err(|source| StartError::Nats { url: params.nats_url.clone(), source })?;
+    let js = async_nats::jetstream::new(client.clone());
+    let heartbeat = Heartbeat::every(params.heartbeat);
+    let registry = Registry::open(&js, heartbeat).await?;
+    for (name, id) in &params.register_peers {
+        match registry.register_peer(name, id).await {
+            Ok(true) => tracing::info!(name, id, "peer registered"),
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "peer registration skipped"),
+        }
+    }
+    let directory = PeerDirectory::new(&params.node_id, params.peers, ExchangeKey::generate(), heartbeat.ttl);
+    let transport = Transport::new(client.clone(), params.identity.clone(), directory.clone());
+    let starts = transport.listen().await?;
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let backup = match params.backup {
+        Some(cfg) => Some(BackupScheduler::start(params.store.clone(), cfg)?),
+        None => None,
+    };
+    let service = Service::new(params.service, js, registry.clone(), transport, params.store.clone());
+    service.ensure_streams().await.map_err(StartError::JetStream)?;
+    registry.announce(&directory, &params.identity, now_ms()).await?;
+    registry.spawn_heartbeat(directory.clone(), params.identity.clone(), heartbeat, stop_rx.clone());
+    registry.spawn_watch(directory.clone(), stop_rx);
+    let service = tokio::spawn(async move {
+        if let Err(e) = service.run(starts).await {
+            tracing::error!(error = %e, "request service stopped");
+        }
+    });
+    tracing::info!(node = %params.node_id, "{READY_LINE}");
+    Ok(RunningNode { node_id: params.node_id, registry, stop, service, backup, client, directory })
+}
+
+/// The authorization policy of a node config.
+pub fn authorization_policy(
+    cfg: &mpcium_config::AuthorizationConfig,
+) -> Result<AuthorizationPolicy, mpcium_api::verify::KeyParseError> {
+    let mut keys = std::collections::BTreeMap::new();
+    for (id, key) in &cfg.authorizer_public_keys {
+        keys.insert(id.clone(), api_key(key)?);
+    }
+    Ok(AuthorizationPolicy { enabled: cfg.enabled, required: cfg.required_authorizers.clone(), keys })
+}
+
+/// Convert a config public key into the verifier's.
+pub fn api_key(key: &mpcium_config::PublicKey) -> Result<mpcium_api::verify::PublicKey, mpcium_api::verify::KeyParseError> {
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    match key {
+        mpcium_config::PublicKey::Ed25519(bytes) => {
+            mpcium_api::verify::PublicKey::parse(mpcium_api::verify::Algorithm::Ed25519, &hex(bytes))
+        }
+        mpcium_config::PublicKey::P256 { spki_der } => {
+            mpcium_api::verify::PublicKey::parse(mpcium_api::verify::Algorithm::P256, &hex(spki_der))
+        }
+    }
+}

@@ -1,0 +1,830 @@
+//! The node's request handling: the coordinator side (pull a client request from JetStream,
+//! check it, pick the participants, announce the sessions, collect the outcomes, publish one
+//! result event, then ack) and the participant side (check the announced request itself, run the
+//! protocol, store the share, report to the coordinator).
+//!
+//! Every request is checked in full before any work (JSON, ids, sizes, initiator signature,
+//! authorization) and every failure is answered with an error event carrying the code of the
+//! place it happened: nothing is dropped silently (the original drops signing requests with a
+//! bad signature, spec §3.10).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer::pull, stream};
+use futures_util::StreamExt;
+use mpcium_api::{
+    AuthorizationPolicy, ClientId, ErrorCode, GenerateKeyMessage, KeygenResultEvent, SignTxMessage,
+    SigningMode, SigningResultEvent, subjects,
+};
+use mpcium_store::{ShareKind, Store};
+use mpcium_tss::{ExecutionContext, ExecutionId, KeyType, Operation, PartyId};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use tokio::sync::Semaphore;
+
+use crate::control::{Control, DoneReport, SessionOp, SessionStart};
+use crate::envelope::Kind;
+use crate::registry::{Claim, KeyInfo, Registry};
+use crate::session::{SessionError, SessionSpec, run_protocol};
+use crate::transport::{SessionInbox, StartRequest, Transport};
+
+/// What the service needs to know and own.
+pub struct ServiceConfig {
+    /// t of new keys (`mpc_threshold`).
+    pub threshold: u32,
+    /// The cluster's HD chain code.
+    pub chain_code: [u8; 32],
+    /// The initiator's public key.
+    pub initiator: mpcium_api::verify::PublicKey,
+    /// Authorizer rules.
+    pub authorization: AuthorizationPolicy,
+    /// `security.strict_requests`.
+    pub strict_requests: bool,
+    /// `max_concurrent_keygen`.
+    pub max_concurrent_keygen: usize,
+    /// `max_concurrent_signing`.
+    pub max_concurrent_signing: usize,
+    /// `limits.max_request_bytes`.
+    pub max_request_bytes: usize,
+    /// How long one protocol session may take.
+    pub session_timeout: Duration,
+}
+
+/// The running request service of one node.
+pub struct Service {
+    cfg: ServiceConfig,
+    js: jetstream::Context,
+    registry: Registry,
+    transport: Transport,
+    store: Arc<Store>,
+    keygen_slots: Arc<Semaphore>,
+    signing_slots: Arc<Semaphore>,
+}
+
+/// A failure with the wire code of where it happened.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    /// The wire error code.
+    pub code: ErrorCode,
+    /// The reason text for the client.
+    pub reason: String,
+}
+
+impl Failure {
+    fn new(code: ErrorCode, reason: impl Into<String>) -> Self {
+        Self { code, reason: reason.into() }
+    }
+}
+
+impl From<SessionError> for Failure {
+    fn from(e: SessionError) -> Self {
+        let code = match &e {
+            SessionError::Timeout { .. } => ErrorCode::SessionTimeout,
+            SessionError::Faulty { .. } | SessionError::PeerAborted { .. } => ErrorCode::OperationAborted,
+            SessionError::Invalid(_) => ErrorCode::SessionInitialization,
+            SessionError::Transport(_) => ErrorCode::PeerUnavailable,
+        };
+        Self::new(code, e.to_string())
+    }
+}
+
+fn curve_name(kind: KeyType) -> &'static str {
+    match kind {
+        KeyType::Secp256k1 => "ecdsa",
+        KeyType::Ed25519 => "eddsa",
+    }
+}
+
+fn share_kind(kind: KeyType) -> ShareKind {
+    match kind {
+        KeyType::Secp256k1 => ShareKind::Ecdsa,
+        KeyType::Ed25519 => ShareKind::Eddsa,
+    }
+}
+
+/// The session id a participant's outcome report travels under.
+fn done_id(session: &[u8; 32]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(b"mpcium-rs/done/v1");
+    h.update(session);
+    h.finalize().into()
+}
+
+/// Party ids of a committee: position (1-based) in the sorted node id list.
+fn party_ids(committee: &[String], nodes: &[String]) -> Result<Vec<PartyId>, Failure> {
+    let mut sorted = committee.to_vec();
+    sorted.sort();
+    nodes
+        .iter()
+        .map(|n| {
+            sorted
+                .iter()
+                .position(|c| c == n)
+                .map(|i| (i + 1) as PartyId)
+                .ok_or_else(|| Failure::new(ErrorCode::ParticipantNotFound, format!("{n} is not in the committee")))
+        })
+        .collect()
+}
+
+impl Service {
+    /// Assemble the service.
+    pub fn new(
+        cfg: ServiceConfig,
+        js: jetstream::Context,
+        registry: Registry,
+        transport: Transport,
+        store: Arc<Store>,
+    ) -> Arc<Self> {
+        let keygen_slots = Arc::new(Semaphore::new(cfg.max_concurrent_keygen.max(1)));
+        let signing_slots = Arc::new(Semaphore::new(cfg.max_concurrent_signing.max(1)));
+        Arc::new(Self { cfg, js, registry, transport, store, keygen_slots, signing_slots })
+    }
+
+    fn mode(&self) -> SigningMode {
+        if self.cfg.strict_requests { SigningMode::Strict } else { SigningMode::Compatible }
+    }
+
+    fn me(&self) -> &str {
+        self.transport.directory().me()
+    }
+
+    /// Create the client-facing streams if absent (same configs as the Go node).
+    pub async fn ensure_streams(&self) -> Result<(), async_nats::Error> {
+        for spec in [
+            &mpcium_api::streams::KEYGEN_REQUEST_STREAM,
+            &mpcium_api::streams::SIGNING_REQUEST_STREAM,
+            &mpcium_api::streams::RESULT_STREAM,
+        ] {
+            let config = stream::Config {
+                name: spec.name.to_owned(),
+                subjects: spec.subjects.iter().map(|s| (*s).to_owned()).collect(),
+                description: Some(spec.description.to_owned()),
+                retention: match spec.retention {
+                    mpcium_api::streams::Retention::Limits => stream::RetentionPolicy::Limits,
+                    mpcium_api::streams::Retention::Interest => stream::RetentionPolicy::Interest,
+                    mpcium_api::streams::Retention::WorkQueue => stream::RetentionPolicy::WorkQueue,
+                },
+                storage: match spec.storage {
+                    mpcium_api::streams::Storage::File => stream::StorageType::File,
+                    mpcium_api::streams::Storage::Memory => stream::StorageType::Memory,
+                },
+                max_age: spec.max_age.unwrap_or_default(),
+                max_bytes: spec.max_bytes,
+                duplicate_window: spec.duplicate_window,
+                ..Default::default()
+            };
+            self.js.get_or_create_stream(config).await?;
+        }
+        Ok(())
+    }
+
+    /// Pull keygen and signing requests and serve session starts until the process ends.
+    pub async fn run(self: Arc<Self>, mut starts: tokio::sync::mpsc::Receiver<StartRequest>) -> Result<(), async_nats::Error> {
+        self.ensure_streams().await?;
+        let keygen = self.clone().consume(
+            mpcium_api::streams::keygen_request_consumer(self.cfg.max_concurrent_keygen as i64),
+            mpcium_api::streams::KEYGEN_REQUEST_STREAM.name,
+            true,
+        );
+        let signing = self.clone().consume(
+            mpcium_api::streams::signing_request_consumer(self.cfg.max_concurrent_signing as i64),
+            mpcium_api::streams::SIGNING_REQUEST_STREAM.name,
+            false,
+        );
+        let this = self.clone();
+        let participant = async move {
+            while let Some(start) = starts.recv().await {
+                let this = this.clone();
+                tokio::spawn(async move { this.on_start(start).await });
+            }
+            Ok::<(), async_nats::Error>(())
+        };
+        tokio::try_join!(keygen, signing, participant)?;
+        Ok(())
+    }
+
+    async fn consume(
+        self: Arc<Self>,
+        spec: mpcium_api::streams::ConsumerSpec,
+        stream_name: &str,
+        keygen: bool,
+    ) -> Result<(), async_nats::Error> {
+        let stream = self.js.get_stream(stream_name).await?;
+        let consumer = stream
+            .get_or_create_consumer(
+                &spec.durable_name,
+                pull::Config {
+                    durable_name: Some(spec.durable_name.clone()),
+                    filter_subject: spec.filter_subject.clone(),
+                    ack_policy: jetstream::consumer::AckPolicy::Explicit,
+                    ack_wait: spec.ack_wait,
+                    max_deliver: spec.max_deliver,
+                    backoff: spec.backoff.clone(),
+                    max_ack_pending: spec.max_ack_pending,
+                    ..Default::default()
+                },
+            )
+            .await?;
+        let mut messages = consumer.messages().await?;
+        tracing::info!(consumer = %spec.durable_name, "pulling requests");
+        while let Some(msg) = messages.next().await {
+            let msg = match msg {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::warn!(error = %e, "request consumer error");
+                    continue;
+                }
+            };
+            let slots = if keygen { self.keygen_slots.clone() } else { self.signing_slots.clone() };
+            let Ok(permit) = slots.acquire_owned().await else { break };
+            let this = self.clone();
+            tokio::spawn(async move {
+                let _permit = permit;
+                this.handle_request(msg, keygen).await;
+            });
+        }
+        Ok(())
+    }
+
+    async fn handle_request(&self, msg: jetstream::Message, keygen: bool) {
+        tracing::debug!(subject = %msg.subject, "request pulled");
+        let client = msg
+            .headers
+            .as_ref()
+            .and_then(|h| h.get(subjects::CLIENT_ID_HEADER))
+            .map(|v| v.as_str().to_owned())
+            .and_then(|v| ClientId::parse(&v).ok().flatten());
+        let (seq, delivered) = msg.info().map(|i| (i.stream_sequence, i.delivered)).unwrap_or((0, 0));
+        let delivery = format!("{seq}.{delivered}");
+        let claim = seq.to_string();
+        // Keep the request from being redelivered while we work (AckWait is 30 s).
+        let progress = {
+            let msg = msg.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(Duration::from_secs(10)).await;
+                    if msg.ack_with(jetstream::AckKind::Progress).await.is_err() {
+                        break;
+                    }
+                }
+            })
+        };
+        let subject_token = msg.subject.as_str().rsplit('.').next().unwrap_or("").to_owned();
+        let published = if keygen {
+            let event = self.coordinate_keygen(&msg.payload, client.as_ref(), &delivery, &subject_token).await;
+            // One result per request message: redeliveries of it share the key (stream
+            // sequence), a new request with the same id gets its own answer.
+            let key = subjects::keygen_idempotency_key(client.as_ref(), &event.wallet_id, Some(&claim));
+            self.publish(subjects::keygen_result_subject(client.as_ref(), &event.wallet_id), key, event.to_json()).await
+        } else {
+            let event = self.coordinate_sign(&msg.payload, client.as_ref(), &delivery, &claim).await;
+            let key = subjects::signing_idempotency_key(client.as_ref(), &event.tx_id, Some(&claim));
+            self.publish(subjects::signing_result_subject(client.as_ref()), key, event.to_json()).await
+        };
+        progress.abort();
+        match published {
+            Ok(()) => {
+                if let Err(e) = msg.ack().await {
+                    tracing::warn!(error = %e, "ack failed");
+                }
+            }
+            Err(e) => {
+                // Not acked: JetStream redelivers and the request is answered then.
+                tracing::error!(error = %e, "could not publish a result; leaving the request for redelivery");
+                let _ = msg.ack_with(jetstream::AckKind::Nak(Some(Duration::from_secs(1)))).await;
+            }
+        }
+    }
+
+    async fn publish(&self, subject: String, msg_id: String, body: String) -> Result<(), async_nats::Error> {
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert(subjects::MSG_ID_HEADER, msg_id.as_str());
+        self.js.publish_with_headers(subject, headers, body.into()).await?.await?;
+        Ok(())
+    }
+
+    // ---------- keygen ----------
+
+    fn check_keygen(&self, body: &[u8]) -> Result<GenerateKeyMessage, (String, Failure)> {
+        if body.len() > self.cfg.max_request_bytes {
+            return Err((String::new(), Failure::new(ErrorCode::MsgValidation, "request over the size limit")));
+        }
+        let req = GenerateKeyMessage::from_json(body)
+            .map_err(|e| (String::new(), Failure::new(e.error_code(), e.to_string())))?;
+        let wallet = req.wallet_id.clone();
+        req.validate().map_err(|e| (wallet.clone(), Failure::new(e.error_code(), e.to_string())))?;
+        mpcium_api::verify::verify_initiator(&req, &self.cfg.initiator, self.mode()).map_err(|e| {
+            (wallet.clone(), Failure::new(e.error_code(), format!("invalid signature from initiator: {e}")))
+        })?;
+        self.cfg
+            .authorization
+            .authorize(&req, self.mode())
+            .map_err(|e| (wallet.clone(), Failure::new(e.error_code(), e.to_string())))?;
+        Ok(req)
+    }
+
+    async fn coordinate_keygen(
+        &self,
+        body: &[u8],
+        client: Option<&ClientId>,
+        delivery: &str,
+        subject_token: &str,
+    ) -> KeygenResultEvent {
+        let req = match self.check_keygen(body) {
+            Ok(r) => r,
+            Err((wallet, f)) => {
+                // An unreadable request has no wallet id: answer under the subject's token.
+                let wallet = if wallet.is_empty() { subject_token.to_owned() } else { wallet };
+                return KeygenResultEvent::error(&wallet, f.code, &f.reason);
+            }
+        };
+        let wallet = req.wallet_id.clone();
+        match self.keygen_both(&req, body, client, delivery).await {
+            Ok((ecdsa, eddsa)) => KeygenResultEvent::success(&wallet, &ecdsa, &eddsa),
+            Err(f) => KeygenResultEvent::error(&wallet, f.code, &f.reason),
+        }
+    }
+
+    async fn keygen_both(
+        &self,
+        req: &GenerateKeyMessage,
+        body: &[u8],
+        client: Option<&ClientId>,
+        delivery: &str,
+    ) -> Result<(mpcium_api::EcdsaPublicKeyXY, [u8; 32]), Failure> {
+        for kind in [KeyType::Secp256k1, KeyType::Ed25519] {
+            let exists = self
+                .registry
+                .keyinfo(curve_name(kind), &req.wallet_id)
+                .await
+                .map_err(|e| Failure::new(ErrorCode::KeyInfoLoad, e.to_string()))?;
+            if exists.is_some() {
+                return Err(Failure::new(ErrorCode::KeyAlreadyExists, format!("wallet {} already exists", req.wallet_id)));
+            }
+        }
+        let dir = self.transport.directory();
+        let configured = dir.configured();
+        let ready = dir.ready();
+        if ready != configured {
+            let missing: Vec<_> = configured.iter().filter(|n| !ready.contains(n)).collect();
+            return Err(Failure::new(ErrorCode::ClusterNotReady, format!("not all peers are ready: missing {missing:?}")));
+        }
+        let mut outputs = Vec::new();
+        let runs = [SessionOp::KeygenEcdsa, SessionOp::KeygenEddsa].map(|op| {
+            let start = SessionStart {
+                op,
+                coordinator: self.me().to_owned(),
+                request: String::new(),
+                client_id: client.map(|c| c.as_str().to_owned()),
+                participants: configured.clone(),
+                new_participants: Vec::new(),
+                key_version: 1,
+                threshold: self.cfg.threshold,
+                request_id: format!("{}#{delivery}", req.wallet_id),
+            }
+            .with_request(body);
+            self.coordinate(start)
+        });
+        let [a, b] = runs;
+        let (ra, rb) = tokio::join!(a, b);
+        outputs.push(ra?);
+        outputs.push(rb?);
+        let ecdsa_hex = outputs[0]["public_key"].as_str().unwrap_or_default();
+        let eddsa_hex = outputs[1]["public_key"].as_str().unwrap_or_default();
+        let ecdsa: [u8; 64] = hex_to(ecdsa_hex).ok_or_else(|| Failure::new(ErrorCode::KeyEncoding, "bad ECDSA key"))?;
+        let eddsa: [u8; 32] = hex_to(eddsa_hex).ok_or_else(|| Failure::new(ErrorCode::KeyEncoding, "bad EdDSA key"))?;
+        Ok((mpcium_api::EcdsaPublicKeyXY(ecdsa), eddsa))
+    }
+
+    // ---------- signing ----------
+
+    fn check_sign(&self, body: &[u8]) -> Result<SignTxMessage, (SignTxMessage, Failure)> {
+        if body.len() > self.cfg.max_request_bytes {
+            return Err((SignTxMessage::default(), Failure::new(ErrorCode::MsgValidation, "request over the size limit")));
+        }
+        let req = SignTxMessage::from_json(body)
+            .map_err(|e| (SignTxMessage::default(), Failure::new(e.error_code(), e.to_string())))?;
+        if let Err(e) = req.validate() {
+            return Err((req, Failure::new(e.error_code(), e.to_string())));
+        }
+        if let Err(e) = mpcium_api::verify::verify_initiator(&req, &self.cfg.initiator, self.mode()) {
+            return Err((req, Failure::new(e.error_code(), format!("invalid signature from initiator: {e}"))));
+        }
+        if let Err(e) = self.cfg.authorization.authorize(&req, self.mode()) {
+            return Err((req, Failure::new(e.error_code(), e.to_string())));
+        }
+        Ok(req)
+    }
+
+    async fn coordinate_sign(&self, body: &[u8], client: Option<&ClientId>, delivery: &str, claim: &str) -> SigningResultEvent {
+        let req = match self.check_sign(body) {
+            Ok(r) => r,
+            Err((req, f)) => {
+                return SigningResultEvent::error(&req.wallet_id, &req.tx_id, &req.network_internal_code, f.code, &f.reason);
+            }
+        };
+        match self.sign(&req, body, client, delivery, claim).await {
+            Ok(out) => {
+                let hex = |k: &str| out[k].as_str().unwrap_or_default().to_owned();
+                match req.key_type.as_str() {
+                    "secp256k1" => {
+                        let (r, s) = (hex_to::<32>(&hex("r")), hex_to::<32>(&hex("s")));
+                        let v = out["v"].as_u64().unwrap_or(0) as u8;
+                        match (r, s) {
+                            (Some(r), Some(s)) => SigningResultEvent::ecdsa_success(
+                                &req.wallet_id,
+                                &req.tx_id,
+                                &req.network_internal_code,
+                                &r,
+                                &s,
+                                v,
+                            ),
+                            _ => SigningResultEvent::error(
+                                &req.wallet_id,
+                                &req.tx_id,
+                                &req.network_internal_code,
+                                ErrorCode::SignatureGeneration,
+                                "malformed signature from the participants",
+                            ),
+                        }
+                    }
+                    _ => match hex_to::<64>(&hex("signature")) {
+                        Some(sig) => {
+                            SigningResultEvent::eddsa_success(&req.wallet_id, &req.tx_id, &req.network_internal_code, &sig)
+                        }
+                        None => SigningResultEvent::error(
+                            &req.wallet_id,
+                            &req.tx_id,
+                            &req.network_internal_code,
+                            ErrorCode::SignatureGeneration,
+                            "malformed signature from the participants",
+                        ),
+                    },
+                }
+            }
+            Err(f) => SigningResultEvent::error(&req.wallet_id, &req.tx_id, &req.network_internal_code, f.code, &f.reason),
+        }
+    }
+
+    async fn sign(
+        &self,
+        req: &SignTxMessage,
+        body: &[u8],
+        client: Option<&ClientId>,
+        delivery: &str,
+        claim: &str,
+    ) -> Result<serde_json::Value, Failure> {
+        let kind = key_type_of(req)?;
+        let info = self
+            .registry
+            .keyinfo(curve_name(kind), &req.wallet_id)
+            .await
+            .map_err(|e| Failure::new(ErrorCode::KeyInfoLoad, e.to_string()))?
+            .ok_or_else(|| Failure::new(ErrorCode::KeyNotFound, format!("wallet {} not found", req.wallet_id)))?;
+        match self
+            .registry
+            .claim_request(&req.wallet_id, &req.tx_id, claim)
+            .await
+            .map_err(|e| Failure::new(ErrorCode::StorageWrite, e.to_string()))?
+        {
+            Claim::New | Claim::Same => {}
+            Claim::Duplicate => {
+                return Err(Failure::new(
+                    ErrorCode::SessionDuplicate,
+                    format!("duplicate signing request detected for walletID={} txID={}", req.wallet_id, req.tx_id),
+                ));
+            }
+        }
+        let ready = self.transport.directory().ready();
+        let mut candidates: Vec<String> =
+            info.participant_peer_ids.iter().filter(|p| ready.contains(p)).cloned().collect();
+        candidates.sort();
+        let need = info.threshold as usize + 1;
+        if candidates.len() < need {
+            return Err(Failure::new(
+                ErrorCode::NotMajority,
+                format!("{} of {} participants ready, {need} needed", candidates.len(), info.participant_peer_ids.len()),
+            ));
+        }
+        // Exactly t+1 signers: this node first when it holds a share (saves a hop), then a
+        // rotation picked by the tx id so load spreads over the committee.
+        let mut signers = Vec::with_capacity(need);
+        if candidates.iter().any(|c| c == self.me()) {
+            signers.push(self.me().to_owned());
+        }
+        let offset = req.tx_id.bytes().fold(0usize, |a, b| a.wrapping_mul(31).wrapping_add(b as usize));
+        let n = candidates.len();
+        for i in 0..n {
+            if signers.len() == need {
+                break;
+            }
+            let c = &candidates[(offset + i) % n];
+            if !signers.contains(c) {
+                signers.push(c.clone());
+            }
+        }
+        signers.sort();
+        let start = SessionStart {
+            op: SessionOp::Sign,
+            coordinator: self.me().to_owned(),
+            request: String::new(),
+            client_id: client.map(|c| c.as_str().to_owned()),
+            participants: signers,
+            new_participants: Vec::new(),
+            key_version: info.version,
+            threshold: info.threshold,
+            request_id: format!("{}#{delivery}", req.tx_id),
+        }
+        .with_request(body);
+        self.coordinate(start).await
+    }
+
+    // ---------- coordination ----------
+
+    /// Announce a session to its participants, take part if this node is one, and wait for
+    /// every participant's outcome. Returns the (agreed) output.
+    async fn coordinate(&self, start: SessionStart) -> Result<serde_json::Value, Failure> {
+        let session = session_id(&start)?;
+        let done = done_id(&session);
+        let mut done_inbox = self.transport.open_session(done);
+        let others: Vec<String> = start.participants.iter().filter(|p| *p != self.me()).cloned().collect();
+        self.transport
+            .send_public(Kind::Control, session, u32::MAX, &others, Control::Start(start.clone()).encode())
+            .await
+            .map_err(|e| Failure::new(ErrorCode::PeerUnavailable, e.to_string()))?;
+        let mut outputs = std::collections::BTreeMap::new();
+        if start.participants.iter().any(|p| p == self.me()) {
+            let own = self.participate(&start, session).await;
+            outputs.insert(self.me().to_owned(), own);
+        }
+        let deadline = tokio::time::Instant::now() + self.cfg.session_timeout + Duration::from_secs(5);
+        while outputs.len() < start.participants.len() {
+            match tokio::time::timeout_at(deadline, done_inbox.recv()).await {
+                Ok(Some(m)) => {
+                    if !start.participants.contains(&m.envelope.sender) || m.envelope.kind != Kind::Control {
+                        continue;
+                    }
+                    if let Ok(Control::Done(report)) = Control::decode(&m.payload) {
+                        let outcome = if report.ok {
+                            Ok(report.output)
+                        } else {
+                            Err(Failure::new(ErrorCode::from_wire(&report.code), report.reason))
+                        };
+                        outputs.entry(m.envelope.sender.clone()).or_insert(outcome);
+                    }
+                }
+                Ok(None) => break,
+                Err(_) => {
+                    let missing: Vec<_> = start.participants.iter().filter(|p| !outputs.contains_key(*p)).collect();
+                    return Err(Failure::new(ErrorCode::SessionTimeout, format!("no outcome from {missing:?}")));
+                }
+            }
+        }
+        let mut agreed: Option<serde_json::Value> = None;
+        for (node, outcome) in outputs {
+            match outcome {
+                Err(f) => return Err(Failure::new(f.code, format!("{node}: {}", f.reason))),
+                Ok(v) => match &agreed {
+                    None => agreed = Some(v),
+                    Some(a) if *a == v => {}
+                    Some(_) => {
+                        return Err(Failure::new(ErrorCode::DataCorruption, format!("{node} reports a different result")));
+                    }
+                },
+            }
+        }
+        agreed.ok_or_else(|| Failure::new(ErrorCode::InsufficientParticipants, "no participants"))
+    }
+
+    async fn on_start(&self, start: StartRequest) {
+        let Control::Start(s) = start.control else { return };
+        if start.envelope.sender != s.coordinator {
+            tracing::warn!(sender = %start.envelope.sender, "session start not sent by its coordinator; ignored");
+            return;
+        }
+        let outcome = self.participate(&s, start.envelope.session).await;
+        let report = match outcome {
+            Ok(output) => DoneReport { ok: true, code: String::new(), reason: String::new(), output },
+            Err(f) => DoneReport { ok: false, code: f.code.as_str().to_owned(), reason: f.reason, output: json!(null) },
+        };
+        if let Err(e) = self
+            .transport
+            .send_public(Kind::Control, done_id(&start.envelope.session), 0, &[s.coordinator.clone()], Control::Done(report).encode())
+            .await
+        {
+            tracing::warn!(error = %e, "could not report to the coordinator");
+        }
+    }
+
+    /// This node's part of a session: re-check the client's request, then run the protocol.
+    async fn participate(&self, start: &SessionStart, session: [u8; 32]) -> Result<serde_json::Value, Failure> {
+        if session_id(start)? != session {
+            return Err(Failure::new(ErrorCode::MessageVerification, "session id does not match its announcement"));
+        }
+        let Some(me_index) = start.participants.iter().position(|p| p == self.me()) else {
+            return Err(Failure::new(ErrorCode::ParticipantNotFound, "not a participant"));
+        };
+        let body = start.request_bytes().map_err(|e| Failure::new(ErrorCode::MessageFormat, e.to_string()))?;
+        let mut inbox = self.transport.open_session(session);
+        match start.op {
+            SessionOp::KeygenEcdsa | SessionOp::KeygenEddsa => {
+                let req = self.check_keygen(&body).map_err(|(_, f)| f)?;
+                if !start.request_id.starts_with(&format!("{}#", req.wallet_id)) {
+                    return Err(Failure::new(ErrorCode::MessageVerification, "request id does not match the request"));
+                }
+                self.keygen_part(start, &req.wallet_id, session, me_index, &mut inbox).await
+            }
+            SessionOp::Sign => {
+                let req = self.check_sign(&body).map_err(|(_, f)| f)?;
+                if !start.request_id.starts_with(&format!("{}#", req.tx_id)) {
+                    return Err(Failure::new(ErrorCode::MessageVerification, "request id does not match the request"));
+                }
+                self.sign_part(start, &req, session, &mut inbox).await
+            }
+            SessionOp::Reshare | SessionOp::Presign => {
+                Err(Failure::new(ErrorCode::InvalidSessionType, "operation not served by this node version"))
+            }
+        }
+    }
+
+    fn spec(&self, session: [u8; 32], nodes: &[String], ids: &[PartyId], me: PartyId) -> SessionSpec {
+        SessionSpec {
+            id: session,
+            parties: ids.iter().copied().zip(nodes.iter().cloned()).collect(),
+            me,
+            timeout: self.cfg.session_timeout,
+        }
+    }
+
+    async fn keygen_part(
+        &self,
+        start: &SessionStart,
+        wallet: &str,
+        session: [u8; 32],
+        me_index: usize,
+        inbox: &mut SessionInbox,
+    ) -> Result<serde_json::Value, Failure> {
+        let n = start.participants.len();
+        let ids: Vec<PartyId> = (1..=n as PartyId).collect();
+        let me = (me_index + 1) as PartyId;
+        let t = u16::try_from(start.threshold).map_err(|_| Failure::new(ErrorCode::InvalidThreshold, "threshold"))?;
+        let eid = ExecutionId(session);
+        let spec = self.spec(session, &start.participants, &ids, me);
+        let (kind, bytes, public_key) = match start.op {
+            SessionOp::KeygenEcdsa => {
+                let proto = mpcium_tss::ecdsa::Keygen::new(eid, me, t, n as u16)
+                    .map_err(|e| Failure::new(ErrorCode::KeyGeneration, e.to_string()))?;
+                let share = run_protocol(&self.transport, inbox, &spec, proto).await?;
+                let bytes = share.to_bytes().map_err(|e| Failure::new(ErrorCode::KeyEncoding, e.to_string()))?;
+                (KeyType::Secp256k1, bytes, hex(&share.public_key_xy()))
+            }
+            _ => {
+                let proto = mpcium_tss::eddsa::Keygen::new(eid, me, &ids, t)
+                    .map_err(|e| Failure::new(ErrorCode::KeyGeneration, e.to_string()))?;
+                let share = run_protocol(&self.transport, inbox, &spec, proto).await?;
+                let bytes = share.to_bytes().map_err(|e| Failure::new(ErrorCode::KeyEncoding, e.to_string()))?;
+                (KeyType::Ed25519, bytes, hex(&share.public_key_bytes()))
+            }
+        };
+        self.store
+            .put_share(share_kind(kind), wallet, start.key_version, &bytes)
+            .map_err(|e| Failure::new(ErrorCode::KeySave, e.to_string()))?;
+        let info = KeyInfo {
+            participant_peer_ids: start.participants.clone(),
+            threshold: start.threshold,
+            version: start.key_version,
+        };
+        self.registry
+            .put_keyinfo(curve_name(kind), wallet, &info)
+            .await
+            .map_err(|e| Failure::new(ErrorCode::KeyInfoSave, e.to_string()))?;
+        tracing::info!(wallet, curve = curve_name(kind), "key generated");
+        Ok(json!({ "public_key": public_key }))
+    }
+
+    async fn sign_part(
+        &self,
+        start: &SessionStart,
+        req: &SignTxMessage,
+        session: [u8; 32],
+        inbox: &mut SessionInbox,
+    ) -> Result<serde_json::Value, Failure> {
+        let kind = key_type_of(req)?;
+        let info = self
+            .registry
+            .keyinfo(curve_name(kind), &req.wallet_id)
+            .await
+            .map_err(|e| Failure::new(ErrorCode::KeyInfoLoad, e.to_string()))?
+            .ok_or_else(|| Failure::new(ErrorCode::KeyNotFound, format!("wallet {} not found", req.wallet_id)))?;
+        if info.version != start.key_version || info.threshold != start.threshold {
+            return Err(Failure::new(ErrorCode::SessionStale, "key version or threshold differs from the announcement"));
+        }
+        let ids = party_ids(&info.participant_peer_ids, &start.participants)?;
+        let me = party_ids(&info.participant_peer_ids, &[self.me().to_owned()])?[0];
+        let spec = self.spec(session, &start.participants, &ids, me);
+        let mut signers = ids.clone();
+        signers.sort_unstable();
+        let stored = self
+            .store
+            .get_share(share_kind(kind), &req.wallet_id, info.version)
+            .map_err(|e| Failure::new(ErrorCode::KeyLoad, e.to_string()))?
+            .ok_or_else(|| Failure::new(ErrorCode::KeyNotFound, "no share for this wallet on this node"))?;
+        let eid = ExecutionId(session);
+        let tx = req.tx.clone().unwrap_or_default();
+        let path = req.derivation_path.clone().unwrap_or_default();
+        match kind {
+            KeyType::Secp256k1 => {
+                let share = mpcium_tss::ecdsa::KeyShare::from_bytes(&stored)
+                    .map_err(|e| Failure::new(ErrorCode::KeyDecoding, e.to_string()))?;
+                let digest: [u8; 32] =
+                    tx.as_slice().try_into().map_err(|_| Failure::new(ErrorCode::MsgValidation, "tx must be 32 bytes"))?;
+                let hd = (!path.is_empty()).then(|| mpcium_tss::ecdsa::HdPath { chain_code: self.cfg.chain_code, path });
+                let proto = mpcium_tss::ecdsa::Sign::new(eid, &share, &signers, digest, hd.as_ref())
+                    .map_err(|e| Failure::new(ErrorCode::SigningFailure, e.to_string()))?;
+                let sig = run_protocol(&self.transport, inbox, &spec, proto).await?;
+                Ok(json!({ "r": hex(&sig.r), "s": hex(&sig.s), "v": sig.recovery_id }))
+            }
+            KeyType::Ed25519 => {
+                let share = mpcium_tss::eddsa::KeyShare::from_bytes(&stored)
+                    .map_err(|e| Failure::new(ErrorCode::KeyDecoding, e.to_string()))?;
+                let proto = if path.is_empty() {
+                    mpcium_tss::eddsa::Sign::new(eid, &share, &signers, &tx)
+                } else {
+                    mpcium_tss::eddsa::Sign::with_derivation(eid, &share, &signers, &tx, &self.cfg.chain_code, &path)
+                }
+                .map_err(|e| Failure::new(ErrorCode::SigningFailure, e.to_string()))?;
+                let sig = run_protocol(&self.transport, inbox, &spec, proto).await?;
+                Ok(json!({ "signature": hex(&sig) }))
+            }
+        }
+    }
+}
+
+fn key_type_of(req: &SignTxMessage) -> Result<KeyType, Failure> {
+    match req.key_type.as_str() {
+        "secp256k1" => Ok(KeyType::Secp256k1),
+        "ed25519" => Ok(KeyType::Ed25519),
+        other => Err(Failure::new(ErrorCode::MsgValidation, format!("unsupported key_type {other:?}"))),
+    }
+}
+
+/// The session id of an announced session, re-derived from its fields.
+fn session_id(start: &SessionStart) -> Result<[u8; 32], Failure> {
+    let (operation, key_type) = match start.op {
+        SessionOp::KeygenEcdsa => (Operation::Keygen, KeyType::Secp256k1),
+        SessionOp::KeygenEddsa => (Operation::Keygen, KeyType::Ed25519),
+        SessionOp::Sign | SessionOp::Presign | SessionOp::Reshare => {
+            let body = start.request_bytes().map_err(|e| Failure::new(ErrorCode::MessageFormat, e.to_string()))?;
+            let key_type = serde_json::from_slice::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| v.get("key_type").and_then(|k| k.as_str()).map(str::to_owned))
+                .unwrap_or_default();
+            let kt = if key_type == "ed25519" { KeyType::Ed25519 } else { KeyType::Secp256k1 };
+            let op = match start.op {
+                SessionOp::Sign => Operation::Sign,
+                SessionOp::Presign => Operation::Presign,
+                _ => Operation::Reshare,
+            };
+            (op, kt)
+        }
+    };
+    let wallet = wallet_of(start);
+    let participants: Vec<&str> = start.participants.iter().map(String::as_str).collect();
+    let new_participants: Vec<&str> = start.new_participants.iter().map(String::as_str).collect();
+    let ctx = ExecutionContext {
+        operation,
+        key_type,
+        wallet_id: &wallet,
+        key_version: start.key_version,
+        participants: &participants,
+        new_participants: &new_participants,
+        request_id: &start.request_id,
+    };
+    Ok(ExecutionId::new(&ctx).0)
+}
+
+fn wallet_of(start: &SessionStart) -> String {
+    start
+        .request_bytes()
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|v| v.get("wallet_id").and_then(|w| w.as_str()).map(str::to_owned))
+        .unwrap_or_default()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn hex_to<const N: usize>(text: &str) -> Option<[u8; N]> {
+    if text.len() != 2 * N {
+        return None;
+    }
+    let mut out = [0u8; N];
+    for (i, chunk) in text.as_bytes().chunks(2).enumerate() {
+        let s = std::str::from_utf8(chunk).ok()?;
+        out[i] = u8::from_str_radix(s, 16).ok()?;
+    }
+    Some(out)
+}
