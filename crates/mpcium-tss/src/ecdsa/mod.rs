@@ -16,6 +16,7 @@
 //! |---|---|---|
 //! | [`Keygen`] | 3 (fragments, commitments, openings + OT setup) | [`KeyShare`] |
 //! | [`Setup`] | 2 (commitments, openings + OT setup) | [`KeyShare`] |
+//! | [`Reshare`] | 3 (Feldman redistribution) + 2 ([`Setup`] among the new holders) | [`ReshareResult`] |
 //! | [`Refresh`] | 3 (zero-sum fragments, proofs + commitments, openings) | [`KeyShare`] |
 //! | [`Presign`] | 2 (multiplication, consistency) | [`Presignature`] |
 //! | [`SignOnline`] | 1 (signature shares) | [`EcdsaSignature`] |
@@ -35,6 +36,7 @@ mod hd;
 mod keygen;
 mod keyshare;
 mod refresh;
+mod reshare;
 mod sign;
 mod wire;
 
@@ -42,6 +44,7 @@ pub use hd::{ChildKey, HARDENED, HdError, HdPath, derive_child, derive_child_key
 pub use keygen::{Keygen, Setup, SetupInput};
 pub use keyshare::{KEY_SHARE_FORMAT_VERSION, KeyShare, KeyShareError};
 pub use refresh::Refresh;
+pub use reshare::{Reshare, ReshareResult};
 pub use sign::{
     EcdsaSignature, PRESIGNATURE_FORMAT_VERSION, Presign, Presignature, PresignatureError, Sign, SignOnline,
 };

@@ -1,0 +1,246 @@
+//! Resharing an ECDSA key: the curve-generic Feldman redistribution ([`crate::reshare`]) moves
+//! the key to the new committee and threshold, then the new holders run [`Setup`] (DKLs23's
+//! pairwise OT setup) on their new Shamir shares. Refresh is the same with the same committee.
+//!
+//! One run, two phases; each message carries a phase byte. Phase 2 runs among the new holders
+//! only, at their new ids, with its own execution id derived from the run's; its broadcasts are
+//! sent to each new holder privately so members that only dealt are not involved. A member that
+//! only deals returns [`ReshareResult::Retired`] after phase 1.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
+
+use super::keygen::{Setup, SetupInput};
+use super::keyshare::KeyShare;
+use crate::curve::Secp256k1;
+use crate::protocol::{Action, ExecutionId, PartyId, Protocol, ProtocolError};
+use crate::reshare::{self as generic, OldKey, ReshareOutput, Roster};
+
+const PHASE_REDISTRIBUTE: u8 = 1;
+const PHASE_SETUP: u8 = 2;
+
+/// What a member gets.
+#[derive(Debug)]
+pub enum ReshareResult {
+    /// Its ECDSA key share in the new committee.
+    Share(Box<KeyShare>),
+    /// It dealt and holds no share of the new committee.
+    Retired,
+}
+
+enum Phase {
+    Redistribute(Box<generic::Reshare<Secp256k1>>),
+    Setup(Box<Setup>),
+    Done,
+}
+
+/// One member's ECDSA resharing run.
+pub struct Reshare {
+    exec: ExecutionId,
+    phase: Phase,
+    /// New id → transport id, for every new holder.
+    new_to_transport: BTreeMap<PartyId, PartyId>,
+    /// Transport id → new id.
+    transport_to_new: BTreeMap<PartyId, PartyId>,
+    /// This member's new id, if it receives a share.
+    me_new: Option<PartyId>,
+    /// Phase-2 messages that arrived while this member was still in phase 1.
+    early: Vec<(PartyId, Vec<u8>)>,
+    outbox: VecDeque<Action<ReshareResult>>,
+    fault: Option<ProtocolError>,
+}
+
+impl KeyShare {
+    /// The public data of this key in the form resharing takes.
+    pub fn old_key(&self) -> OldKey<Secp256k1> {
+        OldKey {
+            threshold: self.threshold,
+            public_key: self.public_key().to_projective(),
+            public_shares: self
+                .public_shares
+                .iter()
+                .map(|(p, a)| (*p, k256::ProjectivePoint::from(*a)))
+                .collect(),
+        }
+    }
+
+    pub(crate) fn secret_share(&self) -> Zeroizing<k256::Scalar> {
+        Zeroizing::new(self.party.poly_point)
+    }
+}
+
+fn setup_id(exec: &ExecutionId) -> ExecutionId {
+    let mut h = Sha256::new();
+    h.update(b"mpcium-tss/ecdsa-reshare-setup/v1");
+    h.update(exec.as_bytes());
+    ExecutionId(h.finalize().into())
+}
+
+impl Reshare {
+    /// Start member `me` (a transport id of `roster`). A dealer passes its current share; a
+    /// newcomer passes `None` and the old key's public data in `old` ([`KeyShare::old_key`] of any
+    /// old share). New ids must be `1..=n'` (DKLs23 numbers parties that way).
+    pub fn new(
+        exec: ExecutionId,
+        me: PartyId,
+        roster: Roster,
+        new_threshold: u16,
+        old: OldKey<Secp256k1>,
+        share: Option<&KeyShare>,
+    ) -> Result<Self, ProtocolError> {
+        let new_to_transport: BTreeMap<PartyId, PartyId> =
+            roster.members().iter().filter_map(|m| m.new.map(|n| (n, m.id))).collect();
+        let n = new_to_transport.len() as PartyId;
+        if new_to_transport.keys().copied().ne(1..=n) {
+            return Err(ProtocolError::InvalidInput("new ids must be 1..=n' for DKLs23".into()));
+        }
+        let transport_to_new = new_to_transport.iter().map(|(n, t)| (*t, *n)).collect();
+        let dealer = roster.members().iter().any(|m| m.id == me && m.old.is_some());
+        let me_new = roster.members().iter().find(|m| m.id == me).and_then(|m| m.new);
+        let secret = match share {
+            Some(s) if dealer => Some(s.secret_share()),
+            _ => None,
+        };
+        let inner = generic::Reshare::new(exec, me, roster, new_threshold, old, secret)?;
+        Ok(Self {
+            exec,
+            phase: Phase::Redistribute(Box::new(inner)),
+            new_to_transport,
+            transport_to_new,
+            me_new,
+            early: Vec::new(),
+            outbox: VecDeque::new(),
+            fault: None,
+        })
+    }
+
+    /// A refresh of `share`'s committee (same ids and threshold): `signers` (exactly `t + 1`
+    /// members) deal, everyone receives a fresh share and runs a fresh pairwise setup.
+    pub fn refresh(exec: ExecutionId, share: &KeyShare, signers: &[PartyId]) -> Result<Self, ProtocolError> {
+        let roster = Roster::refresh(&share.participants(), signers)?;
+        Self::new(exec, share.id(), roster, share.threshold(), share.old_key(), Some(share))
+    }
+
+    fn tagged(phase: u8, data: Vec<u8>) -> Vec<u8> {
+        let mut out = Vec::with_capacity(data.len() + 1);
+        out.push(phase);
+        out.extend_from_slice(&data);
+        out
+    }
+
+    fn start_setup(&mut self, new: generic::NewShare<Secp256k1>) -> Result<(), ProtocolError> {
+        let to_pk = |p: &k256::ProjectivePoint| {
+            k256::PublicKey::from_affine(p.to_affine())
+                .map_err(|_| ProtocolError::Internal("identity point in a reshared key".into()))
+        };
+        let input = SetupInput {
+            me: new.party,
+            threshold: new.threshold,
+            share: Zeroizing::new(*new.secret_share),
+            public_key: to_pk(&new.public_key)?,
+            public_shares: new
+                .public_shares
+                .iter()
+                .map(|(p, y)| Ok((*p, to_pk(y)?)))
+                .collect::<Result<_, ProtocolError>>()?,
+        };
+        self.phase = Phase::Setup(Box::new(Setup::new(setup_id(&self.exec), input)?));
+        for (from, data) in std::mem::take(&mut self.early) {
+            self.deliver_setup(from, data);
+        }
+        Ok(())
+    }
+
+    fn deliver_setup(&mut self, from: PartyId, data: Vec<u8>) {
+        let Phase::Setup(setup) = &mut self.phase else { return };
+        match self.transport_to_new.get(&from) {
+            Some(new_id) => setup.message(*new_id, data),
+            None => {
+                self.fault =
+                    Some(ProtocolError::faulty(from, "setup message from a member outside the new committee"))
+            }
+        }
+    }
+
+    fn step(&mut self) -> Result<Action<ReshareResult>, ProtocolError> {
+        if let Some(a) = self.outbox.pop_front() {
+            return Ok(a);
+        }
+        match &mut self.phase {
+            Phase::Redistribute(inner) => match inner.poke()? {
+                Action::Wait => Ok(Action::Wait),
+                Action::SendMany(m) => Ok(Action::SendMany(Self::tagged(PHASE_REDISTRIBUTE, m))),
+                Action::SendPrivate(to, m) => {
+                    Ok(Action::SendPrivate(to, Self::tagged(PHASE_REDISTRIBUTE, m)))
+                }
+                Action::Return(ReshareOutput::Retired) => {
+                    self.phase = Phase::Done;
+                    Ok(Action::Return(ReshareResult::Retired))
+                }
+                Action::Return(ReshareOutput::Share(new)) => {
+                    self.start_setup(new)?;
+                    self.step()
+                }
+            },
+            Phase::Setup(setup) => match setup.poke()? {
+                Action::Wait => Ok(Action::Wait),
+                Action::SendMany(m) => {
+                    let me = self.transport_of_me();
+                    for transport in self.new_to_transport.values().filter(|t| Some(**t) != me) {
+                        self.outbox
+                            .push_back(Action::SendPrivate(*transport, Self::tagged(PHASE_SETUP, m.clone())));
+                    }
+                    self.step()
+                }
+                Action::SendPrivate(to, m) => {
+                    let transport = *self.new_to_transport.get(&to).ok_or_else(|| {
+                        ProtocolError::Internal(format!("setup addressed unknown party {to}"))
+                    })?;
+                    Ok(Action::SendPrivate(transport, Self::tagged(PHASE_SETUP, m)))
+                }
+                Action::Return(share) => {
+                    self.phase = Phase::Done;
+                    Ok(Action::Return(ReshareResult::Share(Box::new(share))))
+                }
+            },
+            Phase::Done => Err(ProtocolError::Internal("poked after the result".into())),
+        }
+    }
+
+    fn transport_of_me(&self) -> Option<PartyId> {
+        self.me_new.and_then(|n| self.new_to_transport.get(&n).copied())
+    }
+}
+
+impl Protocol for Reshare {
+    type Output = ReshareResult;
+
+    fn poke(&mut self) -> Result<Action<ReshareResult>, ProtocolError> {
+        if let Some(e) = &self.fault {
+            return Err(e.clone());
+        }
+        self.step().inspect_err(|e| self.fault = Some(e.clone()))
+    }
+
+    fn message(&mut self, from: PartyId, data: Vec<u8>) {
+        if self.fault.is_some() {
+            return;
+        }
+        let Some((&phase, body)) = data.split_first() else {
+            self.fault = Some(ProtocolError::faulty(from, "empty message"));
+            return;
+        };
+        match (phase, &mut self.phase) {
+            (PHASE_REDISTRIBUTE, Phase::Redistribute(inner)) => inner.message(from, body.to_vec()),
+            // A late phase-1 message after this member moved on: its content was already
+            // complete for us, so it is ignored rather than blamed.
+            (PHASE_REDISTRIBUTE, _) => {}
+            (PHASE_SETUP, Phase::Redistribute(_)) => self.early.push((from, body.to_vec())),
+            (PHASE_SETUP, Phase::Setup(_)) => self.deliver_setup(from, body.to_vec()),
+            (PHASE_SETUP, Phase::Done) => {}
+            _ => self.fault = Some(ProtocolError::faulty(from, format!("unknown reshare phase {phase}"))),
+        }
+    }
+}
