@@ -118,11 +118,9 @@ fn party_ids(committee: &[String], nodes: &[String]) -> Result<Vec<PartyId>, Fai
     nodes
         .iter()
         .map(|n| {
-            sorted
-                .iter()
-                .position(|c| c == n)
-                .map(|i| (i + 1) as PartyId)
-                .ok_or_else(|| Failure::new(ErrorCode::ParticipantNotFound, format!("{n} is not in the committee")))
+            sorted.iter().position(|c| c == n).map(|i| (i + 1) as PartyId).ok_or_else(|| {
+                Failure::new(ErrorCode::ParticipantNotFound, format!("{n} is not in the committee"))
+            })
         })
         .collect()
 }
@@ -180,7 +178,10 @@ impl Service {
     }
 
     /// Pull keygen and signing requests and serve session starts until the process ends.
-    pub async fn run(self: Arc<Self>, mut starts: tokio::sync::mpsc::Receiver<StartRequest>) -> Result<(), async_nats::Error> {
+    pub async fn run(
+        self: Arc<Self>,
+        mut starts: tokio::sync::mpsc::Receiver<StartRequest>,
+    ) -> Result<(), async_nats::Error> {
         self.ensure_streams().await?;
         let keygen = self.clone().consume(
             mpcium_api::streams::keygen_request_consumer(self.cfg.max_concurrent_keygen as i64),
@@ -272,11 +273,17 @@ impl Service {
         };
         let subject_token = msg.subject.as_str().rsplit('.').next().unwrap_or("").to_owned();
         let published = if keygen {
-            let event = self.coordinate_keygen(&msg.payload, client.as_ref(), &delivery, &subject_token).await;
+            let event =
+                self.coordinate_keygen(&msg.payload, client.as_ref(), &delivery, &subject_token).await;
             // One result per request message: redeliveries of it share the key (stream
             // sequence), a new request with the same id gets its own answer.
             let key = subjects::keygen_idempotency_key(client.as_ref(), &event.wallet_id, Some(&claim));
-            self.publish(subjects::keygen_result_subject(client.as_ref(), &event.wallet_id), key, event.to_json()).await
+            self.publish(
+                subjects::keygen_result_subject(client.as_ref(), &event.wallet_id),
+                key,
+                event.to_json(),
+            )
+            .await
         } else {
             let event = self.coordinate_sign(&msg.payload, client.as_ref(), &delivery, &claim).await;
             let key = subjects::signing_idempotency_key(client.as_ref(), &event.tx_id, Some(&claim));
@@ -308,7 +315,10 @@ impl Service {
 
     fn check_keygen(&self, body: &[u8]) -> Result<GenerateKeyMessage, (String, Failure)> {
         if body.len() > self.cfg.max_request_bytes {
-            return Err((String::new(), Failure::new(ErrorCode::MsgValidation, "request over the size limit")));
+            return Err((
+                String::new(),
+                Failure::new(ErrorCode::MsgValidation, "request over the size limit"),
+            ));
         }
         let req = GenerateKeyMessage::from_json(body)
             .map_err(|e| (String::new(), Failure::new(e.error_code(), e.to_string())))?;
@@ -360,7 +370,10 @@ impl Service {
                 .await
                 .map_err(|e| Failure::new(ErrorCode::KeyInfoLoad, e.to_string()))?;
             if exists.is_some() {
-                return Err(Failure::new(ErrorCode::KeyAlreadyExists, format!("wallet {} already exists", req.wallet_id)));
+                return Err(Failure::new(
+                    ErrorCode::KeyAlreadyExists,
+                    format!("wallet {} already exists", req.wallet_id),
+                ));
             }
         }
         let dir = self.transport.directory();
@@ -368,7 +381,10 @@ impl Service {
         let ready = dir.ready();
         if ready != configured {
             let missing: Vec<_> = configured.iter().filter(|n| !ready.contains(n)).collect();
-            return Err(Failure::new(ErrorCode::ClusterNotReady, format!("not all peers are ready: missing {missing:?}")));
+            return Err(Failure::new(
+                ErrorCode::ClusterNotReady,
+                format!("not all peers are ready: missing {missing:?}"),
+            ));
         }
         let mut outputs = Vec::new();
         let runs = [SessionOp::KeygenEcdsa, SessionOp::KeygenEddsa].map(|op| {
@@ -392,36 +408,60 @@ impl Service {
         outputs.push(rb?);
         let ecdsa_hex = outputs[0]["public_key"].as_str().unwrap_or_default();
         let eddsa_hex = outputs[1]["public_key"].as_str().unwrap_or_default();
-        let ecdsa: [u8; 64] = hex_to(ecdsa_hex).ok_or_else(|| Failure::new(ErrorCode::KeyEncoding, "bad ECDSA key"))?;
-        let eddsa: [u8; 32] = hex_to(eddsa_hex).ok_or_else(|| Failure::new(ErrorCode::KeyEncoding, "bad EdDSA key"))?;
+        let ecdsa: [u8; 64] =
+            hex_to(ecdsa_hex).ok_or_else(|| Failure::new(ErrorCode::KeyEncoding, "bad ECDSA key"))?;
+        let eddsa: [u8; 32] =
+            hex_to(eddsa_hex).ok_or_else(|| Failure::new(ErrorCode::KeyEncoding, "bad EdDSA key"))?;
         Ok((mpcium_api::EcdsaPublicKeyXY(ecdsa), eddsa))
     }
 
     // ---------- signing ----------
 
-    fn check_sign(&self, body: &[u8]) -> Result<SignTxMessage, (SignTxMessage, Failure)> {
+    fn check_sign(&self, body: &[u8]) -> Result<SignTxMessage, Box<(SignTxMessage, Failure)>> {
+        let fail = |req: SignTxMessage, code: ErrorCode, reason: String| {
+            Err(Box::new((req, Failure::new(code, reason))))
+        };
         if body.len() > self.cfg.max_request_bytes {
-            return Err((SignTxMessage::default(), Failure::new(ErrorCode::MsgValidation, "request over the size limit")));
+            return fail(
+                SignTxMessage::default(),
+                ErrorCode::MsgValidation,
+                "request over the size limit".into(),
+            );
         }
-        let req = SignTxMessage::from_json(body)
-            .map_err(|e| (SignTxMessage::default(), Failure::new(e.error_code(), e.to_string())))?;
+        let req = match SignTxMessage::from_json(body) {
+            Ok(r) => r,
+            Err(e) => return fail(SignTxMessage::default(), e.error_code(), e.to_string()),
+        };
         if let Err(e) = req.validate() {
-            return Err((req, Failure::new(e.error_code(), e.to_string())));
+            return fail(req, e.error_code(), e.to_string());
         }
         if let Err(e) = mpcium_api::verify::verify_initiator(&req, &self.cfg.initiator, self.mode()) {
-            return Err((req, Failure::new(e.error_code(), format!("invalid signature from initiator: {e}"))));
+            return fail(req, e.error_code(), format!("invalid signature from initiator: {e}"));
         }
         if let Err(e) = self.cfg.authorization.authorize(&req, self.mode()) {
-            return Err((req, Failure::new(e.error_code(), e.to_string())));
+            return fail(req, e.error_code(), e.to_string());
         }
         Ok(req)
     }
 
-    async fn coordinate_sign(&self, body: &[u8], client: Option<&ClientId>, delivery: &str, claim: &str) -> SigningResultEvent {
+    async fn coordinate_sign(
+        &self,
+        body: &[u8],
+        client: Option<&ClientId>,
+        delivery: &str,
+        claim: &str,
+    ) -> SigningResultEvent {
         let req = match self.check_sign(body) {
             Ok(r) => r,
-            Err((req, f)) => {
-                return SigningResultEvent::error(&req.wallet_id, &req.tx_id, &req.network_internal_code, f.code, &f.reason);
+            Err(err) => {
+                let (req, f) = *err;
+                return SigningResultEvent::error(
+                    &req.wallet_id,
+                    &req.tx_id,
+                    &req.network_internal_code,
+                    f.code,
+                    &f.reason,
+                );
             }
         };
         match self.sign(&req, body, client, delivery, claim).await {
@@ -450,9 +490,12 @@ impl Service {
                         }
                     }
                     _ => match hex_to::<64>(&hex("signature")) {
-                        Some(sig) => {
-                            SigningResultEvent::eddsa_success(&req.wallet_id, &req.tx_id, &req.network_internal_code, &sig)
-                        }
+                        Some(sig) => SigningResultEvent::eddsa_success(
+                            &req.wallet_id,
+                            &req.tx_id,
+                            &req.network_internal_code,
+                            &sig,
+                        ),
                         None => SigningResultEvent::error(
                             &req.wallet_id,
                             &req.tx_id,
@@ -463,7 +506,13 @@ impl Service {
                     },
                 }
             }
-            Err(f) => SigningResultEvent::error(&req.wallet_id, &req.tx_id, &req.network_internal_code, f.code, &f.reason),
+            Err(f) => SigningResultEvent::error(
+                &req.wallet_id,
+                &req.tx_id,
+                &req.network_internal_code,
+                f.code,
+                &f.reason,
+            ),
         }
     }
 
@@ -481,7 +530,9 @@ impl Service {
             .keyinfo(curve_name(kind), &req.wallet_id)
             .await
             .map_err(|e| Failure::new(ErrorCode::KeyInfoLoad, e.to_string()))?
-            .ok_or_else(|| Failure::new(ErrorCode::KeyNotFound, format!("wallet {} not found", req.wallet_id)))?;
+            .ok_or_else(|| {
+                Failure::new(ErrorCode::KeyNotFound, format!("wallet {} not found", req.wallet_id))
+            })?;
         match self
             .registry
             .claim_request(&req.wallet_id, &req.tx_id, claim)
@@ -492,7 +543,10 @@ impl Service {
             Claim::Duplicate => {
                 return Err(Failure::new(
                     ErrorCode::SessionDuplicate,
-                    format!("duplicate signing request detected for walletID={} txID={}", req.wallet_id, req.tx_id),
+                    format!(
+                        "duplicate signing request detected for walletID={} txID={}",
+                        req.wallet_id, req.tx_id
+                    ),
                 ));
             }
         }
@@ -504,7 +558,11 @@ impl Service {
         if candidates.len() < need {
             return Err(Failure::new(
                 ErrorCode::NotMajority,
-                format!("{} of {} participants ready, {need} needed", candidates.len(), info.participant_peer_ids.len()),
+                format!(
+                    "{} of {} participants ready, {need} needed",
+                    candidates.len(),
+                    info.participant_peer_ids.len()
+                ),
             ));
         }
         // Exactly t+1 signers: this node first when it holds a share (saves a hop), then a
@@ -576,8 +634,12 @@ impl Service {
                 }
                 Ok(None) => break,
                 Err(_) => {
-                    let missing: Vec<_> = start.participants.iter().filter(|p| !outputs.contains_key(*p)).collect();
-                    return Err(Failure::new(ErrorCode::SessionTimeout, format!("no outcome from {missing:?}")));
+                    let missing: Vec<_> =
+                        start.participants.iter().filter(|p| !outputs.contains_key(*p)).collect();
+                    return Err(Failure::new(
+                        ErrorCode::SessionTimeout,
+                        format!("no outcome from {missing:?}"),
+                    ));
                 }
             }
         }
@@ -589,7 +651,10 @@ impl Service {
                     None => agreed = Some(v),
                     Some(a) if *a == v => {}
                     Some(_) => {
-                        return Err(Failure::new(ErrorCode::DataCorruption, format!("{node} reports a different result")));
+                        return Err(Failure::new(
+                            ErrorCode::DataCorruption,
+                            format!("{node} reports a different result"),
+                        ));
                     }
                 },
             }
@@ -606,11 +671,22 @@ impl Service {
         let outcome = self.participate(&s, start.envelope.session).await;
         let report = match outcome {
             Ok(output) => DoneReport { ok: true, code: String::new(), reason: String::new(), output },
-            Err(f) => DoneReport { ok: false, code: f.code.as_str().to_owned(), reason: f.reason, output: json!(null) },
+            Err(f) => DoneReport {
+                ok: false,
+                code: f.code.as_str().to_owned(),
+                reason: f.reason,
+                output: json!(null),
+            },
         };
         if let Err(e) = self
             .transport
-            .send_public(Kind::Control, done_id(&start.envelope.session), 0, &[s.coordinator.clone()], Control::Done(report).encode())
+            .send_public(
+                Kind::Control,
+                done_id(&start.envelope.session),
+                0,
+                std::slice::from_ref(&s.coordinator),
+                Control::Done(report).encode(),
+            )
             .await
         {
             tracing::warn!(error = %e, "could not report to the coordinator");
@@ -618,27 +694,41 @@ impl Service {
     }
 
     /// This node's part of a session: re-check the client's request, then run the protocol.
-    async fn participate(&self, start: &SessionStart, session: [u8; 32]) -> Result<serde_json::Value, Failure> {
+    async fn participate(
+        &self,
+        start: &SessionStart,
+        session: [u8; 32],
+    ) -> Result<serde_json::Value, Failure> {
         if session_id(start)? != session {
-            return Err(Failure::new(ErrorCode::MessageVerification, "session id does not match its announcement"));
+            return Err(Failure::new(
+                ErrorCode::MessageVerification,
+                "session id does not match its announcement",
+            ));
         }
         let Some(me_index) = start.participants.iter().position(|p| p == self.me()) else {
             return Err(Failure::new(ErrorCode::ParticipantNotFound, "not a participant"));
         };
-        let body = start.request_bytes().map_err(|e| Failure::new(ErrorCode::MessageFormat, e.to_string()))?;
+        let body =
+            start.request_bytes().map_err(|e| Failure::new(ErrorCode::MessageFormat, e.to_string()))?;
         let mut inbox = self.transport.open_session(session);
         match start.op {
             SessionOp::KeygenEcdsa | SessionOp::KeygenEddsa => {
                 let req = self.check_keygen(&body).map_err(|(_, f)| f)?;
                 if !start.request_id.starts_with(&format!("{}#", req.wallet_id)) {
-                    return Err(Failure::new(ErrorCode::MessageVerification, "request id does not match the request"));
+                    return Err(Failure::new(
+                        ErrorCode::MessageVerification,
+                        "request id does not match the request",
+                    ));
                 }
                 self.keygen_part(start, &req.wallet_id, session, me_index, &mut inbox).await
             }
             SessionOp::Sign => {
-                let req = self.check_sign(&body).map_err(|(_, f)| f)?;
+                let req = self.check_sign(&body).map_err(|e| e.1)?;
                 if !start.request_id.starts_with(&format!("{}#", req.tx_id)) {
-                    return Err(Failure::new(ErrorCode::MessageVerification, "request id does not match the request"));
+                    return Err(Failure::new(
+                        ErrorCode::MessageVerification,
+                        "request id does not match the request",
+                    ));
                 }
                 self.sign_part(start, &req, session, &mut inbox).await
             }
@@ -668,7 +758,8 @@ impl Service {
         let n = start.participants.len();
         let ids: Vec<PartyId> = (1..=n as PartyId).collect();
         let me = (me_index + 1) as PartyId;
-        let t = u16::try_from(start.threshold).map_err(|_| Failure::new(ErrorCode::InvalidThreshold, "threshold"))?;
+        let t = u16::try_from(start.threshold)
+            .map_err(|_| Failure::new(ErrorCode::InvalidThreshold, "threshold"))?;
         let eid = ExecutionId(session);
         let spec = self.spec(session, &start.participants, &ids, me);
         let (kind, bytes, public_key) = match start.op {
@@ -676,14 +767,16 @@ impl Service {
                 let proto = mpcium_tss::ecdsa::Keygen::new(eid, me, t, n as u16)
                     .map_err(|e| Failure::new(ErrorCode::KeyGeneration, e.to_string()))?;
                 let share = run_protocol(&self.transport, inbox, &spec, proto).await?;
-                let bytes = share.to_bytes().map_err(|e| Failure::new(ErrorCode::KeyEncoding, e.to_string()))?;
+                let bytes =
+                    share.to_bytes().map_err(|e| Failure::new(ErrorCode::KeyEncoding, e.to_string()))?;
                 (KeyType::Secp256k1, bytes, hex(&share.public_key_xy()))
             }
             _ => {
                 let proto = mpcium_tss::eddsa::Keygen::new(eid, me, &ids, t)
                     .map_err(|e| Failure::new(ErrorCode::KeyGeneration, e.to_string()))?;
                 let share = run_protocol(&self.transport, inbox, &spec, proto).await?;
-                let bytes = share.to_bytes().map_err(|e| Failure::new(ErrorCode::KeyEncoding, e.to_string()))?;
+                let bytes =
+                    share.to_bytes().map_err(|e| Failure::new(ErrorCode::KeyEncoding, e.to_string()))?;
                 (KeyType::Ed25519, bytes, hex(&share.public_key_bytes()))
             }
         };
@@ -716,9 +809,14 @@ impl Service {
             .keyinfo(curve_name(kind), &req.wallet_id)
             .await
             .map_err(|e| Failure::new(ErrorCode::KeyInfoLoad, e.to_string()))?
-            .ok_or_else(|| Failure::new(ErrorCode::KeyNotFound, format!("wallet {} not found", req.wallet_id)))?;
+            .ok_or_else(|| {
+                Failure::new(ErrorCode::KeyNotFound, format!("wallet {} not found", req.wallet_id))
+            })?;
         if info.version != start.key_version || info.threshold != start.threshold {
-            return Err(Failure::new(ErrorCode::SessionStale, "key version or threshold differs from the announcement"));
+            return Err(Failure::new(
+                ErrorCode::SessionStale,
+                "key version or threshold differs from the announcement",
+            ));
         }
         let ids = party_ids(&info.participant_peer_ids, &start.participants)?;
         let me = party_ids(&info.participant_peer_ids, &[self.me().to_owned()])?[0];
@@ -737,9 +835,12 @@ impl Service {
             KeyType::Secp256k1 => {
                 let share = mpcium_tss::ecdsa::KeyShare::from_bytes(&stored)
                     .map_err(|e| Failure::new(ErrorCode::KeyDecoding, e.to_string()))?;
-                let digest: [u8; 32] =
-                    tx.as_slice().try_into().map_err(|_| Failure::new(ErrorCode::MsgValidation, "tx must be 32 bytes"))?;
-                let hd = (!path.is_empty()).then(|| mpcium_tss::ecdsa::HdPath { chain_code: self.cfg.chain_code, path });
+                let digest: [u8; 32] = tx
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| Failure::new(ErrorCode::MsgValidation, "tx must be 32 bytes"))?;
+                let hd = (!path.is_empty())
+                    .then_some(mpcium_tss::ecdsa::HdPath { chain_code: self.cfg.chain_code, path });
                 let proto = mpcium_tss::ecdsa::Sign::new(eid, &share, &signers, digest, hd.as_ref())
                     .map_err(|e| Failure::new(ErrorCode::SigningFailure, e.to_string()))?;
                 let sig = run_protocol(&self.transport, inbox, &spec, proto).await?;
@@ -751,7 +852,14 @@ impl Service {
                 let proto = if path.is_empty() {
                     mpcium_tss::eddsa::Sign::new(eid, &share, &signers, &tx)
                 } else {
-                    mpcium_tss::eddsa::Sign::with_derivation(eid, &share, &signers, &tx, &self.cfg.chain_code, &path)
+                    mpcium_tss::eddsa::Sign::with_derivation(
+                        eid,
+                        &share,
+                        &signers,
+                        &tx,
+                        &self.cfg.chain_code,
+                        &path,
+                    )
                 }
                 .map_err(|e| Failure::new(ErrorCode::SigningFailure, e.to_string()))?;
                 let sig = run_protocol(&self.transport, inbox, &spec, proto).await?;
@@ -775,7 +883,8 @@ fn session_id(start: &SessionStart) -> Result<[u8; 32], Failure> {
         SessionOp::KeygenEcdsa => (Operation::Keygen, KeyType::Secp256k1),
         SessionOp::KeygenEddsa => (Operation::Keygen, KeyType::Ed25519),
         SessionOp::Sign | SessionOp::Presign | SessionOp::Reshare => {
-            let body = start.request_bytes().map_err(|e| Failure::new(ErrorCode::MessageFormat, e.to_string()))?;
+            let body =
+                start.request_bytes().map_err(|e| Failure::new(ErrorCode::MessageFormat, e.to_string()))?;
             let key_type = serde_json::from_slice::<serde_json::Value>(&body)
                 .ok()
                 .and_then(|v| v.get("key_type").and_then(|k| k.as_str()).map(str::to_owned))
