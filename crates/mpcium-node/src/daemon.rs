@@ -159,7 +159,9 @@ pub fn authorization_policy(
 }
 
 /// Convert a config public key into the verifier's.
-pub fn api_key(key: &mpcium_config::PublicKey) -> Result<mpcium_api::verify::PublicKey, mpcium_api::verify::KeyParseError> {
+pub fn api_key(
+    key: &mpcium_config::PublicKey,
+) -> Result<mpcium_api::verify::PublicKey, mpcium_api::verify::KeyParseError> {
     let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
     match key {
         mpcium_config::PublicKey::Ed25519(bytes) => {

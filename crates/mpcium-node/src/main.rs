@@ -87,7 +87,8 @@ fn main() -> ExitCode {
 }
 
 fn read_secret_file(path: &PathBuf, what: &str) -> Result<SecretString> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {what} file {}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read {what} file {}", path.display()))?;
     let trimmed = text.trim();
     if trimmed.is_empty() {
         bail!("{what} file {} is empty", path.display());
@@ -113,7 +114,8 @@ async fn run(args: StartArgs) -> Result<()> {
         (Some(path), _) => Some(read_secret_file(path, "password")?),
         (None, true) => {
             let a = rpassword::prompt_password("Store password: ").context("cannot read the password")?;
-            let b = rpassword::prompt_password("Confirm store password: ").context("cannot read the password")?;
+            let b =
+                rpassword::prompt_password("Confirm store password: ").context("cannot read the password")?;
             if a != b {
                 bail!("the passwords do not match");
             }
@@ -141,7 +143,8 @@ async fn run(args: StartArgs) -> Result<()> {
         Some(match &args.identity_password_file {
             Some(path) => read_secret_file(path, "identity passphrase")?,
             None => SecretString::new(
-                rpassword::prompt_password("Identity key passphrase: ").context("cannot read the passphrase")?,
+                rpassword::prompt_password("Identity key passphrase: ")
+                    .context("cannot read the passphrase")?,
             ),
         })
     } else {
@@ -153,7 +156,8 @@ async fn run(args: StartArgs) -> Result<()> {
         passphrase.as_ref().map(|p| p.expose()),
     )
     .map_err(|e| anyhow!("identity: {e}"))?;
-    let peer_keys = mpcium_identity::load_peer_public_keys(&identity_dir).map_err(|e| anyhow!("identity: {e}"))?;
+    let peer_keys =
+        mpcium_identity::load_peer_public_keys(&identity_dir).map_err(|e| anyhow!("identity: {e}"))?;
     mpcium_identity::check_peer_keys(&peers, &peer_keys, &peers_path).map_err(|e| anyhow!("{e}"))?;
     let peer_map: HashMap<String, _> = peer_keys.into_iter().map(|(id, k)| (id, k.public_key)).collect();
 
@@ -161,8 +165,9 @@ async fn run(args: StartArgs) -> Result<()> {
     if let Some(parent) = db_path.parent() {
         std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
     }
-    let store = Store::open_or_create(&db_path, cfg.badger_password.expose().as_bytes(), &StoreOptions::production())
-        .map_err(|e| anyhow!("store {}: {e}", db_path.display()))?;
+    let store =
+        Store::open_or_create(&db_path, cfg.badger_password.expose().as_bytes(), &StoreOptions::production())
+            .map_err(|e| anyhow!("store {}: {e}", db_path.display()))?;
     let backup = cfg.backup.enabled.then(|| {
         let mut b = BackupConfig::new(args.name.clone());
         b.dir = cfg.backup.dir.clone();
@@ -181,7 +186,8 @@ async fn run(args: StartArgs) -> Result<()> {
             .require_tls(true);
     }
     let initiator = api_key(&cfg.event_initiator).map_err(|e| anyhow!("event_initiator_pubkey: {e}"))?;
-    let authorization = authorization_policy(&cfg.authorization).map_err(|e| anyhow!("authorization: {e}"))?;
+    let authorization =
+        authorization_policy(&cfg.authorization).map_err(|e| anyhow!("authorization: {e}"))?;
     let register_peers = if args.peers.is_some() {
         peers.iter().map(|(n, i)| (n.to_owned(), i.to_owned())).collect()
     } else {

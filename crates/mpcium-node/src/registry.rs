@@ -507,12 +507,19 @@ impl Registry {
 impl Registry {
     /// Claim `(wallet, tx)` for the request delivery `claim` (e.g. its stream sequence), atomically
     /// across the cluster: the first claim wins and stays (durably, in JetStream).
-    pub async fn claim_request(&self, wallet_id: &str, tx_id: &str, claim: &str) -> Result<Claim, RegistryError> {
-        let key = format!("{}.{}", keyinfo_key("tx", wallet_id), keyinfo_key("id", tx_id).replacen("id.", "", 1));
+    pub async fn claim_request(
+        &self,
+        wallet_id: &str,
+        tx_id: &str,
+        claim: &str,
+    ) -> Result<Claim, RegistryError> {
+        let key =
+            format!("{}.{}", keyinfo_key("tx", wallet_id), keyinfo_key("id", tx_id).replacen("id.", "", 1));
         match self.requests.create(&key, claim.to_owned().into()).await {
             Ok(_) => Ok(Claim::New),
             Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {
-                let existing = self.requests.get(&key).await.map_err(|e| kv_err(REQUESTS_BUCKET)(e.into()))?;
+                let existing =
+                    self.requests.get(&key).await.map_err(|e| kv_err(REQUESTS_BUCKET)(e.into()))?;
                 Ok(if existing.as_deref() == Some(claim.as_bytes()) { Claim::Same } else { Claim::Duplicate })
             }
             Err(e) => Err(kv_err(REQUESTS_BUCKET)(e.into())),

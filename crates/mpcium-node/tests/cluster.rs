@@ -43,11 +43,16 @@ async fn cluster() -> Cluster {
     let ids: Vec<String> = (0..3).map(|i| format!("node{i}")).collect();
     let keys: Vec<SigningKey> = (0..3).map(|_| SigningKey::generate(&mut OsRng)).collect();
     let peers: HashMap<String, _> = ids.iter().cloned().zip(keys.iter().map(|k| k.verifying_key())).collect();
-    let initiator_hex: String = initiator.verifying_key().to_bytes().iter().map(|b| format!("{b:02x}")).collect();
+    let initiator_hex: String =
+        initiator.verifying_key().to_bytes().iter().map(|b| format!("{b:02x}")).collect();
     let mut nodes = Vec::new();
     for i in 0..3 {
-        let store = Store::create(dir.path().join(format!("node{i}.db")), b"test-password-123", &StoreOptions::insecure_for_tests())
-            .unwrap();
+        let store = Store::create(
+            dir.path().join(format!("node{i}.db")),
+            b"test-password-123",
+            &StoreOptions::insecure_for_tests(),
+        )
+        .unwrap();
         let params = NodeParams {
             node_id: ids[i].clone(),
             node_name: ids[i].clone(),
@@ -61,8 +66,11 @@ async fn cluster() -> Cluster {
             service: ServiceConfig {
                 threshold: 1,
                 chain_code,
-                initiator: mpcium_api::verify::PublicKey::parse(mpcium_api::verify::Algorithm::Ed25519, &initiator_hex)
-                    .unwrap(),
+                initiator: mpcium_api::verify::PublicKey::parse(
+                    mpcium_api::verify::Algorithm::Ed25519,
+                    &initiator_hex,
+                )
+                .unwrap(),
                 authorization: Default::default(),
                 strict_requests: false,
                 max_concurrent_keygen: 2,
@@ -117,8 +125,13 @@ impl Cluster {
     }
 
     async fn next_result(consumer: &jetstream::consumer::Consumer<pull::Config>) -> Vec<u8> {
-        let mut batch = consumer.fetch().max_messages(1).expires(Duration::from_secs(60)).messages().await.unwrap();
-        let msg = tokio::time::timeout(Duration::from_secs(90), batch.next()).await.expect("a result").unwrap().unwrap();
+        let mut batch =
+            consumer.fetch().max_messages(1).expires(Duration::from_secs(60)).messages().await.unwrap();
+        let msg = tokio::time::timeout(Duration::from_secs(90), batch.next())
+            .await
+            .expect("a result")
+            .unwrap()
+            .unwrap();
         msg.ack().await.unwrap();
         msg.payload.to_vec()
     }
@@ -138,7 +151,14 @@ impl Cluster {
         self.keygen_raw(wallet, msg.to_json().into_bytes()).await
     }
 
-    fn sign_msg(&self, key_type: &str, wallet: &str, tx_id: &str, tx: &[u8], path: Option<Vec<u32>>) -> SignTxMessage {
+    fn sign_msg(
+        &self,
+        key_type: &str,
+        wallet: &str,
+        tx_id: &str,
+        tx: &[u8],
+        path: Option<Vec<u32>>,
+    ) -> SignTxMessage {
         let mut msg = SignTxMessage {
             key_type: mpcium_api::KeyType::from_wire(key_type),
             wallet_id: wallet.into(),
