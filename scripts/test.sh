@@ -3,8 +3,10 @@
 # every test of the workspace against real components (nats-server processes on loopback).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The KMS signer is tested against a local AWS KMS emulator (moto, from PyPI).
+export MPCIUM_WITH_KMS=1
 bin="$(bash scripts/install-tools.sh)"
 export PATH="$bin:$PATH"
 export MPCIUM_NATS_SERVER="$bin/nats-server"
 nats-server --version
-cargo test --workspace --locked "$@"
+cargo test --workspace --all-features --locked "$@"

@@ -89,6 +89,9 @@ pub struct SessionStart {
     pub threshold: u32,
     /// The request id bound into the session id (tx id, reshare session id, keygen request id).
     pub request_id: String,
+    /// For a reshare: the old holders that deal (exactly old t + 1 of `participants`).
+    #[serde(default)]
+    pub dealers: Vec<String>,
 }
 
 impl SessionStart {
@@ -164,6 +167,7 @@ mod tests {
             key_version: 1,
             threshold: 1,
             request_id: "tx".into(),
+            dealers: vec![],
         }
         .with_request(b"{\"x\":1}");
         let c = Control::Start(start.clone());

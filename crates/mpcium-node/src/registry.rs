@@ -141,6 +141,13 @@ pub struct KeyInfo {
     pub threshold: u32,
     /// The key version (1 after keygen, +1 per reshare).
     pub version: u32,
+    /// Our addition (absent in the original's records): the public key (curve encoding, hex).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub public_key: String,
+    /// Our addition: every holder's public share by party id (hex), so any node, and a newcomer
+    /// of a reshare, can check a resharing against the key without holding a share.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub public_shares: BTreeMap<u16, String>,
 }
 
 /// The KV key for a wallet's key info: `<curve>.<wallet>`, where a wallet id made only of

@@ -13,9 +13,12 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer::pull, stream};
 use futures_util::StreamExt;
+/// The core NATS subject of reshare requests (the original's).
+pub const RESHARE_SUBJECT: &str = "mpc:reshare";
+
 use mpcium_api::{
-    AuthorizationPolicy, ClientId, ErrorCode, GenerateKeyMessage, KeygenResultEvent, SignTxMessage,
-    SigningMode, SigningResultEvent, subjects,
+    AuthorizationPolicy, ClientId, ErrorCode, GenerateKeyMessage, KeygenResultEvent, ResharingMessage,
+    ResharingResultEvent, SignTxMessage, SigningMode, SigningResultEvent, subjects,
 };
 use mpcium_store::{ShareKind, Store};
 use mpcium_tss::{ExecutionContext, ExecutionId, KeyType, Operation, PartyId};
@@ -193,6 +196,7 @@ impl Service {
             mpcium_api::streams::SIGNING_REQUEST_STREAM.name,
             false,
         );
+        let reshare = self.clone().serve_reshare();
         let this = self.clone();
         let participant = async move {
             while let Some(start) = starts.recv().await {
@@ -201,7 +205,7 @@ impl Service {
             }
             Ok::<(), async_nats::Error>(())
         };
-        tokio::try_join!(keygen, signing, participant)?;
+        tokio::try_join!(keygen, signing, reshare, participant)?;
         Ok(())
     }
 
@@ -398,6 +402,7 @@ impl Service {
                 key_version: 1,
                 threshold: self.cfg.threshold,
                 request_id: format!("{}#{delivery}", req.wallet_id),
+                dealers: Vec::new(),
             }
             .with_request(body);
             self.coordinate(start)
@@ -593,9 +598,310 @@ impl Service {
             key_version: info.version,
             threshold: info.threshold,
             request_id: format!("{}#{delivery}", req.tx_id),
+            dealers: Vec::new(),
         }
         .with_request(body);
         self.coordinate(start).await
+    }
+
+    // ---------- resharing ----------
+
+    fn check_reshare(&self, body: &[u8]) -> Result<ResharingMessage, Box<(ResharingMessage, Failure)>> {
+        let fail = |req: ResharingMessage, code: ErrorCode, reason: String| {
+            Err(Box::new((req, Failure::new(code, reason))))
+        };
+        if body.len() > self.cfg.max_request_bytes {
+            return fail(
+                ResharingMessage::default(),
+                ErrorCode::MsgValidation,
+                "request over the size limit".into(),
+            );
+        }
+        let req = match ResharingMessage::from_json(body) {
+            Ok(r) => r,
+            Err(e) => return fail(ResharingMessage::default(), e.error_code(), e.to_string()),
+        };
+        if let Err(e) = req.validate() {
+            return fail(req, e.error_code(), e.to_string());
+        }
+        if let Err(e) = mpcium_api::verify::verify_initiator(&req, &self.cfg.initiator, self.mode()) {
+            return fail(req, e.error_code(), format!("invalid signature from initiator: {e}"));
+        }
+        if let Err(e) = self.cfg.authorization.authorize(&req, self.mode()) {
+            return fail(req, e.error_code(), e.to_string());
+        }
+        Ok(req)
+    }
+
+    /// Reshare requests arrive on core NATS `mpc:reshare` (as in the original); a queue group
+    /// hands each to one node, the coordinator.
+    async fn serve_reshare(self: Arc<Self>) -> Result<(), async_nats::Error> {
+        let mut sub =
+            self.transport.client().queue_subscribe(RESHARE_SUBJECT, "mpcium-reshare".into()).await?;
+        while let Some(msg) = sub.next().await {
+            let this = self.clone();
+            tokio::spawn(async move {
+                let client = msg
+                    .headers
+                    .as_ref()
+                    .and_then(|h| h.get(subjects::CLIENT_ID_HEADER))
+                    .map(|v| v.as_str().to_owned())
+                    .and_then(|v| ClientId::parse(&v).ok().flatten());
+                let delivery = crate::registry::now_ms().to_string();
+                let event = this.coordinate_reshare(&msg.payload, client.as_ref(), &delivery).await;
+                let Some((session_id, event)) = event else { return };
+                let key = subjects::reshare_idempotency_key(client.as_ref(), &session_id, Some(&delivery));
+                let subject = subjects::reshare_result_subject(client.as_ref(), &session_id);
+                if let Err(e) = this.publish(subject, key, event.to_json()).await {
+                    tracing::error!(error = %e, "could not publish a reshare result");
+                }
+            });
+        }
+        Ok(())
+    }
+
+    async fn coordinate_reshare(
+        &self,
+        body: &[u8],
+        client: Option<&ClientId>,
+        delivery: &str,
+    ) -> Option<(String, ResharingResultEvent)> {
+        let req = match self.check_reshare(body) {
+            Ok(r) => r,
+            Err(err) => {
+                let (req, f) = *err;
+                if req.session_id.is_empty()
+                    || mpcium_api::ids::validate_token(mpcium_api::IdKind::SessionId, &req.session_id)
+                        .is_err()
+                {
+                    // No valid session id: there is no result subject to answer on.
+                    tracing::warn!(reason = %f.reason, "reshare request without a usable session id; not answerable");
+                    return None;
+                }
+                let ev = ResharingResultEvent::error(
+                    &req.wallet_id,
+                    req.new_threshold,
+                    req.key_type.clone(),
+                    f.code,
+                    &f.reason,
+                );
+                return Some((req.session_id, ev));
+            }
+        };
+        let result = self.reshare(&req, body, client, delivery).await;
+        let ev = match result {
+            Ok(out) => match hex_vec(out["public_key"].as_str().unwrap_or_default()) {
+                Some(pk) => ResharingResultEvent::success(
+                    &req.wallet_id,
+                    req.new_threshold,
+                    req.key_type.clone(),
+                    &pk,
+                ),
+                None => ResharingResultEvent::error(
+                    &req.wallet_id,
+                    req.new_threshold,
+                    req.key_type.clone(),
+                    ErrorCode::KeyEncoding,
+                    "malformed public key from the participants",
+                ),
+            },
+            Err(f) => ResharingResultEvent::error(
+                &req.wallet_id,
+                req.new_threshold,
+                req.key_type.clone(),
+                f.code,
+                &f.reason,
+            ),
+        };
+        Some((req.session_id.clone(), ev))
+    }
+
+    async fn reshare(
+        &self,
+        req: &ResharingMessage,
+        body: &[u8],
+        client: Option<&ClientId>,
+        delivery: &str,
+    ) -> Result<serde_json::Value, Failure> {
+        let kind = reshare_key_type(req)?;
+        let info = self
+            .registry
+            .keyinfo(curve_name(kind), &req.wallet_id)
+            .await
+            .map_err(|e| Failure::new(ErrorCode::KeyInfoLoad, e.to_string()))?
+            .ok_or_else(|| {
+                Failure::new(ErrorCode::KeyNotFound, format!("wallet {} not found", req.wallet_id))
+            })?;
+        let ready = self.transport.directory().ready();
+        let mut new_committee = req.node_ids.clone().unwrap_or_default();
+        new_committee.sort();
+        let configured = self.transport.directory().configured();
+        if let Some(unknown) = new_committee.iter().find(|n| !configured.contains(n)) {
+            return Err(Failure::new(
+                ErrorCode::ParticipantNotFound,
+                format!("{unknown} is not a cluster node"),
+            ));
+        }
+        if let Some(down) = new_committee.iter().find(|n| !ready.contains(n)) {
+            return Err(Failure::new(
+                ErrorCode::PeerNotReady,
+                format!("new committee member {down} is not ready"),
+            ));
+        }
+        let mut old = info.participant_peer_ids.clone();
+        old.sort();
+        let dealers: Vec<String> =
+            old.iter().filter(|p| ready.contains(p)).take(info.threshold as usize + 1).cloned().collect();
+        if dealers.len() < info.threshold as usize + 1 {
+            return Err(Failure::new(
+                ErrorCode::NotMajority,
+                format!("{} of the old holders ready, {} needed", dealers.len(), info.threshold + 1),
+            ));
+        }
+        let start = SessionStart {
+            op: SessionOp::Reshare,
+            coordinator: self.me().to_owned(),
+            request: String::new(),
+            client_id: client.map(|c| c.as_str().to_owned()),
+            participants: old,
+            new_participants: new_committee,
+            key_version: info.version,
+            threshold: req.new_threshold as u32,
+            request_id: format!("{}#{delivery}", req.session_id),
+            dealers,
+        }
+        .with_request(body);
+        self.coordinate(start).await
+    }
+
+    async fn reshare_part(
+        &self,
+        start: &SessionStart,
+        req: &ResharingMessage,
+        session: [u8; 32],
+        inbox: &mut SessionInbox,
+    ) -> Result<serde_json::Value, Failure> {
+        use mpcium_tss::reshare::{Member, Roster};
+        let kind = reshare_key_type(req)?;
+        let info = self
+            .registry
+            .keyinfo(curve_name(kind), &req.wallet_id)
+            .await
+            .map_err(|e| Failure::new(ErrorCode::KeyInfoLoad, e.to_string()))?
+            .ok_or_else(|| {
+                Failure::new(ErrorCode::KeyNotFound, format!("wallet {} not found", req.wallet_id))
+            })?;
+        if info.version != start.key_version {
+            return Err(Failure::new(ErrorCode::SessionStale, "key version differs from the announcement"));
+        }
+        let mut old_sorted = info.participant_peer_ids.clone();
+        old_sorted.sort();
+        if old_sorted != start.participants || start.dealers.len() != info.threshold as usize + 1 {
+            return Err(Failure::new(
+                ErrorCode::IncompatiblePeerIds,
+                "announced committee differs from the key info",
+            ));
+        }
+        let members = session_members(start);
+        let position =
+            |list: &[String], n: &str| list.iter().position(|x| x == n).map(|i| (i + 1) as PartyId);
+        let roster_members: Vec<Member> = members
+            .iter()
+            .enumerate()
+            .map(|(i, n)| Member {
+                id: (i + 1) as PartyId,
+                old: if start.dealers.contains(n) { position(&start.participants, n) } else { None },
+                new: position(&start.new_participants, n),
+            })
+            .collect();
+        let roster = Roster::new(roster_members)
+            .map_err(|e| Failure::new(ErrorCode::InvalidThreshold, e.to_string()))?;
+        let me = position(&members, self.me())
+            .ok_or_else(|| Failure::new(ErrorCode::ParticipantNotFound, "not a member"))?;
+        let ids: Vec<PartyId> = (1..=members.len() as PartyId).collect();
+        let spec = self.spec(session, &members, &ids, me);
+        let new_t = u16::try_from(start.threshold)
+            .map_err(|_| Failure::new(ErrorCode::InvalidThreshold, "threshold"))?;
+        let dealer = start.dealers.iter().any(|d| d == self.me());
+        let stored = if dealer {
+            Some(
+                self.store
+                    .get_share(share_kind(kind), &req.wallet_id, info.version)
+                    .map_err(|e| Failure::new(ErrorCode::KeyLoad, e.to_string()))?
+                    .ok_or_else(|| {
+                        Failure::new(ErrorCode::KeyNotFound, "no share for this wallet on this node")
+                    })?,
+            )
+        } else {
+            None
+        };
+        let eid = ExecutionId(session);
+        let new_version = info.version + 1;
+        let (new_share, public) = match kind {
+            KeyType::Secp256k1 => {
+                let old_share = stored
+                    .as_ref()
+                    .map(|b| mpcium_tss::ecdsa::KeyShare::from_bytes(b))
+                    .transpose()
+                    .map_err(|e| Failure::new(ErrorCode::KeyDecoding, e.to_string()))?;
+                let old_key = old_key_from_info::<mpcium_tss::curve::Secp256k1>(&info)?;
+                let public_key = hex(&ecdsa_xy(&old_key.public_key));
+                let proto =
+                    mpcium_tss::ecdsa::Reshare::new(eid, me, roster, new_t, old_key, old_share.as_ref())
+                        .map_err(|e| Failure::new(ErrorCode::ReshareFailure, e.to_string()))?;
+                match run_protocol(&self.transport, inbox, &spec, proto).await? {
+                    mpcium_tss::ecdsa::ReshareResult::Share(share) => {
+                        let bytes = share
+                            .to_bytes()
+                            .map_err(|e| Failure::new(ErrorCode::KeyEncoding, e.to_string()))?;
+                        (Some((bytes, old_key_hex(&share.old_key()))), public_key)
+                    }
+                    mpcium_tss::ecdsa::ReshareResult::Retired => (None, public_key),
+                }
+            }
+            KeyType::Ed25519 => {
+                let old_share = stored
+                    .as_ref()
+                    .map(|b| mpcium_tss::eddsa::KeyShare::from_bytes(b))
+                    .transpose()
+                    .map_err(|e| Failure::new(ErrorCode::KeyDecoding, e.to_string()))?;
+                let old_key = old_key_from_info::<mpcium_tss::curve::Ed25519>(&info)?;
+                let public_key =
+                    hex(&<mpcium_tss::curve::Ed25519 as mpcium_tss::curve::Curve>::point_to_bytes(
+                        &old_key.public_key,
+                    ));
+                let proto =
+                    mpcium_tss::eddsa::Reshare::new(eid, me, roster, new_t, old_key, old_share.as_ref())
+                        .map_err(|e| Failure::new(ErrorCode::ReshareFailure, e.to_string()))?;
+                match run_protocol(&self.transport, inbox, &spec, proto).await? {
+                    mpcium_tss::eddsa::ReshareResult::Share(share) => {
+                        let bytes = share
+                            .to_bytes()
+                            .map_err(|e| Failure::new(ErrorCode::KeyEncoding, e.to_string()))?;
+                        (Some((bytes, old_key_hex(&share.old_key()))), public_key)
+                    }
+                    mpcium_tss::eddsa::ReshareResult::Retired => (None, public_key),
+                }
+            }
+        };
+        if let Some((bytes, (pk, shares))) = new_share {
+            self.store
+                .put_share(share_kind(kind), &req.wallet_id, new_version, &bytes)
+                .map_err(|e| Failure::new(ErrorCode::KeySave, e.to_string()))?;
+            let info = KeyInfo {
+                participant_peer_ids: start.new_participants.clone(),
+                threshold: start.threshold,
+                version: new_version,
+                public_key: pk,
+                public_shares: shares,
+            };
+            self.registry
+                .put_keyinfo(curve_name(kind), &req.wallet_id, &info)
+                .await
+                .map_err(|e| Failure::new(ErrorCode::KeyInfoSave, e.to_string()))?;
+            tracing::info!(wallet = %req.wallet_id, curve = curve_name(kind), version = new_version, "key reshared");
+        }
+        Ok(json!({ "public_key": public }))
     }
 
     // ---------- coordination ----------
@@ -606,21 +912,22 @@ impl Service {
         let session = session_id(&start)?;
         let done = done_id(&session);
         let mut done_inbox = self.transport.open_session(done);
-        let others: Vec<String> = start.participants.iter().filter(|p| *p != self.me()).cloned().collect();
+        let members = session_members(&start);
+        let others: Vec<String> = members.iter().filter(|p| *p != self.me()).cloned().collect();
         self.transport
             .send_public(Kind::Control, session, u32::MAX, &others, Control::Start(start.clone()).encode())
             .await
             .map_err(|e| Failure::new(ErrorCode::PeerUnavailable, e.to_string()))?;
         let mut outputs = std::collections::BTreeMap::new();
-        if start.participants.iter().any(|p| p == self.me()) {
+        if members.iter().any(|p| p == self.me()) {
             let own = self.participate(&start, session).await;
             outputs.insert(self.me().to_owned(), own);
         }
         let deadline = tokio::time::Instant::now() + self.cfg.session_timeout + Duration::from_secs(5);
-        while outputs.len() < start.participants.len() {
+        while outputs.len() < members.len() {
             match tokio::time::timeout_at(deadline, done_inbox.recv()).await {
                 Ok(Some(m)) => {
-                    if !start.participants.contains(&m.envelope.sender) || m.envelope.kind != Kind::Control {
+                    if !members.contains(&m.envelope.sender) || m.envelope.kind != Kind::Control {
                         continue;
                     }
                     if let Ok(Control::Done(report)) = Control::decode(&m.payload) {
@@ -705,9 +1012,11 @@ impl Service {
                 "session id does not match its announcement",
             ));
         }
-        let Some(me_index) = start.participants.iter().position(|p| p == self.me()) else {
+        let me_index = start.participants.iter().position(|p| p == self.me());
+        let is_new = start.new_participants.iter().any(|p| p == self.me());
+        if me_index.is_none() && !is_new {
             return Err(Failure::new(ErrorCode::ParticipantNotFound, "not a participant"));
-        };
+        }
         let body =
             start.request_bytes().map_err(|e| Failure::new(ErrorCode::MessageFormat, e.to_string()))?;
         let mut inbox = self.transport.open_session(session);
@@ -720,6 +1029,8 @@ impl Service {
                         "request id does not match the request",
                     ));
                 }
+                let me_index = me_index
+                    .ok_or_else(|| Failure::new(ErrorCode::ParticipantNotFound, "not a participant"))?;
                 self.keygen_part(start, &req.wallet_id, session, me_index, &mut inbox).await
             }
             SessionOp::Sign => {
@@ -732,7 +1043,17 @@ impl Service {
                 }
                 self.sign_part(start, &req, session, &mut inbox).await
             }
-            SessionOp::Reshare | SessionOp::Presign => {
+            SessionOp::Reshare => {
+                let req = self.check_reshare(&body).map_err(|e| e.1)?;
+                if !start.request_id.starts_with(&format!("{}#", req.session_id)) {
+                    return Err(Failure::new(
+                        ErrorCode::MessageVerification,
+                        "request id does not match the request",
+                    ));
+                }
+                self.reshare_part(start, &req, session, &mut inbox).await
+            }
+            SessionOp::Presign => {
                 Err(Failure::new(ErrorCode::InvalidSessionType, "operation not served by this node version"))
             }
         }
@@ -762,14 +1083,14 @@ impl Service {
             .map_err(|_| Failure::new(ErrorCode::InvalidThreshold, "threshold"))?;
         let eid = ExecutionId(session);
         let spec = self.spec(session, &start.participants, &ids, me);
-        let (kind, bytes, public_key) = match start.op {
+        let (kind, bytes, public_key, public) = match start.op {
             SessionOp::KeygenEcdsa => {
                 let proto = mpcium_tss::ecdsa::Keygen::new(eid, me, t, n as u16)
                     .map_err(|e| Failure::new(ErrorCode::KeyGeneration, e.to_string()))?;
                 let share = run_protocol(&self.transport, inbox, &spec, proto).await?;
                 let bytes =
                     share.to_bytes().map_err(|e| Failure::new(ErrorCode::KeyEncoding, e.to_string()))?;
-                (KeyType::Secp256k1, bytes, hex(&share.public_key_xy()))
+                (KeyType::Secp256k1, bytes, hex(&share.public_key_xy()), old_key_hex(&share.old_key()))
             }
             _ => {
                 let proto = mpcium_tss::eddsa::Keygen::new(eid, me, &ids, t)
@@ -777,7 +1098,7 @@ impl Service {
                 let share = run_protocol(&self.transport, inbox, &spec, proto).await?;
                 let bytes =
                     share.to_bytes().map_err(|e| Failure::new(ErrorCode::KeyEncoding, e.to_string()))?;
-                (KeyType::Ed25519, bytes, hex(&share.public_key_bytes()))
+                (KeyType::Ed25519, bytes, hex(&share.public_key_bytes()), old_key_hex(&share.old_key()))
             }
         };
         self.store
@@ -787,6 +1108,8 @@ impl Service {
             participant_peer_ids: start.participants.clone(),
             threshold: start.threshold,
             version: start.key_version,
+            public_key: public.0,
+            public_shares: public.1,
         };
         self.registry
             .put_keyinfo(curve_name(kind), wallet, &info)
@@ -869,6 +1192,74 @@ impl Service {
     }
 }
 
+/// Every node that takes part in an announced session: the participants, or for a reshare the
+/// dealers and the new committee.
+fn session_members(start: &SessionStart) -> Vec<String> {
+    if start.op != SessionOp::Reshare {
+        return start.participants.clone();
+    }
+    let mut all: Vec<String> = start.dealers.iter().chain(&start.new_participants).cloned().collect();
+    all.sort();
+    all.dedup();
+    all
+}
+
+/// The public data of a key as stored in the key info: curve encoding of the key and shares, hex.
+fn old_key_hex<C: mpcium_tss::curve::Curve>(
+    k: &mpcium_tss::reshare::OldKey<C>,
+) -> (String, std::collections::BTreeMap<u16, String>) {
+    (
+        hex(&C::point_to_bytes(&k.public_key)),
+        k.public_shares.iter().map(|(p, y)| (*p, hex(&C::point_to_bytes(y)))).collect(),
+    )
+}
+
+fn old_key_from_info<C: mpcium_tss::curve::Curve>(
+    info: &KeyInfo,
+) -> Result<mpcium_tss::reshare::OldKey<C>, Failure> {
+    let point = |h: &str| {
+        hex_vec(h)
+            .and_then(|b| C::point_from_bytes(&b))
+            .ok_or_else(|| Failure::new(ErrorCode::KeyInfoLoad, "key info holds no valid public key data"))
+    };
+    let mut public_shares = std::collections::BTreeMap::new();
+    for (p, y) in &info.public_shares {
+        public_shares.insert(*p, point(y)?);
+    }
+    Ok(mpcium_tss::reshare::OldKey {
+        threshold: u16::try_from(info.threshold)
+            .map_err(|_| Failure::new(ErrorCode::InvalidThreshold, "threshold"))?,
+        public_key: point(&info.public_key)?,
+        public_shares,
+    })
+}
+
+fn hex_vec(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..text.len()).step_by(2).map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok()).collect()
+}
+
+fn reshare_key_type(req: &ResharingMessage) -> Result<KeyType, Failure> {
+    match req.key_type.as_str() {
+        "secp256k1" => Ok(KeyType::Secp256k1),
+        "ed25519" => Ok(KeyType::Ed25519),
+        other => Err(Failure::new(ErrorCode::MsgValidation, format!("unsupported key_type {other:?}"))),
+    }
+}
+
+/// The original's 64-byte X‖Y form of a secp256k1 point.
+fn ecdsa_xy(p: &k256::ProjectivePoint) -> [u8; 64] {
+    use k256::elliptic_curve::sec1::ToSec1Point;
+    let enc = p.to_affine().to_sec1_point(false);
+    let mut out = [0u8; 64];
+    if enc.as_bytes().len() == 65 {
+        out.copy_from_slice(&enc.as_bytes()[1..]);
+    }
+    out
+}
+
 fn key_type_of(req: &SignTxMessage) -> Result<KeyType, Failure> {
     match req.key_type.as_str() {
         "secp256k1" => Ok(KeyType::Secp256k1),
@@ -927,13 +1318,5 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 fn hex_to<const N: usize>(text: &str) -> Option<[u8; N]> {
-    if text.len() != 2 * N {
-        return None;
-    }
-    let mut out = [0u8; N];
-    for (i, chunk) in text.as_bytes().chunks(2).enumerate() {
-        let s = std::str::from_utf8(chunk).ok()?;
-        out[i] = u8::from_str_radix(s, 16).ok()?;
-    }
-    Some(out)
+    hex_vec(text)?.try_into().ok()
 }

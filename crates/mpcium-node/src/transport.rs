@@ -127,6 +127,11 @@ impl Transport {
         Self { client, identity, dir, routes: Arc::new(Mutex::new(Routes::default())) }
     }
 
+    /// The NATS connection.
+    pub fn client(&self) -> &async_nats::Client {
+        &self.client
+    }
+
     /// This node's peer directory.
     pub fn directory(&self) -> &PeerDirectory {
         &self.dir

@@ -10,7 +10,10 @@ use std::time::Duration;
 use async_nats::jetstream::{self, consumer::pull};
 use ed25519_dalek::{Signer, SigningKey};
 use futures_util::StreamExt;
-use mpcium_api::{ErrorCode, KeygenResultEvent, SignTxMessage, SigningMode, SigningResultEvent, subjects};
+use mpcium_api::{
+    ErrorCode, KeygenResultEvent, ResharingMessage, ResharingResultEvent, SignTxMessage, SigningMode,
+    SigningResultEvent, subjects,
+};
 use mpcium_node::daemon::{NodeParams, RunningNode, start};
 use mpcium_node::service::ServiceConfig;
 use mpcium_store::{Store, StoreOptions};
@@ -27,6 +30,8 @@ struct Cluster {
     js: jetstream::Context,
     keygen_results: jetstream::consumer::Consumer<pull::Config>,
     sign_results: jetstream::consumer::Consumer<pull::Config>,
+    reshare_results: jetstream::consumer::Consumer<pull::Config>,
+    raw: async_nats::Client,
     _dir: tempfile::TempDir,
 }
 
@@ -114,7 +119,26 @@ async fn cluster() -> Cluster {
         )
         .await
         .unwrap();
-    Cluster { server, nodes, initiator, chain_code, js, keygen_results, sign_results, _dir: dir }
+    let reshare_results = results
+        .get_or_create_consumer(
+            "mpc_reshare_result_e2e-suite",
+            consumer("mpc_reshare_result_e2e-suite", subjects::reshare_result_filter(client.as_ref())),
+        )
+        .await
+        .unwrap();
+    let raw = async_nats::connect(server.url()).await.unwrap();
+    Cluster {
+        server,
+        nodes,
+        initiator,
+        chain_code,
+        js,
+        keygen_results,
+        sign_results,
+        reshare_results,
+        raw,
+        _dir: dir,
+    }
 }
 
 impl Cluster {
@@ -172,6 +196,32 @@ impl Cluster {
         let raw = mpcium_api::canonical::sign_signed_bytes(&msg, SigningMode::Compatible);
         msg.signature = Some(self.initiator.sign(&raw).to_bytes().to_vec());
         msg
+    }
+
+    async fn reshare(
+        &self,
+        key_type: &str,
+        wallet: &str,
+        session: &str,
+        nodes: &[&str],
+        t: i64,
+    ) -> ResharingResultEvent {
+        let mut msg = ResharingMessage {
+            session_id: session.into(),
+            node_ids: Some(nodes.iter().map(|n| n.to_string()).collect()),
+            new_threshold: t,
+            key_type: mpcium_api::KeyType::from_wire(key_type),
+            wallet_id: wallet.into(),
+            signature: None,
+            authorizer_signatures: vec![],
+        };
+        let raw = mpcium_api::canonical::reshare_signed_bytes(&msg);
+        msg.signature = Some(self.initiator.sign(&raw).to_bytes().to_vec());
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert(subjects::CLIENT_ID_HEADER, CLIENT);
+        self.raw.publish_with_headers("mpc:reshare", headers, msg.to_json().into()).await.unwrap();
+        self.raw.flush().await.unwrap();
+        ResharingResultEvent::from_json(&Self::next_result(&self.reshare_results).await).unwrap()
     }
 
     async fn sign_raw(&self, tx_id: &str, body: Vec<u8>) -> SigningResultEvent {
@@ -258,6 +308,27 @@ async fn keygen_sign_and_error_paths_over_a_real_cluster() {
     // Keygen of an existing wallet.
     let kg = c.keygen("wallet-1").await;
     assert_eq!(kg.error_code, Some(ErrorCode::KeyAlreadyExists), "{kg:?}");
+
+    // Reshare ECDSA from 3 nodes (t=1) to {node0, node1}, then sign with the new shares.
+    let rs = c.reshare("secp256k1", "wallet-1", "reshare-1", &["node0", "node1"], 1).await;
+    assert_eq!(rs.result_type.as_str(), "success", "{rs:?}");
+    assert_eq!(rs.pub_key.as_deref(), Some(ecdsa_pub.as_slice()), "the public key is unchanged");
+    let digest2 = [0x22u8; 32];
+    let ev = c.sign(&c.sign_msg("secp256k1", "wallet-1", "tx-after-reshare", &digest2, None)).await;
+    assert_eq!(ev.result_type.as_str(), "success", "{ev:?}");
+    ecdsa_verify(&ecdsa_pub, &digest2, &ev);
+
+    // Reshare EdDSA to all three with t=2 (every signature now needs all three), then sign.
+    let rs = c.reshare("ed25519", "wallet-1", "reshare-2", &["node0", "node1", "node2"], 2).await;
+    assert_eq!(rs.result_type.as_str(), "success", "{rs:?}");
+    let ev = c.sign(&c.sign_msg("ed25519", "wallet-1", "tx-eddsa-2", b"after reshare", None)).await;
+    assert_eq!(ev.result_type.as_str(), "success", "{ev:?}");
+    let sig = ed25519_dalek::Signature::from_bytes(&ev.signature.clone().unwrap().try_into().unwrap());
+    vk.verify_strict(b"after reshare", &sig).unwrap();
+
+    // A reshare to a node that is not in the cluster is refused with its code.
+    let rs = c.reshare("ed25519", "wallet-1", "reshare-3", &["node0", "stranger"], 1).await;
+    assert_eq!(rs.error_code, Some(ErrorCode::ParticipantNotFound), "{rs:?}");
 
     drop(c.nodes);
     drop(c.server);

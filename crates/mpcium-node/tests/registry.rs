@@ -80,7 +80,18 @@ async fn peers_and_keyinfo_round_trip() {
     assert_eq!(registry.peers().await.unwrap().get("node0").map(String::as_str), Some("id-0"));
 
     assert_eq!(registry.keyinfo("ecdsa", "w:1").await.unwrap(), None);
-    let info = KeyInfo { participant_peer_ids: vec!["a".into(), "b".into()], threshold: 1, version: 1 };
+    let info = KeyInfo {
+        participant_peer_ids: vec!["a".into(), "b".into()],
+        threshold: 1,
+        version: 1,
+        public_key: String::new(),
+        public_shares: Default::default(),
+    };
+    assert_eq!(
+        serde_json::to_string(&info).unwrap(),
+        r#"{"participant_peer_ids":["a","b"],"threshold":1,"version":1}"#,
+        "the original's record shape when our additions are empty"
+    );
     registry.put_keyinfo("ecdsa", "w:1", &info).await.unwrap();
     assert_eq!(registry.keyinfo("ecdsa", "w:1").await.unwrap(), Some(info));
     assert_eq!(registry.keyinfo("eddsa", "w:1").await.unwrap(), None);
