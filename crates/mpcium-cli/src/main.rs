@@ -45,6 +45,9 @@ enum Command {
     Recover(cmd::recover::RecoverArgs),
     /// Change the store password (optionally re-encrypting every value under a new data key).
     Rekey(cmd::rekey::RekeyArgs),
+    /// Load a running cluster with keygen, signing or resharing requests and report throughput
+    /// and latency.
+    Benchmark(cmd::benchmark::BenchmarkArgs),
     /// Print the version.
     Version,
 }
@@ -68,6 +71,7 @@ fn main() -> ExitCode {
         Command::Devnet(args) => cmd::devnet::run(args),
         Command::Recover(args) => cmd::recover::run(&ctx, args),
         Command::Rekey(args) => cmd::rekey::run(&ctx, args),
+        Command::Benchmark(args) => cmd::benchmark::run(&ctx, args),
         Command::Version => cmd::version::run(),
     };
     match result {

@@ -1,5 +1,6 @@
 //! One module per command.
 
+pub mod benchmark;
 pub mod devnet;
 pub mod generate_authorizer;
 pub mod generate_identity;
