@@ -83,10 +83,17 @@ impl NatsServer {
     pub fn start_with_config(extra_config: Option<&str>) -> Result<Self, HarnessError> {
         let binary = nats_server_binary()?;
         let dir = tempfile::tempdir()?;
-        let port = free_port()?;
-        let addr: SocketAddr = SocketAddr::from(([127, 0, 0, 1], port));
-        let child = spawn(&binary, dir.path(), addr, extra_config)?;
-        let mut server = Self { child, addr, dir, binary, extra_config: extra_config.map(str::to_owned) };
+        // The server picks its own free port and reports it in a ports file: picking one here
+        // and handing it over would race with other tests doing the same (two servers, one port).
+        let child = spawn(&binary, dir.path(), None, extra_config)?;
+        let mut server = Self {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            dir,
+            binary,
+            extra_config: extra_config.map(str::to_owned),
+        };
+        server.addr = server.wait_for_port()?;
         server.wait_listening()?;
         Ok(server)
     }
@@ -105,7 +112,7 @@ impl NatsServer {
     /// what is persisted in JetStream survives.
     pub fn restart(&mut self) -> Result<(), HarnessError> {
         self.stop();
-        self.child = spawn(&self.binary, self.dir.path(), self.addr, self.extra_config.as_deref())?;
+        self.child = spawn(&self.binary, self.dir.path(), Some(self.addr), self.extra_config.as_deref())?;
         self.wait_listening()
     }
 
@@ -118,6 +125,33 @@ impl NatsServer {
     /// The server's log so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("nats.log")).unwrap_or_default()
+    }
+
+    /// Read the port the server chose from its ports file.
+    fn wait_for_port(&mut self) -> Result<SocketAddr, HarnessError> {
+        let start = Instant::now();
+        let file = self.dir.path().join(format!("nats-server_{}.ports", self.child.id()));
+        while start.elapsed() < Duration::from_secs(20) {
+            if let Some(status) = self.child.try_wait()? {
+                return Err(HarnessError::Io(io::Error::other(format!(
+                    "nats-server exited with {status}; its log:\n{}",
+                    self.log()
+                ))));
+            }
+            if let Ok(text) = std::fs::read_to_string(&file)
+                && let Some(addr) = text
+                    .split('"')
+                    .find_map(|t| t.strip_prefix("nats://"))
+                    .and_then(|a| a.parse::<SocketAddr>().ok())
+            {
+                return Ok(addr);
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        Err(HarnessError::Io(io::Error::other(format!(
+            "nats-server wrote no ports file; its log:\n{}",
+            self.log()
+        ))))
     }
 
     fn wait_listening(&mut self) -> Result<(), HarnessError> {
@@ -139,10 +173,17 @@ impl NatsServer {
     }
 }
 
-fn spawn(binary: &Path, dir: &Path, addr: SocketAddr, extra: Option<&str>) -> Result<Child, HarnessError> {
+fn spawn(
+    binary: &Path,
+    dir: &Path,
+    addr: Option<SocketAddr>,
+    extra: Option<&str>,
+) -> Result<Child, HarnessError> {
     let store = dir.join("jetstream");
+    let listen = addr.map_or_else(|| "127.0.0.1:-1".to_owned(), |a| a.to_string());
     let config = format!(
-        "listen: \"{addr}\"\njetstream {{ store_dir: \"{}\" }}\n{}\n",
+        "listen: \"{listen}\"\nports_file_dir: \"{}\"\njetstream {{ store_dir: \"{}\" }}\n{}\n",
+        dir.display(),
         store.display(),
         extra.unwrap_or("")
     );
