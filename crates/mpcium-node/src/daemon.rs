@@ -41,6 +41,8 @@ pub struct NodeParams {
     pub service: ServiceConfig,
     /// Peer registrations to make at start (`--peers`): name → id.
     pub register_peers: Vec<(String, String)>,
+    /// Where to serve `/health` and `/metrics` (`healthcheck.enabled` + `healthcheck.address`).
+    pub health_address: Option<String>,
 }
 
 /// Why a node could not start.
@@ -66,6 +68,14 @@ pub enum StartError {
     /// JetStream setup failed.
     #[error("JetStream: {0}")]
     JetStream(async_nats::Error),
+    /// The health endpoint could not listen.
+    #[error("healthcheck.address {address}: {source}")]
+    Health {
+        /// The address.
+        address: String,
+        /// Why.
+        source: std::io::Error,
+    },
 }
 
 /// A running node; [`RunningNode::shutdown`] withdraws it gracefully.
@@ -74,6 +84,7 @@ pub struct RunningNode {
     registry: Registry,
     stop: tokio::sync::watch::Sender<bool>,
     service: tokio::task::JoinHandle<()>,
+    health: Option<tokio::task::JoinHandle<()>>,
     backup: Option<BackupScheduler>,
     client: async_nats::Client,
     directory: PeerDirectory,
@@ -92,6 +103,9 @@ impl RunningNode {
             tracing::warn!(error = %e, "could not withdraw readiness");
         }
         self.service.abort();
+        if let Some(h) = &self.health {
+            h.abort();
+        }
         if let Some(b) = self.backup {
             b.stop();
         }
@@ -133,7 +147,24 @@ pub async fn start(params: NodeParams) -> Result<RunningNode, StartError> {
         Some(cfg) => Some(BackupScheduler::start(params.store.clone(), cfg)?),
         None => None,
     };
+    let threshold = params.service.threshold as usize;
     let service = Service::new(params.service, js, registry.clone(), transport, params.store.clone());
+    let health = match &params.health_address {
+        Some(address) => {
+            let listener = tokio::net::TcpListener::bind(address)
+                .await
+                .map_err(|source| StartError::Health { address: address.clone(), source })?;
+            tracing::info!(address = %address, "serving /health and /metrics");
+            let view = Arc::new(crate::health::HealthView {
+                dir: directory.clone(),
+                client: client.clone(),
+                threshold,
+                metrics: service.metrics(),
+            });
+            Some(tokio::spawn(crate::health::serve(listener, view)))
+        }
+        None => None,
+    };
     service.ensure_streams().await.map_err(StartError::JetStream)?;
     registry.announce(&directory, &params.identity, now_ms()).await?;
     registry.spawn_heartbeat(directory.clone(), params.identity.clone(), heartbeat, stop_rx.clone());
@@ -144,7 +175,7 @@ pub async fn start(params: NodeParams) -> Result<RunningNode, StartError> {
         }
     });
     tracing::info!(node = %params.node_id, "{READY_LINE}");
-    Ok(RunningNode { node_id: params.node_id, registry, stop, service, backup, client, directory })
+    Ok(RunningNode { node_id: params.node_id, registry, stop, service, health, backup, client, directory })
 }
 
 /// The authorization policy of a node config.

@@ -215,6 +215,7 @@ async fn run(args: StartArgs) -> Result<()> {
             session_timeout: Duration::from_secs(30),
         },
         register_peers,
+        health_address: cfg.healthcheck.enabled.then(|| cfg.healthcheck.bind_address()),
     };
     let node = start(params).await.map_err(|e| anyhow!("{e}"))?;
     wait_for_signal().await;

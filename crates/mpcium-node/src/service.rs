@@ -28,6 +28,7 @@ use tokio::sync::Semaphore;
 
 use crate::control::{Control, DoneReport, SessionOp, SessionStart};
 use crate::envelope::Kind;
+use crate::health::Metrics;
 use crate::registry::{Claim, KeyInfo, Registry};
 use crate::session::{SessionError, SessionSpec, run_protocol};
 use crate::transport::{SessionInbox, StartRequest, Transport};
@@ -63,6 +64,7 @@ pub struct Service {
     store: Arc<Store>,
     keygen_slots: Arc<Semaphore>,
     signing_slots: Arc<Semaphore>,
+    metrics: Arc<Metrics>,
 }
 
 /// A failure with the wire code of where it happened.
@@ -139,7 +141,13 @@ impl Service {
     ) -> Arc<Self> {
         let keygen_slots = Arc::new(Semaphore::new(cfg.max_concurrent_keygen.max(1)));
         let signing_slots = Arc::new(Semaphore::new(cfg.max_concurrent_signing.max(1)));
-        Arc::new(Self { cfg, js, registry, transport, store, keygen_slots, signing_slots })
+        let metrics = Arc::new(Metrics::default());
+        Arc::new(Self { cfg, js, registry, transport, store, keygen_slots, signing_slots, metrics })
+    }
+
+    /// The service's counters (for `/metrics`).
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.metrics.clone()
     }
 
     fn mode(&self) -> SigningMode {
@@ -276,9 +284,11 @@ impl Service {
             })
         };
         let subject_token = msg.subject.as_str().rsplit('.').next().unwrap_or("").to_owned();
+        let started = std::time::Instant::now();
         let published = if keygen {
             let event =
                 self.coordinate_keygen(&msg.payload, client.as_ref(), &delivery, &subject_token).await;
+            self.metrics.record("keygen", event.error_code.as_ref().map(|c| c.as_str()), started.elapsed());
             // One result per request message: redeliveries of it share the key (stream
             // sequence), a new request with the same id gets its own answer.
             let key = subjects::keygen_idempotency_key(client.as_ref(), &event.wallet_id, Some(&claim));
@@ -290,6 +300,7 @@ impl Service {
             .await
         } else {
             let event = self.coordinate_sign(&msg.payload, client.as_ref(), &delivery, &claim).await;
+            self.metrics.record("sign", event.error_code.as_ref().map(|c| c.as_str()), started.elapsed());
             let key = subjects::signing_idempotency_key(client.as_ref(), &event.tx_id, Some(&claim));
             self.publish(subjects::signing_result_subject(client.as_ref()), key, event.to_json()).await
         };
@@ -648,8 +659,14 @@ impl Service {
                     .map(|v| v.as_str().to_owned())
                     .and_then(|v| ClientId::parse(&v).ok().flatten());
                 let delivery = crate::registry::now_ms().to_string();
+                let started = std::time::Instant::now();
                 let event = this.coordinate_reshare(&msg.payload, client.as_ref(), &delivery).await;
                 let Some((session_id, event)) = event else { return };
+                this.metrics.record(
+                    "reshare",
+                    event.error_code.as_ref().map(|c| c.as_str()),
+                    started.elapsed(),
+                );
                 let key = subjects::reshare_idempotency_key(client.as_ref(), &session_id, Some(&delivery));
                 let subject = subjects::reshare_result_subject(client.as_ref(), &session_id);
                 if let Err(e) = this.publish(subject, key, event.to_json()).await {
@@ -1020,6 +1037,7 @@ impl Service {
         let body =
             start.request_bytes().map_err(|e| Failure::new(ErrorCode::MessageFormat, e.to_string()))?;
         let mut inbox = self.transport.open_session(session);
+        self.metrics.session_started();
         match start.op {
             SessionOp::KeygenEcdsa | SessionOp::KeygenEddsa => {
                 let req = self.check_keygen(&body).map_err(|(_, f)| f)?;

@@ -28,6 +28,7 @@ struct Cluster {
     initiator: SigningKey,
     chain_code: [u8; 32],
     js: jetstream::Context,
+    health_port: u16,
     keygen_results: jetstream::consumer::Consumer<pull::Config>,
     sign_results: jetstream::consumer::Consumer<pull::Config>,
     reshare_results: jetstream::consumer::Consumer<pull::Config>,
@@ -50,6 +51,7 @@ async fn cluster() -> Cluster {
     let peers: HashMap<String, _> = ids.iter().cloned().zip(keys.iter().map(|k| k.verifying_key())).collect();
     let initiator_hex: String =
         initiator.verifying_key().to_bytes().iter().map(|b| format!("{b:02x}")).collect();
+    let health_port = mpcium_testkit::free_port().unwrap();
     let mut nodes = Vec::new();
     for i in 0..3 {
         let store = Store::create(
@@ -84,6 +86,7 @@ async fn cluster() -> Cluster {
                 session_timeout: Duration::from_secs(30),
             },
             register_peers: Vec::new(),
+            health_address: (i == 0).then(|| format!("127.0.0.1:{}", health_port)),
         };
         nodes.push(start(params).await.unwrap());
     }
@@ -133,6 +136,7 @@ async fn cluster() -> Cluster {
         initiator,
         chain_code,
         js,
+        health_port,
         keygen_results,
         sign_results,
         reshare_results,
@@ -248,6 +252,15 @@ fn ecdsa_verify(pub_xy: &[u8], digest: &[u8; 32], ev: &SigningResultEvent) {
     assert_eq!(k256::ecdsa::VerifyingKey::recover_from_prehash(digest, &sig, recid).unwrap(), vk);
 }
 
+async fn http_get(port: u16, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes()).await.unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    out
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn keygen_sign_and_error_paths_over_a_real_cluster() {
     let c = cluster().await;
@@ -329,6 +342,19 @@ async fn keygen_sign_and_error_paths_over_a_real_cluster() {
     // A reshare to a node that is not in the cluster is refused with its code.
     let rs = c.reshare("ed25519", "wallet-1", "reshare-3", &["node0", "stranger"], 1).await;
     assert_eq!(rs.error_code, Some(ErrorCode::ParticipantNotFound), "{rs:?}");
+
+    // /health in the original's shape and /metrics counting what happened (node0 serves them).
+    let health = http_get(c.health_port, "/health").await;
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    assert!(health.contains(r#""status":"ready","live":true,"ready":true"#), "{health}");
+    assert!(
+        health.contains(r#""peers_ready_count":"3/3","all_peers_ready":true,"majority_ready":true"#),
+        "{health}"
+    );
+    let metrics = http_get(c.health_port, "/metrics").await;
+    assert!(metrics.contains("mpcium_peers_ready 3"), "{metrics}");
+    assert!(metrics.contains("mpcium_sessions_total "), "{metrics}");
+    assert!(http_get(c.health_port, "/nope").await.starts_with("HTTP/1.1 404"));
 
     drop(c.nodes);
     drop(c.server);

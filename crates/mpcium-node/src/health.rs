@@ -1,0 +1,164 @@
+//! `/health` (the original's JSON) and `/metrics` (Prometheus text) on `healthcheck.address`.
+//!
+//! A deliberately small HTTP/1.1 responder on tokio: two GET endpoints, no request bodies, a read
+//! timeout, a request-size cap, and `Connection: close`. It keeps a web framework out of the
+//! node's dependency tree.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+use crate::registry::PeerDirectory;
+
+/// Counters the request service updates.
+#[derive(Default)]
+pub struct Metrics {
+    requests: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
+    errors: Mutex<BTreeMap<String, u64>>,
+    durations: Mutex<BTreeMap<&'static str, (f64, u64)>>,
+    sessions_started: AtomicU64,
+}
+
+impl Metrics {
+    /// Record one answered request: its operation (`keygen`, `sign`, `reshare`), its error code
+    /// (`None` for success) and how long it took.
+    pub fn record(&self, op: &'static str, error_code: Option<&str>, elapsed: Duration) {
+        let result = if error_code.is_some() { "error" } else { "success" };
+        if let Ok(mut m) = self.requests.lock() {
+            *m.entry((op, result)).or_default() += 1;
+        }
+        if let (Some(code), Ok(mut m)) = (error_code, self.errors.lock()) {
+            *m.entry(code.to_owned()).or_default() += 1;
+        }
+        if let Ok(mut m) = self.durations.lock() {
+            let e = m.entry(op).or_default();
+            e.0 += elapsed.as_secs_f64();
+            e.1 += 1;
+        }
+    }
+
+    /// Count a protocol session this node took part in.
+    pub fn session_started(&self) {
+        self.sessions_started.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn render(&self, dir: &PeerDirectory) -> String {
+        let mut out = String::new();
+        out.push_str("# HELP mpcium_requests_total Client requests answered, by operation and result.\n");
+        out.push_str("# TYPE mpcium_requests_total counter\n");
+        if let Ok(m) = self.requests.lock() {
+            for ((op, result), n) in m.iter() {
+                out.push_str(&format!("mpcium_requests_total{{op=\"{op}\",result=\"{result}\"}} {n}\n"));
+            }
+        }
+        out.push_str("# HELP mpcium_errors_total Error results, by wire error code.\n");
+        out.push_str("# TYPE mpcium_errors_total counter\n");
+        if let Ok(m) = self.errors.lock() {
+            for (code, n) in m.iter() {
+                out.push_str(&format!("mpcium_errors_total{{code=\"{code}\"}} {n}\n"));
+            }
+        }
+        out.push_str("# HELP mpcium_request_duration_seconds Time from pulling a request to its result.\n");
+        out.push_str("# TYPE mpcium_request_duration_seconds summary\n");
+        if let Ok(m) = self.durations.lock() {
+            for (op, (sum, count)) in m.iter() {
+                out.push_str(&format!("mpcium_request_duration_seconds_sum{{op=\"{op}\"}} {sum}\n"));
+                out.push_str(&format!("mpcium_request_duration_seconds_count{{op=\"{op}\"}} {count}\n"));
+            }
+        }
+        out.push_str("# HELP mpcium_sessions_total Protocol sessions this node took part in.\n");
+        out.push_str("# TYPE mpcium_sessions_total counter\n");
+        out.push_str(&format!("mpcium_sessions_total {}\n", self.sessions_started.load(Ordering::Relaxed)));
+        out.push_str("# HELP mpcium_peers_ready Nodes ready (this one included).\n");
+        out.push_str("# TYPE mpcium_peers_ready gauge\n");
+        out.push_str(&format!("mpcium_peers_ready {}\n", dir.ready().len()));
+        out.push_str("# HELP mpcium_peers_configured Nodes configured (this one included).\n");
+        out.push_str("# TYPE mpcium_peers_configured gauge\n");
+        out.push_str(&format!("mpcium_peers_configured {}\n", dir.configured().len()));
+        out
+    }
+}
+
+/// What `/health` reports.
+pub struct HealthView {
+    /// The peer directory.
+    pub dir: PeerDirectory,
+    /// The NATS connection.
+    pub client: async_nats::Client,
+    /// t (a signature needs t+1 ready nodes).
+    pub threshold: usize,
+    /// The counters.
+    pub metrics: std::sync::Arc<Metrics>,
+}
+
+impl HealthView {
+    /// `(HTTP status, JSON body)` in the original's shape. `consul_connected` mirrors the NATS
+    /// state: the registry that replaced Consul lives in NATS.
+    pub fn health(&self) -> (u16, String) {
+        let nats = matches!(self.client.connection_state(), async_nats::connection::State::Connected);
+        let ready = self.dir.ready().len();
+        let total = self.dir.configured().len();
+        let all = ready == total;
+        let majority = ready > self.threshold;
+        let ok = nats && majority;
+        let body = format!(
+            "{{\"status\":\"{}\",\"live\":true,\"ready\":{ok},\"details\":{{\"nats_connected\":{nats},\"consul_connected\":{nats},\"peers_ready_count\":\"{ready}/{total}\",\"all_peers_ready\":{all},\"majority_ready\":{majority}}}}}",
+            if ok { "ready" } else { "not_ready" }
+        );
+        (if ok { 200 } else { 503 }, body)
+    }
+}
+
+/// Serve `/health` and `/metrics` on `listener` until the task is dropped.
+pub async fn serve(listener: TcpListener, view: std::sync::Arc<HealthView>) {
+    loop {
+        let Ok((mut stream, _)) = listener.accept().await else { continue };
+        let view = view.clone();
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 4096];
+            let mut len = 0;
+            let read = tokio::time::timeout(Duration::from_secs(5), async {
+                while len < buf.len() {
+                    let n = stream.read(&mut buf[len..]).await.ok()?;
+                    if n == 0 {
+                        break;
+                    }
+                    len += n;
+                    if buf[..len].windows(4).any(|w| w == b"\r\n\r\n") {
+                        break;
+                    }
+                }
+                Some(())
+            })
+            .await;
+            if read.is_err() {
+                return;
+            }
+            let request = String::from_utf8_lossy(&buf[..len]);
+            let path = request.split_whitespace().nth(1).unwrap_or("");
+            let (status, ctype, body) = match path {
+                "/health" => {
+                    let (s, b) = view.health();
+                    (s, "application/json", b)
+                }
+                "/metrics" => (200, "text/plain; version=0.0.4", view.metrics.render(&view.dir)),
+                _ => (404, "text/plain", "not found\n".to_owned()),
+            };
+            let reason = match status {
+                200 => "OK",
+                503 => "Service Unavailable",
+                _ => "Not Found",
+            };
+            let response = format!(
+                "HTTP/1.1 {status} {reason}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = stream.write_all(response.as_bytes()).await;
+            let _ = stream.shutdown().await;
+        });
+    }
+}
