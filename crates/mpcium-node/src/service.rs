@@ -328,25 +328,42 @@ impl Service {
 
     // ---------- keygen ----------
 
-    fn check_keygen(&self, body: &[u8]) -> Result<GenerateKeyMessage, (String, Failure)> {
+    /// Decode, validate and authenticate a client request (size limit, JSON, ids and sizes,
+    /// initiator signature, authorizers). On failure: the failure, and the request when it
+    /// decoded, so the error event can name its ids.
+    fn check_request<M: mpcium_api::InitiatorMessage>(
+        &self,
+        body: &[u8],
+        decode: fn(&[u8]) -> Result<M, mpcium_api::DecodeError>,
+        validate: fn(&M) -> Result<(), mpcium_api::ValidationError>,
+    ) -> Result<M, Box<(Option<M>, Failure)>> {
+        let fail = |req: Option<M>, code: ErrorCode, reason: String| {
+            Err(Box::new((req, Failure::new(code, reason))))
+        };
         if body.len() > self.cfg.max_request_bytes {
-            return Err((
-                String::new(),
-                Failure::new(ErrorCode::MsgValidation, "request over the size limit"),
-            ));
+            return fail(None, ErrorCode::MsgValidation, "request over the size limit".into());
         }
-        let req = GenerateKeyMessage::from_json(body)
-            .map_err(|e| (String::new(), Failure::new(e.error_code(), e.to_string())))?;
-        let wallet = req.wallet_id.clone();
-        req.validate().map_err(|e| (wallet.clone(), Failure::new(e.error_code(), e.to_string())))?;
-        mpcium_api::verify::verify_initiator(&req, &self.cfg.initiator, self.mode()).map_err(|e| {
-            (wallet.clone(), Failure::new(e.error_code(), format!("invalid signature from initiator: {e}")))
-        })?;
-        self.cfg
-            .authorization
-            .authorize(&req, self.mode())
-            .map_err(|e| (wallet.clone(), Failure::new(e.error_code(), e.to_string())))?;
+        let req = match decode(body) {
+            Ok(r) => r,
+            Err(e) => return fail(None, e.error_code(), e.to_string()),
+        };
+        if let Err(e) = validate(&req) {
+            return fail(Some(req), e.error_code(), e.to_string());
+        }
+        if let Err(e) = mpcium_api::verify::verify_initiator(&req, &self.cfg.initiator, self.mode()) {
+            return fail(Some(req), e.error_code(), format!("invalid signature from initiator: {e}"));
+        }
+        if let Err(e) = self.cfg.authorization.authorize(&req, self.mode()) {
+            return fail(Some(req), e.error_code(), e.to_string());
+        }
         Ok(req)
+    }
+
+    fn check_keygen(&self, body: &[u8]) -> Result<GenerateKeyMessage, (String, Failure)> {
+        self.check_request(body, GenerateKeyMessage::from_json, GenerateKeyMessage::validate).map_err(|e| {
+            let (req, f) = *e;
+            (req.map(|r| r.wallet_id).unwrap_or_default(), f)
+        })
     }
 
     async fn coordinate_keygen(
@@ -434,30 +451,10 @@ impl Service {
     // ---------- signing ----------
 
     fn check_sign(&self, body: &[u8]) -> Result<SignTxMessage, Box<(SignTxMessage, Failure)>> {
-        let fail = |req: SignTxMessage, code: ErrorCode, reason: String| {
-            Err(Box::new((req, Failure::new(code, reason))))
-        };
-        if body.len() > self.cfg.max_request_bytes {
-            return fail(
-                SignTxMessage::default(),
-                ErrorCode::MsgValidation,
-                "request over the size limit".into(),
-            );
-        }
-        let req = match SignTxMessage::from_json(body) {
-            Ok(r) => r,
-            Err(e) => return fail(SignTxMessage::default(), e.error_code(), e.to_string()),
-        };
-        if let Err(e) = req.validate() {
-            return fail(req, e.error_code(), e.to_string());
-        }
-        if let Err(e) = mpcium_api::verify::verify_initiator(&req, &self.cfg.initiator, self.mode()) {
-            return fail(req, e.error_code(), format!("invalid signature from initiator: {e}"));
-        }
-        if let Err(e) = self.cfg.authorization.authorize(&req, self.mode()) {
-            return fail(req, e.error_code(), e.to_string());
-        }
-        Ok(req)
+        self.check_request(body, SignTxMessage::from_json, SignTxMessage::validate).map_err(|e| {
+            let (req, f) = *e;
+            Box::new((req.unwrap_or_default(), f))
+        })
     }
 
     async fn coordinate_sign(
@@ -540,15 +537,8 @@ impl Service {
         delivery: &str,
         claim: &str,
     ) -> Result<serde_json::Value, Failure> {
-        let kind = key_type_of(req)?;
-        let info = self
-            .registry
-            .keyinfo(curve_name(kind), &req.wallet_id)
-            .await
-            .map_err(|e| Failure::new(ErrorCode::KeyInfoLoad, e.to_string()))?
-            .ok_or_else(|| {
-                Failure::new(ErrorCode::KeyNotFound, format!("wallet {} not found", req.wallet_id))
-            })?;
+        let kind = key_type_of(&req.key_type)?;
+        let info = self.load_keyinfo(kind, &req.wallet_id).await?;
         match self
             .registry
             .claim_request(&req.wallet_id, &req.tx_id, claim)
@@ -618,30 +608,10 @@ impl Service {
     // ---------- resharing ----------
 
     fn check_reshare(&self, body: &[u8]) -> Result<ResharingMessage, Box<(ResharingMessage, Failure)>> {
-        let fail = |req: ResharingMessage, code: ErrorCode, reason: String| {
-            Err(Box::new((req, Failure::new(code, reason))))
-        };
-        if body.len() > self.cfg.max_request_bytes {
-            return fail(
-                ResharingMessage::default(),
-                ErrorCode::MsgValidation,
-                "request over the size limit".into(),
-            );
-        }
-        let req = match ResharingMessage::from_json(body) {
-            Ok(r) => r,
-            Err(e) => return fail(ResharingMessage::default(), e.error_code(), e.to_string()),
-        };
-        if let Err(e) = req.validate() {
-            return fail(req, e.error_code(), e.to_string());
-        }
-        if let Err(e) = mpcium_api::verify::verify_initiator(&req, &self.cfg.initiator, self.mode()) {
-            return fail(req, e.error_code(), format!("invalid signature from initiator: {e}"));
-        }
-        if let Err(e) = self.cfg.authorization.authorize(&req, self.mode()) {
-            return fail(req, e.error_code(), e.to_string());
-        }
-        Ok(req)
+        self.check_request(body, ResharingMessage::from_json, ResharingMessage::validate).map_err(|e| {
+            let (req, f) = *e;
+            Box::new((req.unwrap_or_default(), f))
+        })
     }
 
     /// Reshare requests arrive on core NATS `mpc:reshare` (as in the original); a queue group
@@ -740,15 +710,8 @@ impl Service {
         client: Option<&ClientId>,
         delivery: &str,
     ) -> Result<serde_json::Value, Failure> {
-        let kind = reshare_key_type(req)?;
-        let info = self
-            .registry
-            .keyinfo(curve_name(kind), &req.wallet_id)
-            .await
-            .map_err(|e| Failure::new(ErrorCode::KeyInfoLoad, e.to_string()))?
-            .ok_or_else(|| {
-                Failure::new(ErrorCode::KeyNotFound, format!("wallet {} not found", req.wallet_id))
-            })?;
+        let kind = key_type_of(&req.key_type)?;
+        let info = self.load_keyinfo(kind, &req.wallet_id).await?;
         let ready = self.transport.directory().ready();
         let mut new_committee = req.node_ids.clone().unwrap_or_default();
         new_committee.sort();
@@ -799,15 +762,8 @@ impl Service {
         inbox: &mut SessionInbox,
     ) -> Result<serde_json::Value, Failure> {
         use mpcium_tss::reshare::{Member, Roster};
-        let kind = reshare_key_type(req)?;
-        let info = self
-            .registry
-            .keyinfo(curve_name(kind), &req.wallet_id)
-            .await
-            .map_err(|e| Failure::new(ErrorCode::KeyInfoLoad, e.to_string()))?
-            .ok_or_else(|| {
-                Failure::new(ErrorCode::KeyNotFound, format!("wallet {} not found", req.wallet_id))
-            })?;
+        let kind = key_type_of(&req.key_type)?;
+        let info = self.load_keyinfo(kind, &req.wallet_id).await?;
         if info.version != start.key_version {
             return Err(Failure::new(ErrorCode::SessionStale, "key version differs from the announcement"));
         }
@@ -1077,6 +1033,15 @@ impl Service {
         }
     }
 
+    /// A wallet's key info for one curve, or `ERROR_KEY_NOT_FOUND`.
+    async fn load_keyinfo(&self, kind: KeyType, wallet: &str) -> Result<KeyInfo, Failure> {
+        self.registry
+            .keyinfo(curve_name(kind), wallet)
+            .await
+            .map_err(|e| Failure::new(ErrorCode::KeyInfoLoad, e.to_string()))?
+            .ok_or_else(|| Failure::new(ErrorCode::KeyNotFound, format!("wallet {wallet} not found")))
+    }
+
     fn spec(&self, session: [u8; 32], nodes: &[String], ids: &[PartyId], me: PartyId) -> SessionSpec {
         SessionSpec {
             id: session,
@@ -1144,15 +1109,8 @@ impl Service {
         session: [u8; 32],
         inbox: &mut SessionInbox,
     ) -> Result<serde_json::Value, Failure> {
-        let kind = key_type_of(req)?;
-        let info = self
-            .registry
-            .keyinfo(curve_name(kind), &req.wallet_id)
-            .await
-            .map_err(|e| Failure::new(ErrorCode::KeyInfoLoad, e.to_string()))?
-            .ok_or_else(|| {
-                Failure::new(ErrorCode::KeyNotFound, format!("wallet {} not found", req.wallet_id))
-            })?;
+        let kind = key_type_of(&req.key_type)?;
+        let info = self.load_keyinfo(kind, &req.wallet_id).await?;
         if info.version != start.key_version || info.threshold != start.threshold {
             return Err(Failure::new(
                 ErrorCode::SessionStale,
@@ -1259,14 +1217,6 @@ fn hex_vec(text: &str) -> Option<Vec<u8>> {
     (0..text.len()).step_by(2).map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok()).collect()
 }
 
-fn reshare_key_type(req: &ResharingMessage) -> Result<KeyType, Failure> {
-    match req.key_type.as_str() {
-        "secp256k1" => Ok(KeyType::Secp256k1),
-        "ed25519" => Ok(KeyType::Ed25519),
-        other => Err(Failure::new(ErrorCode::MsgValidation, format!("unsupported key_type {other:?}"))),
-    }
-}
-
 /// The original's 64-byte X‖Y form of a secp256k1 point.
 fn ecdsa_xy(p: &k256::ProjectivePoint) -> [u8; 64] {
     use k256::elliptic_curve::sec1::ToSec1Point;
@@ -1278,8 +1228,9 @@ fn ecdsa_xy(p: &k256::ProjectivePoint) -> [u8; 64] {
     out
 }
 
-fn key_type_of(req: &SignTxMessage) -> Result<KeyType, Failure> {
-    match req.key_type.as_str() {
+/// The engine for a request's `key_type`.
+fn key_type_of(key_type: &mpcium_api::KeyType) -> Result<KeyType, Failure> {
+    match key_type.as_str() {
         "secp256k1" => Ok(KeyType::Secp256k1),
         "ed25519" => Ok(KeyType::Ed25519),
         other => Err(Failure::new(ErrorCode::MsgValidation, format!("unsupported key_type {other:?}"))),
