@@ -12,7 +12,7 @@ use zeroize::Zeroizing;
 
 use super::abort::{map_abort, to_id};
 use super::keyshare::{DklsParty, KeyShare};
-use super::wire::{self, Inbox, Kind, Outbox, RoundShape};
+use super::wire::{self, Inbox, Kind, Outbox, RoundShape, Stepped, flushed_poke};
 use crate::protocol::{Action, ExecutionId, PartyId, Protocol, ProtocolError};
 
 type Curve = Secp256k1;
@@ -200,34 +200,29 @@ impl Protocol for Refresh {
     type Output = KeyShare;
 
     fn poke(&mut self) -> Result<Action<KeyShare>, ProtocolError> {
-        if let Some(action) = self.outbox.next() {
-            return Ok(action);
-        }
-        if let Some(result) = self.pending.take() {
-            return result.map(Action::Return);
-        }
-        let result = match self.inbox.fault() {
-            Some(fault) => Err(fault),
-            None => self.step(),
-        };
-        let result = match result {
-            Ok(None) => return Ok(self.outbox.next().unwrap_or(Action::Wait)),
-            Ok(Some(share)) => Ok(share),
-            Err(e) => {
-                self.stage = Stage::Done;
-                Err(e)
-            }
-        };
-        match self.outbox.next() {
-            Some(action) => {
-                self.pending = Some(result);
-                Ok(action)
-            }
-            None => result.map(Action::Return),
-        }
+        flushed_poke(self)
     }
 
     fn message(&mut self, from: PartyId, data: Vec<u8>) {
         self.inbox.receive(from, data);
+    }
+}
+
+impl Stepped for Refresh {
+    type Out = KeyShare;
+    fn outbox(&mut self) -> &mut Outbox {
+        &mut self.outbox
+    }
+    fn pending(&mut self) -> &mut Option<Result<KeyShare, ProtocolError>> {
+        &mut self.pending
+    }
+    fn fault(&mut self) -> Option<ProtocolError> {
+        self.inbox.fault()
+    }
+    fn advance(&mut self) -> Result<Option<KeyShare>, ProtocolError> {
+        self.step()
+    }
+    fn finish(&mut self) {
+        self.stage = Stage::Done;
     }
 }

@@ -20,7 +20,7 @@ use zeroize::{Zeroize, Zeroizing};
 use super::abort::{map_abort, to_id, to_index};
 use super::hd::{HdPath, derive_child};
 use super::keyshare::{DklsParty, KeyShare};
-use super::wire::{self, Inbox, Kind, Outbox, RoundShape};
+use super::wire::{self, Inbox, Kind, Outbox, RoundShape, Stepped, flushed_poke};
 use crate::protocol::{Action, ExecutionId, PartyId, Protocol, ProtocolError};
 
 type Curve = Secp256k1;
@@ -581,35 +581,9 @@ impl SignCore {
         Ok(out)
     }
 
-    /// Messages computed before a result or a failure still go out first: a peer that has not
-    /// yet seen the failure needs them to reach its own verdict (it would see them anyway on a
-    /// real network), and nothing in them depends on the check that failed.
+    /// The next action (see [`flushed_poke`]).
     fn poke(&mut self) -> Result<Action<Outcome>, ProtocolError> {
-        if let Some(action) = self.outbox.next() {
-            return Ok(action);
-        }
-        if let Some(result) = self.pending.take() {
-            return result.map(Action::Return);
-        }
-        let result = match self.inbox.fault() {
-            Some(fault) => Err(fault),
-            None => self.step(),
-        };
-        let result = match result {
-            Ok(None) => return Ok(self.outbox.next().unwrap_or(Action::Wait)),
-            Ok(Some(outcome)) => Ok(outcome),
-            Err(e) => {
-                self.stage = Stage::Done;
-                Err(e)
-            }
-        };
-        match self.outbox.next() {
-            Some(action) => {
-                self.pending = Some(result);
-                Ok(action)
-            }
-            None => result.map(Action::Return),
-        }
+        flushed_poke(self)
     }
 }
 
@@ -718,5 +692,24 @@ impl Protocol for Sign {
     }
     fn message(&mut self, from: PartyId, data: Vec<u8>) {
         self.0.inbox.receive(from, data);
+    }
+}
+
+impl Stepped for SignCore {
+    type Out = Outcome;
+    fn outbox(&mut self) -> &mut Outbox {
+        &mut self.outbox
+    }
+    fn pending(&mut self) -> &mut Option<Result<Outcome, ProtocolError>> {
+        &mut self.pending
+    }
+    fn fault(&mut self) -> Option<ProtocolError> {
+        self.inbox.fault()
+    }
+    fn advance(&mut self) -> Result<Option<Outcome>, ProtocolError> {
+        self.step()
+    }
+    fn finish(&mut self) {
+        self.stage = Stage::Done;
     }
 }

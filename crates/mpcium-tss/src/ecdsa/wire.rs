@@ -214,3 +214,50 @@ impl Outbox {
         })
     }
 }
+
+/// A DKLs23 run advanced round by round, as [`flushed_poke`] drives it.
+pub(crate) trait Stepped {
+    /// What the run returns.
+    type Out;
+    /// Messages computed but not yet handed out.
+    fn outbox(&mut self) -> &mut Outbox;
+    /// A result held back until the outbox is empty.
+    fn pending(&mut self) -> &mut Option<Result<Self::Out, ProtocolError>>;
+    /// A fault recorded by the inbox.
+    fn fault(&mut self) -> Option<ProtocolError>;
+    /// Advance with what has arrived: `None` while waiting.
+    fn advance(&mut self) -> Result<Option<Self::Out>, ProtocolError>;
+    /// Mark the run finished after a failure.
+    fn finish(&mut self);
+}
+
+/// `poke` for every DKLs23 run. Messages computed before a result or a failure still go out
+/// first: a peer that has not yet seen the failure needs them to reach its own verdict (it would
+/// see them anyway on a real network), and nothing in them depends on the check that failed.
+pub(crate) fn flushed_poke<S: Stepped>(run: &mut S) -> Result<Action<S::Out>, ProtocolError> {
+    if let Some(action) = run.outbox().next() {
+        return Ok(action);
+    }
+    if let Some(result) = run.pending().take() {
+        return result.map(Action::Return);
+    }
+    let result = match run.fault() {
+        Some(fault) => Err(fault),
+        None => run.advance(),
+    };
+    let result = match result {
+        Ok(None) => return Ok(run.outbox().next().unwrap_or(Action::Wait)),
+        Ok(Some(out)) => Ok(out),
+        Err(e) => {
+            run.finish();
+            Err(e)
+        }
+    };
+    match run.outbox().next() {
+        Some(action) => {
+            *run.pending() = Some(result);
+            Ok(action)
+        }
+        None => result.map(Action::Return),
+    }
+}
