@@ -205,6 +205,7 @@ impl Run<'_> {
             return Ok(None);
         }
         self.heard_from.insert(env.sender.clone());
+        tracing::trace!(me = %self.spec.me, sender = %env.sender, seq = env.seq, kind = ?env.kind, "session message");
         match env.kind {
             Kind::Broadcast => {
                 self.record_broadcast(env);

@@ -24,6 +24,8 @@ use crate::registry::PeerDirectory;
 pub const NODE_SUBJECT_PREFIX: &str = "mpcium.node";
 /// How long messages for a not-yet-started session are kept.
 const PENDING_TTL: Duration = Duration::from_secs(30);
+/// How long to wait for the server to confirm our inbox subscription.
+const SYNC_TIMEOUT: Duration = Duration::from_secs(10);
 /// How many not-yet-started sessions may have buffered messages.
 const MAX_PENDING_SESSIONS: usize = 4096;
 /// How many messages one not-yet-started session may buffer.
@@ -145,7 +147,7 @@ impl Transport {
             .await
             .map_err(|e| TransportError::Subscribe(e.into()))?;
         // Make sure the server has the subscription before anyone is told we are listening.
-        self.client.flush().await.map_err(|e| TransportError::Subscribe(e.into()))?;
+        self.sync_with_server().await?;
         let (tx, rx) = mpsc::channel(1024);
         let this = self.clone();
         tokio::spawn(async move {
@@ -154,6 +156,24 @@ impl Transport {
             }
         });
         Ok(rx)
+    }
+
+    /// Wait until the server has processed everything this connection sent before. `flush` only
+    /// writes the socket; a message to ourselves comes back only after the server took in the
+    /// earlier subscriptions, because it handles one connection's commands in order.
+    async fn sync_with_server(&self) -> Result<(), TransportError> {
+        let inbox = self.client.new_inbox();
+        let mut probe =
+            self.client.subscribe(inbox.clone()).await.map_err(|e| TransportError::Subscribe(e.into()))?;
+        self.client
+            .publish(inbox.clone(), bytes::Bytes::new())
+            .await
+            .map_err(|e| TransportError::Publish { subject: inbox, source: e.into() })?;
+        match tokio::time::timeout(SYNC_TIMEOUT, probe.next()).await {
+            Ok(Some(_)) => Ok(()),
+            Ok(None) => Err(TransportError::Subscribe("connection closed while subscribing".into())),
+            Err(_) => Err(TransportError::Subscribe("the server did not confirm the subscription".into())),
+        }
     }
 
     async fn accept(&self, bytes: &[u8], starts: &mpsc::Sender<StartRequest>) {
