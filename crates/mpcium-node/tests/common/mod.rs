@@ -27,6 +27,9 @@ use rand_core::{OsRng, RngCore};
 /// The store password of every test node.
 pub const STORE_PASSWORD: &[u8] = b"test-password-123";
 
+/// A last change to a node's parameters before it starts (node index, params).
+pub type Tweak = Arc<dyn Fn(usize, &mut NodeParams) + Send + Sync>;
+
 /// How a test cluster is made.
 pub struct ClusterSpec {
     /// Number of nodes (`node0`, `node1`, ...).
@@ -36,7 +39,7 @@ pub struct ClusterSpec {
     /// Which node serves `/health` and `/metrics` (if any).
     pub health_on: Option<usize>,
     /// A last change to each node's parameters before it starts (index, params).
-    pub tweak: Option<Arc<dyn Fn(usize, &mut NodeParams) + Send + Sync>>,
+    pub tweak: Option<Tweak>,
 }
 
 impl ClusterSpec {
