@@ -363,96 +363,164 @@ pub struct BackupFile {
 impl BackupFile {
     /// Reads and parses the header of `path`.
     pub fn read_header(path: &Path) -> Result<Self> {
-        let corrupt =
-            |reason: &str| StoreError::BackupCorrupt { file: path.to_owned(), reason: reason.to_owned() };
         let mut f = File::open(path).map_err(|e| StoreError::io(path, e))?;
-        let mut magic = [0u8; 16];
-        read_exact_or(&mut f, &mut magic, || corrupt("truncated header"))?;
-        if &magic != BACKUP_MAGIC {
-            return Err(corrupt("bad magic (not an mpcium-rs backup)"));
-        }
-        let mut len = [0u8; 4];
-        read_exact_or(&mut f, &mut len, || corrupt("truncated header"))?;
-        let len = u32::from_be_bytes(len) as usize;
-        if len > MAX_META_LEN {
-            return Err(corrupt("metadata length out of range"));
-        }
-        let mut json = vec![0u8; len];
-        read_exact_or(&mut f, &mut json, || corrupt("truncated metadata"))?;
-        let meta: BackupMetadata = serde_json::from_slice(&json)
-            .map_err(|e| corrupt(&format!("metadata is not valid JSON: {e}")))?;
-        if meta.format != FORMAT || meta.algo != ALGO {
-            return Err(corrupt("unsupported format or algorithm"));
-        }
-        let mut header = Vec::with_capacity(20 + len);
-        header.extend_from_slice(BACKUP_MAGIC);
-        header.extend_from_slice(&(len as u32).to_be_bytes());
-        header.extend_from_slice(&json);
+        let (meta, header) = read_header_from(&mut f, path)?;
         Ok(BackupFile { path: path.to_owned(), meta, header })
     }
 
     /// Decrypts the file chunk by chunk, calling `apply` with each chunk's frames. Fails on any
     /// authentication error, reordering, or truncation (no chunk flagged last at the end).
-    pub(crate) fn replay(
-        &self,
-        key: &[u8; 32],
-        mut apply: impl FnMut(Vec<Frame>) -> Result<()>,
-    ) -> Result<u64> {
-        let corrupt = |reason: String| StoreError::BackupCorrupt { file: self.path.clone(), reason };
-        let prefix: [u8; NONCE_PREFIX_LEN] = hex::decode(&self.meta.nonce)
-            .ok()
-            .and_then(|v| v.try_into().ok())
-            .ok_or_else(|| corrupt("bad nonce in metadata".to_owned()))?;
+    pub(crate) fn replay(&self, key: &[u8; 32], apply: impl FnMut(Vec<Frame>) -> Result<()>) -> Result<u64> {
         let file = File::open(&self.path).map_err(|e| StoreError::io(&self.path, e))?;
         let mut r = BufReader::new(file);
         let mut skip = vec![0u8; self.header.len()];
         r.read_exact(&mut skip).map_err(|e| StoreError::io(&self.path, e))?;
-        let mut index = 0u64;
-        let mut entries = 0u64;
-        loop {
-            let mut len = [0u8; 4];
-            match r.read(&mut len[..1]) {
-                Ok(0) => return Err(corrupt("truncated: the final chunk is missing".to_owned())),
-                Ok(_) => {}
-                Err(e) => return Err(StoreError::io(&self.path, e)),
-            }
-            read_exact_or(&mut r, &mut len[1..], || corrupt("truncated chunk length".to_owned()))?;
-            let len = u32::from_be_bytes(len) as usize;
-            if !(TAG_LEN..=MAX_CHUNK_CT).contains(&len) {
-                return Err(corrupt(format!("chunk {index} has an invalid length")));
-            }
-            let mut ct = vec![0u8; len];
-            read_exact_or(&mut r, &mut ct, || corrupt(format!("chunk {index} is truncated")))?;
-            let nonce = chunk_nonce(&prefix, index);
-            let (plain, last) =
-                match crypto::open_with_nonce(key, &nonce, &chunk_aad(&self.header, index, false), &ct) {
-                    Some(p) => (p, false),
-                    None => {
-                        match crypto::open_with_nonce(key, &nonce, &chunk_aad(&self.header, index, true), &ct)
-                        {
-                            Some(p) => (p, true),
-                            None => {
-                                return Err(corrupt(format!(
-                                    "chunk {index} failed authentication (tampered, or header altered)"
-                                )));
-                            }
-                        }
-                    }
-                };
-            let frames =
-                parse_frames(&plain).map_err(|reason| corrupt(format!("chunk {index}: {reason}")))?;
-            entries += frames.len() as u64;
-            apply(frames)?;
-            index += 1;
-            if last {
-                let mut extra = [0u8; 1];
-                return match r.read(&mut extra) {
-                    Ok(0) => Ok(entries),
-                    Ok(_) => Err(corrupt("data after the final chunk".to_owned())),
-                    Err(e) => Err(StoreError::io(&self.path, e)),
-                };
-            }
+        replay_chunks(&mut r, &self.path, &self.header, &self.meta, key, apply)
+    }
+}
+
+/// Parses the header (magic, metadata length, metadata JSON) at the start of `r`; returns the
+/// metadata and the header bytes every chunk authenticates. `path` only names the file in errors.
+fn read_header_from(r: &mut impl Read, path: &Path) -> Result<(BackupMetadata, Vec<u8>)> {
+    let corrupt =
+        |reason: &str| StoreError::BackupCorrupt { file: path.to_owned(), reason: reason.to_owned() };
+    let mut magic = [0u8; 16];
+    read_exact_or(r, &mut magic, || corrupt("truncated header"))?;
+    if &magic != BACKUP_MAGIC {
+        return Err(corrupt("bad magic (not an mpcium-rs backup)"));
+    }
+    let mut len = [0u8; 4];
+    read_exact_or(r, &mut len, || corrupt("truncated header"))?;
+    let len = u32::from_be_bytes(len) as usize;
+    if len > MAX_META_LEN {
+        return Err(corrupt("metadata length out of range"));
+    }
+    let mut json = vec![0u8; len];
+    read_exact_or(r, &mut json, || corrupt("truncated metadata"))?;
+    let meta: BackupMetadata =
+        serde_json::from_slice(&json).map_err(|e| corrupt(&format!("metadata is not valid JSON: {e}")))?;
+    if meta.format != FORMAT || meta.algo != ALGO {
+        return Err(corrupt("unsupported format or algorithm"));
+    }
+    let mut header = Vec::with_capacity(20 + len);
+    header.extend_from_slice(BACKUP_MAGIC);
+    header.extend_from_slice(&(len as u32).to_be_bytes());
+    header.extend_from_slice(&json);
+    Ok((meta, header))
+}
+
+/// Reads the sealed chunks that follow the header in `r` (see [`BackupFile::replay`]).
+fn replay_chunks(
+    r: &mut impl Read,
+    path: &Path,
+    header: &[u8],
+    meta: &BackupMetadata,
+    key: &[u8; 32],
+    mut apply: impl FnMut(Vec<Frame>) -> Result<()>,
+) -> Result<u64> {
+    let corrupt = |reason: String| StoreError::BackupCorrupt { file: path.to_owned(), reason };
+    let prefix: [u8; NONCE_PREFIX_LEN] = hex::decode(&meta.nonce)
+        .ok()
+        .and_then(|v| v.try_into().ok())
+        .ok_or_else(|| corrupt("bad nonce in metadata".to_owned()))?;
+    let mut index = 0u64;
+    let mut entries = 0u64;
+    loop {
+        let mut len = [0u8; 4];
+        match r.read(&mut len[..1]) {
+            Ok(0) => return Err(corrupt("truncated: the final chunk is missing".to_owned())),
+            Ok(_) => {}
+            Err(e) => return Err(StoreError::io(path, e)),
         }
+        read_exact_or(r, &mut len[1..], || corrupt("truncated chunk length".to_owned()))?;
+        let len = u32::from_be_bytes(len) as usize;
+        if !(TAG_LEN..=MAX_CHUNK_CT).contains(&len) {
+            return Err(corrupt(format!("chunk {index} has an invalid length")));
+        }
+        let mut ct = vec![0u8; len];
+        read_exact_or(r, &mut ct, || corrupt(format!("chunk {index} is truncated")))?;
+        let nonce = chunk_nonce(&prefix, index);
+        let (plain, last) = match crypto::open_with_nonce(key, &nonce, &chunk_aad(header, index, false), &ct)
+        {
+            Some(p) => (p, false),
+            None => match crypto::open_with_nonce(key, &nonce, &chunk_aad(header, index, true), &ct) {
+                Some(p) => (p, true),
+                None => {
+                    return Err(corrupt(format!(
+                        "chunk {index} failed authentication (tampered, or header altered)"
+                    )));
+                }
+            },
+        };
+        let frames = parse_frames(&plain).map_err(|reason| corrupt(format!("chunk {index}: {reason}")))?;
+        entries += frames.len() as u64;
+        apply(frames)?;
+        index += 1;
+        if last {
+            let mut extra = [0u8; 1];
+            return match r.read(&mut extra) {
+                Ok(0) => Ok(entries),
+                Ok(_) => Err(corrupt("data after the final chunk".to_owned())),
+                Err(e) => Err(StoreError::io(path, e)),
+            };
+        }
+    }
+}
+
+/// In-memory entry points to the backup reader for the fuzz targets in `fuzz/` (recovery
+/// itself reads files through [`BackupFile`]; both run the same parsing code). Not a stable API.
+#[doc(hidden)]
+pub mod fuzzing {
+    use std::path::Path;
+
+    use super::{BackupMetadata, NONCE_PREFIX_LEN, chunk_aad, chunk_nonce, encode_header, read_header_from};
+    use crate::crypto;
+    use crate::error::{Result, StoreError};
+
+    const IN_MEMORY: &str = "<in-memory backup>";
+
+    /// Decodes a whole backup file held in `bytes` with the backup key `key`, as recovery reads a
+    /// file: header, then every chunk and its frames (each PUT value also passes the size check
+    /// recovery applies). Returns the metadata and the number of frames.
+    pub fn decode_backup(bytes: &[u8], key: &[u8; 32]) -> Result<(BackupMetadata, u64)> {
+        let path = Path::new(IN_MEMORY);
+        let mut r = bytes;
+        let (meta, header) = read_header_from(&mut r, path)?;
+        let frames = super::replay_chunks(&mut r, path, &header, &meta, key, |frames| {
+            for frame in &frames {
+                if let super::Frame::Put(k, v) = frame {
+                    crate::store::check_value(k, v)?;
+                }
+            }
+            Ok(())
+        })?;
+        Ok((meta, frames))
+    }
+
+    /// Writes a backup file with header `meta` whose chunks carry `chunks` as plaintext (any
+    /// bytes, not only well-formed frames), sealed with `key`; the last chunk is flagged last.
+    /// Lets a fuzzer reach the frame parser behind the authenticated encryption.
+    pub fn seal_backup(meta: &BackupMetadata, chunks: &[&[u8]], key: &[u8; 32]) -> Result<Vec<u8>> {
+        let prefix: [u8; NONCE_PREFIX_LEN] = hex::decode(&meta.nonce)
+            .ok()
+            .and_then(|v| v.try_into().ok())
+            .ok_or(StoreError::Crypto("the metadata's nonce prefix is not 16 bytes of hex"))?;
+        let header = encode_header(meta)?;
+        let mut out = header.clone();
+        for (i, chunk) in chunks.iter().enumerate() {
+            let index = i as u64;
+            let last = i + 1 == chunks.len();
+            let ct = crypto::seal_with_nonce(
+                key,
+                &chunk_nonce(&prefix, index),
+                &chunk_aad(&header, index, last),
+                chunk,
+            )?;
+            let len = u32::try_from(ct.len()).map_err(|_| StoreError::Crypto("chunk too large"))?;
+            out.extend_from_slice(&len.to_be_bytes());
+            out.extend_from_slice(&ct);
+        }
+        Ok(out)
     }
 }
 
