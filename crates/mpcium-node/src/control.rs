@@ -92,6 +92,10 @@ pub struct SessionStart {
     /// For a reshare: the old holders that deal (exactly old t + 1 of `participants`).
     #[serde(default)]
     pub dealers: Vec<String>,
+    /// For an ECDSA signature: the presignature every participant uses (its id); `None` runs
+    /// the full signing protocol.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub presignature: Option<String>,
 }
 
 impl SessionStart {

@@ -21,6 +21,8 @@ pub struct Metrics {
     errors: Mutex<BTreeMap<String, u64>>,
     durations: Mutex<BTreeMap<&'static str, (f64, u64)>>,
     sessions_started: AtomicU64,
+    /// The presignature pool's counters.
+    pub presign: crate::presign::PoolCounters,
 }
 
 impl Metrics {
@@ -73,6 +75,37 @@ impl Metrics {
         out.push_str("# HELP mpcium_sessions_total Protocol sessions this node took part in.\n");
         out.push_str("# TYPE mpcium_sessions_total counter\n");
         out.push_str(&format!("mpcium_sessions_total {}\n", self.sessions_started.load(Ordering::Relaxed)));
+        let p = &self.presign;
+        let gauges = [
+            (
+                "mpcium_presign_pool_size",
+                "gauge",
+                "Presignatures this node owns now, over its warm wallets.",
+                &p.owned,
+            ),
+            (
+                "mpcium_presign_made_total",
+                "counter",
+                "Presign sessions this node started that succeeded.",
+                &p.made,
+            ),
+            (
+                "mpcium_presign_used_total",
+                "counter",
+                "ECDSA signatures coordinated with a presignature.",
+                &p.used,
+            ),
+            (
+                "mpcium_presign_missed_total",
+                "counter",
+                "ECDSA signatures coordinated without one.",
+                &p.missed,
+            ),
+        ];
+        for (name, kind, help, value) in gauges {
+            out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
+            out.push_str(&format!("{name} {}\n", value.load(Ordering::Relaxed)));
+        }
         out.push_str("# HELP mpcium_peers_ready Nodes ready (this one included).\n");
         out.push_str("# TYPE mpcium_peers_ready gauge\n");
         out.push_str(&format!("mpcium_peers_ready {}\n", dir.ready().len()));

@@ -17,6 +17,7 @@ pub mod daemon;
 pub mod envelope;
 pub mod health;
 pub mod pairkey;
+pub mod presign;
 pub mod registry;
 pub mod service;
 pub mod session;

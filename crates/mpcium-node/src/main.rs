@@ -213,6 +213,10 @@ async fn run(args: StartArgs) -> Result<()> {
             max_concurrent_signing: cfg.max_concurrent_signing,
             max_request_bytes: cfg.limits.max_request_bytes,
             session_timeout: Duration::from_secs(30),
+            presign: mpcium_node::presign::PresignSettings {
+                pool_size: cfg.presign.pool_size,
+                wallets: cfg.presign.wallets.clone(),
+            },
         },
         register_peers,
         health_address: cfg.healthcheck.enabled.then(|| cfg.healthcheck.bind_address()),

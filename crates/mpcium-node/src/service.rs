@@ -13,6 +13,10 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer::pull, stream};
 use futures_util::StreamExt;
+/// The sequence number of an abort notice sent outside the protocol run (session starts use
+/// `u32::MAX`; protocol messages count up from 0).
+const ABORT_SEQ: u32 = u32::MAX - 1;
+
 /// The core NATS subject of reshare requests (the original's).
 pub const RESHARE_SUBJECT: &str = "mpc:reshare";
 
@@ -26,12 +30,15 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 
-use crate::control::{Control, DoneReport, SessionOp, SessionStart};
+use crate::control::{AbortNotice, Control, DoneReport, SessionOp, SessionStart};
 use crate::envelope::Kind;
 use crate::health::Metrics;
+use crate::presign::{PresignPool, PresignSettings};
 use crate::registry::{Claim, KeyInfo, Registry};
 use crate::session::{SessionError, SessionSpec, run_protocol};
 use crate::transport::{SessionInbox, StartRequest, Transport};
+
+mod presign;
 
 /// What the service needs to know and own.
 pub struct ServiceConfig {
@@ -53,6 +60,8 @@ pub struct ServiceConfig {
     pub max_request_bytes: usize,
     /// How long one protocol session may take.
     pub session_timeout: Duration,
+    /// `presign.*`: the ECDSA presignature pool.
+    pub presign: PresignSettings,
 }
 
 /// The running request service of one node.
@@ -65,6 +74,7 @@ pub struct Service {
     keygen_slots: Arc<Semaphore>,
     signing_slots: Arc<Semaphore>,
     metrics: Arc<Metrics>,
+    pool: PresignPool,
 }
 
 /// A failure with the wire code of where it happened.
@@ -74,11 +84,14 @@ pub struct Failure {
     pub code: ErrorCode,
     /// The reason text for the client.
     pub reason: String,
+    /// Whether the session's other members already know (the session layer sent them an
+    /// abort notice, or the failure came from one).
+    peers_told: bool,
 }
 
 impl Failure {
     fn new(code: ErrorCode, reason: impl Into<String>) -> Self {
-        Self { code, reason: reason.into() }
+        Self { code, reason: reason.into(), peers_told: false }
     }
 }
 
@@ -86,11 +99,16 @@ impl From<SessionError> for Failure {
     fn from(e: SessionError) -> Self {
         let code = match &e {
             SessionError::Timeout { .. } => ErrorCode::SessionTimeout,
-            SessionError::Faulty { .. } | SessionError::PeerAborted { .. } => ErrorCode::OperationAborted,
+            SessionError::Faulty { .. } => ErrorCode::OperationAborted,
+            // The code of the node that stopped the session, so the coordinator sees the cause.
+            SessionError::PeerAborted { code, .. } => match ErrorCode::from_wire(code) {
+                ErrorCode::Other(_) => ErrorCode::OperationAborted,
+                known => known,
+            },
             SessionError::Invalid(_) => ErrorCode::SessionInitialization,
             SessionError::Transport(_) => ErrorCode::PeerUnavailable,
         };
-        Self::new(code, e.to_string())
+        Self { code, reason: e.to_string(), peers_told: true }
     }
 }
 
@@ -142,7 +160,8 @@ impl Service {
         let keygen_slots = Arc::new(Semaphore::new(cfg.max_concurrent_keygen.max(1)));
         let signing_slots = Arc::new(Semaphore::new(cfg.max_concurrent_signing.max(1)));
         let metrics = Arc::new(Metrics::default());
-        Arc::new(Self { cfg, js, registry, transport, store, keygen_slots, signing_slots, metrics })
+        let pool = PresignPool::new(cfg.presign.clone());
+        Arc::new(Self { cfg, js, registry, transport, store, keygen_slots, signing_slots, metrics, pool })
     }
 
     /// The service's counters (for `/metrics`).
@@ -205,6 +224,7 @@ impl Service {
             false,
         );
         let reshare = self.clone().serve_reshare();
+        let pool = self.clone().keep_pool_warm();
         let this = self.clone();
         let participant = async move {
             while let Some(start) = starts.recv().await {
@@ -213,7 +233,7 @@ impl Service {
             }
             Ok::<(), async_nats::Error>(())
         };
-        tokio::try_join!(keygen, signing, reshare, participant)?;
+        tokio::try_join!(keygen, signing, reshare, participant, pool)?;
         Ok(())
     }
 
@@ -431,6 +451,7 @@ impl Service {
                 threshold: self.cfg.threshold,
                 request_id: format!("{}#{delivery}", req.wallet_id),
                 dealers: Vec::new(),
+                presignature: None,
             }
             .with_request(body);
             self.coordinate(start)
@@ -589,6 +610,18 @@ impl Service {
             }
         }
         signers.sort();
+        if kind == KeyType::Secp256k1 && req.derivation_path.as_ref().is_none_or(|p| p.is_empty()) {
+            self.pool.note_signing(&req.wallet_id);
+            let attempt = self.sign_with_presignature(req, body, client, delivery, &info, &ready).await;
+            self.metrics.presign.count_use(matches!(attempt, Some(Ok(_))));
+            match attempt {
+                Some(Err(f)) if f.code == ErrorCode::ResourceExhausted => {
+                    tracing::info!(reason = %f.reason, "presignature unusable; signing in full");
+                }
+                Some(outcome) => return outcome,
+                None => {}
+            }
+        }
         let start = SessionStart {
             op: SessionOp::Sign,
             coordinator: self.me().to_owned(),
@@ -600,6 +633,7 @@ impl Service {
             threshold: info.threshold,
             request_id: format!("{}#{delivery}", req.tx_id),
             dealers: Vec::new(),
+            presignature: None,
         }
         .with_request(body);
         self.coordinate(start).await
@@ -749,6 +783,7 @@ impl Service {
             threshold: req.new_threshold as u32,
             request_id: format!("{}#{delivery}", req.session_id),
             dealers,
+            presignature: None,
         }
         .with_request(body);
         self.coordinate(start).await
@@ -874,6 +909,10 @@ impl Service {
                 .map_err(|e| Failure::new(ErrorCode::KeyInfoSave, e.to_string()))?;
             tracing::info!(wallet = %req.wallet_id, curve = curve_name(kind), version = new_version, "key reshared");
         }
+        if kind == KeyType::Secp256k1 {
+            // Presignatures of the old shares must not outlive them.
+            self.drop_presignatures(&req.wallet_id, None);
+        }
         Ok(json!({ "public_key": public }))
     }
 
@@ -985,6 +1024,31 @@ impl Service {
                 "session id does not match its announcement",
             ));
         }
+        let outcome = self.participate_checked(start, session).await;
+        if let Err(f) = &outcome
+            && !f.peers_told
+        {
+            // Failed before or after the protocol: stop the others now instead of letting
+            // them wait for this node until their session times out.
+            let others: Vec<String> = session_members(start).into_iter().filter(|p| p != self.me()).collect();
+            let notice =
+                AbortNotice { code: f.code.as_str().to_owned(), reason: f.reason.clone(), culprits: vec![] };
+            if let Err(e) = self
+                .transport
+                .send_public(Kind::Control, session, ABORT_SEQ, &others, Control::Abort(notice).encode())
+                .await
+            {
+                tracing::warn!(error = %e, "could not send an abort notice");
+            }
+        }
+        outcome
+    }
+
+    async fn participate_checked(
+        &self,
+        start: &SessionStart,
+        session: [u8; 32],
+    ) -> Result<serde_json::Value, Failure> {
         let me_index = start.participants.iter().position(|p| p == self.me());
         let is_new = start.new_participants.iter().any(|p| p == self.me());
         if me_index.is_none() && !is_new {
@@ -1027,9 +1091,7 @@ impl Service {
                 }
                 self.reshare_part(start, &req, session, &mut inbox).await
             }
-            SessionOp::Presign => {
-                Err(Failure::new(ErrorCode::InvalidSessionType, "operation not served by this node version"))
-            }
+            SessionOp::Presign => self.presign_part(start, session, &mut inbox).await,
         }
     }
 
@@ -1122,6 +1184,9 @@ impl Service {
         let spec = self.spec(session, &start.participants, &ids, me);
         let mut signers = ids.clone();
         signers.sort_unstable();
+        if let Some(id) = &start.presignature {
+            return self.sign_online_part(start, req, &info, id, &signers, me, &spec, inbox).await;
+        }
         let stored = self
             .store
             .get_share(share_kind(kind), &req.wallet_id, info.version)
@@ -1259,6 +1324,11 @@ fn session_id(start: &SessionStart) -> Result<[u8; 32], Failure> {
         }
     };
     let wallet = wallet_of(start);
+    // A signature with a presignature is bound to that presignature's id too.
+    let request_id = match &start.presignature {
+        Some(p) => format!("{}@presignature:{p}", start.request_id),
+        None => start.request_id.clone(),
+    };
     let participants: Vec<&str> = start.participants.iter().map(String::as_str).collect();
     let new_participants: Vec<&str> = start.new_participants.iter().map(String::as_str).collect();
     let ctx = ExecutionContext {
@@ -1268,7 +1338,7 @@ fn session_id(start: &SessionStart) -> Result<[u8; 32], Failure> {
         key_version: start.key_version,
         participants: &participants,
         new_participants: &new_participants,
-        request_id: &start.request_id,
+        request_id: &request_id,
     };
     Ok(ExecutionId::new(&ctx).0)
 }

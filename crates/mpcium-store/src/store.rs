@@ -397,6 +397,26 @@ impl Store {
         Ok(self.keys_with_prefix(&format!("{PRESIG_PREFIX}{wallet_id}:"))?.len())
     }
 
+    /// The ids of `wallet_id`'s presignatures that start with `id_prefix`, in ascending order.
+    pub fn presignature_ids(&self, wallet_id: &str, id_prefix: &str) -> Result<Vec<String>> {
+        first_component(wallet_id)?;
+        let prefix = format!("{PRESIG_PREFIX}{wallet_id}:");
+        let keys = self.keys_with_prefix(&format!("{prefix}{id_prefix}"))?;
+        Ok(keys.into_iter().map(|k| k[prefix.len()..].to_owned()).collect())
+    }
+
+    /// Deletes a presignature without reading it (durably); returns whether it was there.
+    pub fn delete_presignature(&self, wallet_id: &str, presig_id: &str) -> Result<bool> {
+        let key = RecordKey::presignature(wallet_id, presig_id)?;
+        let txn = self.begin_write()?;
+        let existed = {
+            let mut records = txn.open_table(RECORDS)?;
+            records.remove(key.as_str())?.is_some()
+        };
+        txn.commit()?;
+        Ok(existed)
+    }
+
     /// Records request `(wallet_id, tx_id)` in the durable replay-protection journal.
     /// Insert-if-absent in one transaction: a request already recorded (also before a restart)
     /// gives [`StoreError::DuplicateRequest`].

@@ -144,6 +144,23 @@ fn presignature_take_is_one_shot() {
 }
 
 #[test]
+fn presignature_ids_by_prefix_and_delete() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::create(dir.path().join("s.db"), PW, &opts()).unwrap();
+    for id in ["v1-a-02", "v1-a-01", "v1-b-01", "v2-a-01"] {
+        s.put_presignature("w", id, id.as_bytes()).unwrap();
+    }
+    s.put_presignature("w2", "v1-a-09", b"x").unwrap();
+    assert_eq!(s.presignature_ids("w", "v1-a-").unwrap(), vec!["v1-a-01", "v1-a-02"]);
+    assert_eq!(s.presignature_ids("w", "").unwrap().len(), 4);
+    assert!(s.delete_presignature("w", "v1-a-01").unwrap());
+    assert!(!s.delete_presignature("w", "v1-a-01").unwrap());
+    assert_eq!(s.presignature_ids("w", "v1-a-").unwrap(), vec!["v1-a-02"]);
+    assert!(s.take_presignature("w", "v1-a-01").unwrap().is_none());
+    assert_eq!(s.presignature_ids("w2", "v1-").unwrap(), vec!["v1-a-09"]);
+}
+
+#[test]
 fn concurrent_takes_hand_out_each_presignature_once() {
     let dir = tempfile::tempdir().unwrap();
     let s = std::sync::Arc::new(Store::create(dir.path().join("s.db"), PW, &opts()).unwrap());

@@ -139,6 +139,9 @@ impl Cluster {
                 max_concurrent_signing: 20,
                 max_request_bytes: 1024 * 1024,
                 session_timeout: Duration::from_secs(30),
+                // Off unless a test turns it on: background presign sessions would blur what
+                // other tests measure.
+                presign: mpcium_node::presign::PresignSettings::default(),
             },
             register_peers: Vec::new(),
             health_address: (self.spec.health_on == Some(i))

@@ -1,0 +1,246 @@
+//! The ECDSA presignature pool: which presignatures a node keeps, how they are named, and
+//! which wallets are kept warm. The sessions that make and use them live in the service.
+//!
+//! Ownership: a presignature is *owned* by the node that started its presign session; every
+//! signer stores its own share of it under the same id. Only the owner ever announces a
+//! signature with it (as coordinator), so two coordinators never race for one entry; the
+//! owner reserves an id in memory while a session uses it, and every signer deletes its share
+//! durably (`Store::take_presignature`) before running the online round, so a crash can lose a
+//! presignature but never reuse one.
+//!
+//! An id is `v<key version>-<owner>-<16 hex: creation ms><8 hex: random>-<signer ids, '.'>`:
+//! ids of one owner sort oldest first, and a coordinator can see from the id alone whether the
+//! signers it needs are ready. Presignatures are bound to one key version; a reshare makes the
+//! old ones useless and they are deleted.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use mpcium_tss::PartyId;
+use rand_core::{OsRng, RngCore};
+
+/// How many presignatures of one owner and wallet a signer keeps at most. An owner that
+/// crashed after taking its own copy leaves its co-signers' copies behind; past this bound
+/// the oldest are evicted when the owner makes new ones.
+pub const MAX_HELD_PER_OWNER: usize = 256;
+
+/// How many wallets a node keeps warm on its own (when `presign.wallets` is empty).
+const MAX_AUTO_WALLETS: usize = 1024;
+
+/// `presign.*` as the service uses it.
+#[derive(Debug, Clone, Default)]
+pub struct PresignSettings {
+    /// Presignatures this node keeps ready per wallet as owner (0 disables the pool).
+    pub pool_size: usize,
+    /// Wallets to keep warm; empty means every wallet this node coordinated an ECDSA signature for.
+    pub wallets: Vec<String>,
+}
+
+/// A parsed presignature id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PresigId {
+    /// The key version it signs with.
+    pub version: u32,
+    /// The node that started it.
+    pub owner: String,
+    /// The signers' party ids (sorted).
+    pub signers: Vec<PartyId>,
+    text: String,
+}
+
+impl PresigId {
+    /// A fresh id.
+    pub fn new(version: u32, owner: &str, signers: &[PartyId]) -> Self {
+        let mut signers = signers.to_vec();
+        signers.sort_unstable();
+        let ms = crate::registry::now_ms();
+        let list: Vec<String> = signers.iter().map(|p| p.to_string()).collect();
+        let text =
+            format!("{}{ms:016x}{:08x}-{}", Self::prefix(version, owner), OsRng.next_u32(), list.join("."));
+        Self { version, owner: owner.to_owned(), signers, text }
+    }
+
+    /// The prefix of every id of `owner` for key `version`.
+    pub fn prefix(version: u32, owner: &str) -> String {
+        format!("v{version}-{owner}-")
+    }
+
+    /// Parse an id; `None` if it is not in the format above.
+    pub fn parse(text: &str) -> Option<Self> {
+        let rest = text.strip_prefix('v')?;
+        let (version, rest) = rest.split_once('-')?;
+        let version: u32 = version.parse().ok()?;
+        let (rest, signers) = rest.rsplit_once('-')?;
+        let (owner, stamp) = rest.rsplit_once('-')?;
+        if owner.is_empty() || stamp.len() != 24 || !stamp.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        let signers: Vec<PartyId> = signers.split('.').map(|p| p.parse().ok()).collect::<Option<_>>()?;
+        let sorted = signers.windows(2).all(|w| w[0] < w[1]);
+        if signers.len() < 2 || !sorted || signers.contains(&0) {
+            return None;
+        }
+        Some(Self { version, owner: owner.to_owned(), signers, text: text.to_owned() })
+    }
+
+    /// The id as stored and sent.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+}
+
+/// Counters of the pool, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct PoolCounters {
+    /// Presignatures this node owns now, over all warm wallets (last count).
+    pub owned: AtomicU64,
+    /// Presign sessions this node started that succeeded.
+    pub made: AtomicU64,
+    /// Signatures coordinated with a presignature.
+    pub used: AtomicU64,
+    /// ECDSA signatures coordinated without one (pool empty or signers not ready).
+    pub missed: AtomicU64,
+}
+
+/// The pool's in-memory state on one node.
+#[derive(Debug, Default)]
+pub struct PresignPool {
+    settings: PresignSettings,
+    auto_wallets: Mutex<VecDeque<String>>,
+    reserved: Mutex<HashSet<String>>,
+    wake: tokio::sync::Notify,
+    rotation: AtomicUsize,
+}
+
+impl PresignPool {
+    /// A pool with these settings.
+    pub fn new(settings: PresignSettings) -> Self {
+        Self { settings, ..Default::default() }
+    }
+
+    /// Whether the pool is on.
+    pub fn enabled(&self) -> bool {
+        self.settings.pool_size > 0
+    }
+
+    /// Presignatures to keep per wallet.
+    pub fn size(&self) -> usize {
+        self.settings.pool_size
+    }
+
+    /// The wallets to keep warm now.
+    pub fn wallets(&self) -> Vec<String> {
+        if !self.settings.wallets.is_empty() {
+            return self.settings.wallets.clone();
+        }
+        self.auto_wallets.lock().map(|w| w.iter().cloned().collect()).unwrap_or_default()
+    }
+
+    /// A wallet signed with ECDSA through this node: keep it warm (when wallets are not listed)
+    /// and wake the refiller.
+    pub fn note_signing(&self, wallet: &str) {
+        if !self.enabled() {
+            return;
+        }
+        if self.settings.wallets.is_empty()
+            && let Ok(mut w) = self.auto_wallets.lock()
+            && !w.iter().any(|x| x == wallet)
+        {
+            if w.len() >= MAX_AUTO_WALLETS {
+                w.pop_front();
+            }
+            w.push_back(wallet.to_owned());
+        }
+        self.wake.notify_one();
+    }
+
+    /// Wait until there is refilling to do (or `period` passed).
+    pub async fn wait(&self, period: std::time::Duration) {
+        let _ = tokio::time::timeout(period, self.wake.notified()).await;
+    }
+
+    /// A counter to rotate co-signers by.
+    pub fn next_rotation(&self) -> usize {
+        self.rotation.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Reserve `id` for one signing session; false if another session holds it.
+    pub fn reserve(&self, id: &str) -> bool {
+        self.reserved.lock().map(|mut r| r.insert(id.to_owned())).unwrap_or(false)
+    }
+
+    /// Release a reservation (the entry is gone by then, or the session never started).
+    pub fn release(&self, id: &str) {
+        if let Ok(mut r) = self.reserved.lock() {
+            r.remove(id);
+        }
+        self.wake.notify_one();
+    }
+}
+
+impl PoolCounters {
+    /// Count a signature that used a presignature, or one that could not.
+    pub fn count_use(&self, used: bool) {
+        let c = if used { &self.used } else { &self.missed };
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_round_trip_and_sort_by_age() {
+        let a = PresigId::new(3, "node-0-x", &[3, 1]);
+        assert_eq!(a.signers, vec![1, 3]);
+        let parsed = PresigId::parse(a.as_str()).unwrap();
+        assert_eq!(parsed, a);
+        assert_eq!(parsed.owner, "node-0-x");
+        assert!(a.as_str().starts_with(&PresigId::prefix(3, "node-0-x")));
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let b = PresigId::new(3, "node-0-x", &[1, 3]);
+        assert!(a.as_str() < b.as_str(), "older ids sort first");
+    }
+
+    #[test]
+    fn malformed_ids_are_refused() {
+        for bad in [
+            "",
+            "v1-node0-",
+            "x1-node0-0000000000000000aaaaaaaa-1.2",
+            "v1--0000000000000000aaaaaaaa-1.2",
+            "v1-node0-00zz000000000000aaaaaaaa-1.2",
+            "v1-node0-0000000000000000aaaaaaaa-1",
+            "v1-node0-0000000000000000aaaaaaaa-2.1",
+            "v1-node0-0000000000000000aaaaaaaa-0.1",
+            "v1-node0-0000000000000000aaaaaaaa-1.x",
+            "v-1-node0-0000000000000000aaaaaaaa-1.2",
+        ] {
+            assert_eq!(PresigId::parse(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn auto_wallets_are_bounded_and_reservations_exclusive() {
+        let pool = PresignPool::new(PresignSettings { pool_size: 2, wallets: vec![] });
+        for i in 0..(MAX_AUTO_WALLETS + 5) {
+            pool.note_signing(&format!("w{i}"));
+        }
+        pool.note_signing("w1000");
+        let w = pool.wallets();
+        assert_eq!(w.len(), MAX_AUTO_WALLETS);
+        assert_eq!(w[0], "w5");
+        assert!(pool.reserve("id"));
+        assert!(!pool.reserve("id"));
+        pool.release("id");
+        assert!(pool.reserve("id"));
+        let listed = PresignPool::new(PresignSettings { pool_size: 2, wallets: vec!["a".into()] });
+        listed.note_signing("b");
+        assert_eq!(listed.wallets(), vec!["a".to_string()]);
+        let off = PresignPool::new(PresignSettings::default());
+        off.note_signing("b");
+        assert!(off.wallets().is_empty());
+    }
+}

@@ -1,0 +1,302 @@
+//! The sessions of the ECDSA presignature pool (see [`crate::presign`] for the pool's rules):
+//! keeping it warm in the background, the presign session itself, and signing with a
+//! presignature (one online round instead of three).
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use mpcium_api::{ClientId, ErrorCode, SignTxMessage};
+use mpcium_store::ShareKind;
+use mpcium_tss::{ExecutionId, KeyType, PartyId};
+use serde_json::json;
+
+use super::{Failure, Service, party_ids, wallet_of};
+use crate::control::{SessionOp, SessionStart};
+use crate::presign::{MAX_HELD_PER_OWNER, PresigId};
+use crate::registry::KeyInfo;
+use crate::session::{SessionSpec, run_protocol};
+use crate::transport::SessionInbox;
+
+/// How often the pool is checked when nothing wakes it.
+const REFILL_PERIOD: Duration = Duration::from_secs(2);
+
+fn storage(e: mpcium_store::StoreError) -> Failure {
+    Failure::new(ErrorCode::StorageRead, e.to_string())
+}
+
+impl Service {
+    /// Keep every warm wallet's pool at `presign.pool_size` presignatures owned by this node.
+    pub(super) async fn keep_pool_warm(self: Arc<Self>) -> Result<(), async_nats::Error> {
+        if !self.pool.enabled() {
+            return Ok(());
+        }
+        loop {
+            self.pool.wait(REFILL_PERIOD).await;
+            let mut owned = 0;
+            for wallet in self.pool.wallets() {
+                match self.refill(&wallet).await {
+                    Ok(n) => owned += n,
+                    Err(f) => {
+                        tracing::debug!(wallet, code = %f.code.as_str(), reason = %f.reason, "presignature pool not refilled")
+                    }
+                }
+            }
+            self.metrics.presign.owned.store(owned as u64, Ordering::Relaxed);
+        }
+    }
+
+    /// Make presignatures for `wallet` until this node owns `pool_size`; returns how many it owns.
+    async fn refill(&self, wallet: &str) -> Result<usize, Failure> {
+        let info = self.load_keyinfo(KeyType::Secp256k1, wallet).await?;
+        if !info.participant_peer_ids.iter().any(|p| p == self.me()) {
+            return Ok(0);
+        }
+        self.drop_presignatures(wallet, Some(info.version));
+        let prefix = PresigId::prefix(info.version, self.me());
+        let mut have = self.store.presignature_ids(wallet, &prefix).map_err(storage)?.len();
+        let need = info.threshold as usize + 1;
+        while have < self.pool.size() {
+            let ready = self.transport.directory().ready();
+            let mut others: Vec<String> = info
+                .participant_peer_ids
+                .iter()
+                .filter(|p| *p != self.me() && ready.contains(p))
+                .cloned()
+                .collect();
+            if others.len() + 1 < need {
+                break;
+            }
+            // Rotate the co-signers so the pool's work spreads over the committee.
+            let shift = self.pool.next_rotation() % others.len().max(1);
+            others.rotate_left(shift);
+            let mut nodes: Vec<String> =
+                std::iter::once(self.me().to_owned()).chain(others.into_iter().take(need - 1)).collect();
+            nodes.sort();
+            let parties = party_ids(&info.participant_peer_ids, &nodes)?;
+            let id = PresigId::new(info.version, self.me(), &parties);
+            let request = json!({ "wallet_id": wallet, "key_type": "secp256k1" }).to_string();
+            let start = SessionStart {
+                op: SessionOp::Presign,
+                coordinator: self.me().to_owned(),
+                request: String::new(),
+                client_id: None,
+                participants: nodes,
+                new_participants: Vec::new(),
+                key_version: info.version,
+                threshold: info.threshold,
+                request_id: id.as_str().to_owned(),
+                dealers: Vec::new(),
+                presignature: None,
+            }
+            .with_request(request.as_bytes());
+            self.coordinate(start).await?;
+            self.metrics.presign.made.fetch_add(1, Ordering::Relaxed);
+            have += 1;
+        }
+        Ok(have)
+    }
+
+    /// Delete `wallet`'s presignatures of every key version but `keep` (all when `None`).
+    pub(super) fn drop_presignatures(&self, wallet: &str, keep: Option<u32>) {
+        let ids = match self.store.presignature_ids(wallet, "") {
+            Ok(ids) => ids,
+            Err(e) => {
+                tracing::warn!(wallet, error = %e, "cannot list presignatures");
+                return;
+            }
+        };
+        for id in ids {
+            let stale = match PresigId::parse(&id) {
+                Some(p) => Some(p.version) != keep,
+                None => true,
+            };
+            if stale && let Err(e) = self.store.delete_presignature(wallet, &id) {
+                tracing::warn!(wallet, error = %e, "cannot delete a stale presignature");
+            }
+        }
+    }
+
+    /// This node's part of a presign session: check the announcement, run the two presign
+    /// rounds, store this node's share of the presignature under the announced id.
+    pub(super) async fn presign_part(
+        &self,
+        start: &SessionStart,
+        session: [u8; 32],
+        inbox: &mut SessionInbox,
+    ) -> Result<serde_json::Value, Failure> {
+        let wallet = wallet_of(start);
+        let body =
+            start.request_bytes().map_err(|e| Failure::new(ErrorCode::MessageFormat, e.to_string()))?;
+        let key_type = serde_json::from_slice::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v.get("key_type").and_then(|k| k.as_str()).map(str::to_owned));
+        if key_type.as_deref() != Some("secp256k1") {
+            return Err(Failure::new(ErrorCode::InvalidSessionType, "presignatures are for secp256k1 keys"));
+        }
+        let info = self.load_keyinfo(KeyType::Secp256k1, &wallet).await?;
+        if info.version != start.key_version || info.threshold != start.threshold {
+            return Err(Failure::new(
+                ErrorCode::SessionStale,
+                "key version or threshold differs from the announcement",
+            ));
+        }
+        if start.participants.len() != info.threshold as usize + 1 {
+            return Err(Failure::new(
+                ErrorCode::InsufficientParticipants,
+                "a presignature needs t+1 signers",
+            ));
+        }
+        let ids = party_ids(&info.participant_peer_ids, &start.participants)?;
+        let mut signers = ids.clone();
+        signers.sort_unstable();
+        let id = PresigId::parse(&start.request_id)
+            .ok_or_else(|| Failure::new(ErrorCode::MessageFormat, "malformed presignature id"))?;
+        if id.owner != start.coordinator || id.version != info.version || id.signers != signers {
+            return Err(Failure::new(
+                ErrorCode::MessageVerification,
+                "presignature id does not match its announcement",
+            ));
+        }
+        // An owner that lost track of its copies leaves ours behind: keep a bounded number.
+        let held = self
+            .store
+            .presignature_ids(&wallet, &PresigId::prefix(info.version, &id.owner))
+            .map_err(storage)?;
+        if held.len() >= MAX_HELD_PER_OWNER {
+            for old in &held[..=held.len() - MAX_HELD_PER_OWNER] {
+                self.store.delete_presignature(&wallet, old).map_err(storage)?;
+            }
+        }
+        let me = party_ids(&info.participant_peer_ids, &[self.me().to_owned()])?[0];
+        let spec = self.spec(session, &start.participants, &ids, me);
+        let stored = self
+            .store
+            .get_share(ShareKind::Ecdsa, &wallet, info.version)
+            .map_err(|e| Failure::new(ErrorCode::KeyLoad, e.to_string()))?
+            .ok_or_else(|| Failure::new(ErrorCode::KeyNotFound, "no share for this wallet on this node"))?;
+        let share = mpcium_tss::ecdsa::KeyShare::from_bytes(&stored)
+            .map_err(|e| Failure::new(ErrorCode::KeyDecoding, e.to_string()))?;
+        let proto = mpcium_tss::ecdsa::Presign::new(ExecutionId(session), &share, &signers, None)
+            .map_err(|e| Failure::new(ErrorCode::SigningFailure, e.to_string()))?;
+        let presignature = run_protocol(&self.transport, inbox, &spec, proto).await?;
+        let bytes =
+            presignature.to_bytes().map_err(|e| Failure::new(ErrorCode::KeyEncoding, e.to_string()))?;
+        self.store
+            .put_presignature(&wallet, id.as_str(), &bytes)
+            .map_err(|e| Failure::new(ErrorCode::StorageWrite, e.to_string()))?;
+        Ok(json!({ "presignature": id.as_str() }))
+    }
+
+    /// Coordinate `req` with one of this node's presignatures whose signers are all ready.
+    /// `None` when there is none (the caller signs in full).
+    pub(super) async fn sign_with_presignature(
+        &self,
+        req: &SignTxMessage,
+        body: &[u8],
+        client: Option<&ClientId>,
+        delivery: &str,
+        info: &KeyInfo,
+        ready: &[String],
+    ) -> Option<Result<serde_json::Value, Failure>> {
+        if !self.pool.enabled() {
+            return None;
+        }
+        let mut committee = info.participant_peer_ids.clone();
+        committee.sort();
+        let prefix = PresigId::prefix(info.version, self.me());
+        let ids = match self.store.presignature_ids(&req.wallet_id, &prefix) {
+            Ok(ids) => ids,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot list presignatures");
+                return None;
+            }
+        };
+        let node_of = |p: PartyId| committee.get(usize::from(p).checked_sub(1)?).cloned();
+        let chosen = ids.iter().filter_map(|t| PresigId::parse(t)).find(|id| {
+            id.signers.iter().all(|p| node_of(*p).is_some_and(|n| ready.contains(&n)))
+                && self.pool.reserve(id.as_str())
+        })?;
+        let mut nodes: Vec<String> = chosen.signers.iter().filter_map(|p| node_of(*p)).collect();
+        nodes.sort();
+        let start = SessionStart {
+            op: SessionOp::Sign,
+            coordinator: self.me().to_owned(),
+            request: String::new(),
+            client_id: client.map(|c| c.as_str().to_owned()),
+            participants: nodes,
+            new_participants: Vec::new(),
+            key_version: info.version,
+            threshold: info.threshold,
+            request_id: format!("{}#{delivery}", req.tx_id),
+            dealers: Vec::new(),
+            presignature: Some(chosen.as_str().to_owned()),
+        }
+        .with_request(body);
+        let outcome = self.coordinate(start).await;
+        self.pool.release(chosen.as_str());
+        Some(outcome)
+    }
+
+    /// This node's part of a signature with a presignature: take (and so delete, durably) its
+    /// share of the presignature first, then run the online round.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn sign_online_part(
+        &self,
+        start: &SessionStart,
+        req: &SignTxMessage,
+        info: &KeyInfo,
+        presignature: &str,
+        signers: &[PartyId],
+        me: PartyId,
+        spec: &SessionSpec,
+        inbox: &mut SessionInbox,
+    ) -> Result<serde_json::Value, Failure> {
+        if req.key_type.as_str() != "secp256k1" || req.derivation_path.as_ref().is_some_and(|p| !p.is_empty())
+        {
+            return Err(Failure::new(
+                ErrorCode::MsgValidation,
+                "a presignature signs only with the secp256k1 master key",
+            ));
+        }
+        let id = PresigId::parse(presignature)
+            .ok_or_else(|| Failure::new(ErrorCode::MessageFormat, "malformed presignature id"))?;
+        if id.owner != start.coordinator || id.version != info.version || id.signers != signers {
+            return Err(Failure::new(
+                ErrorCode::MessageVerification,
+                "presignature id does not match its announcement",
+            ));
+        }
+        let digest: [u8; 32] = req
+            .tx
+            .as_deref()
+            .unwrap_or_default()
+            .try_into()
+            .map_err(|_| Failure::new(ErrorCode::MsgValidation, "tx must be 32 bytes"))?;
+        let bytes = self
+            .store
+            .take_presignature(&req.wallet_id, presignature)
+            .map_err(|e| Failure::new(ErrorCode::StorageWrite, e.to_string()))?
+            .ok_or_else(|| {
+                Failure::new(
+                    ErrorCode::ResourceExhausted,
+                    format!("presignature {presignature} is not available"),
+                )
+            })?;
+        let presig = mpcium_tss::ecdsa::Presignature::from_bytes(&bytes)
+            .map_err(|e| Failure::new(ErrorCode::KeyDecoding, e.to_string()))?;
+        let expected_key =
+            super::hex(&<mpcium_tss::curve::Secp256k1 as mpcium_tss::curve::Curve>::point_to_bytes(
+                &presig.public_key().to_projective(),
+            ));
+        if presig.signers() != signers || presig.party_id() != me || info.public_key != expected_key {
+            return Err(Failure::new(
+                ErrorCode::DataCorruption,
+                "stored presignature does not match this wallet's key and signers",
+            ));
+        }
+        let proto = mpcium_tss::ecdsa::SignOnline::new(ExecutionId(spec.id), presig, digest);
+        let sig = run_protocol(&self.transport, inbox, spec, proto).await?;
+        Ok(json!({ "r": super::hex(&sig.r), "s": super::hex(&sig.s), "v": sig.recovery_id }))
+    }
+}
