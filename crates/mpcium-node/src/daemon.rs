@@ -88,12 +88,20 @@ pub struct RunningNode {
     backup: Option<BackupScheduler>,
     client: async_nats::Client,
     directory: PeerDirectory,
+    #[cfg(feature = "test-malice")]
+    malice: crate::transport::MaliceSwitch,
 }
 
 impl RunningNode {
     /// The node's view of ready peers.
     pub fn directory(&self) -> &PeerDirectory {
         &self.directory
+    }
+
+    /// This node's misbehaviour switch (off unless a test turns it on).
+    #[cfg(feature = "test-malice")]
+    pub fn malice(&self) -> &crate::transport::MaliceSwitch {
+        &self.malice
     }
 
     /// Withdraw readiness, stop serving, flush NATS.
@@ -142,6 +150,8 @@ pub async fn start(params: NodeParams) -> Result<RunningNode, StartError> {
     let directory = PeerDirectory::new(&params.node_id, params.peers, ExchangeKey::generate(), heartbeat.ttl);
     let transport = Transport::new(client.clone(), params.identity.clone(), directory.clone());
     let starts = transport.listen().await?;
+    #[cfg(feature = "test-malice")]
+    let malice = transport.malice().clone();
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
     let backup = match params.backup {
         Some(cfg) => Some(BackupScheduler::start(params.store.clone(), cfg)?),
@@ -175,7 +185,18 @@ pub async fn start(params: NodeParams) -> Result<RunningNode, StartError> {
         }
     });
     tracing::info!(node = %params.node_id, "{READY_LINE}");
-    Ok(RunningNode { node_id: params.node_id, registry, stop, service, health, backup, client, directory })
+    Ok(RunningNode {
+        node_id: params.node_id,
+        registry,
+        stop,
+        service,
+        health,
+        backup,
+        client,
+        directory,
+        #[cfg(feature = "test-malice")]
+        malice,
+    })
 }
 
 /// The authorization policy of a node config.

@@ -22,6 +22,13 @@ use crate::control::{AbortNotice, Control, EchoEntry, EchoReport};
 use crate::envelope::{Envelope, Kind};
 use crate::transport::{Inbound, SessionInbox, Transport, TransportError};
 
+/// How long a participant that stops reads the others' views of the broadcasts before it
+/// settles whom to blame (they send theirs as soon as they stop too).
+const VIEW_GRACE: Duration = Duration::from_secs(2);
+
+/// The code of an abort notice sent because the session timed out.
+const TIMEOUT_CODE: &str = "ERROR_SESSION_TIMEOUT";
+
 /// Who takes part in a run and how long it may take.
 #[derive(Debug, Clone)]
 pub struct SessionSpec {
@@ -73,11 +80,20 @@ pub enum SessionError {
 }
 
 impl SessionError {
-    /// The nodes this error blames.
+    /// The nodes this error blames (for a timeout: those that sent nothing).
     pub fn culprits(&self) -> &[String] {
         match self {
             Self::Faulty { culprits, .. } | Self::PeerAborted { culprits, .. } => culprits,
+            Self::Timeout { waiting_for } => waiting_for,
             _ => &[],
+        }
+    }
+
+    /// The wire error code of an abort notice for this error.
+    fn code(&self) -> &'static str {
+        match self {
+            Self::Timeout { .. } => TIMEOUT_CODE,
+            _ => "ERROR_OPERATION_ABORTED",
         }
     }
 }
@@ -102,6 +118,7 @@ struct Run<'a> {
     broadcasts: BTreeMap<(String, u32), EchoEntry>,
     early_echoes: HashMap<String, EchoReport>,
     heard_from: HashSet<String>,
+    echo_sent: bool,
     deadline: Instant,
 }
 
@@ -127,21 +144,33 @@ pub async fn run_protocol<P: Protocol>(
         broadcasts: BTreeMap::new(),
         early_echoes: HashMap::new(),
         heard_from: HashSet::new(),
+        echo_sent: false,
         deadline: Instant::now() + spec.timeout,
     };
-    let result = run.drive(inbox, &mut protocol).await;
-    let output = match result {
-        Ok(out) => out,
-        Err(e) => {
-            run.notify_abort(&e).await;
-            return Err(e);
-        }
+    let result = match run.drive(inbox, &mut protocol).await {
+        Ok(output) => run.echo(inbox).await.map(|()| output),
+        Err(e) => Err(e),
     };
-    if let Err(e) = run.echo(inbox).await {
-        run.notify_abort(&e).await;
-        return Err(e);
+    let result = match result {
+        Ok(output) => Ok(output),
+        Err(e) => Err(run.fail(inbox, e).await),
+    };
+    if let Err(e) = &result {
+        // One line per failed session and node, naming whom it blames: what operators (and
+        // the malicious-peer tests) read to see that every honest node named the same culprit.
+        tracing::warn!(
+            node = %me_node,
+            session = %short_hex(&spec.id),
+            culprits = ?e.culprits(),
+            error = %e,
+            "session failed"
+        );
     }
-    Ok(output)
+    result
+}
+
+fn short_hex(id: &[u8; 32]) -> String {
+    id[..8].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 impl Run<'_> {
@@ -186,10 +215,13 @@ impl Run<'_> {
         match tokio::time::timeout_at(self.deadline, inbox.recv()).await {
             Ok(Some(m)) => Ok(m),
             Ok(None) => Err(SessionError::Invalid("transport closed".into())),
-            Err(_) => Err(SessionError::Timeout {
-                waiting_for: self.others.iter().filter(|n| !self.heard_from.contains(*n)).cloned().collect(),
-            }),
+            Err(_) => Err(SessionError::Timeout { waiting_for: self.missing() }),
         }
+    }
+
+    /// The participants that have sent no protocol message (nor echo) yet.
+    fn missing(&self) -> Vec<String> {
+        self.others.iter().filter(|n| !self.heard_from.contains(*n)).cloned().collect()
     }
 
     /// Check an inbound message's sender and sequence number, and take in control messages.
@@ -204,17 +236,27 @@ impl Run<'_> {
             tracing::warn!(sender = %env.sender, seq = env.seq, "replayed message; ignored");
             return Ok(None);
         }
-        self.heard_from.insert(env.sender.clone());
         tracing::trace!(me = %self.spec.me, sender = %env.sender, seq = env.seq, kind = ?env.kind, "session message");
         match env.kind {
             Kind::Broadcast => {
+                self.heard_from.insert(env.sender.clone());
                 self.record_broadcast(env);
                 Ok(Some(from))
             }
-            Kind::Private => Ok(Some(from)),
+            Kind::Private => {
+                self.heard_from.insert(env.sender.clone());
+                Ok(Some(from))
+            }
             Kind::Control => {
                 match Control::decode(&inbound.payload) {
                     Ok(Control::Abort(a)) => {
+                        // A peer that timed out may know less than we do: if we have not heard
+                        // from some participants (the notice's sender included, when it never
+                        // took part), they are the ones to name, not the peer that gave up first.
+                        let missing = self.missing();
+                        if a.code == TIMEOUT_CODE && !missing.is_empty() {
+                            return Err(SessionError::Timeout { waiting_for: missing });
+                        }
                         return Err(SessionError::PeerAborted {
                             by: env.sender.clone(),
                             code: a.code,
@@ -223,6 +265,7 @@ impl Run<'_> {
                         });
                     }
                     Ok(Control::Echo(report)) => {
+                        self.heard_from.insert(env.sender.clone());
                         self.early_echoes.insert(env.sender.clone(), report);
                     }
                     Ok(other) => tracing::debug!(?other, "unexpected control message in a session; ignored"),
@@ -252,11 +295,7 @@ impl Run<'_> {
 
     /// The reliable-broadcast check (see the module docs).
     async fn echo(&mut self, inbox: &mut SessionInbox) -> Result<(), SessionError> {
-        let mine = EchoReport { entries: self.broadcasts.values().cloned().collect() };
-        self.transport
-            .send_public(Kind::Control, self.spec.id, self.seq, &self.others, Control::Echo(mine).encode())
-            .await?;
-        self.seq += 1;
+        self.send_echo().await?;
         while self.early_echoes.len() < self.others.len() {
             let inbound = match self.next(inbox).await {
                 Ok(m) => m,
@@ -274,11 +313,69 @@ impl Run<'_> {
             };
             self.accept(&inbound)?;
         }
-        let echoes = std::mem::take(&mut self.early_echoes);
-        for (reporter, report) in &echoes {
+        for (reporter, report) in &self.early_echoes {
             self.check_echo(reporter, report)?;
         }
         Ok(())
+    }
+
+    /// Show the others every broadcast this node received (once per session).
+    async fn send_echo(&mut self) -> Result<(), SessionError> {
+        if self.echo_sent {
+            return Ok(());
+        }
+        self.echo_sent = true;
+        let mine = EchoReport { entries: self.broadcasts.values().cloned().collect() };
+        let sent = self
+            .transport
+            .send_public(Kind::Control, self.spec.id, self.seq, &self.others, Control::Echo(mine).encode())
+            .await;
+        self.seq += 1;
+        sent.map(|_| ()).map_err(SessionError::from)
+    }
+
+    /// Stop after `e`, and settle whom to blame. A check that fails may be the effect of an
+    /// equivocation elsewhere: a node handed another version of a broadcast than ours computes
+    /// on different inputs, so its honest messages fail our checks (and ours fail its), and the
+    /// failed check would name an honest node. So every participant that stops first shows the
+    /// others its view of the broadcasts (its echo report) and tells them to stop, then reads
+    /// their views for a short while: two validly signed versions of one broadcast name the
+    /// equivocator instead of whoever the failed check pointed at.
+    async fn fail(&mut self, inbox: &mut SessionInbox, e: SessionError) -> SessionError {
+        if let Err(err) = self.send_echo().await {
+            tracing::warn!(error = %err, "could not send this node's view of the broadcasts");
+        }
+        self.notify_abort(&e).await;
+        let until = Instant::now() + VIEW_GRACE;
+        while self.others.iter().any(|n| !self.early_echoes.contains_key(n)) {
+            match tokio::time::timeout_at(until, inbox.recv()).await {
+                // Their aborts and malformed messages change nothing now; views are kept.
+                Ok(Some(m)) => drop(self.accept(&m)),
+                _ => break,
+            }
+        }
+        self.equivocation().unwrap_or(e)
+    }
+
+    /// A broadcast that another participant's view shows with different contents, validly
+    /// signed by its sender: proof that the sender equivocated.
+    fn equivocation(&self) -> Option<SessionError> {
+        self.early_echoes.values().flat_map(|r| &r.entries).find_map(|e| {
+            let own = self.broadcasts.get(&(e.sender.clone(), e.seq))?;
+            (own.digest != e.digest && self.entry_signed(e) == Some(true)).then(|| SessionError::Faulty {
+                culprits: vec![e.sender.clone()],
+                reason: format!("equivocation: broadcast {} was signed twice with different contents", e.seq),
+            })
+        })
+    }
+
+    /// Whether an echo entry carries its sender's valid signature on its digest (`None`: the
+    /// sender is no participant, or the entry is malformed).
+    fn entry_signed(&self, e: &EchoEntry) -> Option<bool> {
+        let key = self.party_of.get(&e.sender).and(self.transport.directory().identity(&e.sender))?;
+        let digest: [u8; 32] = STANDARD.decode(&e.digest).ok()?.try_into().ok()?;
+        let sig: [u8; 64] = STANDARD.decode(&e.signature).ok()?.try_into().ok()?;
+        Some(key.verify_strict(&digest, &Signature::from_bytes(&sig)).is_ok())
     }
 
     fn check_echo(&self, reporter: &str, report: &EchoReport) -> Result<(), SessionError> {
@@ -286,20 +383,21 @@ impl Run<'_> {
             |who: &str, reason: String| SessionError::Faulty { culprits: vec![who.to_owned()], reason };
         let mut theirs = HashSet::new();
         for e in &report.entries {
-            let Some(key) = self.party_of.get(&e.sender).and(self.transport.directory().identity(&e.sender))
-            else {
-                return Err(faulty(reporter, format!("echo names {} who is not a participant", e.sender)));
-            };
-            let digest: Option<[u8; 32]> = STANDARD.decode(&e.digest).ok().and_then(|d| d.try_into().ok());
-            let sig: Option<[u8; 64]> = STANDARD.decode(&e.signature).ok().and_then(|s| s.try_into().ok());
-            let (Some(digest), Some(sig)) = (digest, sig) else {
-                return Err(faulty(reporter, "malformed echo entry".into()));
-            };
-            if key.verify_strict(&digest, &Signature::from_bytes(&sig)).is_err() {
-                return Err(faulty(
-                    reporter,
-                    format!("echo entry of {} with an invalid signature", e.sender),
-                ));
+            match self.entry_signed(e) {
+                None if !self.party_of.contains_key(&e.sender) => {
+                    return Err(faulty(
+                        reporter,
+                        format!("echo names {} who is not a participant", e.sender),
+                    ));
+                }
+                None => return Err(faulty(reporter, "malformed echo entry".into())),
+                Some(false) => {
+                    return Err(faulty(
+                        reporter,
+                        format!("echo entry of {} with an invalid signature", e.sender),
+                    ));
+                }
+                Some(true) => {}
             }
             if let Some(own) = self.broadcasts.get(&(e.sender.clone(), e.seq))
                 && own.digest != e.digest
@@ -330,15 +428,11 @@ impl Run<'_> {
         }
     }
 
+    /// Tell the others to stop (every participant that stops sends one notice, so that those
+    /// still waiting stop at once and the one that stopped first gets everyone's view).
     async fn notify_abort(&mut self, e: &SessionError) {
-        if matches!(e, SessionError::PeerAborted { .. }) {
-            return;
-        }
-        let notice = AbortNotice {
-            code: "ERROR_OPERATION_ABORTED".into(),
-            reason: e.to_string(),
-            culprits: e.culprits().to_vec(),
-        };
+        let notice =
+            AbortNotice { code: e.code().into(), reason: e.to_string(), culprits: e.culprits().to_vec() };
         let sent = self
             .transport
             .send_public(Kind::Control, self.spec.id, self.seq, &self.others, Control::Abort(notice).encode())

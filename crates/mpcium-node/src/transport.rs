@@ -20,6 +20,11 @@ use crate::control::Control;
 use crate::envelope::{Envelope, EnvelopeError, Kind};
 use crate::registry::PeerDirectory;
 
+#[cfg(feature = "test-malice")]
+mod malice;
+#[cfg(feature = "test-malice")]
+pub use malice::{MaliceSwitch, Misbehaviour};
+
 /// The subject prefix of node inboxes.
 pub const NODE_SUBJECT_PREFIX: &str = "mpcium.node";
 /// How long messages for a not-yet-started session are kept.
@@ -94,6 +99,8 @@ pub struct Transport {
     identity: SigningKey,
     dir: PeerDirectory,
     routes: Arc<Mutex<Routes>>,
+    #[cfg(feature = "test-malice")]
+    malice: MaliceSwitch,
 }
 
 /// The receiving end of one session's messages; unregisters itself when dropped.
@@ -126,7 +133,14 @@ impl Drop for SessionInbox {
 impl Transport {
     /// A transport for this node (call [`listen`](Self::listen) to start receiving).
     pub fn new(client: async_nats::Client, identity: SigningKey, dir: PeerDirectory) -> Self {
-        Self { client, identity, dir, routes: Arc::new(Mutex::new(Routes::default())) }
+        Self {
+            client,
+            identity,
+            dir,
+            routes: Arc::new(Mutex::new(Routes::default())),
+            #[cfg(feature = "test-malice")]
+            malice: MaliceSwitch::default(),
+        }
     }
 
     /// The NATS connection.
@@ -264,6 +278,10 @@ impl Transport {
         to: &[String],
         payload: Vec<u8>,
     ) -> Result<Envelope, TransportError> {
+        #[cfg(feature = "test-malice")]
+        if let Some(env) = self.send_public_maliciously(kind, session, seq, to, &payload).await? {
+            return Ok(env);
+        }
         let env = Envelope::seal_public(kind, session, self.dir.me(), seq, payload, &self.identity)?;
         let bytes = bytes::Bytes::from(env.encode());
         for node in to {
@@ -283,6 +301,10 @@ impl Transport {
         to: &str,
         plaintext: &[u8],
     ) -> Result<(), TransportError> {
+        #[cfg(feature = "test-malice")]
+        if self.send_private_maliciously(session, seq, to, plaintext).await? {
+            return Ok(());
+        }
         let pair = self.dir.pair_key(to).ok_or_else(|| TransportError::PeerNotReady(to.to_owned()))?;
         let env = Envelope::seal_private(session, self.dir.me(), to, seq, plaintext, &pair, &self.identity)?;
         self.publish(to, env.encode().into()).await

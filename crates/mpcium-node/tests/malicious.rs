@@ -1,0 +1,252 @@
+//! A malicious peer in a real 3-node cluster (feature `test-malice`): node2 runs the honest code
+//! but its outbound protocol messages cheat in one of four ways. For each, an EdDSA signing
+//! session that needs all three nodes (threshold 2) must end on every honest node naming node2
+//! (seen in the client's error event and in each honest node's "session failed" log line), the
+//! client must get exactly one answer (no silent retry), every node's stored shares must be
+//! byte-for-byte what they were, and once node2 behaves again the next signatures (EdDSA and
+//! ECDSA) must verify under the wallet's original public keys.
+//!
+//! The tests run one after another (a lock): they read one process-wide log capture, and four
+//! clusters at once would only slow each other down on a small machine.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use common::{Cluster, ClusterSpec, WireClient, ecdsa_verify, eddsa_verify};
+use mpcium_api::ErrorCode;
+use mpcium_node::transport::Misbehaviour;
+use mpcium_store::Store;
+
+const HONEST: [&str; 2] = ["node0", "node1"];
+const CULPRIT: &str = "node2";
+const WALLET: &str = "wallet-m";
+
+/// Every log line of the process (all nodes of a test run in it).
+static LOG: Mutex<Vec<u8>> = Mutex::new(Vec::new());
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+struct LogWriter;
+
+impl Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        LOG.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Capture every log line (installed before the harness's own subscriber, which then stays out).
+fn capture_logs() {
+    static ONCE: OnceLock<()> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("info,mpcium_node=debug,async_nats=warn"))
+            .with_ansi(false)
+            .with_writer(|| LogWriter)
+            .init();
+    });
+}
+
+fn log_text() -> String {
+    String::from_utf8_lossy(&LOG.lock().unwrap()).into_owned()
+}
+
+/// The "session failed" lines logged since `mark` (a byte offset of the log), by node.
+fn failures_since(mark: usize) -> BTreeMap<String, Vec<String>> {
+    let text = log_text();
+    let mut by_node: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for line in text[mark.min(text.len())..].lines().filter(|l| l.contains("session failed")) {
+        let node = line.split("node=").nth(1).and_then(|s| s.split_whitespace().next()).unwrap_or("?");
+        by_node.entry(node.to_owned()).or_default().push(line.to_owned());
+    }
+    by_node
+}
+
+/// Every share, setup and key record of a node's store.
+fn snapshot(store: &Store) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    for prefix in ["ecdsa:", "eddsa:", "setup:"] {
+        for key in store.keys_with_prefix(prefix).unwrap() {
+            let record = mpcium_store::RecordKey::new(key.clone()).unwrap();
+            out.insert(key, store.get(&record).unwrap().unwrap().to_vec());
+        }
+    }
+    out
+}
+
+/// A cluster of three nodes with threshold 2 (every signature needs node2), a wallet, and a
+/// handle on each node's store.
+struct Setup {
+    c: Cluster,
+    w: WireClient,
+    stores: Vec<Arc<Store>>,
+    ecdsa_pub: Vec<u8>,
+    eddsa_pub: Vec<u8>,
+}
+
+async fn setup(session_timeout: Duration) -> Setup {
+    capture_logs();
+    let stores: Arc<Mutex<Vec<Option<Arc<Store>>>>> = Arc::new(Mutex::new(vec![None, None, None]));
+    let seen = stores.clone();
+    let spec = ClusterSpec {
+        tweak: Some(Arc::new(move |i, params| {
+            params.service.session_timeout = session_timeout;
+            seen.lock().unwrap()[i] = Some(params.store.clone());
+        })),
+        ..ClusterSpec::new(3, 2)
+    };
+    let c = Cluster::start(spec).await;
+    let w = c.client("malice").await;
+    let kg = w.keygen(WALLET).await;
+    assert_eq!(kg.result_type.as_str(), "success", "{kg:?}");
+    let stores = stores.lock().unwrap().iter().map(|s| s.clone().unwrap()).collect();
+    Setup {
+        ecdsa_pub: kg.ecdsa_pub_key.unwrap().to_vec(),
+        eddsa_pub: kg.eddsa_pub_key.unwrap().to_vec(),
+        c,
+        w,
+        stores,
+    }
+}
+
+impl Setup {
+    fn misbehave(&self, mode: Option<Misbehaviour>) {
+        self.c.nodes[2].as_ref().unwrap().malice().set(mode);
+    }
+
+    fn snapshots(&self) -> Vec<BTreeMap<String, Vec<u8>>> {
+        self.stores.iter().map(|s| snapshot(s)).collect()
+    }
+
+    async fn sign_eddsa(&self, tx_id: &str) -> mpcium_api::SigningResultEvent {
+        let ev = self.w.sign(&self.w.sign_msg("ed25519", WALLET, tx_id, tx_id.as_bytes(), None)).await;
+        assert_eq!(ev.tx_id, tx_id, "{ev:?}");
+        ev
+    }
+
+    async fn sign_eddsa_ok(&self, tx_id: &str) {
+        let ev = self.sign_eddsa(tx_id).await;
+        assert_eq!(ev.result_type.as_str(), "success", "{ev:?}");
+        eddsa_verify(&self.eddsa_pub, tx_id.as_bytes(), &ev);
+    }
+
+    /// A session with node2 cheating: the client gets `code` naming node2, once; each honest
+    /// node logged a failure of that session naming node2 and nobody else.
+    async fn sign_fails_naming_node2(&self, tx_id: &str, code: ErrorCode, blame: &str) {
+        let mark = LOG.lock().unwrap().len();
+        let started = Instant::now();
+        let ev = self.sign_eddsa(tx_id).await;
+        eprintln!("{tx_id}: {:?} after {:?}: {}", ev.error_code, started.elapsed(), ev.error_reason);
+        assert_eq!(ev.error_code, Some(code), "{ev:?}");
+        let named = format!("{blame} [\"{CULPRIT}\"]");
+        assert!(ev.error_reason.contains(&named), "the reason names node2 alone ({named}): {ev:?}");
+        for honest in HONEST {
+            assert!(!ev.error_reason.contains(&format!("\"{honest}\"")), "an honest node is blamed: {ev:?}");
+        }
+        // The honest nodes log their outcome as they finish, around the time the coordinator
+        // answers; wait for both lines.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let failures = loop {
+            let f = failures_since(mark);
+            if HONEST.iter().all(|n| f.contains_key(*n)) || Instant::now() > deadline {
+                break f;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        for honest in HONEST {
+            let lines =
+                failures.get(honest).unwrap_or_else(|| panic!("{honest} logged no failure: {failures:#?}"));
+            for line in lines {
+                assert!(
+                    line.contains(&format!("culprits=[\"{CULPRIT}\"]")),
+                    "{honest} blames someone else: {line}"
+                );
+            }
+        }
+        // Exactly one answer: nobody retried the session with the same peers behind our back.
+        assert!(
+            self.w.try_next_sign_result(Duration::from_secs(2)).await.is_none(),
+            "a second result for {tx_id}"
+        );
+    }
+
+    /// node2 behaves again: the next signatures verify under the original keys, and no share
+    /// changed anywhere.
+    async fn recovers(&self, before: &[BTreeMap<String, Vec<u8>>], tag: &str) {
+        self.misbehave(None);
+        self.sign_eddsa_ok(&format!("{tag}-after")).await;
+        let digest = [0x42u8; 32];
+        let ev =
+            self.w.sign(&self.w.sign_msg("secp256k1", WALLET, &format!("{tag}-ecdsa"), &digest, None)).await;
+        assert_eq!(ev.result_type.as_str(), "success", "{ev:?}");
+        ecdsa_verify(&self.ecdsa_pub, &digest, &ev);
+        let after = self.snapshots();
+        for (i, (b, a)) in before.iter().zip(&after).enumerate() {
+            assert!(b.keys().any(|k| k.starts_with("eddsa:")) && b.keys().any(|k| k.starts_with("ecdsa:")));
+            assert_eq!(b, a, "node{i}'s stored records changed");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_corrupted_round_message_is_blamed_on_its_sender() {
+    let _serial = SERIAL.lock().await;
+    let s = setup(Duration::from_secs(30)).await;
+    let before = s.snapshots();
+    // EdDSA signing: message 0 is the nonce commitment, message 1 the signature share.
+    s.misbehave(Some(Misbehaviour::CorruptRound { seq: 0 }));
+    s.sign_fails_naming_node2("corrupt-commitment", ErrorCode::OperationAborted, "faulty nodes").await;
+    s.misbehave(Some(Misbehaviour::CorruptRound { seq: 1 }));
+    s.sign_fails_naming_node2("corrupt-share", ErrorCode::OperationAborted, "faulty nodes").await;
+    s.recovers(&before, "corrupt").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_equivocating_broadcaster_is_blamed() {
+    let _serial = SERIAL.lock().await;
+    let s = setup(Duration::from_secs(30)).await;
+    let before = s.snapshots();
+    for (round, seq) in [("commitment", 0), ("share", 1)] {
+        s.misbehave(Some(Misbehaviour::Equivocate { seq }));
+        s.sign_fails_naming_node2(
+            &format!("equivocate-{round}"),
+            ErrorCode::OperationAborted,
+            "faulty nodes",
+        )
+        .await;
+    }
+    s.recovers(&before, "equivocate").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_message_replayed_from_an_earlier_session_is_blamed() {
+    let _serial = SERIAL.lock().await;
+    let s = setup(Duration::from_secs(30)).await;
+    let before = s.snapshots();
+    // The first session with the switch on has nothing earlier to replay: node2 takes part
+    // honestly and remembers its messages.
+    s.misbehave(Some(Misbehaviour::ReplayOldSession));
+    s.sign_eddsa_ok("replay-recorded").await;
+    s.sign_fails_naming_node2("replay-next", ErrorCode::OperationAborted, "faulty nodes").await;
+    s.recovers(&before, "replay").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn messages_with_a_spoofed_sender_are_dropped_and_the_spoofer_is_named_missing() {
+    let _serial = SERIAL.lock().await;
+    // Forged messages are dropped, so the session can only time out: keep that short.
+    let s = setup(Duration::from_secs(12)).await;
+    let before = s.snapshots();
+    let mark = LOG.lock().unwrap().len();
+    s.misbehave(Some(Misbehaviour::SpoofIdentity { as_node: "node0".into() }));
+    s.sign_fails_naming_node2("spoofed", ErrorCode::SessionTimeout, "waiting for").await;
+    let dropped = log_text()[mark..].matches("bad signature from node0").count();
+    assert!(dropped >= 1, "the forged envelopes were dropped at the signature check");
+    s.recovers(&before, "spoof").await;
+}
