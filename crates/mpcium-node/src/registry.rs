@@ -532,6 +532,34 @@ impl Registry {
             Err(e) => Err(kv_err(REQUESTS_BUCKET)(e.into())),
         }
     }
+
+    /// Settle the result event published under `msg_id` (a result's `Nats-Msg-Id`, naming one
+    /// request message): the first event recorded stays, durably, and is returned to every later
+    /// caller. A request that runs again (redelivered after a crash of its coordinator or of
+    /// nats-server, whose consumer state may lag and whose duplicate window forgets results
+    /// already consumed) is then answered with the very same event, not a second signature.
+    pub async fn settle_result(
+        &self,
+        msg_id: &str,
+        event: bytes::Bytes,
+    ) -> Result<bytes::Bytes, RegistryError> {
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::digest(msg_id.as_bytes());
+        let key = format!("result.{}", digest.iter().map(|b| format!("{b:02x}")).collect::<String>());
+        match self.requests.create(&key, event.clone()).await {
+            Ok(_) => Ok(event),
+            Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {
+                self.requests.get(&key).await.map_err(|e| kv_err(REQUESTS_BUCKET)(e.into()))?.ok_or_else(
+                    || RegistryError::Corrupt {
+                        bucket: REQUESTS_BUCKET,
+                        key,
+                        reason: "settled result vanished".into(),
+                    },
+                )
+            }
+            Err(e) => Err(kv_err(REQUESTS_BUCKET)(e.into())),
+        }
+    }
 }
 
 fn apply(dir: &PeerDirectory, entry: kv::Entry) {

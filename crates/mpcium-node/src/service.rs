@@ -339,10 +339,13 @@ impl Service {
         }
     }
 
+    /// Publish a result event, or the one settled earlier for the same request message (see
+    /// [`Registry::settle_result`]): a client never gets two different results for one request.
     async fn publish(&self, subject: String, msg_id: String, body: String) -> Result<(), async_nats::Error> {
+        let body = self.registry.settle_result(&msg_id, body.into()).await?;
         let mut headers = async_nats::HeaderMap::new();
         headers.insert(subjects::MSG_ID_HEADER, msg_id.as_str());
-        self.js.publish_with_headers(subject, headers, body.into()).await?.await?;
+        self.js.publish_with_headers(subject, headers, body).await?.await?;
         Ok(())
     }
 
@@ -930,12 +933,14 @@ impl Service {
             .send_public(Kind::Control, session, u32::MAX, &others, Control::Start(start.clone()).encode())
             .await
             .map_err(|e| Failure::new(ErrorCode::PeerUnavailable, e.to_string()))?;
+        // One deadline for the whole session, this node's own part included: a coordinator whose
+        // own part timed out on a dead peer must not then wait a second full timeout for it.
+        let deadline = tokio::time::Instant::now() + self.cfg.session_timeout + Duration::from_secs(5);
         let mut outputs = std::collections::BTreeMap::new();
         if members.iter().any(|p| p == self.me()) {
             let own = self.participate(&start, session).await;
             outputs.insert(self.me().to_owned(), own);
         }
-        let deadline = tokio::time::Instant::now() + self.cfg.session_timeout + Duration::from_secs(5);
         while outputs.len() < members.len() {
             match tokio::time::timeout_at(deadline, done_inbox.recv()).await {
                 Ok(Some(m)) => {
