@@ -118,6 +118,9 @@ struct Run<'a> {
     broadcasts: BTreeMap<(String, u32), EchoEntry>,
     early_echoes: HashMap<String, EchoReport>,
     heard_from: HashSet<String>,
+    /// Participants that stopped without showing their view (a node failing outside the
+    /// protocol sends only an abort notice): nobody waits for their view.
+    viewless: HashSet<String>,
     echo_sent: bool,
     deadline: Instant,
 }
@@ -144,6 +147,7 @@ pub async fn run_protocol<P: Protocol>(
         broadcasts: BTreeMap::new(),
         early_echoes: HashMap::new(),
         heard_from: HashSet::new(),
+        viewless: HashSet::new(),
         echo_sent: false,
         deadline: Instant::now() + spec.timeout,
     };
@@ -250,6 +254,10 @@ impl Run<'_> {
             Kind::Control => {
                 match Control::decode(&inbound.payload) {
                     Ok(Control::Abort(a)) => {
+                        // A session that fails sends its view before its notice (see `fail`).
+                        if !self.early_echoes.contains_key(&env.sender) {
+                            self.viewless.insert(env.sender.clone());
+                        }
                         // A peer that timed out may know less than we do: if we have not heard
                         // from some participants (the notice's sender included, when it never
                         // took part), they are the ones to name, not the peer that gave up first.
@@ -347,7 +355,10 @@ impl Run<'_> {
         }
         self.notify_abort(&e).await;
         let until = Instant::now() + VIEW_GRACE;
-        while self.others.iter().any(|n| !self.early_echoes.contains_key(n)) {
+        let waiting = |run: &Self| {
+            run.others.iter().any(|n| !run.early_echoes.contains_key(n) && !run.viewless.contains(n))
+        };
+        while waiting(self) {
             match tokio::time::timeout_at(until, inbox.recv()).await {
                 // Their aborts and malformed messages change nothing now; views are kept.
                 Ok(Some(m)) => drop(self.accept(&m)),

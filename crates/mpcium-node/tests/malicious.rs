@@ -13,6 +13,7 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::io::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -85,18 +86,22 @@ fn snapshot(store: &Store) -> BTreeMap<String, Vec<u8>> {
 struct Setup {
     c: Cluster,
     w: WireClient,
-    stores: Vec<Arc<Store>>,
+    /// Each node's store, as its latest start opened it.
+    stores: Arc<Mutex<Vec<Option<Arc<Store>>>>>,
+    /// The session timeout nodes start with, in milliseconds.
+    timeout_ms: Arc<AtomicU64>,
     ecdsa_pub: Vec<u8>,
     eddsa_pub: Vec<u8>,
 }
 
-async fn setup(session_timeout: Duration) -> Setup {
+async fn setup() -> Setup {
     capture_logs();
     let stores: Arc<Mutex<Vec<Option<Arc<Store>>>>> = Arc::new(Mutex::new(vec![None, None, None]));
-    let seen = stores.clone();
+    let timeout_ms = Arc::new(AtomicU64::new(30_000));
+    let (seen, timeout) = (stores.clone(), timeout_ms.clone());
     let spec = ClusterSpec {
         tweak: Some(Arc::new(move |i, params| {
-            params.service.session_timeout = session_timeout;
+            params.service.session_timeout = Duration::from_millis(timeout.load(Ordering::SeqCst));
             seen.lock().unwrap()[i] = Some(params.store.clone());
         })),
         ..ClusterSpec::new(3, 2)
@@ -105,13 +110,13 @@ async fn setup(session_timeout: Duration) -> Setup {
     let w = c.client("malice").await;
     let kg = w.keygen(WALLET).await;
     assert_eq!(kg.result_type.as_str(), "success", "{kg:?}");
-    let stores = stores.lock().unwrap().iter().map(|s| s.clone().unwrap()).collect();
     Setup {
         ecdsa_pub: kg.ecdsa_pub_key.unwrap().to_vec(),
         eddsa_pub: kg.eddsa_pub_key.unwrap().to_vec(),
         c,
         w,
         stores,
+        timeout_ms,
     }
 }
 
@@ -121,7 +126,18 @@ impl Setup {
     }
 
     fn snapshots(&self) -> Vec<BTreeMap<String, Vec<u8>>> {
-        self.stores.iter().map(|s| snapshot(s)).collect()
+        self.stores.lock().unwrap().iter().map(|s| snapshot(s.as_ref().unwrap())).collect()
+    }
+
+    /// Restart every node with a shorter session timeout (keygen needed the long one).
+    async fn shorten_session_timeout(&mut self, timeout: Duration) {
+        self.timeout_ms.store(timeout.as_millis() as u64, Ordering::SeqCst);
+        for i in 0..3 {
+            // Let go of the store so the node can reopen it (the restart hands us the new one).
+            self.stores.lock().unwrap()[i] = None;
+            self.c.restart_node(i).await;
+        }
+        self.c.wait_all_ready().await;
     }
 
     async fn sign_eddsa(&self, tx_id: &str) -> mpcium_api::SigningResultEvent {
@@ -197,7 +213,7 @@ impl Setup {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_corrupted_round_message_is_blamed_on_its_sender() {
     let _serial = SERIAL.lock().await;
-    let s = setup(Duration::from_secs(30)).await;
+    let s = setup().await;
     let before = s.snapshots();
     // EdDSA signing: message 0 is the nonce commitment, message 1 the signature share.
     s.misbehave(Some(Misbehaviour::CorruptRound { seq: 0 }));
@@ -210,7 +226,7 @@ async fn a_corrupted_round_message_is_blamed_on_its_sender() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_equivocating_broadcaster_is_blamed() {
     let _serial = SERIAL.lock().await;
-    let s = setup(Duration::from_secs(30)).await;
+    let s = setup().await;
     let before = s.snapshots();
     for (round, seq) in [("commitment", 0), ("share", 1)] {
         s.misbehave(Some(Misbehaviour::Equivocate { seq }));
@@ -227,7 +243,7 @@ async fn an_equivocating_broadcaster_is_blamed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_message_replayed_from_an_earlier_session_is_blamed() {
     let _serial = SERIAL.lock().await;
-    let s = setup(Duration::from_secs(30)).await;
+    let s = setup().await;
     let before = s.snapshots();
     // The first session with the switch on has nothing earlier to replay: node2 takes part
     // honestly and remembers its messages.
@@ -241,7 +257,8 @@ async fn a_message_replayed_from_an_earlier_session_is_blamed() {
 async fn messages_with_a_spoofed_sender_are_dropped_and_the_spoofer_is_named_missing() {
     let _serial = SERIAL.lock().await;
     // Forged messages are dropped, so the session can only time out: keep that short.
-    let s = setup(Duration::from_secs(12)).await;
+    let mut s = setup().await;
+    s.shorten_session_timeout(Duration::from_secs(8)).await;
     let before = s.snapshots();
     let mark = LOG.lock().unwrap().len();
     s.misbehave(Some(Misbehaviour::SpoofIdentity { as_node: "node0".into() }));
