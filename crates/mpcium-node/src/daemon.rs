@@ -9,6 +9,7 @@ use ed25519_dalek::{SigningKey, VerifyingKey};
 use mpcium_api::AuthorizationPolicy;
 use mpcium_store::{BackupConfig, BackupScheduler, Store};
 
+use crate::drain::{Drain, DrainReport};
 use crate::pairkey::ExchangeKey;
 use crate::registry::{Heartbeat, PeerDirectory, Registry, now_ms};
 use crate::service::{Service, ServiceConfig};
@@ -78,12 +79,18 @@ pub enum StartError {
     },
 }
 
+/// How long [`RunningNode::shutdown`] waits for work in flight: a session's own timeout (30 s)
+/// plus the coordinator's margin, so a session that can still finish is not cut short.
+pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(35);
+
 /// A running node; [`RunningNode::shutdown`] withdraws it gracefully.
 pub struct RunningNode {
     node_id: String,
     registry: Registry,
     stop: tokio::sync::watch::Sender<bool>,
     service: tokio::task::JoinHandle<()>,
+    drain: Drain,
+    metrics: Arc<crate::health::Metrics>,
     health: Option<tokio::task::JoinHandle<()>>,
     backup: Option<BackupScheduler>,
     client: async_nats::Client,
@@ -104,12 +111,31 @@ impl RunningNode {
         &self.malice
     }
 
-    /// Withdraw readiness, stop serving, flush NATS.
-    pub async fn shutdown(self) {
+    /// Requests and sessions in flight on this node now.
+    pub fn in_flight(&self) -> usize {
+        self.drain.in_flight()
+    }
+
+    /// The request service's counters.
+    pub fn metrics(&self) -> Arc<crate::health::Metrics> {
+        self.metrics.clone()
+    }
+
+    /// Shut down gracefully, waiting up to [`DEFAULT_DRAIN_TIMEOUT`] for work in flight.
+    pub async fn shutdown(self) -> DrainReport {
+        self.shutdown_within(DEFAULT_DRAIN_TIMEOUT).await
+    }
+
+    /// Withdraw readiness (peers stop picking this node), stop taking requests, let the work in
+    /// flight finish for up to `deadline` and hand back or answer the rest (see [`crate::drain`]),
+    /// then stop serving and flush NATS.
+    pub async fn shutdown_within(self, deadline: Duration) -> DrainReport {
+        // The heartbeat stops first so it cannot re-announce the readiness withdrawn next.
         let _ = self.stop.send(true);
         if let Err(e) = self.registry.withdraw(&self.node_id).await {
             tracing::warn!(error = %e, "could not withdraw readiness");
         }
+        let report = self.drain.drain(deadline).await;
         self.service.abort();
         if let Some(h) = &self.health {
             h.abort();
@@ -118,7 +144,13 @@ impl RunningNode {
             b.stop();
         }
         let _ = self.client.flush().await;
-        tracing::info!("node stopped");
+        tracing::info!(
+            in_flight = report.in_flight_at_start,
+            abandoned = report.abandoned,
+            elapsed_ms = report.elapsed.as_millis() as u64,
+            "node stopped"
+        );
+        report
     }
 
     /// Stop abruptly, as a crash would (readiness is left to expire). For tests.
@@ -179,6 +211,8 @@ pub async fn start(params: NodeParams) -> Result<RunningNode, StartError> {
     registry.announce(&directory, &params.identity, now_ms()).await?;
     registry.spawn_heartbeat(directory.clone(), params.identity.clone(), heartbeat, stop_rx.clone());
     registry.spawn_watch(directory.clone(), stop_rx);
+    let drain = service.drainer();
+    let metrics = service.metrics();
     let service = tokio::spawn(async move {
         if let Err(e) = service.run(starts).await {
             tracing::error!(error = %e, "request service stopped");
@@ -190,6 +224,8 @@ pub async fn start(params: NodeParams) -> Result<RunningNode, StartError> {
         registry,
         stop,
         service,
+        drain,
+        metrics,
         health,
         backup,
         client,

@@ -9,11 +9,13 @@
 //! - [`session`]: running one protocol over the transport, with the broadcast echo check.
 //! - [`service`]: the coordinator and participant sides of keygen and signing requests.
 //! - [`daemon`]: wiring a node together (what `mpcium start` runs).
+//! - [`drain`]: graceful shutdown (stop taking requests, finish or hand back those in flight).
 //! - [`health`]: `/health` and `/metrics`.
 //! - [`control`]: session start, echo, abort and done messages.
 
 pub mod control;
 pub mod daemon;
+pub mod drain;
 pub mod envelope;
 pub mod health;
 pub mod pairkey;

@@ -223,8 +223,15 @@ async fn run(args: StartArgs) -> Result<()> {
     };
     let node = start(params).await.map_err(|e| anyhow!("{e}"))?;
     wait_for_signal().await;
-    tracing::info!("shutting down");
-    node.shutdown().await;
+    tracing::info!("shutting down: draining requests in flight (a second signal stops at once)");
+    // A second SIGINT/SIGTERM cuts the drain short: requests not acked are redelivered by
+    // JetStream to the other nodes.
+    tokio::select! {
+        report = node.shutdown() => {
+            tracing::info!(in_flight = report.in_flight_at_start, abandoned = report.abandoned, "drained");
+        }
+        _ = wait_for_signal() => tracing::warn!("second signal: stopping without waiting"),
+    }
     Ok(())
 }
 

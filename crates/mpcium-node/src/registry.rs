@@ -170,6 +170,9 @@ struct PeerState {
     last_seen: Instant,
     started_at_ms: u64,
     pair_key: PairKey,
+    /// Its ready key was deleted (graceful shutdown): not ready, but sessions already running
+    /// with it keep their channel while it drains.
+    withdrawn: bool,
 }
 
 /// The live view of which peers are ready, and the pair key shared with each.
@@ -225,7 +228,7 @@ impl PeerDirectory {
         let mut ids: Vec<String> = match self.peers.read() {
             Ok(peers) => peers
                 .iter()
-                .filter(|(_, s)| now.duration_since(s.last_seen) < self.ttl)
+                .filter(|(_, s)| !s.withdrawn && now.duration_since(s.last_seen) < self.ttl)
                 .map(|(id, _)| id.clone())
                 .collect(),
             Err(_) => Vec::new(),
@@ -236,8 +239,9 @@ impl PeerDirectory {
     }
 
     /// The pair key shared with a peer whose current exchange key we know. Unlike readiness it
-    /// does not lapse with a late heartbeat: a session already running with a slow peer keeps
-    /// its channel; the key goes only when the peer withdraws or restarts with a new one.
+    /// does not lapse with a late heartbeat or a withdrawal: a session already running with a
+    /// slow or draining peer keeps its channel; the key is replaced when the peer restarts with a
+    /// new one.
     pub fn pair_key(&self, peer: &str) -> Option<PairKey> {
         let peers = self.peers.read().ok()?;
         peers.get(peer).map(|state| state.pair_key.clone())
@@ -269,16 +273,24 @@ impl PeerDirectory {
             }
             peers.insert(
                 record.node_id.clone(),
-                PeerState { last_seen: Instant::now(), started_at_ms: record.started_at_ms, pair_key },
+                PeerState {
+                    last_seen: Instant::now(),
+                    started_at_ms: record.started_at_ms,
+                    pair_key,
+                    withdrawn: false,
+                },
             );
         }
         true
     }
 
-    /// Forget a peer (its ready key was deleted).
+    /// A peer withdrew (its ready key was deleted): it is no longer ready, but its pair key stays
+    /// so the sessions it is finishing while it drains still reach it.
     pub fn forget(&self, node_id: &str) {
-        if let Ok(mut peers) = self.peers.write() {
-            peers.remove(node_id);
+        if let Ok(mut peers) = self.peers.write()
+            && let Some(state) = peers.get_mut(node_id)
+        {
+            state.withdrawn = true;
         }
     }
 

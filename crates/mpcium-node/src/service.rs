@@ -31,6 +31,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 
 use crate::control::{AbortNotice, Control, DoneReport, SessionOp, SessionStart};
+use crate::drain::{Drain, Phase};
 use crate::envelope::Kind;
 use crate::health::Metrics;
 use crate::presign::{PresignPool, PresignSettings};
@@ -75,6 +76,7 @@ pub struct Service {
     signing_slots: Arc<Semaphore>,
     metrics: Arc<Metrics>,
     pool: PresignPool,
+    drain: Drain,
 }
 
 /// A failure with the wire code of where it happened.
@@ -161,12 +163,28 @@ impl Service {
         let signing_slots = Arc::new(Semaphore::new(cfg.max_concurrent_signing.max(1)));
         let metrics = Arc::new(Metrics::default());
         let pool = PresignPool::new(cfg.presign.clone());
-        Arc::new(Self { cfg, js, registry, transport, store, keygen_slots, signing_slots, metrics, pool })
+        Arc::new(Self {
+            cfg,
+            js,
+            registry,
+            transport,
+            store,
+            keygen_slots,
+            signing_slots,
+            metrics,
+            pool,
+            drain: Drain::new(),
+        })
     }
 
     /// The service's counters (for `/metrics`).
     pub fn metrics(&self) -> Arc<Metrics> {
         self.metrics.clone()
+    }
+
+    /// The service's shutdown switch (see [`crate::drain`]).
+    pub fn drainer(&self) -> Drain {
+        self.drain.clone()
     }
 
     fn mode(&self) -> SigningMode {
@@ -229,7 +247,11 @@ impl Service {
         let participant = async move {
             while let Some(start) = starts.recv().await {
                 let this = this.clone();
-                tokio::spawn(async move { this.on_start(start).await });
+                let in_flight = this.drain.track();
+                tokio::spawn(async move {
+                    let _in_flight = in_flight;
+                    this.on_start(start).await
+                });
             }
             Ok::<(), async_nats::Error>(())
         };
@@ -259,9 +281,15 @@ impl Service {
                 },
             )
             .await?;
+        let _puller = self.drain.track_puller();
         let mut messages = consumer.messages().await?;
         tracing::info!(consumer = %spec.durable_name, "pulling requests");
-        while let Some(msg) = messages.next().await {
+        loop {
+            let msg = tokio::select! {
+                msg = messages.next() => msg,
+                _ = self.drain.reached(Phase::Draining) => break,
+            };
+            let Some(msg) = msg else { break };
             let msg = match msg {
                 Ok(m) => m,
                 Err(e) => {
@@ -270,13 +298,37 @@ impl Service {
                 }
             };
             let slots = if keygen { self.keygen_slots.clone() } else { self.signing_slots.clone() };
-            let Ok(permit) = slots.acquire_owned().await else { break };
+            let permit = tokio::select! {
+                permit = slots.acquire_owned() => permit,
+                _ = self.drain.reached(Phase::Draining) => {
+                    hand_back(&msg).await;
+                    break;
+                }
+            };
+            let Ok(permit) = permit else { break };
             let this = self.clone();
+            let in_flight = self.drain.track();
             tokio::spawn(async move {
-                let _permit = permit;
+                let (_permit, _in_flight) = (permit, in_flight);
                 this.handle_request(msg, keygen).await;
             });
         }
+        // Draining: hand back what the pull has delivered (or still delivers, until the server
+        // sees our pull requests go) but we did not start, so other nodes take it now rather than
+        // after AckWait. Then dropping the stream withdraws the pull requests.
+        let linger_until = tokio::time::Instant::now() + HAND_BACK_LINGER;
+        let mut handed_back = 0usize;
+        while let Ok(Some(Ok(msg))) = tokio::time::timeout_at(
+            linger_until.min(tokio::time::Instant::now() + HAND_BACK_IDLE),
+            messages.next(),
+        )
+        .await
+        {
+            hand_back(&msg).await;
+            handed_back += 1;
+        }
+        drop(messages);
+        tracing::info!(consumer = %spec.durable_name, handed_back, "stopped pulling requests");
         Ok(())
     }
 
@@ -305,24 +357,43 @@ impl Service {
         };
         let subject_token = msg.subject.as_str().rsplit('.').next().unwrap_or("").to_owned();
         let started = std::time::Instant::now();
-        let published = if keygen {
-            let event =
-                self.coordinate_keygen(&msg.payload, client.as_ref(), &delivery, &subject_token).await;
-            self.metrics.record("keygen", event.error_code.as_ref().map(|c| c.as_str()), started.elapsed());
-            // One result per request message: redeliveries of it share the key (stream
-            // sequence), a new request with the same id gets its own answer.
-            let key = subjects::keygen_idempotency_key(client.as_ref(), &event.wallet_id, Some(&claim));
-            self.publish(
-                subjects::keygen_result_subject(client.as_ref(), &event.wallet_id),
-                key,
-                event.to_json(),
-            )
-            .await
-        } else {
-            let event = self.coordinate_sign(&msg.payload, client.as_ref(), &delivery, &claim).await;
-            self.metrics.record("sign", event.error_code.as_ref().map(|c| c.as_str()), started.elapsed());
-            let key = subjects::signing_idempotency_key(client.as_ref(), &event.tx_id, Some(&claim));
-            self.publish(subjects::signing_result_subject(client.as_ref()), key, event.to_json()).await
+        let work = async {
+            if keygen {
+                let event =
+                    self.coordinate_keygen(&msg.payload, client.as_ref(), &delivery, &subject_token).await;
+                self.metrics.record(
+                    "keygen",
+                    event.error_code.as_ref().map(|c| c.as_str()),
+                    started.elapsed(),
+                );
+                // One result per request message: redeliveries of it share the key (stream
+                // sequence), a new request with the same id gets its own answer.
+                let key = subjects::keygen_idempotency_key(client.as_ref(), &event.wallet_id, Some(&claim));
+                self.publish(
+                    subjects::keygen_result_subject(client.as_ref(), &event.wallet_id),
+                    key,
+                    event.to_json(),
+                )
+                .await
+            } else {
+                let event = self
+                    .coordinate_sign(&msg.payload, client.as_ref(), &delivery, &claim, &subject_token)
+                    .await;
+                self.metrics.record("sign", event.error_code.as_ref().map(|c| c.as_str()), started.elapsed());
+                let key = subjects::signing_idempotency_key(client.as_ref(), &event.tx_id, Some(&claim));
+                self.publish(subjects::signing_result_subject(client.as_ref()), key, event.to_json()).await
+            }
+        };
+        let published = tokio::select! {
+            published = work => published,
+            _ = self.drain.reached(Phase::Abandoning) => {
+                // Shutting down past the drain deadline: JetStream gives the request to another
+                // node (or to this one after its restart). A result already published is
+                // deduplicated by its Nats-Msg-Id (the stream sequence).
+                progress.abort();
+                hand_back(&msg).await;
+                return;
+            }
         };
         progress.abort();
         match published {
@@ -399,8 +470,13 @@ impl Service {
         let req = match self.check_keygen(body) {
             Ok(r) => r,
             Err((wallet, f)) => {
-                // An unreadable request has no wallet id: answer under the subject's token.
-                let wallet = if wallet.is_empty() { subject_token.to_owned() } else { wallet };
+                // An unreadable request has no wallet id, and an invalid one (`.`, `*`, `>`,
+                // whitespace) cannot be a result subject token: answer under the token of the
+                // subject the client published on.
+                let wallet = match mpcium_api::ids::validate_token(mpcium_api::IdKind::WalletId, &wallet) {
+                    Ok(()) => wallet,
+                    Err(_) => subject_token.to_owned(),
+                };
                 return KeygenResultEvent::error(&wallet, f.code, &f.reason);
             }
         };
@@ -487,14 +563,18 @@ impl Service {
         client: Option<&ClientId>,
         delivery: &str,
         claim: &str,
+        subject_token: &str,
     ) -> SigningResultEvent {
         let req = match self.check_sign(body) {
             Ok(r) => r,
             Err(err) => {
                 let (req, f) = *err;
+                // An unreadable request has no tx id: answer under the subject's token, so the
+                // client can tell which request failed.
+                let tx_id = if req.tx_id.is_empty() { subject_token } else { req.tx_id.as_str() };
                 return SigningResultEvent::error(
                     &req.wallet_id,
-                    &req.tx_id,
+                    tx_id,
                     &req.network_internal_code,
                     f.code,
                     &f.reason,
@@ -654,11 +734,19 @@ impl Service {
     /// Reshare requests arrive on core NATS `mpc:reshare` (as in the original); a queue group
     /// hands each to one node, the coordinator.
     async fn serve_reshare(self: Arc<Self>) -> Result<(), async_nats::Error> {
+        let _puller = self.drain.track_puller();
         let mut sub =
             self.transport.client().queue_subscribe(RESHARE_SUBJECT, "mpcium-reshare".into()).await?;
-        while let Some(msg) = sub.next().await {
+        loop {
+            let msg = tokio::select! {
+                msg = sub.next() => msg,
+                _ = self.drain.reached(Phase::Draining) => break,
+            };
+            let Some(msg) = msg else { break };
             let this = self.clone();
+            let in_flight = self.drain.track();
             tokio::spawn(async move {
+                let _in_flight = in_flight;
                 let client = msg
                     .headers
                     .as_ref()
@@ -712,7 +800,11 @@ impl Service {
                 return Some((req.session_id, ev));
             }
         };
-        let result = self.reshare(&req, body, client, delivery).await;
+        // Core NATS has no redelivery: past the drain deadline the client gets an error code.
+        let result = tokio::select! {
+            result = self.reshare(&req, body, client, delivery) => result,
+            _ = self.drain.reached(Phase::Abandoning) => Err(shutting_down()),
+        };
         let ev = match result {
             Ok(out) => match hex_vec(out["public_key"].as_str().unwrap_or_default()) {
                 Some(pk) => ResharingResultEvent::success(
@@ -992,7 +1084,11 @@ impl Service {
             tracing::warn!(sender = %start.envelope.sender, "session start not sent by its coordinator; ignored");
             return;
         }
-        let outcome = self.participate(&s, start.envelope.session).await;
+        // Past the drain deadline the coordinator hears "aborted" at once instead of timing out.
+        let outcome = tokio::select! {
+            outcome = self.participate(&s, start.envelope.session) => outcome,
+            _ = self.drain.reached(Phase::Abandoning) => Err(shutting_down()),
+        };
         let report = match outcome {
             Ok(output) => DoneReport { ok: true, code: String::new(), reason: String::new(), output },
             Err(f) => DoneReport {
@@ -1236,6 +1332,25 @@ impl Service {
             }
         }
     }
+}
+
+/// How long a stopping puller keeps handing back requests still arriving, at most, and after how
+/// long without one it stops.
+const HAND_BACK_LINGER: Duration = Duration::from_secs(1);
+const HAND_BACK_IDLE: Duration = Duration::from_millis(150);
+
+/// Give a pulled request back to JetStream for immediate redelivery (to any node). The delay is
+/// explicit because a nak without one is delayed by the consumer's BackOff (30 s) instead.
+async fn hand_back(msg: &jetstream::Message) {
+    let nak = jetstream::AckKind::Nak(Some(Duration::from_millis(10)));
+    if let Err(e) = msg.ack_with(nak).await {
+        tracing::warn!(error = %e, "could not hand a request back; it is redelivered after AckWait");
+    }
+}
+
+/// The failure of work abandoned at shutdown.
+fn shutting_down() -> Failure {
+    Failure::new(ErrorCode::OperationAborted, "the node is shutting down")
 }
 
 /// Every node that takes part in an announced session: the participants, or for a reshare the

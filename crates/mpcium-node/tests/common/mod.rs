@@ -40,12 +40,15 @@ pub struct ClusterSpec {
     pub health_on: Option<usize>,
     /// A last change to each node's parameters before it starts (index, params).
     pub tweak: Option<Tweak>,
+    /// Start only these nodes at first (the others are configured peers, started later with
+    /// [`Cluster::start_node`]); `None` starts all.
+    pub start_only: Option<Vec<usize>>,
 }
 
 impl ClusterSpec {
     /// `n` nodes, threshold `t`, no health endpoint, no tweaks.
     pub fn new(n: usize, threshold: u32) -> Self {
-        Self { n, threshold, health_on: None, tweak: None }
+        Self { n, threshold, health_on: None, tweak: None, start_only: None }
     }
 }
 
@@ -87,8 +90,11 @@ impl Cluster {
         let mut c =
             Cluster { server, nodes: Vec::new(), ids, keys, initiator, chain_code, health_port, spec, dir };
         for i in 0..c.spec.n {
-            let node = c.start_node_process(i).await;
-            c.nodes.push(Some(node));
+            let node = match &c.spec.start_only {
+                Some(only) if !only.contains(&i) => None,
+                _ => Some(c.start_node_process(i).await),
+            };
+            c.nodes.push(node);
         }
         c.wait_all_ready().await;
         c
@@ -167,6 +173,12 @@ impl Cluster {
     /// Start node `i` again on its store.
     pub async fn restart_node(&mut self, i: usize) {
         self.stop_node(i).await;
+        self.start_node(i).await;
+    }
+
+    /// Start node `i` (not running) on its store.
+    pub async fn start_node(&mut self, i: usize) {
+        assert!(self.nodes[i].is_none(), "node{i} is running");
         // The store is single-writer: wait until the stopped node's tasks let go of it.
         let mut last = None;
         for _ in 0..400 {
@@ -196,6 +208,31 @@ impl Cluster {
                 tokio::time::sleep(Duration::from_millis(25)).await;
             }
             assert!(running.iter().all(|id| ready.contains(id)), "ready: {ready:?}, want {running:?}");
+        }
+    }
+
+    /// A running node.
+    pub fn node(&self, i: usize) -> &RunningNode {
+        self.nodes[i].as_ref().expect("node running")
+    }
+
+    /// Wait until every running node sees exactly the running nodes ready (a stopped node's
+    /// readiness withdrawn).
+    pub async fn wait_ready_exactly(&self) {
+        let mut want: Vec<String> =
+            self.ids.iter().zip(&self.nodes).filter(|(_, n)| n.is_some()).map(|(id, _)| id.clone()).collect();
+        want.sort();
+        for n in self.nodes.iter().flatten() {
+            let mut ready = Vec::new();
+            for _ in 0..400 {
+                ready = n.directory().ready();
+                ready.sort();
+                if ready == want {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+            assert_eq!(ready, want, "ready peers");
         }
     }
 
@@ -261,6 +298,20 @@ impl WireClient {
         self.js.publish_with_headers(subject, self.headers(), body.into()).await.unwrap().await.unwrap();
     }
 
+    /// Publish many requests (subject, body), waiting for the stream's acks in bulk.
+    pub async fn publish_all(&self, requests: Vec<(String, Vec<u8>)>) {
+        for chunk in requests.chunks(256) {
+            let mut acks = Vec::with_capacity(chunk.len());
+            for (subject, body) in chunk {
+                let ack = self.js.publish_with_headers(subject.clone(), self.headers(), body.clone().into());
+                acks.push(ack.await.unwrap());
+            }
+            for ack in acks {
+                ack.await.unwrap();
+            }
+        }
+    }
+
     /// The next result of a consumer, acked; panics after `wait`.
     pub async fn next_result_within(
         consumer: &jetstream::consumer::Consumer<pull::Config>,
@@ -274,6 +325,80 @@ impl WireClient {
 
     async fn next_result(consumer: &jetstream::consumer::Consumer<pull::Config>) -> Vec<u8> {
         Self::next_result_within(consumer, Duration::from_secs(90)).await.expect("a result")
+    }
+
+    /// Every result that arrives on `consumer` within `expires`, up to `max`, acked.
+    async fn fetch_batch(
+        consumer: &jetstream::consumer::Consumer<pull::Config>,
+        max: usize,
+        expires: Duration,
+    ) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        let mut batch = consumer.batch().max_messages(max).expires(expires).messages().await.unwrap();
+        while let Ok(Some(msg)) = tokio::time::timeout(expires + Duration::from_secs(5), batch.next()).await {
+            let msg = msg.unwrap();
+            msg.ack().await.unwrap();
+            out.push(msg.payload.to_vec());
+        }
+        out
+    }
+
+    /// Collect signing results by tx id until every id in `want` has one (or `wait` passes), then
+    /// for `quiet` more (to catch duplicates and strays). Every result is returned, `want` or not.
+    pub async fn collect_sign_results(
+        &self,
+        want: &[String],
+        wait: Duration,
+        quiet: Duration,
+    ) -> HashMap<String, Vec<SigningResultEvent>> {
+        let mut got: HashMap<String, Vec<SigningResultEvent>> = HashMap::new();
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut quiet_until = None;
+        loop {
+            let now = tokio::time::Instant::now();
+            if quiet_until.is_some_and(|q| now >= q) || now >= deadline {
+                break;
+            }
+            for body in Self::fetch_batch(&self.sign_results, 500, Duration::from_millis(300)).await {
+                let ev = SigningResultEvent::from_json(&body).unwrap();
+                got.entry(ev.tx_id.clone()).or_default().push(ev);
+            }
+            if quiet_until.is_none() && want.iter().all(|t| got.contains_key(t)) {
+                quiet_until = Some(tokio::time::Instant::now() + quiet);
+            }
+        }
+        got
+    }
+
+    /// Collect keygen results by wallet id, as [`WireClient::collect_sign_results`] does.
+    pub async fn collect_keygen_results(
+        &self,
+        want: &[String],
+        wait: Duration,
+        quiet: Duration,
+    ) -> HashMap<String, Vec<KeygenResultEvent>> {
+        let mut got: HashMap<String, Vec<KeygenResultEvent>> = HashMap::new();
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut quiet_until = None;
+        loop {
+            let now = tokio::time::Instant::now();
+            if quiet_until.is_some_and(|q| now >= q) || now >= deadline {
+                break;
+            }
+            for body in Self::fetch_batch(&self.keygen_results, 500, Duration::from_millis(300)).await {
+                let ev = KeygenResultEvent::from_json(&body).unwrap();
+                got.entry(ev.wallet_id.clone()).or_default().push(ev);
+            }
+            if quiet_until.is_none() && want.iter().all(|w| got.contains_key(w)) {
+                quiet_until = Some(tokio::time::Instant::now() + quiet);
+            }
+        }
+        got
+    }
+
+    /// Publish a keygen request for `wallet` without waiting for its result.
+    pub async fn send_keygen(&self, wallet: &str) {
+        self.publish(subjects::keygen_request_subject(wallet), self.keygen_body(wallet)).await;
     }
 
     /// The next signing result for this client (any tx).
@@ -430,6 +555,13 @@ pub fn ecdsa_child(pub_xy: &[u8], chain_code: &[u8; 32], path: &[u32]) -> Vec<u8
     let master = k256::PublicKey::from_sec1_bytes(&sec1).unwrap();
     let (child, _) = mpcium_tss::ecdsa::derive_child(&master, chain_code, path).unwrap();
     child.to_sec1_point(false).as_bytes()[1..].to_vec()
+}
+
+/// This process's resident set size in KiB (`VmRSS` of /proc/self/status; the nodes run in it).
+pub fn rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
 /// A plain HTTP/1.1 GET on 127.0.0.1, returning the whole response.
