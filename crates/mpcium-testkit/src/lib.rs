@@ -3,6 +3,10 @@
 //!
 //! The binary is found through `MPCIUM_NATS_SERVER`, then `./.tools/venv/bin/nats-server` of the
 //! workspace (what `scripts/install-tools.sh` installs), then `PATH`.
+//!
+//! [`pki`] makes throw-away certificates for servers started with TLS ([`NatsServer::start_with`]).
+
+pub mod pki;
 
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -19,6 +23,9 @@ pub enum HarnessError {
          or set MPCIUM_NATS_SERVER"
     )]
     NatsServerMissing,
+    /// The `openssl` command (used to make test certificates) was not found.
+    #[error("openssl not found: install it (Debian: `apt-get install openssl`) to make test certificates")]
+    OpensslMissing,
     /// Spawning or talking to the process failed.
     #[error("nats-server: {0}")]
     Io(#[from] io::Error),
@@ -63,13 +70,24 @@ pub fn free_port() -> io::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
+/// What to start a server with beyond the defaults (loopback listener, JetStream in a temp dir).
+#[derive(Debug, Clone, Default)]
+pub struct ServerSetup {
+    /// nats-server configuration text (accounts, TLS, authorization, ...) appended to the
+    /// generated config. It must not set `listen`, `port` or `jetstream`.
+    pub extra_config: Option<String>,
+    /// Environment variables of the server process: the config may refer to them as `$NAME`
+    /// (nats-server looks up variables the file does not define in its environment).
+    pub env: Vec<(String, String)>,
+}
+
 /// A running nats-server with JetStream, killed on drop.
 pub struct NatsServer {
     child: Child,
     addr: SocketAddr,
     dir: tempfile::TempDir,
     binary: PathBuf,
-    extra_config: Option<String>,
+    setup: ServerSetup,
 }
 
 impl NatsServer {
@@ -81,18 +99,18 @@ impl NatsServer {
     /// Start a server with extra nats-server configuration text (accounts, TLS, ...) appended to
     /// the generated config (which sets `listen`, `jetstream.store_dir`).
     pub fn start_with_config(extra_config: Option<&str>) -> Result<Self, HarnessError> {
+        Self::start_with(ServerSetup { extra_config: extra_config.map(str::to_owned), env: Vec::new() })
+    }
+
+    /// Start a server with extra configuration and environment (see [`ServerSetup`]); with a
+    /// `tls { ... }` block in the configuration clients must connect with TLS.
+    pub fn start_with(setup: ServerSetup) -> Result<Self, HarnessError> {
         let binary = nats_server_binary()?;
         let dir = tempfile::tempdir()?;
         // The server picks its own free port and reports it in a ports file: picking one here
         // and handing it over would race with other tests doing the same (two servers, one port).
-        let child = spawn(&binary, dir.path(), None, extra_config)?;
-        let mut server = Self {
-            child,
-            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            dir,
-            binary,
-            extra_config: extra_config.map(str::to_owned),
-        };
+        let child = spawn(&binary, dir.path(), None, &setup)?;
+        let mut server = Self { child, addr: SocketAddr::from(([127, 0, 0, 1], 0)), dir, binary, setup };
         server.addr = server.wait_for_port()?;
         server.wait_listening()?;
         Ok(server)
@@ -112,7 +130,7 @@ impl NatsServer {
     /// what is persisted in JetStream survives.
     pub fn restart(&mut self) -> Result<(), HarnessError> {
         self.stop();
-        self.child = spawn(&self.binary, self.dir.path(), Some(self.addr), self.extra_config.as_deref())?;
+        self.child = spawn(&self.binary, self.dir.path(), Some(self.addr), &self.setup)?;
         self.wait_listening()
     }
 
@@ -141,7 +159,8 @@ impl NatsServer {
             if let Ok(text) = std::fs::read_to_string(&file)
                 && let Some(addr) = text
                     .split('"')
-                    .find_map(|t| t.strip_prefix("nats://"))
+                    // `tls://` when the server requires TLS.
+                    .find_map(|t| t.strip_prefix("nats://").or_else(|| t.strip_prefix("tls://")))
                     .and_then(|a| a.parse::<SocketAddr>().ok())
             {
                 return Ok(addr);
@@ -177,7 +196,7 @@ fn spawn(
     binary: &Path,
     dir: &Path,
     addr: Option<SocketAddr>,
-    extra: Option<&str>,
+    setup: &ServerSetup,
 ) -> Result<Child, HarnessError> {
     let store = dir.join("jetstream");
     let listen = addr.map_or_else(|| "127.0.0.1:-1".to_owned(), |a| a.to_string());
@@ -185,7 +204,7 @@ fn spawn(
         "listen: \"{listen}\"\nports_file_dir: \"{}\"\njetstream {{ store_dir: \"{}\" }}\n{}\n",
         dir.display(),
         store.display(),
-        extra.unwrap_or("")
+        setup.extra_config.as_deref().unwrap_or("")
     );
     let config_path = dir.join("nats.conf");
     std::fs::write(&config_path, config)?;
@@ -193,6 +212,7 @@ fn spawn(
     let child = Command::new(binary)
         .arg("-c")
         .arg(&config_path)
+        .envs(setup.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)
@@ -217,6 +237,26 @@ mod tests {
         let mut line = String::new();
         BufReader::new(&stream).read_line(&mut line).unwrap();
         line
+    }
+
+    #[test]
+    fn starts_a_tls_server_with_test_certificates_and_passes_the_environment() {
+        let pki = pki::TestPki::generate(&["alice"]).unwrap();
+        for file in [&pki.ca_cert, &pki.server.cert, &pki.client("alice").cert, &pki.foreign_client.key] {
+            assert!(std::fs::read_to_string(file).unwrap().starts_with("-----BEGIN"), "{}", file.display());
+        }
+        let tls = format!(
+            "tls {{ cert_file: \"{}\", key_file: \"{}\", ca_file: \"{}\", verify: true }}\n\
+             authorization {{ users = [ {{ user: alice, password: $ALICE_PW }} ] }}\n",
+            pki.server.cert.display(),
+            pki.server.key.display(),
+            pki.ca_cert.display()
+        );
+        let env = vec![("ALICE_PW".to_owned(), "secret-pw".to_owned())];
+        let server = NatsServer::start_with(ServerSetup { extra_config: Some(tls), env }).unwrap();
+        let info = info_line(server.addr());
+        assert!(info.contains("\"tls_required\":true"), "TLS must be required: {info}");
+        assert!(info.contains("\"auth_required\":true"), "users must be required: {info}");
     }
 
     #[test]
