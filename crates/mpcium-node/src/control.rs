@@ -172,6 +172,7 @@ mod tests {
             threshold: 1,
             request_id: "tx".into(),
             dealers: vec![],
+            presignature: Some("v1-n0-0000000000000000aaaaaaaa-1.2".into()),
         }
         .with_request(b"{\"x\":1}");
         let c = Control::Start(start.clone());

@@ -284,6 +284,8 @@ impl Service {
         let _puller = self.drain.track_puller();
         let mut messages = consumer.messages().await?;
         tracing::info!(consumer = %spec.durable_name, "pulling requests");
+        // Pulled but not started when the drain began.
+        let mut held = Vec::new();
         loop {
             let msg = tokio::select! {
                 msg = messages.next() => msg,
@@ -301,7 +303,7 @@ impl Service {
             let permit = tokio::select! {
                 permit = slots.acquire_owned() => permit,
                 _ = self.drain.reached(Phase::Draining) => {
-                    hand_back(&msg).await;
+                    held.push(msg);
                     break;
                 }
             };
@@ -313,22 +315,25 @@ impl Service {
                 this.handle_request(msg, keygen).await;
             });
         }
-        // Draining: hand back what the pull has delivered (or still delivers, until the server
-        // sees our pull requests go) but we did not start, so other nodes take it now rather than
-        // after AckWait. Then dropping the stream withdraws the pull requests.
+        // Draining: collect what the pull has delivered (or still delivers, until the server sees
+        // our pull requests go) but we did not start; withdraw the pull requests (dropping the
+        // stream unsubscribes); only then hand it all back, so a request naked here cannot be
+        // redelivered to this node's withdrawn pull and sit there until AckWait. Other nodes
+        // take it at once.
         let linger_until = tokio::time::Instant::now() + HAND_BACK_LINGER;
-        let mut handed_back = 0usize;
         while let Ok(Some(Ok(msg))) = tokio::time::timeout_at(
             linger_until.min(tokio::time::Instant::now() + HAND_BACK_IDLE),
             messages.next(),
         )
         .await
         {
-            hand_back(&msg).await;
-            handed_back += 1;
+            held.push(msg);
         }
         drop(messages);
-        tracing::info!(consumer = %spec.durable_name, handed_back, "stopped pulling requests");
+        for msg in &held {
+            hand_back(msg).await;
+        }
+        tracing::info!(consumer = %spec.durable_name, handed_back = held.len(), "stopped pulling requests");
         Ok(())
     }
 
@@ -391,6 +396,8 @@ impl Service {
                 // node (or to this one after its restart). A result already published is
                 // deduplicated by its Nats-Msg-Id (the stream sequence).
                 progress.abort();
+                // After the pullers withdrew their pull requests (see `consume`).
+                let _ = tokio::time::timeout(Duration::from_secs(3), self.drain.pullers_stopped()).await;
                 hand_back(&msg).await;
                 return;
             }
@@ -1030,7 +1037,8 @@ impl Service {
         let deadline = tokio::time::Instant::now() + self.cfg.session_timeout + Duration::from_secs(5);
         let mut outputs = std::collections::BTreeMap::new();
         if members.iter().any(|p| p == self.me()) {
-            let own = self.participate(&start, session).await;
+            // The coordinator checked the request when it pulled it.
+            let own = self.participate(&start, session, true).await;
             outputs.insert(self.me().to_owned(), own);
         }
         while outputs.len() < members.len() {
@@ -1084,11 +1092,7 @@ impl Service {
             tracing::warn!(sender = %start.envelope.sender, "session start not sent by its coordinator; ignored");
             return;
         }
-        // Past the drain deadline the coordinator hears "aborted" at once instead of timing out.
-        let outcome = tokio::select! {
-            outcome = self.participate(&s, start.envelope.session) => outcome,
-            _ = self.drain.reached(Phase::Abandoning) => Err(shutting_down()),
-        };
+        let outcome = self.participate(&s, start.envelope.session, false).await;
         let report = match outcome {
             Ok(output) => DoneReport { ok: true, code: String::new(), reason: String::new(), output },
             Err(f) => DoneReport {
@@ -1114,10 +1118,13 @@ impl Service {
     }
 
     /// This node's part of a session: re-check the client's request, then run the protocol.
+    /// This node's part of a session. `request_checked`: the client's request was already
+    /// checked in full by this node (it coordinates), so the signing path only decodes it.
     async fn participate(
         &self,
         start: &SessionStart,
         session: [u8; 32],
+        request_checked: bool,
     ) -> Result<serde_json::Value, Failure> {
         if session_id(start)? != session {
             return Err(Failure::new(
@@ -1125,7 +1132,12 @@ impl Service {
                 "session id does not match its announcement",
             ));
         }
-        let outcome = self.participate_checked(start, session).await;
+        // Past the drain deadline the others hear "aborted" at once (the notice below) instead of
+        // timing out on this node.
+        let outcome = tokio::select! {
+            outcome = self.participate_checked(start, session, request_checked) => outcome,
+            _ = self.drain.reached(Phase::Abandoning) => Err(shutting_down()),
+        };
         if let Err(f) = &outcome
             && !f.peers_told
         {
@@ -1149,6 +1161,7 @@ impl Service {
         &self,
         start: &SessionStart,
         session: [u8; 32],
+        request_checked: bool,
     ) -> Result<serde_json::Value, Failure> {
         let me_index = start.participants.iter().position(|p| p == self.me());
         let is_new = start.new_participants.iter().any(|p| p == self.me());
@@ -1173,7 +1186,12 @@ impl Service {
                 self.keygen_part(start, &req.wallet_id, session, me_index, &mut inbox).await
             }
             SessionOp::Sign => {
-                let req = self.check_sign(&body).map_err(|e| e.1)?;
+                let req = if request_checked {
+                    SignTxMessage::from_json(&body)
+                        .map_err(|e| Failure::new(ErrorCode::UnmarshalFailure, e.to_string()))?
+                } else {
+                    self.check_sign(&body).map_err(|e| e.1)?
+                };
                 if !start.request_id.starts_with(&format!("{}#", req.tx_id)) {
                     return Err(Failure::new(
                         ErrorCode::MessageVerification,

@@ -3,7 +3,8 @@
 //! [`run_protocol`] pokes the protocol, sends what it asks (broadcasts signed once and sent to
 //! every other participant, private messages sealed per recipient), and feeds it every verified
 //! message of its session from a participant, each `(sender, seq)` at most once. When the
-//! protocol returns, the participants exchange an echo of every broadcast they received
+//! protocol returns, the participants (three or more: with two, a broadcast has one recipient and
+//! cannot be equivocated) exchange an echo of every broadcast they received
 //! (`sender, seq, digest, sender's signature`) before anyone uses the result: two validly
 //! signed broadcasts with the same `(sender, seq)` and different digests prove that the sender
 //! equivocated, and the run ends naming it. A participant that fails sends an abort notice so the
@@ -303,6 +304,11 @@ impl Run<'_> {
 
     /// The reliable-broadcast check (see the module docs).
     async fn echo(&mut self, inbox: &mut SessionInbox) -> Result<(), SessionError> {
+        // With one other participant every broadcast has a single recipient: there is nobody
+        // to hand another version to, so there is nothing to compare (and one round less).
+        if self.others.len() < 2 {
+            return Ok(());
+        }
         self.send_echo().await?;
         while self.early_echoes.len() < self.others.len() {
             let inbound = match self.next(inbox).await {
@@ -394,6 +400,12 @@ impl Run<'_> {
             |who: &str, reason: String| SessionError::Faulty { culprits: vec![who.to_owned()], reason };
         let mut theirs = HashSet::new();
         for e in &report.entries {
+            let own = self.broadcasts.get(&(e.sender.clone(), e.seq));
+            if own.is_some_and(|own| own.digest == e.digest) {
+                // The same contents we received (and checked) or sent: nothing to prove.
+                theirs.insert((e.sender.clone(), e.seq));
+                continue;
+            }
             match self.entry_signed(e) {
                 None if !self.party_of.contains_key(&e.sender) => {
                     return Err(faulty(
@@ -410,7 +422,7 @@ impl Run<'_> {
                 }
                 Some(true) => {}
             }
-            if let Some(own) = self.broadcasts.get(&(e.sender.clone(), e.seq))
+            if let Some(own) = own
                 && own.digest != e.digest
             {
                 return Err(faulty(

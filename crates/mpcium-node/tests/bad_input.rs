@@ -182,7 +182,7 @@ impl Maker<'_> {
             }
             SignMissingSignature => {
                 let mut m = w.sign_msg("ed25519", self.wallet, &tx, b"m", None);
-                m.signature = if i % 2 == 0 { None } else { Some(Vec::new()) };
+                m.signature = if i.is_multiple_of(2) { None } else { Some(Vec::new()) };
                 sign(self.sign_body(&m), &tx)
             }
             SignP256Signature => {
@@ -190,7 +190,7 @@ impl Maker<'_> {
                 let raw = mpcium_api::canonical::sign_signed_bytes(&m, mpcium_api::SigningMode::Compatible);
                 let der = p256_signature(&raw);
                 // DER as the P-256 clients send it, or its r‖s form (64 bytes, like Ed25519).
-                m.signature = Some(if i % 2 == 0 { der } else { p256_raw(&raw) });
+                m.signature = Some(if i.is_multiple_of(2) { der } else { p256_raw(&raw) });
                 sign(self.sign_body(&m), &tx)
             }
             SignReplay => Bad {
@@ -212,7 +212,7 @@ impl Maker<'_> {
             }
             SignHardenedPath => {
                 let path = vec![44, (1u32 << 31) + (i as u32 % 1000), 0, 0];
-                let key_type = if i % 2 == 0 { "ed25519" } else { "secp256k1" };
+                let key_type = if i.is_multiple_of(2) { "ed25519" } else { "secp256k1" };
                 let m = w.sign_msg(key_type, self.wallet, &tx, &[9u8; 32], Some(path));
                 sign(self.sign_body(&m), &tx)
             }
@@ -240,7 +240,7 @@ impl Maker<'_> {
                 .into_bytes(),
             ),
             KeygenMissingSignature => keygen(
-                if i % 2 == 0 {
+                if i.is_multiple_of(2) {
                     format!(r#"{{"wallet_id":"{kw}"}}"#)
                 } else {
                     format!(r#"{{"wallet_id":"{kw}","signature":null}}"#)
