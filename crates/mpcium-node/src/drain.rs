@@ -112,7 +112,8 @@ impl Drain {
         let _ = rx.wait_for(|n| *n == 0).await;
     }
 
-    async fn pullers_stopped(&self) {
+    /// Resolves once every request puller has stopped.
+    pub async fn pullers_stopped(&self) {
         let mut rx = self.pullers.subscribe();
         let _ = rx.wait_for(|n| *n == 0).await;
     }
