@@ -49,6 +49,17 @@ pub struct NodeParams {
 /// Why a node could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
+    /// NATS refused this node: wrong user or password, a client certificate the server does not
+    /// accept, or a server certificate we do not trust. Retrying would not help.
+    #[error(
+        "NATS at {url} refused the connection ({source}): check nats.username, nats.password and nats.tls.*"
+    )]
+    NatsRefused {
+        /// The URL.
+        url: String,
+        /// What the server or the TLS handshake said.
+        source: async_nats::ConnectError,
+    },
     /// NATS is unreachable or refused us.
     #[error("cannot connect to NATS at {url}: {source}")]
     Nats {
@@ -160,15 +171,65 @@ impl RunningNode {
     }
 }
 
+/// The prefix of a node's reply inboxes: its own, so that NATS permissions can give each node
+/// (and each client) a separate `_INBOX_<id>.>` and nobody reads another's replies.
+pub fn inbox_prefix(node_id: &str) -> String {
+    format!("_INBOX_{node_id}")
+}
+
+/// Connect to NATS. A refusal (credentials, certificates) ends the start at once with the reason;
+/// a server that is not reachable yet is retried in the background, so nodes may start first.
+async fn connect(params: &NodeParams) -> Result<async_nats::Client, StartError> {
+    let url = &params.nats_url;
+    let options = params
+        .nats_options
+        .clone()
+        .name(format!("mpcium-{}", params.node_name))
+        .custom_inbox_prefix(inbox_prefix(&params.node_id));
+    match options.clone().connect(url).await {
+        Ok(client) => Ok(client),
+        Err(source) if is_refusal(&source) => Err(StartError::NatsRefused { url: url.clone(), source }),
+        Err(e) => {
+            tracing::warn!(url = %url, error = %e, "NATS not reachable yet; retrying in the background");
+            options
+                .retry_on_initial_connect()
+                .connect(url)
+                .await
+                .map_err(|source| StartError::Nats { url: url.clone(), source })
+        }
+    }
+}
+
+/// Whether a connection error is the server (or the TLS handshake) saying no, as opposed to the
+/// server not being there.
+fn is_refusal(e: &async_nats::ConnectError) -> bool {
+    use async_nats::ConnectErrorKind as K;
+    match e.kind() {
+        K::Authentication | K::AuthorizationViolation | K::Tls => true,
+        // A TLS 1.3 server checks the client certificate after the client has finished its side
+        // of the handshake, so its refusal arrives as an alert on the next read.
+        K::Io => {
+            let mut source = std::error::Error::source(e);
+            while let Some(err) = source {
+                if err.downcast_ref::<async_nats::rustls::Error>().is_some() {
+                    return true;
+                }
+                if let Some(io) = err.downcast_ref::<std::io::Error>()
+                    && io.get_ref().is_some_and(|inner| inner.is::<async_nats::rustls::Error>())
+                {
+                    return true;
+                }
+                source = err.source();
+            }
+            false
+        }
+        _ => false,
+    }
+}
+
 /// Start a node.
 pub async fn start(params: NodeParams) -> Result<RunningNode, StartError> {
-    let client = params
-        .nats_options
-        .name(format!("mpcium-{}", params.node_name))
-        .retry_on_initial_connect()
-        .connect(&params.nats_url)
-        .await
-        .map_err(|source| StartError::Nats { url: params.nats_url.clone(), source })?;
+    let client = connect(&params).await?;
     let js = async_nats::jetstream::new(client.clone());
     let heartbeat = Heartbeat::every(params.heartbeat);
     let registry = Registry::open(&js, heartbeat).await?;
@@ -233,6 +294,58 @@ pub async fn start(params: NodeParams) -> Result<RunningNode, StartError> {
         #[cfg(feature = "test-malice")]
         malice,
     })
+}
+
+/// Why `nats.*` cannot be turned into connection options.
+#[derive(Debug, thiserror::Error)]
+pub enum NatsOptionsError {
+    /// `nats.username` without `nats.password` (or the reverse).
+    #[error("nats.username and nats.password go together: set both or neither")]
+    HalfCredentials,
+    /// A `nats.tls.*` file is missing or unreadable.
+    #[error("{key}: cannot read {path}: {source}")]
+    TlsFile {
+        /// The config key.
+        key: &'static str,
+        /// The path it names.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// The NATS connection options of a node config. As the original: in production, TLS is required,
+/// the server is verified with `nats.tls.ca_cert`, the node presents `nats.tls.client_cert` /
+/// `client_key`, and `nats.username`/`nats.password` are sent; in development nothing of that.
+/// The TLS files are checked here so a wrong path is named before any connection attempt.
+pub fn nats_options(
+    cfg: &mpcium_config::NatsConfig,
+    environment: mpcium_config::Environment,
+) -> Result<async_nats::ConnectOptions, NatsOptionsError> {
+    let options = async_nats::ConnectOptions::new();
+    if environment != mpcium_config::Environment::Production {
+        return Ok(options);
+    }
+    let options = match (&cfg.username, &cfg.password) {
+        (Some(user), Some(pass)) => options.user_and_password(user.clone(), pass.expose().to_owned()),
+        (None, None) => options,
+        _ => return Err(NatsOptionsError::HalfCredentials),
+    };
+    for (key, path) in [
+        ("nats.tls.ca_cert", &cfg.tls.ca_cert),
+        ("nats.tls.client_cert", &cfg.tls.client_cert),
+        ("nats.tls.client_key", &cfg.tls.client_key),
+    ] {
+        std::fs::File::open(path).map_err(|source| NatsOptionsError::TlsFile {
+            key,
+            path: path.clone(),
+            source,
+        })?;
+    }
+    Ok(options
+        .require_tls(true)
+        .add_root_certificates(cfg.tls.ca_cert.clone())
+        .add_client_certificate(cfg.tls.client_cert.clone(), cfg.tls.client_key.clone()))
 }
 
 /// The authorization policy of a node config.

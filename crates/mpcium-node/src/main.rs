@@ -12,7 +12,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Parser, Subcommand};
 use mpcium_config::{Environment, NodeConfig, NodeOverrides, SecretString};
-use mpcium_node::daemon::{NodeParams, api_key, authorization_policy, start};
+use mpcium_node::daemon::{NodeParams, api_key, authorization_policy, nats_options, start};
 use mpcium_node::service::ServiceConfig;
 use mpcium_store::{BackupConfig, Store, StoreOptions};
 
@@ -175,16 +175,7 @@ async fn run(args: StartArgs) -> Result<()> {
         b
     });
 
-    let mut nats_options = async_nats::ConnectOptions::new();
-    if cfg.environment == Environment::Production {
-        if let (Some(user), Some(pass)) = (&cfg.nats.username, &cfg.nats.password) {
-            nats_options = nats_options.user_and_password(user.clone(), pass.expose().to_owned());
-        }
-        nats_options = nats_options
-            .add_root_certificates(cfg.nats.tls.ca_cert.clone())
-            .add_client_certificate(cfg.nats.tls.client_cert.clone(), cfg.nats.tls.client_key.clone())
-            .require_tls(true);
-    }
+    let nats_options = nats_options(&cfg.nats, cfg.environment).map_err(|e| anyhow!("{e}"))?;
     let initiator = api_key(&cfg.event_initiator).map_err(|e| anyhow!("event_initiator_pubkey: {e}"))?;
     let authorization =
         authorization_policy(&cfg.authorization).map_err(|e| anyhow!("authorization: {e}"))?;
