@@ -5,7 +5,8 @@
 //! crashes (a valid signature still works afterwards, every node still ready) and the process's
 //! memory stays flat.
 //!
-//! `MPCIUM_BAD_INPUT_N` sets the number of bad requests (default 2,000; the full run is 10,000).
+//! `MPCIUM_BAD_INPUT_N` sets the number of bad requests (default 10,000: about 12 s of requests,
+//! 25 s with the cluster start and keygen, on the loaded 2-core CI machine).
 
 mod common;
 
@@ -280,7 +281,7 @@ async fn every_bad_request_is_answered_with_its_code_and_memory_stays_flat() {
         .with_env_filter(tracing_subscriber::EnvFilter::new("error"))
         .with_test_writer()
         .try_init();
-    let n: usize = std::env::var("MPCIUM_BAD_INPUT_N").ok().and_then(|v| v.parse().ok()).unwrap_or(2000);
+    let n: usize = std::env::var("MPCIUM_BAD_INPUT_N").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000);
     let spec = ClusterSpec {
         tweak: Some(Arc::new(|_, p: &mut mpcium_node::daemon::NodeParams| {
             p.service.max_request_bytes = MAX_REQUEST_BYTES;
