@@ -294,6 +294,12 @@ impl PeerDirectory {
         }
     }
 
+    /// When a peer's current process started (from its ready record), if it was seen.
+    /// A different value later means it restarted and lost the state of its sessions.
+    pub fn incarnation(&self, peer: &str) -> Option<u64> {
+        self.peers.read().ok()?.get(peer).map(|s| s.started_at_ms)
+    }
+
     fn record(&self, identity: &SigningKey, started_at_ms: u64) -> ReadyRecord {
         ReadyRecord::new(&self.me, &self.exchange.public(), started_at_ms, identity)
     }
@@ -555,9 +561,7 @@ impl Registry {
         msg_id: &str,
         event: bytes::Bytes,
     ) -> Result<bytes::Bytes, RegistryError> {
-        use sha2::{Digest, Sha256};
-        let digest = Sha256::digest(msg_id.as_bytes());
-        let key = format!("result.{}", digest.iter().map(|b| format!("{b:02x}")).collect::<String>());
+        let key = settled_key(msg_id);
         match self.requests.create(&key, event.clone()).await {
             Ok(_) => Ok(event),
             Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {
@@ -572,6 +576,24 @@ impl Registry {
             Err(e) => Err(kv_err(REQUESTS_BUCKET)(e.into())),
         }
     }
+}
+
+impl Registry {
+    /// The result event settled for `msg_id`, if the request message was answered already.
+    pub async fn settled_result(&self, msg_id: &str) -> Result<Option<bytes::Bytes>, RegistryError> {
+        self.requests.get(settled_key(msg_id)).await.map_err(|e| kv_err(REQUESTS_BUCKET)(e.into()))
+    }
+
+    /// Remove a wallet's key info for one curve (a keygen that made only one of its two keys).
+    pub async fn delete_keyinfo(&self, curve: &str, wallet_id: &str) -> Result<(), RegistryError> {
+        self.keyinfo.delete(keyinfo_key(curve, wallet_id)).await.map_err(|e| kv_err(KEYINFO_BUCKET)(e.into()))
+    }
+}
+
+fn settled_key(msg_id: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(msg_id.as_bytes());
+    format!("result.{}", digest.iter().map(|b| format!("{b:02x}")).collect::<String>())
 }
 
 fn apply(dir: &PeerDirectory, entry: kv::Entry) {

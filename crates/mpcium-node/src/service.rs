@@ -362,6 +362,38 @@ impl Service {
         };
         let subject_token = msg.subject.as_str().rsplit('.').next().unwrap_or("").to_owned();
         let started = std::time::Instant::now();
+        // A redelivery of a request that was answered already (its ack was lost, or it waited in a
+        // pull of a node that was cut off) is answered with the settled result, not run again.
+        let answered = if keygen {
+            GenerateKeyMessage::from_json(&msg.payload).ok().map(|m| {
+                (
+                    subjects::keygen_result_subject(client.as_ref(), &m.wallet_id),
+                    subjects::keygen_idempotency_key(client.as_ref(), &m.wallet_id, Some(&claim)),
+                )
+            })
+        } else {
+            SignTxMessage::from_json(&msg.payload).ok().map(|m| {
+                (
+                    subjects::signing_result_subject(client.as_ref()),
+                    subjects::signing_idempotency_key(client.as_ref(), &m.tx_id, Some(&claim)),
+                )
+            })
+        };
+        if let Some((subject, key)) = answered
+            && let Ok(Some(event)) = self.registry.settled_result(&key).await
+        {
+            tracing::info!(subject = %msg.subject, "request answered before; republishing its result");
+            progress.abort();
+            let body = String::from_utf8_lossy(&event).into_owned();
+            match self.publish(subject, key, body).await {
+                Ok(()) => drop(msg.ack().await),
+                Err(e) => {
+                    tracing::error!(error = %e, "could not republish a result; leaving the request for redelivery");
+                    let _ = msg.ack_with(jetstream::AckKind::Nak(Some(Duration::from_secs(1)))).await;
+                }
+            }
+            return;
+        }
         let work = async {
             if keygen {
                 let event =
@@ -544,6 +576,15 @@ impl Service {
         });
         let [a, b] = runs;
         let (ra, rb) = tokio::join!(a, b);
+        if ra.is_err() || rb.is_err() {
+            // One request makes both keys or neither: forget a key whose twin failed, so the
+            // client can simply retry (the shares left behind are overwritten by the retry).
+            for (kind, ok) in [(KeyType::Secp256k1, ra.is_ok()), (KeyType::Ed25519, rb.is_ok())] {
+                if ok && let Err(e) = self.registry.delete_keyinfo(curve_name(kind), &req.wallet_id).await {
+                    tracing::warn!(wallet = %req.wallet_id, error = %e, "could not remove a half-made wallet");
+                }
+            }
+        }
         outputs.push(ra?);
         outputs.push(rb?);
         let ecdsa_hex = outputs[0]["public_key"].as_str().unwrap_or_default();
@@ -1066,6 +1107,11 @@ impl Service {
                     ));
                 }
             }
+        }
+        // This node's own failure first: the reason the client reads must not be chosen by
+        // another node (a peer could word it to blame an honest one).
+        if let Some(Err(f)) = outputs.get(self.me()) {
+            return Err(Failure::new(f.code.clone(), format!("{}: {}", self.me(), f.reason)));
         }
         let mut agreed: Option<serde_json::Value> = None;
         for (node, outcome) in outputs {

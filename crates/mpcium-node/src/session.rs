@@ -27,6 +27,9 @@ use crate::transport::{Inbound, SessionInbox, Transport, TransportError};
 /// settles whom to blame (they send theirs as soon as they stop too).
 const VIEW_GRACE: Duration = Duration::from_secs(2);
 
+/// How often a waiting run checks whether a participant restarted.
+const PEER_CHECK_PERIOD: Duration = Duration::from_millis(500);
+
 /// The code of an abort notice sent because the session timed out.
 const TIMEOUT_CODE: &str = "ERROR_SESSION_TIMEOUT";
 
@@ -124,6 +127,8 @@ struct Run<'a> {
     viewless: HashSet<String>,
     echo_sent: bool,
     deadline: Instant,
+    /// Each other participant's process start when the run began (see `restarted_peer`).
+    incarnations: Vec<(String, Option<u64>)>,
 }
 
 /// Run `protocol` as party `spec.me` of session `spec.id`.
@@ -151,7 +156,9 @@ pub async fn run_protocol<P: Protocol>(
         viewless: HashSet::new(),
         echo_sent: false,
         deadline: Instant::now() + spec.timeout,
+        incarnations: Vec::new(),
     };
+    run.incarnations = run.others.iter().map(|n| (n.clone(), transport.directory().incarnation(n))).collect();
     let result = match run.drive(inbox, &mut protocol).await {
         Ok(output) => run.echo(inbox).await.map(|()| output),
         Err(e) => Err(e),
@@ -216,12 +223,35 @@ impl Run<'_> {
     }
 
     /// Wait for the next message of a participant (or time out).
+    /// A peer that restarted since the run began has lost the run: waiting for it until the
+    /// timeout would only hold the request (and a concurrency slot) for nothing.
     async fn next(&mut self, inbox: &mut SessionInbox) -> Result<Inbound, SessionError> {
-        match tokio::time::timeout_at(self.deadline, inbox.recv()).await {
-            Ok(Some(m)) => Ok(m),
-            Ok(None) => Err(SessionError::Invalid("transport closed".into())),
-            Err(_) => Err(SessionError::Timeout { waiting_for: self.missing() }),
+        loop {
+            tokio::select! {
+                received = tokio::time::timeout_at(self.deadline, inbox.recv()) => {
+                    return match received {
+                        Ok(Some(m)) => Ok(m),
+                        Ok(None) => Err(SessionError::Invalid("transport closed".into())),
+                        Err(_) => Err(SessionError::Timeout { waiting_for: self.missing() }),
+                    };
+                }
+                _ = tokio::time::sleep(PEER_CHECK_PERIOD) => {
+                    if let Some(peer) = self.restarted_peer() {
+                        tracing::info!(peer = %peer, "a participant restarted during the session");
+                        return Err(SessionError::Timeout { waiting_for: vec![peer] });
+                    }
+                }
+            }
         }
+    }
+
+    /// A participant whose process is not the one that was there when the run began.
+    fn restarted_peer(&self) -> Option<String> {
+        let dir = self.transport.directory();
+        self.incarnations
+            .iter()
+            .find(|(peer, was)| was.is_some() && dir.incarnation(peer) != *was)
+            .map(|(peer, _)| peer.clone())
     }
 
     /// The participants that have sent no protocol message (nor echo) yet.
