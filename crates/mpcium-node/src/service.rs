@@ -17,6 +17,9 @@ use futures_util::StreamExt;
 /// `u32::MAX`; protocol messages count up from 0).
 const ABORT_SEQ: u32 = u32::MAX - 1;
 
+/// How long a starting node waits for t+1 ready nodes before it pulls requests.
+const QUORUM_WAIT: Duration = Duration::from_secs(30);
+
 /// The core NATS subject of reshare requests (the original's).
 pub const RESHARE_SUBJECT: &str = "mpc:reshare";
 
@@ -282,6 +285,7 @@ impl Service {
             )
             .await?;
         let _puller = self.drain.track_puller();
+        self.wait_for_quorum().await;
         let mut messages = consumer.messages().await?;
         tracing::info!(consumer = %spec.durable_name, "pulling requests");
         // Pulled but not started when the drain began.
@@ -335,6 +339,20 @@ impl Service {
         }
         tracing::info!(consumer = %spec.durable_name, handed_back = held.len(), "stopped pulling requests");
         Ok(())
+    }
+
+    /// Requests queued while the cluster was down would be answered `ERROR_NOT_MAJORITY` by the
+    /// first node back: pull only once t+1 nodes are ready (or after a bounded wait, so a node
+    /// alone still answers, with that error, rather than never).
+    async fn wait_for_quorum(&self) {
+        let need = self.cfg.threshold as usize + 1;
+        let until = tokio::time::Instant::now() + QUORUM_WAIT;
+        while self.transport.directory().ready().len() < need && tokio::time::Instant::now() < until {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                _ = self.drain.reached(Phase::Draining) => return,
+            }
+        }
     }
 
     async fn handle_request(&self, msg: jetstream::Message, keygen: bool) {
