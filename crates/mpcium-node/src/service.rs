@@ -92,11 +92,13 @@ pub struct Failure {
     /// Whether the session's other members already know (the session layer sent them an
     /// abort notice, or the failure came from one).
     peers_told: bool,
+    /// Whether this node's own run named culprits (a failed check or who stayed silent).
+    names_culprits: bool,
 }
 
 impl Failure {
     fn new(code: ErrorCode, reason: impl Into<String>) -> Self {
-        Self { code, reason: reason.into(), peers_told: false }
+        Self { code, reason: reason.into(), peers_told: false, names_culprits: false }
     }
 }
 
@@ -113,7 +115,8 @@ impl From<SessionError> for Failure {
             SessionError::Invalid(_) => ErrorCode::SessionInitialization,
             SessionError::Transport(_) => ErrorCode::PeerUnavailable,
         };
-        Self { code, reason: e.to_string(), peers_told: true }
+        let names_culprits = !e.culprits().is_empty();
+        Self { code, reason: e.to_string(), peers_told: true, names_culprits }
     }
 }
 
@@ -1126,9 +1129,13 @@ impl Service {
                 }
             }
         }
-        // This node's own failure first: the reason the client reads must not be chosen by
-        // another node (a peer could word it to blame an honest one).
-        if let Some(Err(f)) = outputs.get(self.me()) {
+        // This node's own failure first when it names culprits: the reason the client reads
+        // must not be chosen by another node (a peer could word it to blame an honest one).
+        // A failure of its own that blames nobody (it heard from everyone, the run still did not
+        // finish) says less than a peer's that names who stayed silent.
+        if let Some(Err(f)) = outputs.get(self.me())
+            && (f.names_culprits || outputs.iter().all(|(n, o)| n == self.me() || o.is_ok()))
+        {
             return Err(Failure::new(f.code.clone(), format!("{}: {}", self.me(), f.reason)));
         }
         let mut agreed: Option<serde_json::Value> = None;

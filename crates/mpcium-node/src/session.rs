@@ -254,7 +254,7 @@ impl Run<'_> {
             .map(|(peer, _)| peer.clone())
     }
 
-    /// The participants that have sent no protocol message (nor echo) yet.
+    /// The participants that have sent no protocol message yet.
     fn missing(&self) -> Vec<String> {
         self.others.iter().filter(|n| !self.heard_from.contains(*n)).cloned().collect()
     }
@@ -304,7 +304,8 @@ impl Run<'_> {
                         });
                     }
                     Ok(Control::Echo(report)) => {
-                        self.heard_from.insert(env.sender.clone());
+                        // A view is not taking part: a node whose protocol messages never
+                        // arrived (forged, or sent to nobody) still shows one when it fails.
                         self.early_echoes.insert(env.sender.clone(), report);
                     }
                     Ok(other) => tracing::debug!(?other, "unexpected control message in a session; ignored"),
