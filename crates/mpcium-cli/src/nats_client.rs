@@ -14,6 +14,7 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Connects to `config.nats.url` (with user/password and TLS client certificate in production).
 pub async fn connect(config: &ClientConfig) -> anyhow::Result<async_nats::Client> {
+    mpcium_node::daemon::install_tls_provider();
     let nats = &config.nats;
     let mut options = async_nats::ConnectOptions::new().connection_timeout(CONNECT_TIMEOUT);
     if config.environment == Environment::Production {

@@ -179,7 +179,15 @@ pub fn inbox_prefix(node_id: &str) -> String {
 
 /// Connect to NATS. A refusal (credentials, certificates) ends the start at once with the reason;
 /// a server that is not reachable yet is retried in the background, so nodes may start first.
+/// Select rustls' `ring` provider for this process, once. With two providers compiled in (a build
+/// that also has the AWS SDK's `aws-lc-rs`, e.g. a workspace build with every feature) rustls
+/// cannot choose on its own and panics at the first TLS connection.
+pub fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 async fn connect(params: &NodeParams) -> Result<async_nats::Client, StartError> {
+    install_tls_provider();
     let url = &params.nats_url;
     let options = params
         .nats_options
@@ -322,6 +330,7 @@ pub fn nats_options(
     cfg: &mpcium_config::NatsConfig,
     environment: mpcium_config::Environment,
 ) -> Result<async_nats::ConnectOptions, NatsOptionsError> {
+    install_tls_provider();
     let options = async_nats::ConnectOptions::new();
     if environment != mpcium_config::Environment::Production {
         return Ok(options);

@@ -64,6 +64,7 @@ struct SecureServer {
 
 impl SecureServer {
     fn start() -> SecureServer {
+        mpcium_node::daemon::install_tls_provider();
         let names: Vec<&str> = NODES.iter().map(|(n, _)| *n).chain([CLIENT]).collect();
         let pki = TestPki::generate(&names).unwrap();
         let passwords: HashMap<String, String> =
