@@ -193,10 +193,16 @@ fn keygen_with_a_corrupted_message_names_the_sender() {
         });
         let err = results[0].1.as_ref().expect_err("party 1 must abort");
         assert!(err.culprits().contains(&2) && !err.culprits().contains(&1), "round {round}: {err}");
-        // Party 3 got honest messages: it may finish, or abort naming 2 among its suspects (an
-        // inconsistent DKG polynomial cannot be attributed, so then it names every peer).
+        // Party 3 got honest messages: it may finish, abort naming 2 among its suspects (an
+        // inconsistent DKG polynomial cannot be attributed, so then it names every peer), or be
+        // left waiting for party 1, which stopped at the bad message (in the simulator a stall;
+        // over the network the abort notice of party 1).
         if let Err(e) = &results[2].1 {
-            assert!(e.culprits().contains(&2) && !e.culprits().contains(&3), "round {round}: {e}");
+            let stalled = matches!(e, ProtocolError::Internal(r) if r.starts_with("stalled"));
+            assert!(
+                stalled || (e.culprits().contains(&2) && !e.culprits().contains(&3)),
+                "round {round}: {e}"
+            );
         }
     }
 }
