@@ -351,23 +351,11 @@ impl WireClient {
         wait: Duration,
         quiet: Duration,
     ) -> HashMap<String, Vec<SigningResultEvent>> {
-        let mut got: HashMap<String, Vec<SigningResultEvent>> = HashMap::new();
-        let deadline = tokio::time::Instant::now() + wait;
-        let mut quiet_until = None;
-        loop {
-            let now = tokio::time::Instant::now();
-            if quiet_until.is_some_and(|q| now >= q) || now >= deadline {
-                break;
-            }
-            for body in Self::fetch_batch(&self.sign_results, 500, Duration::from_millis(300)).await {
-                let ev = SigningResultEvent::from_json(&body).unwrap();
-                got.entry(ev.tx_id.clone()).or_default().push(ev);
-            }
-            if quiet_until.is_none() && want.iter().all(|t| got.contains_key(t)) {
-                quiet_until = Some(tokio::time::Instant::now() + quiet);
-            }
-        }
-        got
+        Self::collect(&self.sign_results, want, wait, quiet, |body| {
+            let ev = SigningResultEvent::from_json(body).unwrap();
+            (ev.tx_id.clone(), ev)
+        })
+        .await
     }
 
     /// Collect keygen results by wallet id, as [`WireClient::collect_sign_results`] does.
@@ -377,7 +365,22 @@ impl WireClient {
         wait: Duration,
         quiet: Duration,
     ) -> HashMap<String, Vec<KeygenResultEvent>> {
-        let mut got: HashMap<String, Vec<KeygenResultEvent>> = HashMap::new();
+        Self::collect(&self.keygen_results, want, wait, quiet, |body| {
+            let ev = KeygenResultEvent::from_json(body).unwrap();
+            (ev.wallet_id.clone(), ev)
+        })
+        .await
+    }
+
+    /// The loop behind the collectors: results keyed by `decode`'s id.
+    async fn collect<E>(
+        consumer: &jetstream::consumer::Consumer<pull::Config>,
+        want: &[String],
+        wait: Duration,
+        quiet: Duration,
+        decode: impl Fn(&[u8]) -> (String, E),
+    ) -> HashMap<String, Vec<E>> {
+        let mut got: HashMap<String, Vec<E>> = HashMap::new();
         let deadline = tokio::time::Instant::now() + wait;
         let mut quiet_until = None;
         loop {
@@ -385,11 +388,11 @@ impl WireClient {
             if quiet_until.is_some_and(|q| now >= q) || now >= deadline {
                 break;
             }
-            for body in Self::fetch_batch(&self.keygen_results, 500, Duration::from_millis(300)).await {
-                let ev = KeygenResultEvent::from_json(&body).unwrap();
-                got.entry(ev.wallet_id.clone()).or_default().push(ev);
+            for body in Self::fetch_batch(consumer, 500, Duration::from_millis(300)).await {
+                let (id, ev) = decode(&body);
+                got.entry(id).or_default().push(ev);
             }
-            if quiet_until.is_none() && want.iter().all(|w| got.contains_key(w)) {
+            if quiet_until.is_none() && want.iter().all(|t| got.contains_key(t)) {
                 quiet_until = Some(tokio::time::Instant::now() + quiet);
             }
         }
