@@ -93,8 +93,8 @@ fn tx_ids(load: &[LoadRequest]) -> Vec<String> {
     load.iter().map(|r| r.msg.tx_id.clone()).collect()
 }
 
-/// Publish a whole load in the background (in order, each until stored).
-fn publish_load(client: &WireClient, load: &[LoadRequest]) -> tokio::task::JoinHandle<u32> {
+/// Publish a whole load in the background (in order, each until stored), `pace` apart.
+fn publish_load(client: &WireClient, load: &[LoadRequest], pace: Duration) -> tokio::task::JoinHandle<u32> {
     let js = client.js.clone();
     let id = client.client_id.clone();
     let load = load.to_vec();
@@ -102,6 +102,9 @@ fn publish_load(client: &WireClient, load: &[LoadRequest]) -> tokio::task::JoinH
         let mut failures = 0;
         for req in &load {
             failures += publish_until_stored(&js, &id, &req.msg).await;
+            if !pace.is_zero() {
+                tokio::time::sleep(pace).await;
+            }
         }
         failures
     })
@@ -125,7 +128,7 @@ async fn node_killed_and_restarted_under_signing_load() {
     let ids = tx_ids(&load);
     let load_started = Instant::now();
     let progress = collector.progress(ids.clone(), Duration::from_secs(2));
-    let publisher = publish_load(&client, &load);
+    let publisher = publish_load(&client, &load, Duration::ZERO);
 
     // First fault once the load is flowing: kill -9 node1, restart it at once.
     let first_trigger = count / 8;
@@ -231,19 +234,7 @@ async fn nats_server_restarted_under_signing_load() {
     let ids = tx_ids(&load);
     let load_started = Instant::now();
     // Paced, so publishing overlaps the outage.
-    let publisher = {
-        let js = client.js.clone();
-        let id = client.client_id.clone();
-        let load = load.clone();
-        tokio::spawn(async move {
-            let mut failures = 0;
-            for req in &load {
-                failures += publish_until_stored(&js, &id, &req.msg).await;
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            failures
-        })
-    };
+    let publisher = publish_load(&client, &load, Duration::from_millis(20));
     for restart in 0..restarts {
         let trigger = count * (restart + 1) / (restarts + 2);
         while collector.answered(&ids) < trigger {
