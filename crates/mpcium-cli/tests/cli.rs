@@ -49,7 +49,7 @@ fn node_with_backups(tmp: &Path) -> (PathBuf, Vec<(String, Vec<u8>)>) {
     store.put_share(ShareKind::Ecdsa, "w1", 0, &[1u8; 2000]).unwrap();
     store.put_share(ShareKind::Eddsa, "w1", 0, &[2u8; 100]).unwrap();
     run_backup_once(&store, &backups, "node0").unwrap().unwrap();
-    store.put_share(ShareKind::Ecdsa, "w1", 0, &[3u8; 2000]).unwrap();
+    store.put(&mpcium_store::RecordKey::share(ShareKind::Ecdsa, "w1", 0).unwrap(), &[3u8; 2000]).unwrap();
     store.record_request("w1", "tx-1").unwrap();
     run_backup_once(&store, &backups, "node0").unwrap().unwrap();
     (backups, contents(&store))

@@ -54,10 +54,8 @@ impl Control {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SessionOp {
-    /// Keygen of one curve for a wallet.
-    KeygenEcdsa,
-    /// Keygen of the EdDSA key.
-    KeygenEddsa,
+    /// Keygen of a wallet: its ECDSA and EdDSA keys, two protocol runs, stored together.
+    Keygen,
     /// A signature.
     Sign,
     /// A reshare.
@@ -151,8 +149,46 @@ pub struct DoneReport {
     pub code: String,
     /// On failure: why.
     pub reason: String,
-    /// On success: the operation's public output (JSON: public key, signature, ...).
+    /// On success: the operation's public output (a [`SessionOutput`] as JSON).
     pub output: serde_json::Value,
+}
+
+/// What a session produced, as each participant reports it to the coordinator (hex strings;
+/// the coordinator requires every participant to report the same).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum SessionOutput {
+    /// Both public keys of a new wallet: ECDSA as the original's 64-byte X‖Y, EdDSA 32 bytes.
+    Keygen {
+        /// The ECDSA public key.
+        ecdsa: String,
+        /// The EdDSA public key.
+        eddsa: String,
+    },
+    /// An ECDSA signature.
+    EcdsaSignature {
+        /// r, 32 bytes.
+        r: String,
+        /// s, 32 bytes (low-S).
+        s: String,
+        /// The recovery id.
+        v: u8,
+    },
+    /// An EdDSA signature, 64 bytes.
+    EddsaSignature {
+        /// R ‖ s.
+        signature: String,
+    },
+    /// The (unchanged) public key of a reshared wallet.
+    Reshare {
+        /// The public key in the key type's encoding.
+        public_key: String,
+    },
+    /// A presignature made and stored under this id.
+    Presignature {
+        /// The presignature id.
+        id: String,
+    },
 }
 
 #[cfg(test)]

@@ -21,6 +21,8 @@ pub struct Metrics {
     errors: Mutex<BTreeMap<String, u64>>,
     durations: Mutex<BTreeMap<&'static str, (f64, u64)>>,
     sessions_started: AtomicU64,
+    /// DKLs23 counterparties this node has banned, over all wallets (see `service::bans`).
+    pub bans: AtomicU64,
     /// The presignature pool's counters.
     pub presign: crate::presign::PoolCounters,
 }
@@ -75,6 +77,9 @@ impl Metrics {
         out.push_str("# HELP mpcium_sessions_total Protocol sessions this node took part in.\n");
         out.push_str("# TYPE mpcium_sessions_total counter\n");
         out.push_str(&format!("mpcium_sessions_total {}\n", self.sessions_started.load(Ordering::Relaxed)));
+        out.push_str("# HELP mpcium_bans DKLs23 counterparties banned by this node (wallet, node) after a failed OT check.\n");
+        out.push_str("# TYPE mpcium_bans gauge\n");
+        out.push_str(&format!("mpcium_bans {}\n", self.bans.load(Ordering::Relaxed)));
         let p = &self.presign;
         let gauges = [
             (

@@ -32,6 +32,10 @@ pub const READY_BUCKET: &str = "mpc_ready";
 pub const KEYINFO_BUCKET: &str = "mpc_keyinfo";
 /// Bucket of signing requests already taken (durable, cluster-wide replay protection).
 pub const REQUESTS_BUCKET: &str = "mpc_requests";
+/// Bans announced by nodes (see [`bans`]).
+pub const BANS_BUCKET: &str = "mpc_bans";
+
+pub mod bans;
 
 /// The outcome of claiming a request id.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -312,6 +316,7 @@ pub struct Registry {
     ready: kv::Store,
     keyinfo: kv::Store,
     requests: kv::Store,
+    bans: kv::Store,
 }
 
 /// How often a node re-announces itself, and after how long silence a peer counts as gone.
@@ -335,6 +340,7 @@ async fn open_bucket(js: &jetstream::Context, config: kv::Config) -> Result<kv::
         PEERS_BUCKET => PEERS_BUCKET,
         READY_BUCKET => READY_BUCKET,
         REQUESTS_BUCKET => REQUESTS_BUCKET,
+        BANS_BUCKET => BANS_BUCKET,
         _ => KEYINFO_BUCKET,
     };
     if let Ok(store) = js.get_key_value(config.bucket.clone()).await {
@@ -387,7 +393,18 @@ impl Registry {
             },
         )
         .await?;
-        Ok(Self { peers, ready, keyinfo, requests })
+        let bans = open_bucket(
+            js,
+            kv::Config {
+                bucket: BANS_BUCKET.into(),
+                description: "mpcium DKLs23 bans announced by nodes (quorum selection avoids banned pairs)"
+                    .into(),
+                history: 1,
+                ..Default::default()
+            },
+        )
+        .await?;
+        Ok(Self { peers, ready, keyinfo, requests, bans })
     }
 
     /// Register a peer name → id; an existing equal entry is kept, a different one is a conflict.

@@ -24,16 +24,15 @@ const QUORUM_WAIT: Duration = Duration::from_secs(30);
 pub const RESHARE_SUBJECT: &str = "mpc:reshare";
 
 use mpcium_api::{
-    AuthorizationPolicy, ClientId, ErrorCode, GenerateKeyMessage, KeygenResultEvent, ResharingMessage,
-    ResharingResultEvent, SignTxMessage, SigningMode, SigningResultEvent, subjects,
+    AuthorizationPolicy, ClientId, ErrorCode, GenerateKeyMessage, SignTxMessage, SigningMode,
+    SigningResultEvent, subjects,
 };
 use mpcium_store::{ShareKind, Store};
 use mpcium_tss::{ExecutionContext, ExecutionId, KeyType, Operation, PartyId};
-use serde_json::json;
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 
-use crate::control::{AbortNotice, Control, DoneReport, SessionOp, SessionStart};
+use crate::control::{AbortNotice, Control, DoneReport, SessionOp, SessionOutput as Output, SessionStart};
 use crate::drain::{Drain, Phase};
 use crate::envelope::Kind;
 use crate::health::Metrics;
@@ -42,7 +41,14 @@ use crate::registry::{Claim, KeyInfo, Registry};
 use crate::session::{SessionError, SessionSpec, run_protocol};
 use crate::transport::{SessionInbox, StartRequest, Transport};
 
+mod bans;
+mod check;
+mod keygen;
 mod presign;
+mod quorum;
+mod reshare;
+
+use check::{OwnRequest, Verified};
 
 /// What the service needs to know and own.
 pub struct ServiceConfig {
@@ -106,7 +112,7 @@ impl From<SessionError> for Failure {
     fn from(e: SessionError) -> Self {
         let code = match &e {
             SessionError::Timeout { .. } => ErrorCode::SessionTimeout,
-            SessionError::Faulty { .. } => ErrorCode::OperationAborted,
+            SessionError::Faulty { .. } | SessionError::Banned { .. } => ErrorCode::OperationAborted,
             // The code of the node that stopped the session, so the coordinator sees the cause.
             SessionError::PeerAborted { code, .. } => match ErrorCode::from_wire(code) {
                 ErrorCode::Other(_) => ErrorCode::OperationAborted,
@@ -169,7 +175,7 @@ impl Service {
         let signing_slots = Arc::new(Semaphore::new(cfg.max_concurrent_signing.max(1)));
         let metrics = Arc::new(Metrics::default());
         let pool = PresignPool::new(cfg.presign.clone());
-        Arc::new(Self {
+        let service = Arc::new(Self {
             cfg,
             js,
             registry,
@@ -180,7 +186,9 @@ impl Service {
             metrics,
             pool,
             drain: Drain::new(),
-        })
+        });
+        service.count_bans();
+        service
     }
 
     /// The service's counters (for `/metrics`).
@@ -480,151 +488,7 @@ impl Service {
         Ok(())
     }
 
-    // ---------- keygen ----------
-
-    /// Decode, validate and authenticate a client request (size limit, JSON, ids and sizes,
-    /// initiator signature, authorizers). On failure: the failure, and the request when it
-    /// decoded, so the error event can name its ids.
-    fn check_request<M: mpcium_api::InitiatorMessage>(
-        &self,
-        body: &[u8],
-        decode: fn(&[u8]) -> Result<M, mpcium_api::DecodeError>,
-        validate: fn(&M) -> Result<(), mpcium_api::ValidationError>,
-    ) -> Result<M, Box<(Option<M>, Failure)>> {
-        let fail = |req: Option<M>, code: ErrorCode, reason: String| {
-            Err(Box::new((req, Failure::new(code, reason))))
-        };
-        if body.len() > self.cfg.max_request_bytes {
-            return fail(None, ErrorCode::MsgValidation, "request over the size limit".into());
-        }
-        let req = match decode(body) {
-            Ok(r) => r,
-            Err(e) => return fail(None, e.error_code(), e.to_string()),
-        };
-        if let Err(e) = validate(&req) {
-            return fail(Some(req), e.error_code(), e.to_string());
-        }
-        if let Err(e) = mpcium_api::verify::verify_initiator(&req, &self.cfg.initiator, self.mode()) {
-            return fail(Some(req), e.error_code(), format!("invalid signature from initiator: {e}"));
-        }
-        if let Err(e) = self.cfg.authorization.authorize(&req, self.mode()) {
-            return fail(Some(req), e.error_code(), e.to_string());
-        }
-        Ok(req)
-    }
-
-    fn check_keygen(&self, body: &[u8]) -> Result<GenerateKeyMessage, (String, Failure)> {
-        self.check_request(body, GenerateKeyMessage::from_json, GenerateKeyMessage::validate).map_err(|e| {
-            let (req, f) = *e;
-            (req.map(|r| r.wallet_id).unwrap_or_default(), f)
-        })
-    }
-
-    async fn coordinate_keygen(
-        &self,
-        body: &[u8],
-        client: Option<&ClientId>,
-        delivery: &str,
-        subject_token: &str,
-    ) -> KeygenResultEvent {
-        let req = match self.check_keygen(body) {
-            Ok(r) => r,
-            Err((wallet, f)) => {
-                // An unreadable request has no wallet id, and an invalid one (`.`, `*`, `>`,
-                // whitespace) cannot be a result subject token: answer under the token of the
-                // subject the client published on.
-                let wallet = match mpcium_api::ids::validate_token(mpcium_api::IdKind::WalletId, &wallet) {
-                    Ok(()) => wallet,
-                    Err(_) => subject_token.to_owned(),
-                };
-                return KeygenResultEvent::error(&wallet, f.code, &f.reason);
-            }
-        };
-        let wallet = req.wallet_id.clone();
-        match self.keygen_both(&req, body, client, delivery).await {
-            Ok((ecdsa, eddsa)) => KeygenResultEvent::success(&wallet, &ecdsa, &eddsa),
-            Err(f) => KeygenResultEvent::error(&wallet, f.code, &f.reason),
-        }
-    }
-
-    async fn keygen_both(
-        &self,
-        req: &GenerateKeyMessage,
-        body: &[u8],
-        client: Option<&ClientId>,
-        delivery: &str,
-    ) -> Result<(mpcium_api::EcdsaPublicKeyXY, [u8; 32]), Failure> {
-        for kind in [KeyType::Secp256k1, KeyType::Ed25519] {
-            let exists = self
-                .registry
-                .keyinfo(curve_name(kind), &req.wallet_id)
-                .await
-                .map_err(|e| Failure::new(ErrorCode::KeyInfoLoad, e.to_string()))?;
-            if exists.is_some() {
-                return Err(Failure::new(
-                    ErrorCode::KeyAlreadyExists,
-                    format!("wallet {} already exists", req.wallet_id),
-                ));
-            }
-        }
-        let dir = self.transport.directory();
-        let configured = dir.configured();
-        let ready = dir.ready();
-        if ready != configured {
-            let missing: Vec<_> = configured.iter().filter(|n| !ready.contains(n)).collect();
-            return Err(Failure::new(
-                ErrorCode::ClusterNotReady,
-                format!("not all peers are ready: missing {missing:?}"),
-            ));
-        }
-        let mut outputs = Vec::new();
-        let runs = [SessionOp::KeygenEcdsa, SessionOp::KeygenEddsa].map(|op| {
-            let start = SessionStart {
-                op,
-                coordinator: self.me().to_owned(),
-                request: String::new(),
-                client_id: client.map(|c| c.as_str().to_owned()),
-                participants: configured.clone(),
-                new_participants: Vec::new(),
-                key_version: 1,
-                threshold: self.cfg.threshold,
-                request_id: format!("{}#{delivery}", req.wallet_id),
-                dealers: Vec::new(),
-                presignature: None,
-            }
-            .with_request(body);
-            self.coordinate(start)
-        });
-        let [a, b] = runs;
-        let (ra, rb) = tokio::join!(a, b);
-        if ra.is_err() || rb.is_err() {
-            // One request makes both keys or neither: forget a key whose twin failed, so the
-            // client can simply retry (the shares left behind are overwritten by the retry).
-            for (kind, ok) in [(KeyType::Secp256k1, ra.is_ok()), (KeyType::Ed25519, rb.is_ok())] {
-                if ok && let Err(e) = self.registry.delete_keyinfo(curve_name(kind), &req.wallet_id).await {
-                    tracing::warn!(wallet = %req.wallet_id, error = %e, "could not remove a half-made wallet");
-                }
-            }
-        }
-        outputs.push(ra?);
-        outputs.push(rb?);
-        let ecdsa_hex = outputs[0]["public_key"].as_str().unwrap_or_default();
-        let eddsa_hex = outputs[1]["public_key"].as_str().unwrap_or_default();
-        let ecdsa: [u8; 64] =
-            hex_to(ecdsa_hex).ok_or_else(|| Failure::new(ErrorCode::KeyEncoding, "bad ECDSA key"))?;
-        let eddsa: [u8; 32] =
-            hex_to(eddsa_hex).ok_or_else(|| Failure::new(ErrorCode::KeyEncoding, "bad EdDSA key"))?;
-        Ok((mpcium_api::EcdsaPublicKeyXY(ecdsa), eddsa))
-    }
-
     // ---------- signing ----------
-
-    fn check_sign(&self, body: &[u8]) -> Result<SignTxMessage, Box<(SignTxMessage, Failure)>> {
-        self.check_request(body, SignTxMessage::from_json, SignTxMessage::validate).map_err(|e| {
-            let (req, f) = *e;
-            Box::new((req.unwrap_or_default(), f))
-        })
-    }
 
     async fn coordinate_sign(
         &self,
@@ -634,7 +498,7 @@ impl Service {
         claim: &str,
         subject_token: &str,
     ) -> SigningResultEvent {
-        let req = match self.check_sign(body) {
+        let req = match self.verify_sign(body) {
             Ok(r) => r,
             Err(err) => {
                 let (req, f) = *err;
@@ -650,66 +514,39 @@ impl Service {
                 );
             }
         };
-        match self.sign(&req, body, client, delivery, claim).await {
-            Ok(out) => {
-                let hex = |k: &str| out[k].as_str().unwrap_or_default().to_owned();
-                match req.key_type.as_str() {
-                    "secp256k1" => {
-                        let (r, s) = (hex_to::<32>(&hex("r")), hex_to::<32>(&hex("s")));
-                        let v = out["v"].as_u64().unwrap_or(0) as u8;
-                        match (r, s) {
-                            (Some(r), Some(s)) => SigningResultEvent::ecdsa_success(
-                                &req.wallet_id,
-                                &req.tx_id,
-                                &req.network_internal_code,
-                                &r,
-                                &s,
-                                v,
-                            ),
-                            _ => SigningResultEvent::error(
-                                &req.wallet_id,
-                                &req.tx_id,
-                                &req.network_internal_code,
-                                ErrorCode::SignatureGeneration,
-                                "malformed signature from the participants",
-                            ),
-                        }
-                    }
-                    _ => match hex_to::<64>(&hex("signature")) {
-                        Some(sig) => SigningResultEvent::eddsa_success(
-                            &req.wallet_id,
-                            &req.tx_id,
-                            &req.network_internal_code,
-                            &sig,
-                        ),
-                        None => SigningResultEvent::error(
-                            &req.wallet_id,
-                            &req.tx_id,
-                            &req.network_internal_code,
-                            ErrorCode::SignatureGeneration,
-                            "malformed signature from the participants",
-                        ),
-                    },
-                }
-            }
-            Err(f) => SigningResultEvent::error(
-                &req.wallet_id,
-                &req.tx_id,
-                &req.network_internal_code,
-                f.code,
-                &f.reason,
-            ),
+        let (wallet, tx_id, network) =
+            (req.wallet_id.clone(), req.tx_id.clone(), req.network_internal_code.clone());
+        let malformed = || {
+            SigningResultEvent::error(
+                &wallet,
+                &tx_id,
+                &network,
+                ErrorCode::SignatureGeneration,
+                "malformed signature from the participants",
+            )
+        };
+        match self.sign(req, body, client, delivery, claim).await {
+            Ok(Output::EcdsaSignature { r, s, v }) => match (hex_to::<32>(&r), hex_to::<32>(&s)) {
+                (Some(r), Some(s)) => SigningResultEvent::ecdsa_success(&wallet, &tx_id, &network, &r, &s, v),
+                _ => malformed(),
+            },
+            Ok(Output::EddsaSignature { signature }) => match hex_to::<64>(&signature) {
+                Some(sig) => SigningResultEvent::eddsa_success(&wallet, &tx_id, &network, &sig),
+                None => malformed(),
+            },
+            Ok(_) => malformed(),
+            Err(f) => SigningResultEvent::error(&wallet, &tx_id, &network, f.code, &f.reason),
         }
     }
 
     async fn sign(
         &self,
-        req: &SignTxMessage,
+        req: Verified<SignTxMessage>,
         body: &[u8],
         client: Option<&ClientId>,
         delivery: &str,
         claim: &str,
-    ) -> Result<serde_json::Value, Failure> {
+    ) -> Result<Output, Failure> {
         let kind = key_type_of(&req.key_type)?;
         let info = self.load_keyinfo(kind, &req.wallet_id).await?;
         match self
@@ -744,27 +581,23 @@ impl Service {
                 ),
             ));
         }
-        // Exactly t+1 signers: this node first when it holds a share (saves a hop), then a
-        // rotation picked by the tx id so load spreads over the committee.
-        let mut signers = Vec::with_capacity(need);
-        if candidates.iter().any(|c| c == self.me()) {
-            signers.push(self.me().to_owned());
-        }
-        let offset = req.tx_id.bytes().fold(0usize, |a, b| a.wrapping_mul(31).wrapping_add(b as usize));
-        let n = candidates.len();
-        for i in 0..n {
-            if signers.len() == need {
-                break;
-            }
-            let c = &candidates[(offset + i) % n];
-            if !signers.contains(c) {
-                signers.push(c.clone());
-            }
-        }
-        signers.sort();
+        // DKLs23 pairs that must not sign together (a ban after a failed OT check).
+        let apart = if kind == KeyType::Secp256k1 {
+            self.ban_conflicts(&req.wallet_id, info.version).await
+        } else {
+            Vec::new()
+        };
+        let eligible = quorum::Eligible { ready, apart };
+        let signers = quorum::pick_signers(&candidates, self.me(), &req.tx_id, need, &eligible.apart)
+            .ok_or_else(|| {
+                Failure::new(
+                    ErrorCode::NotMajority,
+                    format!("no {need} ready participants without a ban between them"),
+                )
+            })?;
         if kind == KeyType::Secp256k1 && req.derivation_path.as_ref().is_none_or(|p| p.is_empty()) {
             self.pool.note_signing(&req.wallet_id);
-            let attempt = self.sign_with_presignature(req, body, client, delivery, &info, &ready).await;
+            let attempt = self.sign_with_presignature(&req, body, client, delivery, &info, &eligible).await;
             self.metrics.presign.count_use(matches!(attempt, Some(Ok(_))));
             match attempt {
                 Some(Err(f)) if f.code == ErrorCode::ResourceExhausted => {
@@ -788,303 +621,14 @@ impl Service {
             presignature: None,
         }
         .with_request(body);
-        self.coordinate(start).await
-    }
-
-    // ---------- resharing ----------
-
-    fn check_reshare(&self, body: &[u8]) -> Result<ResharingMessage, Box<(ResharingMessage, Failure)>> {
-        self.check_request(body, ResharingMessage::from_json, ResharingMessage::validate).map_err(|e| {
-            let (req, f) = *e;
-            Box::new((req.unwrap_or_default(), f))
-        })
-    }
-
-    /// Reshare requests arrive on core NATS `mpc:reshare` (as in the original); a queue group
-    /// hands each to one node, the coordinator.
-    async fn serve_reshare(self: Arc<Self>) -> Result<(), async_nats::Error> {
-        let _puller = self.drain.track_puller();
-        let mut sub =
-            self.transport.client().queue_subscribe(RESHARE_SUBJECT, "mpcium-reshare".into()).await?;
-        loop {
-            let msg = tokio::select! {
-                msg = sub.next() => msg,
-                _ = self.drain.reached(Phase::Draining) => break,
-            };
-            let Some(msg) = msg else { break };
-            let this = self.clone();
-            let in_flight = self.drain.track();
-            tokio::spawn(async move {
-                let _in_flight = in_flight;
-                let client = msg
-                    .headers
-                    .as_ref()
-                    .and_then(|h| h.get(subjects::CLIENT_ID_HEADER))
-                    .map(|v| v.as_str().to_owned())
-                    .and_then(|v| ClientId::parse(&v).ok().flatten());
-                let delivery = crate::registry::now_ms().to_string();
-                let started = std::time::Instant::now();
-                let event = this.coordinate_reshare(&msg.payload, client.as_ref(), &delivery).await;
-                let Some((session_id, event)) = event else { return };
-                this.metrics.record(
-                    "reshare",
-                    event.error_code.as_ref().map(|c| c.as_str()),
-                    started.elapsed(),
-                );
-                let key = subjects::reshare_idempotency_key(client.as_ref(), &session_id, Some(&delivery));
-                let subject = subjects::reshare_result_subject(client.as_ref(), &session_id);
-                if let Err(e) = this.publish(subject, key, event.to_json()).await {
-                    tracing::error!(error = %e, "could not publish a reshare result");
-                }
-            });
-        }
-        Ok(())
-    }
-
-    async fn coordinate_reshare(
-        &self,
-        body: &[u8],
-        client: Option<&ClientId>,
-        delivery: &str,
-    ) -> Option<(String, ResharingResultEvent)> {
-        let req = match self.check_reshare(body) {
-            Ok(r) => r,
-            Err(err) => {
-                let (req, f) = *err;
-                if req.session_id.is_empty()
-                    || mpcium_api::ids::validate_token(mpcium_api::IdKind::SessionId, &req.session_id)
-                        .is_err()
-                {
-                    // No valid session id: there is no result subject to answer on.
-                    tracing::warn!(reason = %f.reason, "reshare request without a usable session id; not answerable");
-                    return None;
-                }
-                let ev = ResharingResultEvent::error(
-                    &req.wallet_id,
-                    req.new_threshold,
-                    req.key_type.clone(),
-                    f.code,
-                    &f.reason,
-                );
-                return Some((req.session_id, ev));
-            }
-        };
-        // Core NATS has no redelivery: past the drain deadline the client gets an error code.
-        let result = tokio::select! {
-            result = self.reshare(&req, body, client, delivery) => result,
-            _ = self.drain.reached(Phase::Abandoning) => Err(shutting_down()),
-        };
-        let ev = match result {
-            Ok(out) => match hex_vec(out["public_key"].as_str().unwrap_or_default()) {
-                Some(pk) => ResharingResultEvent::success(
-                    &req.wallet_id,
-                    req.new_threshold,
-                    req.key_type.clone(),
-                    &pk,
-                ),
-                None => ResharingResultEvent::error(
-                    &req.wallet_id,
-                    req.new_threshold,
-                    req.key_type.clone(),
-                    ErrorCode::KeyEncoding,
-                    "malformed public key from the participants",
-                ),
-            },
-            Err(f) => ResharingResultEvent::error(
-                &req.wallet_id,
-                req.new_threshold,
-                req.key_type.clone(),
-                f.code,
-                &f.reason,
-            ),
-        };
-        Some((req.session_id.clone(), ev))
-    }
-
-    async fn reshare(
-        &self,
-        req: &ResharingMessage,
-        body: &[u8],
-        client: Option<&ClientId>,
-        delivery: &str,
-    ) -> Result<serde_json::Value, Failure> {
-        let kind = key_type_of(&req.key_type)?;
-        let info = self.load_keyinfo(kind, &req.wallet_id).await?;
-        let ready = self.transport.directory().ready();
-        let mut new_committee = req.node_ids.clone().unwrap_or_default();
-        new_committee.sort();
-        let configured = self.transport.directory().configured();
-        if let Some(unknown) = new_committee.iter().find(|n| !configured.contains(n)) {
-            return Err(Failure::new(
-                ErrorCode::ParticipantNotFound,
-                format!("{unknown} is not a cluster node"),
-            ));
-        }
-        if let Some(down) = new_committee.iter().find(|n| !ready.contains(n)) {
-            return Err(Failure::new(
-                ErrorCode::PeerNotReady,
-                format!("new committee member {down} is not ready"),
-            ));
-        }
-        let mut old = info.participant_peer_ids.clone();
-        old.sort();
-        let dealers: Vec<String> =
-            old.iter().filter(|p| ready.contains(p)).take(info.threshold as usize + 1).cloned().collect();
-        if dealers.len() < info.threshold as usize + 1 {
-            return Err(Failure::new(
-                ErrorCode::NotMajority,
-                format!("{} of the old holders ready, {} needed", dealers.len(), info.threshold + 1),
-            ));
-        }
-        let start = SessionStart {
-            op: SessionOp::Reshare,
-            coordinator: self.me().to_owned(),
-            request: String::new(),
-            client_id: client.map(|c| c.as_str().to_owned()),
-            participants: old,
-            new_participants: new_committee,
-            key_version: info.version,
-            threshold: req.new_threshold as u32,
-            request_id: format!("{}#{delivery}", req.session_id),
-            dealers,
-            presignature: None,
-        }
-        .with_request(body);
-        self.coordinate(start).await
-    }
-
-    async fn reshare_part(
-        &self,
-        start: &SessionStart,
-        req: &ResharingMessage,
-        session: [u8; 32],
-        inbox: &mut SessionInbox,
-    ) -> Result<serde_json::Value, Failure> {
-        use mpcium_tss::reshare::{Member, Roster};
-        let kind = key_type_of(&req.key_type)?;
-        let info = self.load_keyinfo(kind, &req.wallet_id).await?;
-        if info.version != start.key_version {
-            return Err(Failure::new(ErrorCode::SessionStale, "key version differs from the announcement"));
-        }
-        let mut old_sorted = info.participant_peer_ids.clone();
-        old_sorted.sort();
-        if old_sorted != start.participants || start.dealers.len() != info.threshold as usize + 1 {
-            return Err(Failure::new(
-                ErrorCode::IncompatiblePeerIds,
-                "announced committee differs from the key info",
-            ));
-        }
-        let members = session_members(start);
-        let position =
-            |list: &[String], n: &str| list.iter().position(|x| x == n).map(|i| (i + 1) as PartyId);
-        let roster_members: Vec<Member> = members
-            .iter()
-            .enumerate()
-            .map(|(i, n)| Member {
-                id: (i + 1) as PartyId,
-                old: if start.dealers.contains(n) { position(&start.participants, n) } else { None },
-                new: position(&start.new_participants, n),
-            })
-            .collect();
-        let roster = Roster::new(roster_members)
-            .map_err(|e| Failure::new(ErrorCode::InvalidThreshold, e.to_string()))?;
-        let me = position(&members, self.me())
-            .ok_or_else(|| Failure::new(ErrorCode::ParticipantNotFound, "not a member"))?;
-        let ids: Vec<PartyId> = (1..=members.len() as PartyId).collect();
-        let spec = self.spec(session, &members, &ids, me);
-        let new_t = u16::try_from(start.threshold)
-            .map_err(|_| Failure::new(ErrorCode::InvalidThreshold, "threshold"))?;
-        let dealer = start.dealers.iter().any(|d| d == self.me());
-        let stored = if dealer {
-            Some(
-                self.store
-                    .get_share(share_kind(kind), &req.wallet_id, info.version)
-                    .map_err(|e| Failure::new(ErrorCode::KeyLoad, e.to_string()))?
-                    .ok_or_else(|| {
-                        Failure::new(ErrorCode::KeyNotFound, "no share for this wallet on this node")
-                    })?,
-            )
-        } else {
-            None
-        };
-        let eid = ExecutionId(session);
-        let new_version = info.version + 1;
-        let (new_share, public) = match kind {
-            KeyType::Secp256k1 => {
-                let old_share = stored
-                    .as_ref()
-                    .map(|b| mpcium_tss::ecdsa::KeyShare::from_bytes(b))
-                    .transpose()
-                    .map_err(|e| Failure::new(ErrorCode::KeyDecoding, e.to_string()))?;
-                let old_key = old_key_from_info::<mpcium_tss::curve::Secp256k1>(&info)?;
-                let public_key = hex(&ecdsa_xy(&old_key.public_key));
-                let proto =
-                    mpcium_tss::ecdsa::Reshare::new(eid, me, roster, new_t, old_key, old_share.as_ref())
-                        .map_err(|e| Failure::new(ErrorCode::ReshareFailure, e.to_string()))?;
-                match run_protocol(&self.transport, inbox, &spec, proto).await? {
-                    mpcium_tss::ecdsa::ReshareResult::Share(share) => {
-                        let bytes = share
-                            .to_bytes()
-                            .map_err(|e| Failure::new(ErrorCode::KeyEncoding, e.to_string()))?;
-                        (Some((bytes, old_key_hex(&share.old_key()))), public_key)
-                    }
-                    mpcium_tss::ecdsa::ReshareResult::Retired => (None, public_key),
-                }
-            }
-            KeyType::Ed25519 => {
-                let old_share = stored
-                    .as_ref()
-                    .map(|b| mpcium_tss::eddsa::KeyShare::from_bytes(b))
-                    .transpose()
-                    .map_err(|e| Failure::new(ErrorCode::KeyDecoding, e.to_string()))?;
-                let old_key = old_key_from_info::<mpcium_tss::curve::Ed25519>(&info)?;
-                let public_key =
-                    hex(&<mpcium_tss::curve::Ed25519 as mpcium_tss::curve::Curve>::point_to_bytes(
-                        &old_key.public_key,
-                    ));
-                let proto =
-                    mpcium_tss::eddsa::Reshare::new(eid, me, roster, new_t, old_key, old_share.as_ref())
-                        .map_err(|e| Failure::new(ErrorCode::ReshareFailure, e.to_string()))?;
-                match run_protocol(&self.transport, inbox, &spec, proto).await? {
-                    mpcium_tss::eddsa::ReshareResult::Share(share) => {
-                        let bytes = share
-                            .to_bytes()
-                            .map_err(|e| Failure::new(ErrorCode::KeyEncoding, e.to_string()))?;
-                        (Some((bytes, old_key_hex(&share.old_key()))), public_key)
-                    }
-                    mpcium_tss::eddsa::ReshareResult::Retired => (None, public_key),
-                }
-            }
-        };
-        if let Some((bytes, (pk, shares))) = new_share {
-            self.store
-                .put_share(share_kind(kind), &req.wallet_id, new_version, &bytes)
-                .map_err(|e| Failure::new(ErrorCode::KeySave, e.to_string()))?;
-            let info = KeyInfo {
-                participant_peer_ids: start.new_participants.clone(),
-                threshold: start.threshold,
-                version: new_version,
-                public_key: pk,
-                public_shares: shares,
-            };
-            self.registry
-                .put_keyinfo(curve_name(kind), &req.wallet_id, &info)
-                .await
-                .map_err(|e| Failure::new(ErrorCode::KeyInfoSave, e.to_string()))?;
-            tracing::info!(wallet = %req.wallet_id, curve = curve_name(kind), version = new_version, "key reshared");
-        }
-        if kind == KeyType::Secp256k1 {
-            // Presignatures of the old shares must not outlive them.
-            self.drop_presignatures(&req.wallet_id, None);
-        }
-        Ok(json!({ "public_key": public }))
+        self.coordinate(start, Some(OwnRequest::Sign(req))).await
     }
 
     // ---------- coordination ----------
 
     /// Announce a session to its participants, take part if this node is one, and wait for
     /// every participant's outcome. Returns the (agreed) output.
-    async fn coordinate(&self, start: SessionStart) -> Result<serde_json::Value, Failure> {
+    async fn coordinate(&self, start: SessionStart, own: Option<OwnRequest>) -> Result<Output, Failure> {
         let session = session_id(&start)?;
         let done = done_id(&session);
         let mut done_inbox = self.transport.open_session(done);
@@ -1099,9 +643,9 @@ impl Service {
         let deadline = tokio::time::Instant::now() + self.cfg.session_timeout + Duration::from_secs(5);
         let mut outputs = std::collections::BTreeMap::new();
         if members.iter().any(|p| p == self.me()) {
-            // The coordinator checked the request when it pulled it.
-            let own = self.participate(&start, session, true).await;
-            outputs.insert(self.me().to_owned(), own);
+            // The coordinator verified the request when it pulled it.
+            let mine = self.participate(&start, session, own).await;
+            outputs.insert(self.me().to_owned(), mine);
         }
         while outputs.len() < members.len() {
             match tokio::time::timeout_at(deadline, done_inbox.recv()).await {
@@ -1111,7 +655,9 @@ impl Service {
                     }
                     if let Ok(Control::Done(report)) = Control::decode(&m.payload) {
                         let outcome = if report.ok {
-                            Ok(report.output)
+                            serde_json::from_value::<Output>(report.output).map_err(|e| {
+                                Failure::new(ErrorCode::MessageFormat, format!("malformed outcome: {e}"))
+                            })
                         } else {
                             Err(Failure::new(ErrorCode::from_wire(&report.code), report.reason))
                         };
@@ -1138,7 +684,7 @@ impl Service {
         {
             return Err(Failure::new(f.code.clone(), format!("{}: {}", self.me(), f.reason)));
         }
-        let mut agreed: Option<serde_json::Value> = None;
+        let mut agreed: Option<Output> = None;
         for (node, outcome) in outputs {
             match outcome {
                 Err(f) => return Err(Failure::new(f.code, format!("{node}: {}", f.reason))),
@@ -1163,14 +709,19 @@ impl Service {
             tracing::warn!(sender = %start.envelope.sender, "session start not sent by its coordinator; ignored");
             return;
         }
-        let outcome = self.participate(&s, start.envelope.session, false).await;
+        let outcome = self.participate(&s, start.envelope.session, None).await;
         let report = match outcome {
-            Ok(output) => DoneReport { ok: true, code: String::new(), reason: String::new(), output },
+            Ok(output) => DoneReport {
+                ok: true,
+                code: String::new(),
+                reason: String::new(),
+                output: serde_json::to_value(output).unwrap_or_default(),
+            },
             Err(f) => DoneReport {
                 ok: false,
                 code: f.code.as_str().to_owned(),
                 reason: f.reason,
-                output: json!(null),
+                output: serde_json::Value::Null,
             },
         };
         if let Err(e) = self
@@ -1188,15 +739,14 @@ impl Service {
         }
     }
 
-    /// This node's part of a session: re-check the client's request, then run the protocol.
-    /// This node's part of a session. `request_checked`: the client's request was already
-    /// checked in full by this node (it coordinates), so the signing path only decodes it.
+    /// This node's part of a session: verify the client's request (unless this node did as the
+    /// coordinator: `own`), check the announcement against it, then run the protocol.
     async fn participate(
         &self,
         start: &SessionStart,
         session: [u8; 32],
-        request_checked: bool,
-    ) -> Result<serde_json::Value, Failure> {
+        own: Option<OwnRequest>,
+    ) -> Result<Output, Failure> {
         if session_id(start)? != session {
             return Err(Failure::new(
                 ErrorCode::MessageVerification,
@@ -1206,7 +756,7 @@ impl Service {
         // Past the drain deadline the others hear "aborted" at once (the notice below) instead of
         // timing out on this node.
         let outcome = tokio::select! {
-            outcome = self.participate_checked(start, session, request_checked) => outcome,
+            outcome = self.participate_checked(start, session, own) => outcome,
             _ = self.drain.reached(Phase::Abandoning) => Err(shutting_down()),
         };
         if let Err(f) = &outcome
@@ -1217,12 +767,20 @@ impl Service {
             let others: Vec<String> = session_members(start).into_iter().filter(|p| p != self.me()).collect();
             let notice =
                 AbortNotice { code: f.code.as_str().to_owned(), reason: f.reason.clone(), culprits: vec![] };
-            if let Err(e) = self
-                .transport
-                .send_public(Kind::Control, session, ABORT_SEQ, &others, Control::Abort(notice).encode())
-                .await
-            {
-                tracing::warn!(error = %e, "could not send an abort notice");
+            for run in protocol_runs(start, session) {
+                if let Err(e) = self
+                    .transport
+                    .send_public(
+                        Kind::Control,
+                        run,
+                        ABORT_SEQ,
+                        &others,
+                        Control::Abort(notice.clone()).encode(),
+                    )
+                    .await
+                {
+                    tracing::warn!(error = %e, "could not send an abort notice");
+                }
             }
         }
         outcome
@@ -1232,56 +790,33 @@ impl Service {
         &self,
         start: &SessionStart,
         session: [u8; 32],
-        request_checked: bool,
-    ) -> Result<serde_json::Value, Failure> {
-        let me_index = start.participants.iter().position(|p| p == self.me());
-        let is_new = start.new_participants.iter().any(|p| p == self.me());
-        if me_index.is_none() && !is_new {
+        own: Option<OwnRequest>,
+    ) -> Result<Output, Failure> {
+        if !session_members(start).iter().any(|p| p == self.me()) {
             return Err(Failure::new(ErrorCode::ParticipantNotFound, "not a participant"));
         }
-        let body =
-            start.request_bytes().map_err(|e| Failure::new(ErrorCode::MessageFormat, e.to_string()))?;
-        let mut inbox = self.transport.open_session(session);
         self.metrics.session_started();
-        match start.op {
-            SessionOp::KeygenEcdsa | SessionOp::KeygenEddsa => {
-                let req = self.check_keygen(&body).map_err(|(_, f)| f)?;
-                if !start.request_id.starts_with(&format!("{}#", req.wallet_id)) {
-                    return Err(Failure::new(
-                        ErrorCode::MessageVerification,
-                        "request id does not match the request",
-                    ));
-                }
-                let me_index = me_index
-                    .ok_or_else(|| Failure::new(ErrorCode::ParticipantNotFound, "not a participant"))?;
-                self.keygen_part(start, &req.wallet_id, session, me_index, &mut inbox).await
+        // Open before the checks: the others' first messages wait here, not in the transport's
+        // short-lived buffer. A keygen opens one inbox per protocol run instead.
+        let mut inbox = (start.op != SessionOp::Keygen).then(|| self.transport.open_session(session));
+        if start.op == SessionOp::Presign {
+            let inbox = inbox.as_mut().expect("opened above");
+            return self.presign_part(start, session, inbox).await;
+        }
+        match (self.verified_request(start, own)?, inbox.as_mut()) {
+            (OwnRequest::Keygen(req), _) => {
+                let checked = self.check_keygen_start(start, &req).await?;
+                self.keygen_part(start, checked, session).await
             }
-            SessionOp::Sign => {
-                let req = if request_checked {
-                    SignTxMessage::from_json(&body)
-                        .map_err(|e| Failure::new(ErrorCode::UnmarshalFailure, e.to_string()))?
-                } else {
-                    self.check_sign(&body).map_err(|e| e.1)?
-                };
-                if !start.request_id.starts_with(&format!("{}#", req.tx_id)) {
-                    return Err(Failure::new(
-                        ErrorCode::MessageVerification,
-                        "request id does not match the request",
-                    ));
-                }
-                self.sign_part(start, &req, session, &mut inbox).await
+            (OwnRequest::Sign(req), Some(inbox)) => {
+                check::request_id_names(start, &req.tx_id)?;
+                self.sign_part(start, &req, session, inbox).await
             }
-            SessionOp::Reshare => {
-                let req = self.check_reshare(&body).map_err(|e| e.1)?;
-                if !start.request_id.starts_with(&format!("{}#", req.session_id)) {
-                    return Err(Failure::new(
-                        ErrorCode::MessageVerification,
-                        "request id does not match the request",
-                    ));
-                }
-                self.reshare_part(start, &req, session, &mut inbox).await
+            (OwnRequest::Reshare(req), Some(inbox)) => {
+                let checked = self.check_reshare_start(start, req).await?;
+                self.reshare_part(start, checked, session, inbox).await
             }
-            SessionOp::Presign => self.presign_part(start, session, &mut inbox).await,
+            _ => Err(Failure::new(ErrorCode::InvalidSessionType, "request does not match the operation")),
         }
     }
 
@@ -1303,64 +838,13 @@ impl Service {
         }
     }
 
-    async fn keygen_part(
-        &self,
-        start: &SessionStart,
-        wallet: &str,
-        session: [u8; 32],
-        me_index: usize,
-        inbox: &mut SessionInbox,
-    ) -> Result<serde_json::Value, Failure> {
-        let n = start.participants.len();
-        let ids: Vec<PartyId> = (1..=n as PartyId).collect();
-        let me = (me_index + 1) as PartyId;
-        let t = u16::try_from(start.threshold)
-            .map_err(|_| Failure::new(ErrorCode::InvalidThreshold, "threshold"))?;
-        let eid = ExecutionId(session);
-        let spec = self.spec(session, &start.participants, &ids, me);
-        let (kind, bytes, public_key, public) = match start.op {
-            SessionOp::KeygenEcdsa => {
-                let proto = mpcium_tss::ecdsa::Keygen::new(eid, me, t, n as u16)
-                    .map_err(|e| Failure::new(ErrorCode::KeyGeneration, e.to_string()))?;
-                let share = run_protocol(&self.transport, inbox, &spec, proto).await?;
-                let bytes =
-                    share.to_bytes().map_err(|e| Failure::new(ErrorCode::KeyEncoding, e.to_string()))?;
-                (KeyType::Secp256k1, bytes, hex(&share.public_key_xy()), old_key_hex(&share.old_key()))
-            }
-            _ => {
-                let proto = mpcium_tss::eddsa::Keygen::new(eid, me, &ids, t)
-                    .map_err(|e| Failure::new(ErrorCode::KeyGeneration, e.to_string()))?;
-                let share = run_protocol(&self.transport, inbox, &spec, proto).await?;
-                let bytes =
-                    share.to_bytes().map_err(|e| Failure::new(ErrorCode::KeyEncoding, e.to_string()))?;
-                (KeyType::Ed25519, bytes, hex(&share.public_key_bytes()), old_key_hex(&share.old_key()))
-            }
-        };
-        self.store
-            .put_share(share_kind(kind), wallet, start.key_version, &bytes)
-            .map_err(|e| Failure::new(ErrorCode::KeySave, e.to_string()))?;
-        let info = KeyInfo {
-            participant_peer_ids: start.participants.clone(),
-            threshold: start.threshold,
-            version: start.key_version,
-            public_key: public.0,
-            public_shares: public.1,
-        };
-        self.registry
-            .put_keyinfo(curve_name(kind), wallet, &info)
-            .await
-            .map_err(|e| Failure::new(ErrorCode::KeyInfoSave, e.to_string()))?;
-        tracing::info!(wallet, curve = curve_name(kind), "key generated");
-        Ok(json!({ "public_key": public_key }))
-    }
-
     async fn sign_part(
         &self,
         start: &SessionStart,
         req: &SignTxMessage,
         session: [u8; 32],
         inbox: &mut SessionInbox,
-    ) -> Result<serde_json::Value, Failure> {
+    ) -> Result<Output, Failure> {
         let kind = key_type_of(&req.key_type)?;
         let info = self.load_keyinfo(kind, &req.wallet_id).await?;
         if info.version != start.key_version || info.threshold != start.threshold {
@@ -1368,6 +852,16 @@ impl Service {
                 ErrorCode::SessionStale,
                 "key version or threshold differs from the announcement",
             ));
+        }
+        let distinct = start.participants.windows(2).all(|w| w[0] < w[1]);
+        if !distinct || start.participants.len() != info.threshold as usize + 1 {
+            return Err(Failure::new(
+                ErrorCode::InsufficientParticipants,
+                "a signature needs exactly t+1 distinct holders",
+            ));
+        }
+        if kind == KeyType::Secp256k1 {
+            self.refuse_banned(&req.wallet_id, info.version, &start.participants)?;
         }
         let ids = party_ids(&info.participant_peer_ids, &start.participants)?;
         let me = party_ids(&info.participant_peer_ids, &[self.me().to_owned()])?[0];
@@ -1397,8 +891,8 @@ impl Service {
                     .then_some(mpcium_tss::ecdsa::HdPath { chain_code: self.cfg.chain_code, path });
                 let proto = mpcium_tss::ecdsa::Sign::new(eid, &share, &signers, digest, hd.as_ref())
                     .map_err(|e| Failure::new(ErrorCode::SigningFailure, e.to_string()))?;
-                let sig = run_protocol(&self.transport, inbox, &spec, proto).await?;
-                Ok(json!({ "r": hex(&sig.r), "s": hex(&sig.s), "v": sig.recovery_id }))
+                let sig = self.run_dkls(&req.wallet_id, info.version, inbox, &spec, proto).await?;
+                Ok(Output::EcdsaSignature { r: hex(&sig.r), s: hex(&sig.s), v: sig.recovery_id })
             }
             KeyType::Ed25519 => {
                 let share = mpcium_tss::eddsa::KeyShare::from_bytes(&stored)
@@ -1417,7 +911,7 @@ impl Service {
                 }
                 .map_err(|e| Failure::new(ErrorCode::SigningFailure, e.to_string()))?;
                 let sig = run_protocol(&self.transport, inbox, &spec, proto).await?;
-                Ok(json!({ "signature": hex(&sig) }))
+                Ok(Output::EddsaSignature { signature: hex(&sig) })
             }
         }
     }
@@ -1514,8 +1008,8 @@ fn key_type_of(key_type: &mpcium_api::KeyType) -> Result<KeyType, Failure> {
 /// The session id of an announced session, re-derived from its fields.
 fn session_id(start: &SessionStart) -> Result<[u8; 32], Failure> {
     let (operation, key_type) = match start.op {
-        SessionOp::KeygenEcdsa => (Operation::Keygen, KeyType::Secp256k1),
-        SessionOp::KeygenEddsa => (Operation::Keygen, KeyType::Ed25519),
+        // One announcement for both curves; each curve's run has its own id (`keygen::run_id`).
+        SessionOp::Keygen => (Operation::Keygen, KeyType::Secp256k1),
         SessionOp::Sign | SessionOp::Presign | SessionOp::Reshare => {
             let body =
                 start.request_bytes().map_err(|e| Failure::new(ErrorCode::MessageFormat, e.to_string()))?;
@@ -1549,7 +1043,23 @@ fn session_id(start: &SessionStart) -> Result<[u8; 32], Failure> {
         new_participants: &new_participants,
         request_id: &request_id,
     };
-    Ok(ExecutionId::new(&ctx).0)
+    // The threshold and the dealers are the coordinator's choices too: bound, so a participant
+    // that accepted them runs with exactly the others that did.
+    let dealers: Vec<&[u8]> = start.dealers.iter().map(|d| d.as_bytes()).collect();
+    let threshold = start.threshold.to_be_bytes();
+    let terms = ExecutionId::new(&ctx).bind(b"threshold", &[&threshold]).bind(b"dealers", &dealers);
+    Ok(terms.0)
+}
+
+/// The ids of the protocol runs of an announced session: its own id, or for a keygen one per
+/// curve (abort notices go to each).
+fn protocol_runs(start: &SessionStart, session: [u8; 32]) -> Vec<[u8; 32]> {
+    match start.op {
+        SessionOp::Keygen => {
+            [KeyType::Secp256k1, KeyType::Ed25519].into_iter().map(|k| keygen::run_id(session, k)).collect()
+        }
+        _ => vec![session],
+    }
 }
 
 fn wallet_of(start: &SessionStart) -> String {

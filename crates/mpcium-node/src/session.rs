@@ -63,6 +63,16 @@ pub enum SessionError {
         /// What failed.
         reason: String,
     },
+    /// A DKLs23 check failed whose outcome leaks secret bits to the named nodes (a failed OT
+    /// consistency check): besides ending the run, this node must never run another DKLs23
+    /// session of this key with them (see [`mpcium_tss::ProtocolError::Ban`]).
+    #[error("session aborted: banned nodes {culprits:?}: {reason}")]
+    Banned {
+        /// The nodes to ban for this key.
+        culprits: Vec<String>,
+        /// What failed.
+        reason: String,
+    },
     /// Another participant aborted.
     #[error("aborted by {by}: {reason}")]
     PeerAborted {
@@ -87,7 +97,9 @@ impl SessionError {
     /// The nodes this error blames (for a timeout: those that sent nothing).
     pub fn culprits(&self) -> &[String] {
         match self {
-            Self::Faulty { culprits, .. } | Self::PeerAborted { culprits, .. } => culprits,
+            Self::Faulty { culprits, .. }
+            | Self::Banned { culprits, .. }
+            | Self::PeerAborted { culprits, .. } => culprits,
             Self::Timeout { waiting_for } => waiting_for,
             _ => &[],
         }
@@ -402,6 +414,11 @@ impl Run<'_> {
                 _ => break,
             }
         }
+        // A ban stands whoever equivocated: the OT state shared with the banned node is
+        // spent either way (dkls23's rule), so the caller must see it.
+        if matches!(e, SessionError::Banned { .. }) {
+            return e;
+        }
         self.equivocation().unwrap_or(e)
     }
 
@@ -475,6 +492,10 @@ impl Run<'_> {
     fn protocol_error(&self, e: ProtocolError) -> SessionError {
         match e {
             ProtocolError::Faulty { parties, reason } => SessionError::Faulty {
+                culprits: parties.iter().filter_map(|p| self.spec.parties.get(p).cloned()).collect(),
+                reason,
+            },
+            ProtocolError::Ban { parties, reason } => SessionError::Banned {
                 culprits: parties.iter().filter_map(|p| self.spec.parties.get(p).cloned()).collect(),
                 reason,
             },

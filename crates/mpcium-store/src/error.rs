@@ -40,6 +40,13 @@ pub enum StoreError {
         max: usize,
     },
 
+    /// A create-only write (a key share) found the record already there: nothing was written.
+    #[error("record {key:?} already exists; a key share is never overwritten")]
+    RecordExists {
+        /// Key name of the existing record.
+        key: String,
+    },
+
     /// The replay-protection journal already holds this request.
     #[error("request (wallet {wallet_id:?}, tx {tx_id:?}) was already processed (replay refused)")]
     DuplicateRequest {

@@ -16,6 +16,7 @@ pub const MAX_VALUE_LEN: usize = 16 * 1024 * 1024;
 pub(crate) const PRESIG_PREFIX: &str = "presig:";
 pub(crate) const REPLAY_PREFIX: &str = "replay:";
 pub(crate) const SETUP_PREFIX: &str = "setup:";
+pub(crate) const BAN_PREFIX: &str = "ban:";
 
 /// A validated record key name: 1..=[`MAX_KEY_LEN`] bytes, no control characters.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -59,6 +60,14 @@ impl RecordKey {
         Self::new(format!("{PRESIG_PREFIX}{wallet_id}:{presig_id}"))
     }
 
+    /// `ban:<walletID>:<nodeID>`: a node this node never runs DKLs23 with for the wallet's
+    /// ECDSA key (until a reshare replaces it).
+    pub fn ban(wallet_id: &str, node_id: &str) -> Result<Self> {
+        first_component(wallet_id)?;
+        component(node_id)?;
+        Self::new(format!("{BAN_PREFIX}{wallet_id}:{node_id}"))
+    }
+
     /// `replay:<walletID>:<txID>`.
     pub fn replay(wallet_id: &str, tx_id: &str) -> Result<Self> {
         first_component(wallet_id)?;
@@ -96,7 +105,7 @@ pub enum ShareKind {
 }
 
 impl ShareKind {
-    fn prefix(self) -> &'static str {
+    pub(crate) fn prefix(self) -> &'static str {
         match self {
             ShareKind::Ecdsa => "ecdsa",
             ShareKind::Eddsa => "eddsa",

@@ -57,6 +57,7 @@ pub mod kdf;
 pub mod keys;
 pub mod rekey;
 pub mod restore;
+mod shares;
 mod store;
 
 pub use backup::{BackupConfig, BackupOutcome, BackupScheduler, run_backup_once};
@@ -64,4 +65,5 @@ pub use error::{Result, StoreError};
 pub use kdf::{KdfParams, KdfPolicy, StoreOptions};
 pub use keys::{MAX_KEY_LEN, MAX_VALUE_LEN, RecordKey, ShareKind};
 pub use restore::{RecoveryReport, recover};
+pub use shares::Ban;
 pub use store::{MIN_PASSWORD_LEN, Store};

@@ -10,7 +10,7 @@ use crate::crypto;
 use crate::error::{Result, StoreError};
 use crate::fsutil;
 use crate::kdf::{KdfRecord, SecretKey, StoreOptions};
-use crate::keys::{MAX_VALUE_LEN, PRESIG_PREFIX, RecordKey, ShareKind, first_component};
+use crate::keys::{MAX_VALUE_LEN, PRESIG_PREFIX, RecordKey, first_component};
 
 /// `header` → JSON [`Header`].
 pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
@@ -306,21 +306,6 @@ impl Store {
             out.push(k.value().to_owned());
         }
         Ok(out)
-    }
-
-    /// Stores a key share (`ecdsa:<walletID>_v<N>` / `eddsa:<walletID>_v<N>`).
-    pub fn put_share(&self, kind: ShareKind, wallet_id: &str, version: u32, share: &[u8]) -> Result<()> {
-        self.put(&RecordKey::share(kind, wallet_id, version)?, share)
-    }
-
-    /// Reads a key share.
-    pub fn get_share(
-        &self,
-        kind: ShareKind,
-        wallet_id: &str,
-        version: u32,
-    ) -> Result<Option<Zeroizing<Vec<u8>>>> {
-        self.get(&RecordKey::share(kind, wallet_id, version)?)
     }
 
     /// Stores engine setup data (`setup:<name>`), e.g. ECDSA pre-parameters.

@@ -98,7 +98,8 @@ fn three_backups(tmp: &Path) -> (PathBuf, Vec<(String, Vec<u8>)>) {
     store.put_share(ShareKind::Ecdsa, "b", 0, b"b-v0").unwrap();
     store.put_share(ShareKind::Ecdsa, "c", 0, b"c-v0").unwrap();
     let b1 = run_backup_once(&store, &backups, "node1").unwrap().unwrap();
-    store.put_share(ShareKind::Ecdsa, "a", 0, b"a-v0-overwritten").unwrap();
+    // The raw record layer (shares themselves are create-only): an overwrite is still a change.
+    store.put(&RecordKey::share(ShareKind::Ecdsa, "a", 0).unwrap(), b"a-v0-overwritten").unwrap();
     store.put_share(ShareKind::Eddsa, "d", 0, b"d-v0").unwrap();
     let b2 = run_backup_once(&store, &backups, "node1").unwrap().unwrap();
     store.delete(&RecordKey::share(ShareKind::Ecdsa, "b", 0).unwrap()).unwrap();

@@ -50,7 +50,8 @@ fn crash_writer_child() {
         println!("ACK {wallet} 0");
         // Overwrites of one hot key exercise the replace path too.
         if i % 3 == 0 {
-            store.put_share(ShareKind::Ecdsa, "hot", 1, &make_share(i + 1_000_000)).unwrap();
+            let hot = mpcium_store::RecordKey::share(ShareKind::Ecdsa, "hot", 1).unwrap();
+            store.put(&hot, &make_share(i + 1_000_000)).unwrap();
             println!("ACK hot 1");
         }
     }

@@ -310,3 +310,50 @@ fn existing_parent_directory_mode_is_left_alone() {
     drop(Store::create(nested.join("s.db"), PW, &opts()).unwrap());
     assert_eq!(std::fs::metadata(&nested).unwrap().permissions().mode() & 0o777, 0o700);
 }
+
+#[test]
+fn shares_are_create_only_and_stored_together_or_not_at_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::create(dir.path().join("s.db"), PW, &opts()).unwrap();
+    s.put_share(ShareKind::Ecdsa, "w", 1, b"live share").unwrap();
+    let err = s.put_share(ShareKind::Ecdsa, "w", 1, b"replayed keygen").unwrap_err();
+    assert!(matches!(err, StoreError::RecordExists { ref key } if key == "ecdsa:w_v1"), "{err}");
+    assert_eq!(s.get_share(ShareKind::Ecdsa, "w", 1).unwrap().unwrap().as_slice(), b"live share");
+    // One of two exists: neither is written.
+    let err =
+        s.put_shares(&[(ShareKind::Eddsa, "w", 1, b"ed"), (ShareKind::Ecdsa, "w", 1, b"again")]).unwrap_err();
+    assert!(matches!(err, StoreError::RecordExists { .. }), "{err}");
+    assert!(s.get_share(ShareKind::Eddsa, "w", 1).unwrap().is_none(), "half a pair was written");
+    s.put_shares(&[(ShareKind::Eddsa, "w", 1, b"ed"), (ShareKind::Ecdsa, "w", 2, b"v2")]).unwrap();
+    assert_eq!(s.get_share(ShareKind::Eddsa, "w", 1).unwrap().unwrap().as_slice(), b"ed");
+    // Versions of this wallet only, not of a wallet whose id extends it.
+    s.put_share(ShareKind::Ecdsa, "w_v1x", 7, b"other wallet").unwrap();
+    assert_eq!(s.share_versions(ShareKind::Ecdsa, "w").unwrap(), vec![1, 2]);
+    assert_eq!(s.share_versions(ShareKind::Ecdsa, "w_v1x").unwrap(), vec![7]);
+    assert!(s.delete_share(ShareKind::Ecdsa, "w", 1).unwrap());
+    assert_eq!(s.share_versions(ShareKind::Ecdsa, "w").unwrap(), vec![2]);
+}
+
+#[test]
+fn bans_are_durable_per_wallet_and_lifted_by_a_newer_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let ban = |node: &str, v: u32| mpcium_store::Ban {
+        node_id: node.into(),
+        key_version: v,
+        reason: "OT consistency check failed".into(),
+        at: "2026-12-04T00:00:00Z".into(),
+    };
+    {
+        let s = Store::create(&path, PW, &opts()).unwrap();
+        s.put_ban("w1", &ban("node2", 1)).unwrap();
+        s.put_ban("w2", &ban("node1", 3)).unwrap();
+    }
+    let s = Store::open(&path, PW, &opts()).unwrap();
+    assert_eq!(s.bans("w1").unwrap(), vec![ban("node2", 1)]);
+    assert_eq!(s.all_bans().unwrap(), vec![("w1".into(), ban("node2", 1)), ("w2".into(), ban("node1", 3))]);
+    assert_eq!(s.lift_bans_before("w1", 1).unwrap(), 0, "same version: still banned");
+    assert_eq!(s.lift_bans_before("w1", 2).unwrap(), 1);
+    assert!(s.bans("w1").unwrap().is_empty());
+    assert_eq!(s.bans("w2").unwrap().len(), 1);
+}

@@ -44,6 +44,11 @@ pub enum ProtocolError {
     /// A local bug or an engine error that no peer caused.
     #[error("internal error: {0}")]
     Internal(String),
+    /// A party failed a check whose outcome leaks secret bits to it (dkls23's `BanCounterparty`:
+    /// a failed OT-extension consistency check). The caller must exclude these parties from every
+    /// later DKLs23 session of this key until the pairwise OT state is replaced (reshare).
+    #[error("banned: parties {parties:?}: {reason}")]
+    Ban { parties: Vec<PartyId>, reason: String },
 }
 
 impl ProtocolError {
@@ -55,9 +60,14 @@ impl ProtocolError {
     /// The parties this error blames, if any.
     pub fn culprits(&self) -> &[PartyId] {
         match self {
-            Self::Faulty { parties, .. } => parties,
+            Self::Faulty { parties, .. } | Self::Ban { parties, .. } => parties,
             _ => &[],
         }
+    }
+
+    /// Whether the named parties must be banned for this key (see [`ProtocolError::Ban`]).
+    pub fn is_ban(&self) -> bool {
+        matches!(self, Self::Ban { .. })
     }
 }
 
@@ -175,6 +185,24 @@ impl ExecutionId {
             field(p.as_bytes());
         }
         field(ctx.request_id.as_bytes());
+        Self(h.finalize().into())
+    }
+
+    /// Bind further terms of a run that the context does not carry (the node binds a session's
+    /// threshold and dealers): a new id over this one, a label and each item, length-prefixed.
+    pub fn bind(self, label: &[u8], items: &[&[u8]]) -> Self {
+        let mut h = Sha256::new();
+        let mut field = |bytes: &[u8]| {
+            h.update((bytes.len() as u64).to_be_bytes());
+            h.update(bytes);
+        };
+        field(b"mpcium-tss/execution-id/bind/v1");
+        field(&self.0);
+        field(label);
+        field(&(items.len() as u64).to_be_bytes());
+        for item in items {
+            field(item);
+        }
         Self(h.finalize().into())
     }
 
@@ -326,6 +354,17 @@ mod tests {
             ExecutionId::new(&ExecutionContext { new_participants: &["b"], ..ctx(&["a"]) }),
             ExecutionId::new(&ExecutionContext { new_participants: &[], ..ctx(&["a", "b"]) })
         );
+    }
+
+    #[test]
+    fn bound_terms_change_the_id() {
+        let base = ExecutionId::new(&ctx(&["a", "b"]));
+        let t1 = base.bind(b"terms", &[&1u32.to_be_bytes(), b"a"]);
+        assert_eq!(t1, base.bind(b"terms", &[&1u32.to_be_bytes(), b"a"]));
+        assert_ne!(t1, base);
+        assert_ne!(t1, base.bind(b"terms", &[&2u32.to_be_bytes(), b"a"]));
+        assert_ne!(t1, base.bind(b"terms", &[&1u32.to_be_bytes(), b"b"]));
+        assert_ne!(base.bind(b"terms", &[b"ab"]), base.bind(b"terms", &[b"a", b"b"]));
     }
 
     /// A toy protocol: everyone broadcasts its number, and returns the sum.

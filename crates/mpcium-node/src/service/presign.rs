@@ -11,11 +11,11 @@ use mpcium_store::ShareKind;
 use mpcium_tss::{ExecutionId, KeyType, PartyId};
 use serde_json::json;
 
-use super::{Failure, Service, party_ids, wallet_of};
+use super::{Failure, Output, Service, party_ids, quorum, wallet_of};
 use crate::control::{SessionOp, SessionStart};
 use crate::presign::{MAX_HELD_PER_OWNER, PresigId};
 use crate::registry::KeyInfo;
-use crate::session::{SessionSpec, run_protocol};
+use crate::session::SessionSpec;
 use crate::transport::SessionInbox;
 
 /// How often the pool is checked when nothing wakes it.
@@ -56,23 +56,17 @@ impl Service {
         let prefix = PresigId::prefix(info.version, self.me());
         let mut have = self.store.presignature_ids(wallet, &prefix).map_err(storage)?.len();
         let need = info.threshold as usize + 1;
+        // Never with a node banned for this key, by this node or by another co-signer.
+        let apart = self.ban_conflicts(wallet, info.version).await;
         while have < self.pool.size() {
             let ready = self.transport.directory().ready();
-            let mut others: Vec<String> = info
-                .participant_peer_ids
-                .iter()
-                .filter(|p| *p != self.me() && ready.contains(p))
-                .cloned()
-                .collect();
-            if others.len() + 1 < need {
-                break;
-            }
+            let candidates: Vec<String> =
+                info.participant_peer_ids.iter().filter(|p| ready.contains(p)).cloned().collect();
             // Rotate the co-signers so the pool's work spreads over the committee.
-            let shift = self.pool.next_rotation() % others.len().max(1);
-            others.rotate_left(shift);
-            let mut nodes: Vec<String> =
-                std::iter::once(self.me().to_owned()).chain(others.into_iter().take(need - 1)).collect();
-            nodes.sort();
+            let rotation = self.pool.next_rotation().to_string();
+            let Some(nodes) = quorum::pick_signers(&candidates, self.me(), &rotation, need, &apart) else {
+                break;
+            };
             let parties = party_ids(&info.participant_peer_ids, &nodes)?;
             let id = PresigId::new(info.version, self.me(), &parties);
             let request = json!({ "wallet_id": wallet, "key_type": "secp256k1" }).to_string();
@@ -90,7 +84,7 @@ impl Service {
                 presignature: None,
             }
             .with_request(request.as_bytes());
-            self.coordinate(start).await?;
+            self.coordinate(start, None).await?;
             self.metrics.presign.made.fetch_add(1, Ordering::Relaxed);
             have += 1;
         }
@@ -124,7 +118,7 @@ impl Service {
         start: &SessionStart,
         session: [u8; 32],
         inbox: &mut SessionInbox,
-    ) -> Result<serde_json::Value, Failure> {
+    ) -> Result<Output, Failure> {
         let wallet = wallet_of(start);
         let body =
             start.request_bytes().map_err(|e| Failure::new(ErrorCode::MessageFormat, e.to_string()))?;
@@ -150,6 +144,7 @@ impl Service {
         let ids = party_ids(&info.participant_peer_ids, &start.participants)?;
         let mut signers = ids.clone();
         signers.sort_unstable();
+        self.refuse_banned(&wallet, info.version, &start.participants)?;
         let id = PresigId::parse(&start.request_id)
             .ok_or_else(|| Failure::new(ErrorCode::MessageFormat, "malformed presignature id"))?;
         if id.owner != start.coordinator || id.version != info.version || id.signers != signers {
@@ -179,13 +174,13 @@ impl Service {
             .map_err(|e| Failure::new(ErrorCode::KeyDecoding, e.to_string()))?;
         let proto = mpcium_tss::ecdsa::Presign::new(ExecutionId(session), &share, &signers, None)
             .map_err(|e| Failure::new(ErrorCode::SigningFailure, e.to_string()))?;
-        let presignature = run_protocol(&self.transport, inbox, &spec, proto).await?;
+        let presignature = self.run_dkls(&wallet, info.version, inbox, &spec, proto).await?;
         let bytes =
             presignature.to_bytes().map_err(|e| Failure::new(ErrorCode::KeyEncoding, e.to_string()))?;
         self.store
             .put_presignature(&wallet, id.as_str(), &bytes)
             .map_err(|e| Failure::new(ErrorCode::StorageWrite, e.to_string()))?;
-        Ok(json!({ "presignature": id.as_str() }))
+        Ok(Output::Presignature { id: id.as_str().to_owned() })
     }
 
     /// Coordinate `req` with one of this node's presignatures whose signers are all ready.
@@ -197,8 +192,8 @@ impl Service {
         client: Option<&ClientId>,
         delivery: &str,
         info: &KeyInfo,
-        ready: &[String],
-    ) -> Option<Result<serde_json::Value, Failure>> {
+        eligible: &quorum::Eligible,
+    ) -> Option<Result<Output, Failure>> {
         if !self.pool.enabled() {
             return None;
         }
@@ -214,8 +209,8 @@ impl Service {
         };
         let node_of = |p: PartyId| committee.get(usize::from(p).checked_sub(1)?).cloned();
         let chosen = ids.iter().filter_map(|t| PresigId::parse(t)).find(|id| {
-            id.signers.iter().all(|p| node_of(*p).is_some_and(|n| ready.contains(&n)))
-                && self.pool.reserve(id.as_str())
+            let nodes: Vec<String> = id.signers.iter().filter_map(|p| node_of(*p)).collect();
+            nodes.len() == id.signers.len() && eligible.allows(&nodes) && self.pool.reserve(id.as_str())
         })?;
         let mut nodes: Vec<String> = chosen.signers.iter().filter_map(|p| node_of(*p)).collect();
         nodes.sort();
@@ -233,7 +228,7 @@ impl Service {
             presignature: Some(chosen.as_str().to_owned()),
         }
         .with_request(body);
-        let outcome = self.coordinate(start).await;
+        let outcome = self.coordinate(start, None).await;
         self.pool.release(chosen.as_str());
         Some(outcome)
     }
@@ -251,7 +246,7 @@ impl Service {
         me: PartyId,
         spec: &SessionSpec,
         inbox: &mut SessionInbox,
-    ) -> Result<serde_json::Value, Failure> {
+    ) -> Result<Output, Failure> {
         if req.key_type.as_str() != "secp256k1" || req.derivation_path.as_ref().is_some_and(|p| !p.is_empty())
         {
             return Err(Failure::new(
@@ -296,7 +291,7 @@ impl Service {
             ));
         }
         let proto = mpcium_tss::ecdsa::SignOnline::new(ExecutionId(spec.id), presig, digest);
-        let sig = run_protocol(&self.transport, inbox, spec, proto).await?;
-        Ok(json!({ "r": super::hex(&sig.r), "s": super::hex(&sig.s), "v": sig.recovery_id }))
+        let sig = self.run_dkls(&req.wallet_id, info.version, inbox, spec, proto).await?;
+        Ok(Output::EcdsaSignature { r: super::hex(&sig.r), s: super::hex(&sig.s), v: sig.recovery_id })
     }
 }

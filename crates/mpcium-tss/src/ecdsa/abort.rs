@@ -25,7 +25,7 @@ pub(crate) fn to_id(i: PartyIndex) -> PartyId {
 pub(crate) fn map_abort(abort: Abort, peers: &[PartyId]) -> ProtocolError {
     let reason = abort.description();
     if let AbortKind::BanCounterparty(p) = abort.kind {
-        return ProtocolError::faulty(to_id(p), reason);
+        return ProtocolError::Ban { parties: vec![to_id(p)], reason };
     }
     let blamed = match &abort.reason {
         AbortReason::UnexpectedSender { sender } | AbortReason::DuplicateSender { sender } => Some(*sender),

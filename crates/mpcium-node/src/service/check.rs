@@ -1,0 +1,297 @@
+//! What a node checks before it takes part in anything. A participant trusts nothing the
+//! coordinator chose: every value of a [`SessionStart`] is compared with the client's signed
+//! request (verified by this node itself), this node's own config and the key info, and only
+//! then does a checked value exist. "Checked" is a type here, not a flag: the protocol parts
+//! take a [`Verified`] request or a checked start, which only these functions build.
+
+use mpcium_api::{ErrorCode, GenerateKeyMessage, ResharingMessage, SignTxMessage};
+use mpcium_tss::KeyType;
+
+use super::{Failure, Service, curve_name, key_type_of, share_kind};
+use crate::control::{SessionOp, SessionStart};
+use crate::registry::{Claim, KeyInfo};
+
+/// A client request that this node verified in full: size, JSON, ids and sizes, the
+/// initiator's signature and the authorizers. Only [`Service::verify_request`] makes one.
+#[derive(Debug, Clone)]
+pub(super) struct Verified<M>(M);
+
+impl<M> std::ops::Deref for Verified<M> {
+    type Target = M;
+    fn deref(&self) -> &M {
+        &self.0
+    }
+}
+
+/// The request a coordinator verified when it pulled it, handed to its own part of the session
+/// so that one node does not verify the same signature twice.
+pub(super) enum OwnRequest {
+    Keygen(Verified<GenerateKeyMessage>),
+    Sign(Verified<SignTxMessage>),
+    Reshare(Verified<ResharingMessage>),
+}
+
+/// A keygen announcement that matches the signed request, this node's config and a wallet
+/// that does not exist yet.
+pub(super) struct KeygenStart {
+    pub wallet: String,
+    /// This node's position in the (sorted, configured) committee.
+    pub me_index: usize,
+}
+
+/// A reshare announcement that matches the signed request, the key info and this node's
+/// config, and that has not run before.
+pub(super) struct ReshareStart {
+    pub req: Verified<ResharingMessage>,
+    pub kind: KeyType,
+    pub info: KeyInfo,
+}
+
+fn mismatch(what: &str) -> Failure {
+    Failure::new(ErrorCode::MessageVerification, format!("announced {what} differs from the signed request"))
+}
+
+/// Whether the announced request id names `id`: the part before the last `#` (the coordinator
+/// appends its delivery, which has no `#`, after it).
+pub(super) fn request_id_names(start: &SessionStart, id: &str) -> Result<(), Failure> {
+    match start.request_id.rsplit_once('#') {
+        Some((named, _)) if named == id => Ok(()),
+        _ => Err(Failure::new(ErrorCode::MessageVerification, "request id does not match the request")),
+    }
+}
+
+impl Service {
+    /// Decode, validate and authenticate a client request (size limit, JSON, ids and sizes,
+    /// initiator signature, authorizers). On failure: the failure, and the request when it
+    /// decoded, so the error event can name its ids.
+    pub(super) fn verify_request<M: mpcium_api::InitiatorMessage>(
+        &self,
+        body: &[u8],
+        decode: fn(&[u8]) -> Result<M, mpcium_api::DecodeError>,
+        validate: fn(&M) -> Result<(), mpcium_api::ValidationError>,
+    ) -> Result<Verified<M>, Box<(Option<M>, Failure)>> {
+        let fail = |req: Option<M>, code: ErrorCode, reason: String| {
+            Err(Box::new((req, Failure::new(code, reason))))
+        };
+        if body.len() > self.cfg.max_request_bytes {
+            return fail(None, ErrorCode::MsgValidation, "request over the size limit".into());
+        }
+        let req = match decode(body) {
+            Ok(r) => r,
+            Err(e) => return fail(None, e.error_code(), e.to_string()),
+        };
+        if let Err(e) = validate(&req) {
+            return fail(Some(req), e.error_code(), e.to_string());
+        }
+        if let Err(e) = mpcium_api::verify::verify_initiator(&req, &self.cfg.initiator, self.mode()) {
+            return fail(Some(req), e.error_code(), format!("invalid signature from initiator: {e}"));
+        }
+        if let Err(e) = self.cfg.authorization.authorize(&req, self.mode()) {
+            return fail(Some(req), e.error_code(), e.to_string());
+        }
+        Ok(Verified(req))
+    }
+
+    pub(super) fn verify_keygen(
+        &self,
+        body: &[u8],
+    ) -> Result<Verified<GenerateKeyMessage>, (String, Failure)> {
+        self.verify_request(body, GenerateKeyMessage::from_json, GenerateKeyMessage::validate).map_err(|e| {
+            let (req, f) = *e;
+            (req.map(|r| r.wallet_id).unwrap_or_default(), f)
+        })
+    }
+
+    pub(super) fn verify_sign(
+        &self,
+        body: &[u8],
+    ) -> Result<Verified<SignTxMessage>, Box<(SignTxMessage, Failure)>> {
+        self.verify_request(body, SignTxMessage::from_json, SignTxMessage::validate).map_err(|e| {
+            let (req, f) = *e;
+            Box::new((req.unwrap_or_default(), f))
+        })
+    }
+
+    pub(super) fn verify_reshare(
+        &self,
+        body: &[u8],
+    ) -> Result<Verified<ResharingMessage>, Box<(ResharingMessage, Failure)>> {
+        self.verify_request(body, ResharingMessage::from_json, ResharingMessage::validate).map_err(|e| {
+            let (req, f) = *e;
+            Box::new((req.unwrap_or_default(), f))
+        })
+    }
+
+    /// The client's request of an announcement, verified here unless this node verified it
+    /// already as the coordinator.
+    pub(super) fn verified_request(
+        &self,
+        start: &SessionStart,
+        own: Option<OwnRequest>,
+    ) -> Result<OwnRequest, Failure> {
+        if let Some(own) = own {
+            return Ok(own);
+        }
+        let body =
+            start.request_bytes().map_err(|e| Failure::new(ErrorCode::MessageFormat, e.to_string()))?;
+        Ok(match start.op {
+            SessionOp::Keygen => OwnRequest::Keygen(self.verify_keygen(&body).map_err(|(_, f)| f)?),
+            SessionOp::Sign => OwnRequest::Sign(self.verify_sign(&body).map_err(|e| e.1)?),
+            SessionOp::Reshare => OwnRequest::Reshare(self.verify_reshare(&body).map_err(|e| e.1)?),
+            SessionOp::Presign => {
+                return Err(Failure::new(
+                    ErrorCode::InvalidSessionType,
+                    "a presign session has no client request",
+                ));
+            }
+        })
+    }
+
+    /// Check a keygen announcement: the signed request names the wallet; the threshold is this
+    /// node's `mpc_threshold`; the committee is every configured node; the version is 1; and the
+    /// wallet exists neither in the key info nor in this node's store (a replayed keygen request
+    /// must not touch a live wallet).
+    pub(super) async fn check_keygen_start(
+        &self,
+        start: &SessionStart,
+        req: &Verified<GenerateKeyMessage>,
+    ) -> Result<KeygenStart, Failure> {
+        request_id_names(start, &req.wallet_id)?;
+        if start.threshold != self.cfg.threshold {
+            return Err(Failure::new(
+                ErrorCode::InvalidThreshold,
+                format!(
+                    "announced threshold {} is not this node's mpc_threshold {}",
+                    start.threshold, self.cfg.threshold
+                ),
+            ));
+        }
+        if start.participants != self.transport.directory().configured() {
+            return Err(Failure::new(
+                ErrorCode::IncompatiblePeerIds,
+                "announced committee is not the configured cluster",
+            ));
+        }
+        if start.key_version != 1
+            || !start.new_participants.is_empty()
+            || !start.dealers.is_empty()
+            || start.presignature.is_some()
+        {
+            return Err(Failure::new(ErrorCode::MessageVerification, "malformed keygen announcement"));
+        }
+        for kind in [KeyType::Secp256k1, KeyType::Ed25519] {
+            let info = self
+                .registry
+                .keyinfo(curve_name(kind), &req.wallet_id)
+                .await
+                .map_err(|e| Failure::new(ErrorCode::KeyInfoLoad, e.to_string()))?;
+            let held = self
+                .store
+                .share_versions(share_kind(kind), &req.wallet_id)
+                .map_err(|e| Failure::new(ErrorCode::StorageRead, e.to_string()))?;
+            if info.is_some() || !held.is_empty() {
+                return Err(Failure::new(
+                    ErrorCode::KeyAlreadyExists,
+                    format!("wallet {} already exists", req.wallet_id),
+                ));
+            }
+        }
+        let me_index = start
+            .participants
+            .iter()
+            .position(|p| p == self.me())
+            .ok_or_else(|| Failure::new(ErrorCode::ParticipantNotFound, "not a participant"))?;
+        Ok(KeygenStart { wallet: req.wallet_id.clone(), me_index })
+    }
+
+    /// Check a reshare announcement against the signed request (new committee, new threshold),
+    /// the key info (version, old committee, dealers) and this node's config (every new member
+    /// is a cluster node), and claim the request's session id, once, cluster-wide and on this
+    /// node's disk: a coordinator that kept an old signed reshare request cannot run it again.
+    pub(super) async fn check_reshare_start(
+        &self,
+        start: &SessionStart,
+        req: Verified<ResharingMessage>,
+    ) -> Result<ReshareStart, Failure> {
+        request_id_names(start, &req.session_id)?;
+        let kind = key_type_of(&req.key_type)?;
+        let info = self.load_keyinfo(kind, &req.wallet_id).await?;
+        if info.version != start.key_version {
+            return Err(Failure::new(ErrorCode::SessionStale, "key version differs from the announcement"));
+        }
+        let mut old = info.participant_peer_ids.clone();
+        old.sort();
+        if old != start.participants {
+            return Err(Failure::new(
+                ErrorCode::IncompatiblePeerIds,
+                "announced committee differs from the key info",
+            ));
+        }
+        let mut signed_committee = req.node_ids.clone().unwrap_or_default();
+        signed_committee.sort();
+        if start.new_participants != signed_committee {
+            return Err(mismatch("new committee"));
+        }
+        if i64::from(start.threshold) != req.new_threshold {
+            return Err(mismatch("new threshold"));
+        }
+        let configured = self.transport.directory().configured();
+        if let Some(unknown) = start.new_participants.iter().find(|n| !configured.contains(n)) {
+            return Err(Failure::new(
+                ErrorCode::ParticipantNotFound,
+                format!("{unknown} is not a cluster node"),
+            ));
+        }
+        let dealers_ok = start.dealers.len() == info.threshold as usize + 1
+            && start.dealers.windows(2).all(|w| w[0] < w[1])
+            && start.dealers.iter().all(|d| old.contains(d));
+        if !dealers_ok {
+            return Err(Failure::new(
+                ErrorCode::IncompatiblePeerIds,
+                "announced dealers are not t+1 distinct holders of the key",
+            ));
+        }
+        if !start.new_participants.iter().chain(&start.dealers).any(|n| n == self.me()) {
+            return Err(Failure::new(ErrorCode::ParticipantNotFound, "not a member"));
+        }
+        self.claim_reshare(kind, &req, &start.request_id).await?;
+        Ok(ReshareStart { req, kind, info })
+    }
+
+    /// Claim a reshare request's session id for one run (`run`: the announced request id)
+    /// in the cluster's replay records, and on this node's disk. A second run of the same
+    /// request is a replay: `ERROR_SESSION_DUPLICATE`.
+    pub(super) async fn claim_reshare(
+        &self,
+        kind: KeyType,
+        req: &ResharingMessage,
+        run: &str,
+    ) -> Result<(), Failure> {
+        let duplicate = || {
+            Failure::new(
+                ErrorCode::SessionDuplicate,
+                format!(
+                    "reshare session {} for wallet {} ran before (replay refused)",
+                    req.session_id, req.wallet_id
+                ),
+            )
+        };
+        let tag = format!("reshare/{}/{}", curve_name(kind), req.session_id);
+        match self
+            .registry
+            .claim_request(&req.wallet_id, &tag, run)
+            .await
+            .map_err(|e| Failure::new(ErrorCode::StorageWrite, e.to_string()))?
+        {
+            Claim::New | Claim::Same => {}
+            Claim::Duplicate => return Err(duplicate()),
+        }
+        // The cluster record can be deleted by anyone with write access to the bucket (every
+        // node): each node also keeps its own.
+        match self.store.claim_run(&req.wallet_id, &tag, run) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(duplicate()),
+            Err(e) => Err(Failure::new(ErrorCode::StorageWrite, e.to_string())),
+        }
+    }
+}
