@@ -108,6 +108,9 @@ pub struct RunningNode {
     directory: PeerDirectory,
     #[cfg(feature = "test-malice")]
     malice: crate::transport::MaliceSwitch,
+    /// The node's transport, for tests that play a malicious coordinator with its identity.
+    #[cfg(feature = "test-malice")]
+    transport: Transport,
 }
 
 impl RunningNode {
@@ -120,6 +123,13 @@ impl RunningNode {
     #[cfg(feature = "test-malice")]
     pub fn malice(&self) -> &crate::transport::MaliceSwitch {
         &self.malice
+    }
+
+    /// This node's transport: a test sends what a malicious node would (any control message,
+    /// signed with this node's identity) and reads the answers.
+    #[cfg(feature = "test-malice")]
+    pub fn transport(&self) -> &Transport {
+        &self.transport
     }
 
     /// Requests and sessions in flight on this node now.
@@ -253,6 +263,8 @@ pub async fn start(params: NodeParams) -> Result<RunningNode, StartError> {
     let starts = transport.listen().await?;
     #[cfg(feature = "test-malice")]
     let malice = transport.malice().clone();
+    #[cfg(feature = "test-malice")]
+    let test_transport = transport.clone();
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
     let backup = match params.backup {
         Some(cfg) => Some(BackupScheduler::start(params.store.clone(), cfg)?),
@@ -301,6 +313,8 @@ pub async fn start(params: NodeParams) -> Result<RunningNode, StartError> {
         directory,
         #[cfg(feature = "test-malice")]
         malice,
+        #[cfg(feature = "test-malice")]
+        transport: test_transport,
     })
 }
 

@@ -141,7 +141,7 @@ fn share_kind(kind: KeyType) -> ShareKind {
 }
 
 /// The session id a participant's outcome report travels under.
-fn done_id(session: &[u8; 32]) -> [u8; 32] {
+pub fn done_id(session: &[u8; 32]) -> [u8; 32] {
     let mut h = Sha256::new();
     h.update(b"mpcium-rs/done/v1");
     h.update(session);
@@ -1003,6 +1003,12 @@ fn key_type_of(key_type: &mpcium_api::KeyType) -> Result<KeyType, Failure> {
         "ed25519" => Ok(KeyType::Ed25519),
         other => Err(Failure::new(ErrorCode::MsgValidation, format!("unsupported key_type {other:?}"))),
     }
+}
+
+/// The session id of an announced session, re-derived from its fields (`None`: its request
+/// bytes are not base64).
+pub fn announced_session_id(start: &SessionStart) -> Option<[u8; 32]> {
+    session_id(start).ok()
 }
 
 /// The session id of an announced session, re-derived from its fields.

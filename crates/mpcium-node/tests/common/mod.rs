@@ -510,6 +510,21 @@ impl WireClient {
         nodes: &[&str],
         t: i64,
     ) -> ResharingResultEvent {
+        let body = self.reshare_body(key_type, wallet, session, nodes, t);
+        self.raw.publish_with_headers("mpc:reshare", self.headers(), body.into()).await.unwrap();
+        self.raw.flush().await.unwrap();
+        ResharingResultEvent::from_json(&Self::next_result(&self.reshare_results).await).unwrap()
+    }
+
+    /// A signed reshare request body.
+    pub fn reshare_body(
+        &self,
+        key_type: &str,
+        wallet: &str,
+        session: &str,
+        nodes: &[&str],
+        t: i64,
+    ) -> Vec<u8> {
         let mut msg = ResharingMessage {
             session_id: session.into(),
             node_ids: Some(nodes.iter().map(|n| n.to_string()).collect()),
@@ -521,9 +536,7 @@ impl WireClient {
         };
         let raw = mpcium_api::canonical::reshare_signed_bytes(&msg);
         msg.signature = Some(self.initiator.sign(&raw).to_bytes().to_vec());
-        self.raw.publish_with_headers("mpc:reshare", self.headers(), msg.to_json().into()).await.unwrap();
-        self.raw.flush().await.unwrap();
-        ResharingResultEvent::from_json(&Self::next_result(&self.reshare_results).await).unwrap()
+        msg.to_json().into_bytes()
     }
 }
 

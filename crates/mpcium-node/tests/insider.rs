@@ -1,0 +1,257 @@
+//! A malicious coordinator in a real 3-node cluster (t=1, feature `test-malice`): node2 uses its
+//! own identity and transport to announce sessions nobody asked for, built from signed client
+//! requests it saw (replays) or with values of its own choosing. For each, the honest nodes
+//! (node0, node1) must refuse with a clear code before any protocol runs, store nothing, and keep
+//! every share byte for byte; signing must go on afterwards under the wallet's public keys.
+//! Each test is one line of THREAT-MODEL.md.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::{Cluster, ClusterSpec, WireClient, ecdsa_verify, eddsa_verify};
+use mpcium_api::ErrorCode;
+use mpcium_node::control::{Control, SessionOp, SessionStart};
+use mpcium_node::envelope::Kind;
+use mpcium_node::service::{announced_session_id, done_id};
+use mpcium_store::Store;
+
+const ATTACKER: usize = 2;
+const HONEST: [usize; 2] = [0, 1];
+
+/// A cluster of 3 nodes (t=1) and a handle on each node's store.
+async fn cluster() -> (Cluster, Stores) {
+    let stores: Stores = Arc::new(Mutex::new(vec![None, None, None]));
+    let seen = stores.clone();
+    let spec = ClusterSpec {
+        tweak: Some(Arc::new(move |i, params| {
+            seen.lock().unwrap()[i] = Some(params.store.clone());
+        })),
+        ..ClusterSpec::new(3, 1)
+    };
+    (Cluster::start(spec).await, stores)
+}
+
+type Stores = Arc<Mutex<Vec<Option<Arc<Store>>>>>;
+
+/// Every share and setup record of each honest node's store.
+fn snapshots(stores: &Stores) -> Vec<BTreeMap<String, Vec<u8>>> {
+    let stores = stores.lock().unwrap();
+    HONEST
+        .iter()
+        .map(|i| {
+            let store = stores[*i].as_ref().expect("node started");
+            let mut out = BTreeMap::new();
+            for prefix in ["ecdsa:", "eddsa:", "setup:"] {
+                for key in store.keys_with_prefix(prefix).unwrap() {
+                    let record = mpcium_store::RecordKey::new(key.clone()).unwrap();
+                    out.insert(key, store.get(&record).unwrap().unwrap().to_vec());
+                }
+            }
+            out
+        })
+        .collect()
+}
+
+/// Announce `start` from the attacker to the honest nodes; return each one's reported outcome
+/// as `node -> (ok, code, reason)`.
+async fn announce(c: &Cluster, start: SessionStart) -> BTreeMap<String, (bool, String, String)> {
+    announce_to(c, start, &HONEST).await
+}
+
+/// [`announce`] to some of the honest nodes.
+async fn announce_to(
+    c: &Cluster,
+    start: SessionStart,
+    to: &[usize],
+) -> BTreeMap<String, (bool, String, String)> {
+    let transport = c.node(ATTACKER).transport();
+    let session = announced_session_id(&start).expect("well-formed start");
+    let mut done = transport.open_session(done_id(&session));
+    let nodes: Vec<String> = to.iter().map(|i| c.ids[*i].clone()).collect();
+    transport
+        .send_public(Kind::Control, session, u32::MAX, &nodes, Control::Start(start).encode())
+        .await
+        .unwrap();
+    let mut outcomes = BTreeMap::new();
+    while outcomes.len() < nodes.len() {
+        let m = tokio::time::timeout(Duration::from_secs(20), done.recv())
+            .await
+            .expect("every honest node answers the announcement at once")
+            .expect("inbox open");
+        if let Ok(Control::Done(r)) = Control::decode(&m.payload) {
+            outcomes.insert(m.envelope.sender.clone(), (r.ok, r.code, r.reason));
+        }
+    }
+    outcomes
+}
+
+fn assert_refused(outcomes: &BTreeMap<String, (bool, String, String)>, code: ErrorCode, what: &str) {
+    assert!(!outcomes.is_empty(), "{what}: nobody answered");
+    for (node, (ok, got, reason)) in outcomes {
+        assert!(!ok, "{what}: {node} took part: {outcomes:?}");
+        assert_eq!(got, code.as_str(), "{what}: {node} refused with {got} ({reason})");
+    }
+}
+
+fn start(op: SessionOp, c: &Cluster, body: &[u8]) -> SessionStart {
+    SessionStart {
+        op,
+        coordinator: c.ids[ATTACKER].clone(),
+        request: String::new(),
+        client_id: None,
+        participants: c.ids.clone(),
+        new_participants: Vec::new(),
+        key_version: 1,
+        threshold: 1,
+        request_id: String::new(),
+        dealers: Vec::new(),
+        presignature: None,
+    }
+    .with_request(body)
+}
+
+async fn sign_both(w: &WireClient, wallet: &str, ecdsa_pub: &[u8], eddsa_pub: &[u8], tag: &str) {
+    let digest = [7u8; 32];
+    let ev = w.sign(&w.sign_msg("secp256k1", wallet, &format!("{tag}-e"), &digest, None)).await;
+    ecdsa_verify(ecdsa_pub, &digest, &ev);
+    let ev = w.sign(&w.sign_msg("ed25519", wallet, &format!("{tag}-d"), b"solana tx", None)).await;
+    eddsa_verify(eddsa_pub, b"solana tx", &ev);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_replayed_keygen_or_a_keygen_on_the_coordinators_terms_stores_nothing() {
+    let (c, stores) = cluster().await;
+    let w = c.client("insider-keygen").await;
+    let kg = w.keygen("wallet-k").await;
+    assert_eq!(kg.result_type.as_str(), "success", "{kg:?}");
+    let (ecdsa_pub, eddsa_pub) = (kg.ecdsa_pub_key.unwrap().to_vec(), kg.eddsa_pub_key.unwrap().to_vec());
+    let before = snapshots(&stores);
+
+    // The client's keygen request, seen once, replayed at the live wallet's version.
+    let body = w.keygen_body("wallet-k");
+    let mut replay = start(SessionOp::Keygen, &c, &body);
+    replay.request_id = "wallet-k#999.1".into();
+    assert_refused(&announce(&c, replay.clone()).await, ErrorCode::KeyAlreadyExists, "replayed keygen");
+
+    // Same, after the attacker deleted the wallet's key info (every node may write the bucket):
+    // the honest nodes' own shares still say the wallet exists.
+    let kv = jetstream_kv(&c, mpcium_node::registry::KEYINFO_BUCKET).await;
+    let saved: Vec<(String, _)> = {
+        let mut out = Vec::new();
+        for curve in ["ecdsa", "eddsa"] {
+            let key = mpcium_node::registry::keyinfo_key(curve, "wallet-k");
+            out.push((key.clone(), kv.get(&key).await.unwrap().unwrap()));
+            kv.delete(&key).await.unwrap();
+        }
+        out
+    };
+    replay.request_id = "wallet-k#1000.1".into();
+    assert_refused(&announce(&c, replay).await, ErrorCode::KeyAlreadyExists, "keygen after key info deleted");
+    for (key, value) in saved {
+        kv.put(&key, value).await.unwrap();
+    }
+
+    // A new wallet the client asked for, on the coordinator's terms: another threshold, or a
+    // committee without node1.
+    let body = w.keygen_body("wallet-new");
+    let mut low = start(SessionOp::Keygen, &c, &body);
+    low.request_id = "wallet-new#5.1".into();
+    low.threshold = 0;
+    assert_refused(&announce(&c, low).await, ErrorCode::InvalidThreshold, "keygen with t=0");
+    let mut picked = start(SessionOp::Keygen, &c, &body);
+    picked.request_id = "wallet-new#6.1".into();
+    picked.participants = vec![c.ids[0].clone(), c.ids[2].clone()];
+    let outcomes = announce_to(&c, picked, &[0]).await;
+    assert_refused(
+        &outcomes,
+        ErrorCode::IncompatiblePeerIds,
+        "keygen with a committee of the coordinator's choice",
+    );
+    // A request id that names another wallet than the signed request.
+    let mut renamed = start(SessionOp::Keygen, &c, &body);
+    renamed.request_id = "wallet-other#7.1".into();
+    assert_refused(&announce(&c, renamed).await, ErrorCode::MessageVerification, "keygen under another id");
+
+    let after = snapshots(&stores);
+    assert_eq!(before, after, "an honest node's store changed");
+    assert!(
+        after.iter().all(|s| !s.keys().any(|k| k.contains("wallet-new"))),
+        "a share of wallet-new was stored"
+    );
+    sign_both(&w, "wallet-k", &ecdsa_pub, &eddsa_pub, "after").await;
+    // The wallet the client asked for is still made on the cluster's terms when it asks.
+    let kg = w.keygen("wallet-new").await;
+    assert_eq!(kg.result_type.as_str(), "success", "{kg:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_reshare_runs_only_on_the_signed_committee_and_threshold_and_only_once() {
+    let (c, stores) = cluster().await;
+    let w = c.client("insider-reshare").await;
+    let kg = w.keygen("wallet-r").await;
+    assert_eq!(kg.result_type.as_str(), "success", "{kg:?}");
+    let (ecdsa_pub, eddsa_pub) = (kg.ecdsa_pub_key.unwrap().to_vec(), kg.eddsa_pub_key.unwrap().to_vec());
+    let all: Vec<&str> = c.ids.iter().map(String::as_str).collect();
+    // A reshare the client asked for (same committee, t=1): it runs, once.
+    let ev = w.reshare("secp256k1", "wallet-r", "rs-1", &all, 1).await;
+    assert_eq!(ev.result_type.as_str(), "success", "{ev:?}");
+    let before = snapshots(&stores);
+    let signed = w.reshare_body("secp256k1", "wallet-r", "rs-1", &all, 1);
+    let reshare = |new: &[usize], t: u32, run: &str| {
+        let mut s = start(SessionOp::Reshare, &c, &signed);
+        s.key_version = 2;
+        s.threshold = t;
+        s.new_participants = new.iter().map(|i| c.ids[*i].clone()).collect();
+        s.dealers = vec![c.ids[0].clone(), c.ids[2].clone()];
+        s.request_id = format!("rs-1#{run}");
+        s
+    };
+    // The key moved to {node1, attacker}: node0 is not in that committee but deals.
+    let outcomes = announce(&c, reshare(&[1, 2], 1, "9001")).await;
+    assert_refused(
+        &outcomes,
+        ErrorCode::MessageVerification,
+        "reshare to a committee the client never signed",
+    );
+    // The threshold lowered... or raised: any value the client did not sign.
+    assert_refused(
+        &announce(&c, reshare(&[0, 1, 2], 2, "9002")).await,
+        ErrorCode::MessageVerification,
+        "reshare to t=2",
+    );
+    // The very request the client signed, run again (a replay): refused cluster-wide.
+    let outcomes = announce(&c, reshare(&[0, 1, 2], 1, "9003")).await;
+    assert_refused(&outcomes, ErrorCode::SessionDuplicate, "replayed reshare request");
+    // Dealers that are not t+1 distinct holders.
+    let mut bad = reshare(&[0, 1, 2], 1, "9004");
+    bad.dealers = vec![c.ids[0].clone(), c.ids[0].clone()];
+    assert_refused(
+        &announce(&c, bad).await,
+        ErrorCode::IncompatiblePeerIds,
+        "dealers that are not t+1 holders",
+    );
+    // The execution id binds the threshold: one start, two thresholds, two ids.
+    let (a, b) = (reshare(&[0, 1, 2], 1, "x"), reshare(&[0, 1, 2], 2, "x"));
+    assert_ne!(announced_session_id(&a), announced_session_id(&b));
+    // Even with the cluster's replay record deleted, each honest node remembers the run itself.
+    let kv = jetstream_kv(&c, mpcium_node::registry::REQUESTS_BUCKET).await;
+    let mut keys = kv.keys().await.unwrap();
+    use futures_util::StreamExt;
+    while let Some(Ok(k)) = keys.next().await {
+        kv.purge(&k).await.unwrap();
+    }
+    let outcomes = announce(&c, reshare(&[0, 1, 2], 1, "9005")).await;
+    assert_refused(&outcomes, ErrorCode::SessionDuplicate, "replay after the cluster record was deleted");
+
+    let after = snapshots(&stores);
+    assert_eq!(before, after, "an honest node's store changed");
+    sign_both(&w, "wallet-r", &ecdsa_pub, &eddsa_pub, "after").await;
+}
+
+async fn jetstream_kv(c: &Cluster, bucket: &str) -> async_nats::jetstream::kv::Store {
+    let client = async_nats::connect(c.server.url()).await.unwrap();
+    async_nats::jetstream::new(client).get_key_value(bucket).await.unwrap()
+}
