@@ -267,3 +267,127 @@ async fn messages_with_a_spoofed_sender_are_dropped_and_the_spoofer_is_named_mis
     assert!(dropped >= 1, "the forged envelopes were dropped at the signature check");
     s.recovers(&before, "spoof").await;
 }
+
+/// The value of an unlabelled metric in a `/metrics` text.
+fn metric(text: &str, name: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(' ')))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{name} missing in:\n{text}"))
+}
+
+/// dkls23's rule: a counterparty whose OT-extension data fails the consistency check is banned
+/// for that key for good (each pass or fail leaks a bit of the honest node's OT secret). A
+/// 3-node t=1 cluster with presignature pools: node2 flips the last byte of its first protocol
+/// message of every session (in a DKLs23 presign or signature: its OT-extension data, the
+/// consistency check's input). Both honest nodes ban it durably; no DKLs23 session with it runs
+/// for that key afterwards (counted in the honest nodes' logs) while signing goes on with the
+/// other two; the ban survives a restart; a reshare (fresh OT state) lifts it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_peer_that_tampers_ot_messages_is_banned_for_that_key_until_a_reshare() {
+    const W: &str = "wallet-ban";
+    let _serial = SERIAL.lock().await;
+    capture_logs();
+    let stores: Arc<Mutex<Vec<Option<Arc<Store>>>>> = Arc::new(Mutex::new(vec![None, None, None]));
+    let ports: Vec<u16> = (0..3).map(|_| mpcium_testkit::free_port().unwrap()).collect();
+    let (seen, tweak_ports) = (stores.clone(), ports.clone());
+    let spec = ClusterSpec {
+        tweak: Some(Arc::new(move |i, p: &mut mpcium_node::daemon::NodeParams| {
+            p.service.presign =
+                mpcium_node::presign::PresignSettings { pool_size: 2, wallets: vec![W.into()] };
+            p.health_address = Some(format!("127.0.0.1:{}", tweak_ports[i]));
+            seen.lock().unwrap()[i] = Some(p.store.clone());
+        })),
+        ..ClusterSpec::new(3, 1)
+    };
+    let mut c = Cluster::start(spec).await;
+    let w = c.client("bans").await;
+    let kg = w.keygen(W).await;
+    assert_eq!(kg.result_type.as_str(), "success", "{kg:?}");
+    let pubkey = kg.ecdsa_pub_key.unwrap().to_vec();
+    let banned_by = |i: usize| -> bool {
+        let stores = stores.lock().unwrap();
+        stores[i]
+            .as_ref()
+            .unwrap()
+            .bans(W)
+            .unwrap()
+            .iter()
+            .any(|b| b.node_id == CULPRIT && b.key_version == 1)
+    };
+    let sign_ok = |tx: String| {
+        let w = &w;
+        let pubkey = &pubkey;
+        async move {
+            let digest = [0x5au8; 32];
+            let ev = w.sign(&w.sign_msg("secp256k1", W, &tx, &digest, None)).await;
+            assert_eq!(ev.result_type.as_str(), "success", "{tx}: {ev:?}");
+            ecdsa_verify(pubkey, &digest, &ev);
+        }
+    };
+
+    c.nodes[2].as_ref().unwrap().malice().set(Some(Misbehaviour::CorruptRound { seq: 0 }));
+    // Signatures use up the pools; the sessions that refill them, and full signatures, run with
+    // node2 until each honest node has caught it once.
+    let mut n = 0;
+    while !(banned_by(0) && banned_by(1)) {
+        assert!(n < 60, "node2 was not banned by both honest nodes after {n} requests");
+        let digest = [0x11u8; 32];
+        let _ = w.sign(&w.sign_msg("secp256k1", W, &format!("catch-{n}"), &digest, None)).await;
+        n += 1;
+    }
+    // Sessions in flight at the ban end; from then on no DKLs23 run of either honest node with
+    // node2 may start (every run with it fails and logs "session failed").
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let mark = LOG.lock().unwrap().len();
+    for i in 0..8 {
+        sign_ok(format!("after-ban-{i}")).await;
+    }
+    // Let the pools refill (their refill pass runs every 2 s).
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let failures = failures_since(mark);
+    for honest in HONEST {
+        let with_culprit: Vec<_> =
+            failures.get(honest).into_iter().flatten().filter(|l| l.contains(CULPRIT)).collect();
+        assert!(with_culprit.is_empty(), "{honest} ran sessions with the banned node: {with_culprit:#?}");
+    }
+    for i in [0, 1] {
+        let text = common::http_get(ports[i], "/metrics").await;
+        assert_eq!(metric(&text, "mpcium_bans"), 1, "node{i}");
+    }
+    assert!(log_text().contains("DKLs23 counterparty banned for this key"), "the ban is logged");
+
+    // The ban is durable: node0 restarts on its store and still refuses node2.
+    stores.lock().unwrap()[0] = None;
+    c.restart_node(0).await;
+    c.wait_all_ready().await;
+    assert!(banned_by(0), "the ban did not survive a restart");
+    assert_eq!(metric(&common::http_get(ports[0], "/metrics").await, "mpcium_bans"), 1);
+    let mark = LOG.lock().unwrap().len();
+    for i in 0..4 {
+        sign_ok(format!("after-restart-{i}")).await;
+    }
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let failures = failures_since(mark);
+    assert!(
+        failures.get("node0").into_iter().flatten().all(|l| !l.contains(CULPRIT)),
+        "node0 ran a session with node2 after its restart: {failures:#?}"
+    );
+
+    // A reshare gives the key a new version with fresh OT state: the bans are lifted and node2
+    // (honest again) signs.
+    c.nodes[2].as_ref().unwrap().malice().set(None);
+    let all: Vec<&str> = c.ids.iter().map(String::as_str).collect();
+    let ev = w.reshare("secp256k1", W, "lift-bans", &all, 1).await;
+    assert_eq!(ev.result_type.as_str(), "success", "{ev:?}");
+    for i in [0, 1] {
+        assert!(
+            stores.lock().unwrap()[i].as_ref().unwrap().bans(W).unwrap().is_empty(),
+            "node{i} kept a ban"
+        );
+        assert_eq!(metric(&common::http_get(ports[i], "/metrics").await, "mpcium_bans"), 0, "node{i}");
+    }
+    for i in 0..6 {
+        sign_ok(format!("after-reshare-{i}")).await;
+    }
+}

@@ -64,7 +64,10 @@ impl Service {
                 info.participant_peer_ids.iter().filter(|p| ready.contains(p)).cloned().collect();
             // Rotate the co-signers so the pool's work spreads over the committee.
             let rotation = self.pool.next_rotation().to_string();
-            let Some(nodes) = quorum::pick_signers(&candidates, self.me(), &rotation, need, &apart) else {
+            // The owner signs with its own entries: a set without it is of no use here.
+            let Some(nodes) = quorum::pick_signers(&candidates, self.me(), &rotation, need, &apart)
+                .filter(|nodes| nodes.iter().any(|n| n == self.me()))
+            else {
                 break;
             };
             let parties = party_ids(&info.participant_peer_ids, &nodes)?;

@@ -19,8 +19,8 @@ impl Eligible {
 
 /// Pick exactly `need` signers from `candidates` (the ready holders, sorted): `me` first when it
 /// is one (saves a hop), then a rotation chosen by the tx id so load spreads over the committee,
-/// never two nodes of a pair in `apart` (a DKLs23 ban between them). Sorted; `None` when no such
-/// set is found.
+/// never two nodes of a pair in `apart` (a DKLs23 ban between them); when no set with `me` is
+/// free of bans, one without it. Sorted; `None` when no such set is found.
 pub(super) fn pick_signers(
     candidates: &[String],
     me: &str,
@@ -28,10 +28,19 @@ pub(super) fn pick_signers(
     need: usize,
     apart: &[(String, String)],
 ) -> Option<Vec<String>> {
-    let conflict = |a: &str, b: &str| apart.iter().any(|(x, y)| (x == a && y == b) || (x == b && y == a));
     let offset = tx_id.bytes().fold(0usize, |a, b| a.wrapping_mul(31).wrapping_add(b as usize));
     let n = candidates.len();
-    let order = candidates.iter().filter(|c| *c == me).chain((0..n).map(|i| &candidates[(offset + i) % n]));
+    let rotation = (0..n).map(|i| &candidates[(offset + i) % n]);
+    let with_me = candidates.iter().filter(|c| *c == me).chain(rotation.clone());
+    greedy(with_me, need, apart).or_else(|| greedy(rotation.filter(|c| *c != me), need, apart))
+}
+
+fn greedy<'a>(
+    order: impl Iterator<Item = &'a String>,
+    need: usize,
+    apart: &[(String, String)],
+) -> Option<Vec<String>> {
+    let conflict = |a: &str, b: &str| apart.iter().any(|(x, y)| (x == a && y == b) || (x == b && y == a));
     let mut signers: Vec<String> = Vec::with_capacity(need);
     for c in order {
         if signers.len() == need {
@@ -77,6 +86,9 @@ mod tests {
             assert_eq!(s, nodes(&["a", "b"]), "{tx}");
             let s = pick_signers(&c, "c", tx, 2, &apart).unwrap();
             assert_eq!(s, nodes(&["b", "c"]), "{tx}");
+            // A coordinator banned by both others still finds a set: without itself.
+            let both = vec![("a".to_owned(), "c".to_owned()), ("b".to_owned(), "c".to_owned())];
+            assert_eq!(pick_signers(&c, "c", tx, 2, &both).unwrap(), nodes(&["a", "b"]), "{tx}");
         }
         // With t+1 = 3 every set holds the banned pair.
         assert_eq!(pick_signers(&c, "a", "t", 3, &apart), None);
