@@ -48,6 +48,8 @@ enum Command {
     /// Load a running cluster with keygen, signing or resharing requests and report throughput
     /// and latency.
     Benchmark(cmd::benchmark::BenchmarkArgs),
+    /// List the DKLs23 bans the nodes announced (wallet, banning node, banned node, key version).
+    Bans(cmd::bans::BansArgs),
     /// Print the version.
     Version,
 }
@@ -68,6 +70,7 @@ fn main() -> ExitCode {
         Command::GenerateInitiator(args) => cmd::generate_initiator::run(args),
         Command::GenerateAuthorizer(args) => cmd::generate_authorizer::run(args),
         Command::RegisterPeers(args) => cmd::register_peers::run(&ctx, args),
+        Command::Bans(args) => cmd::bans::run(&ctx, args),
         Command::Devnet(args) => cmd::devnet::run(args),
         Command::Recover(args) => cmd::recover::run(&ctx, args),
         Command::Rekey(args) => cmd::rekey::run(&ctx, args),

@@ -114,15 +114,21 @@ impl From<SessionError> for Failure {
             SessionError::Timeout { .. } => ErrorCode::SessionTimeout,
             SessionError::Faulty { .. } | SessionError::Banned { .. } => ErrorCode::OperationAborted,
             // The code of the node that stopped the session, so the coordinator sees the cause.
-            SessionError::PeerAborted { code, .. } => match ErrorCode::from_wire(code) {
-                ErrorCode::Other(_) => ErrorCode::OperationAborted,
-                known => known,
-            },
+            SessionError::PeerAborted { code, .. } => peer_code(code),
             SessionError::Invalid(_) => ErrorCode::SessionInitialization,
             SessionError::Transport(_) => ErrorCode::PeerUnavailable,
         };
         let names_culprits = !e.culprits().is_empty();
         Self { code, reason: e.to_string(), peers_told: true, names_culprits }
+    }
+}
+
+/// A code a peer reported: one of the wire's known codes, or `ERROR_OPERATION_ABORTED` (a peer
+/// does not get to put free text where clients and metrics expect a code).
+fn peer_code(code: &str) -> ErrorCode {
+    match ErrorCode::from_wire(code) {
+        ErrorCode::Other(_) => ErrorCode::OperationAborted,
+        known => known,
     }
 }
 
@@ -659,7 +665,7 @@ impl Service {
                                 Failure::new(ErrorCode::MessageFormat, format!("malformed outcome: {e}"))
                             })
                         } else {
-                            Err(Failure::new(ErrorCode::from_wire(&report.code), report.reason))
+                            Err(Failure::new(peer_code(&report.code), report.reason))
                         };
                         outputs.entry(m.envelope.sender.clone()).or_insert(outcome);
                     }
@@ -803,6 +809,7 @@ impl Service {
             let inbox = inbox.as_mut().expect("opened above");
             return self.presign_part(start, session, inbox).await;
         }
+        let coordinating = own.is_some();
         match (self.verified_request(start, own)?, inbox.as_mut()) {
             (OwnRequest::Keygen(req), _) => {
                 let checked = self.check_keygen_start(start, &req).await?;
@@ -810,6 +817,9 @@ impl Service {
             }
             (OwnRequest::Sign(req), Some(inbox)) => {
                 check::request_id_names(start, &req.tx_id)?;
+                if !coordinating {
+                    self.check_sign_claim(start, &req).await?;
+                }
                 self.sign_part(start, &req, session, inbox).await
             }
             (OwnRequest::Reshare(req), Some(inbox)) => {

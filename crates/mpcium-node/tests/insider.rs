@@ -182,6 +182,17 @@ async fn a_replayed_keygen_or_a_keygen_on_the_coordinators_terms_stores_nothing(
         "a share of wallet-new was stored"
     );
     sign_both(&w, "wallet-k", &ecdsa_pub, &eddsa_pub, "after").await;
+    // A signing request the client sent once, replayed by the coordinator as another request
+    // message: refused by the participants themselves (the cluster's claim names the first).
+    for key_type in ["secp256k1", "ed25519"] {
+        let tx_id = if key_type == "secp256k1" { "after-e" } else { "after-d" };
+        let tx: &[u8] = if key_type == "secp256k1" { &[7u8; 32] } else { b"solana tx" };
+        let body = w.sign_msg(key_type, "wallet-k", tx_id, tx, None).to_json().into_bytes();
+        let mut replay = start(SessionOp::Sign, &c, &body);
+        replay.participants = vec![c.ids[0].clone(), c.ids[1].clone()];
+        replay.request_id = format!("{tx_id}#99999.1");
+        assert_refused(&announce(&c, replay).await, ErrorCode::SessionDuplicate, "replayed signing request");
+    }
     // The wallet the client asked for is still made on the cluster's terms when it asks.
     let kg = w.keygen("wallet-new").await;
     assert_eq!(kg.result_type.as_str(), "success", "{kg:?}");

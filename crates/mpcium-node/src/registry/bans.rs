@@ -12,6 +12,8 @@ use super::{BANS_BUCKET, Registry, RegistryError, keyinfo_key, kv_err};
 /// One node's ban of another for a wallet's ECDSA key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BanNotice {
+    /// The wallet whose ECDSA key the ban is for.
+    pub wallet_id: String,
     /// The node that banned.
     pub by: String,
     /// The banned node.
@@ -35,6 +37,24 @@ impl Registry {
             key,
             reason: e.to_string(),
         })
+    }
+
+    /// Every ban announced, over all wallets.
+    pub async fn all_ban_notices(&self) -> Result<Vec<BanNotice>, RegistryError> {
+        use futures_util::StreamExt;
+        let mut keys = self.bans.keys().await.map_err(|e| kv_err(BANS_BUCKET)(e.into()))?;
+        let mut out = Vec::new();
+        while let Some(key) = keys.next().await {
+            let key = key.map_err(|e| kv_err(BANS_BUCKET)(e.into()))?;
+            let Some(bytes) = self.bans.get(&key).await.map_err(|e| kv_err(BANS_BUCKET)(e.into()))? else {
+                continue;
+            };
+            let list: Vec<BanNotice> = serde_json::from_slice(&bytes).map_err(|e| {
+                RegistryError::Corrupt { bucket: BANS_BUCKET, key: key.clone(), reason: e.to_string() }
+            })?;
+            out.extend(list);
+        }
+        Ok(out)
     }
 
     /// Add a ban to a wallet's announced list (compare-and-set, retried on a conflict); entries

@@ -87,7 +87,12 @@ impl Service {
             // The store is the ban list: a ban it could not keep is not enforced. Say so loudly.
             Err(e) => tracing::error!(wallet, banned = node, error = %e, "could not store a ban"),
         }
-        let notice = BanNotice { by: self.me().to_owned(), banned: node.to_owned(), key_version: version };
+        let notice = BanNotice {
+            wallet_id: wallet.to_owned(),
+            by: self.me().to_owned(),
+            banned: node.to_owned(),
+            key_version: version,
+        };
         if let Err(e) = self.registry.announce_ban(wallet, notice).await {
             tracing::warn!(wallet, banned = node, error = %e, "could not announce a ban");
         }

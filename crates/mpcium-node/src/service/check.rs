@@ -258,6 +258,33 @@ impl Service {
         Ok(ReshareStart { req, kind, info })
     }
 
+    /// A signing request runs for one request message only: the coordinator claimed `(wallet,
+    /// tx)` for the message's stream sequence; a participant checks the announced run is that
+    /// message's (a replayed request under another sequence is `ERROR_SESSION_DUPLICATE`).
+    pub(super) async fn check_sign_claim(
+        &self,
+        start: &SessionStart,
+        req: &SignTxMessage,
+    ) -> Result<(), Failure> {
+        let delivery = start.request_id.rsplit_once('#').map(|(_, d)| d).unwrap_or_default();
+        let sequence = delivery.split('.').next().unwrap_or_default();
+        match self
+            .registry
+            .claim_request(&req.wallet_id, &req.tx_id, sequence)
+            .await
+            .map_err(|e| Failure::new(ErrorCode::StorageWrite, e.to_string()))?
+        {
+            Claim::New | Claim::Same => Ok(()),
+            Claim::Duplicate => Err(Failure::new(
+                ErrorCode::SessionDuplicate,
+                format!(
+                    "duplicate signing request detected for walletID={} txID={}",
+                    req.wallet_id, req.tx_id
+                ),
+            )),
+        }
+    }
+
     /// Claim a reshare request's session id for one run (`run`: the announced request id)
     /// in the cluster's replay records, and on this node's disk. A second run of the same
     /// request is a replay: `ERROR_SESSION_DUPLICATE`.
