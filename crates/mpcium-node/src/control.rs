@@ -94,6 +94,11 @@ pub struct SessionStart {
     /// the full signing protocol.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub presignature: Option<String>,
+    /// For a reshare: SHA-256 (hex) of the old key's public data every member deals or checks
+    /// against (public key, threshold, public shares); each member compares it with its own
+    /// view, and it is bound into the session id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub old_key: Option<String>,
 }
 
 impl SessionStart {
@@ -209,6 +214,7 @@ mod tests {
             request_id: "tx".into(),
             dealers: vec![],
             presignature: Some("v1-n0-0000000000000000aaaaaaaa-1.2".into()),
+            old_key: None,
         }
         .with_request(b"{\"x\":1}");
         let c = Control::Start(start.clone());

@@ -48,6 +48,7 @@ mod presign;
 mod quorum;
 mod reshare;
 
+pub use check::old_key_digest;
 use check::{OwnRequest, Verified};
 
 /// What the service needs to know and own.
@@ -625,6 +626,7 @@ impl Service {
             request_id: format!("{}#{delivery}", req.tx_id),
             dealers: Vec::new(),
             presignature: None,
+            old_key: None,
         }
         .with_request(body);
         self.coordinate(start, Some(OwnRequest::Sign(req))).await
@@ -989,10 +991,7 @@ fn old_key_from_info<C: mpcium_tss::curve::Curve>(
 }
 
 fn hex_vec(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..text.len()).step_by(2).map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok()).collect()
+    hex::decode(text).ok()
 }
 
 /// The original's 64-byte X‖Y form of a secp256k1 point.
@@ -1063,7 +1062,11 @@ fn session_id(start: &SessionStart) -> Result<[u8; 32], Failure> {
     // that accepted them runs with exactly the others that did.
     let dealers: Vec<&[u8]> = start.dealers.iter().map(|d| d.as_bytes()).collect();
     let threshold = start.threshold.to_be_bytes();
-    let terms = ExecutionId::new(&ctx).bind(b"threshold", &[&threshold]).bind(b"dealers", &dealers);
+    let old_key: Vec<&[u8]> = start.old_key.iter().map(|k| k.as_bytes()).collect();
+    let terms = ExecutionId::new(&ctx)
+        .bind(b"threshold", &[&threshold])
+        .bind(b"dealers", &dealers)
+        .bind(b"old-key", &old_key);
     Ok(terms.0)
 }
 
@@ -1088,7 +1091,7 @@ fn wallet_of(start: &SessionStart) -> String {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(bytes)
 }
 
 fn hex_to<const N: usize>(text: &str) -> Option<[u8; N]> {

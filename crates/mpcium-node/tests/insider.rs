@@ -109,6 +109,7 @@ fn start(op: SessionOp, c: &Cluster, body: &[u8]) -> SessionStart {
         request_id: String::new(),
         dealers: Vec::new(),
         presignature: None,
+        old_key: None,
     }
     .with_request(body)
 }
@@ -211,6 +212,11 @@ async fn a_reshare_runs_only_on_the_signed_committee_and_threshold_and_only_once
     assert_eq!(ev.result_type.as_str(), "success", "{ev:?}");
     let before = snapshots(&stores);
     let signed = w.reshare_body("secp256k1", "wallet-r", "rs-1", &all, 1);
+    let keyinfo_kv = jetstream_kv(&c, mpcium_node::registry::KEYINFO_BUCKET).await;
+    let info_key = mpcium_node::registry::keyinfo_key("ecdsa", "wallet-r");
+    let info_bytes = keyinfo_kv.get(&info_key).await.unwrap().unwrap();
+    let info: mpcium_node::registry::KeyInfo = serde_json::from_slice(&info_bytes).unwrap();
+    let old_key = mpcium_node::service::old_key_digest(info.threshold, &info.public_key, &info.public_shares);
     let reshare = |new: &[usize], t: u32, run: &str| {
         let mut s = start(SessionOp::Reshare, &c, &signed);
         s.key_version = 2;
@@ -218,6 +224,7 @@ async fn a_reshare_runs_only_on_the_signed_committee_and_threshold_and_only_once
         s.new_participants = new.iter().map(|i| c.ids[*i].clone()).collect();
         s.dealers = vec![c.ids[0].clone(), c.ids[2].clone()];
         s.request_id = format!("rs-1#{run}");
+        s.old_key = Some(old_key.clone());
         s
     };
     // The key moved to {node1, attacker}: node0 is not in that committee but deals.
@@ -243,6 +250,31 @@ async fn a_reshare_runs_only_on_the_signed_committee_and_threshold_and_only_once
         &announce(&c, bad).await,
         ErrorCode::IncompatiblePeerIds,
         "dealers that are not t+1 holders",
+    );
+    // The key info rewritten with another public share for the attacker (which would move the
+    // key to a public key of its choosing): an honest dealer's own share disagrees, and it
+    // refuses before dealing anything.
+    let mut forged = info.clone();
+    let attacker_party = forged.public_shares.keys().copied().max().unwrap();
+    let other = forged.public_shares.values().next().unwrap().clone();
+    forged.public_shares.insert(attacker_party, other);
+    keyinfo_kv.put(&info_key, serde_json::to_vec(&forged).unwrap().into()).await.unwrap();
+    let mut moved = reshare(&[0, 1, 2], 1, "9006");
+    moved.old_key = Some(mpcium_node::service::old_key_digest(
+        forged.threshold,
+        &forged.public_key,
+        &forged.public_shares,
+    ));
+    let outcomes = announce_to(&c, moved, &[0]).await;
+    assert_refused(&outcomes, ErrorCode::DataCorruption, "reshare against forged public shares");
+    // An announcement whose old key is not the one in the key info is refused by everyone.
+    keyinfo_kv.put(&info_key, info_bytes.clone()).await.unwrap();
+    let mut wrong = reshare(&[0, 1, 2], 1, "9007");
+    wrong.old_key = Some("00".repeat(32));
+    assert_refused(
+        &announce(&c, wrong).await,
+        ErrorCode::MessageVerification,
+        "reshare with another old key",
     );
     // The execution id binds the threshold: one start, two thresholds, two ids.
     let (a, b) = (reshare(&[0, 1, 2], 1, "x"), reshare(&[0, 1, 2], 2, "x"));

@@ -7,7 +7,7 @@
 use mpcium_api::{ErrorCode, GenerateKeyMessage, ResharingMessage, SignTxMessage};
 use mpcium_tss::KeyType;
 
-use super::{Failure, Service, curve_name, key_type_of, share_kind};
+use super::{Failure, Service, curve_name, key_type_of, old_key_hex, share_kind};
 use crate::control::{SessionOp, SessionStart};
 use crate::registry::{Claim, KeyInfo};
 
@@ -254,6 +254,25 @@ impl Service {
         if !start.new_participants.iter().chain(&start.dealers).any(|n| n == self.me()) {
             return Err(Failure::new(ErrorCode::ParticipantNotFound, "not a member"));
         }
+        // The old key's public data every member deals or checks against: a dealer's own share
+        // says what it is (the key info is only a copy anyone may write); the others take the
+        // key info. All must name the same, or the run does not start.
+        let from_info = old_key_digest(info.threshold, &info.public_key, &info.public_shares);
+        if start.dealers.iter().any(|d| d == self.me()) {
+            let own = self.own_old_key_digest(kind, &req.wallet_id, info.version)?;
+            if own != from_info {
+                return Err(Failure::new(
+                    ErrorCode::DataCorruption,
+                    "the key info's public key data differs from this node's share",
+                ));
+            }
+        }
+        if start.old_key.as_deref() != Some(from_info.as_str()) {
+            return Err(Failure::new(
+                ErrorCode::MessageVerification,
+                "announced old key differs from this node's view of it",
+            ));
+        }
         self.claim_reshare(kind, &req, &start.request_id).await?;
         Ok(ReshareStart { req, kind, info })
     }
@@ -283,6 +302,29 @@ impl Service {
                 ),
             )),
         }
+    }
+
+    /// The digest of the old key's public data as this node's own share holds it.
+    fn own_old_key_digest(&self, kind: KeyType, wallet: &str, version: u32) -> Result<String, Failure> {
+        let stored = self
+            .store
+            .get_share(share_kind(kind), wallet, version)
+            .map_err(|e| Failure::new(ErrorCode::KeyLoad, e.to_string()))?
+            .ok_or_else(|| Failure::new(ErrorCode::KeyNotFound, "no share for this wallet on this node"))?;
+        fn decoding(e: impl std::fmt::Display) -> Failure {
+            Failure::new(ErrorCode::KeyDecoding, e.to_string())
+        }
+        let (threshold, (pk, shares)) = match kind {
+            KeyType::Secp256k1 => {
+                let k = mpcium_tss::ecdsa::KeyShare::from_bytes(&stored).map_err(decoding)?.old_key();
+                (k.threshold, old_key_hex(&k))
+            }
+            KeyType::Ed25519 => {
+                let k = mpcium_tss::eddsa::KeyShare::from_bytes(&stored).map_err(decoding)?.old_key();
+                (k.threshold, old_key_hex(&k))
+            }
+        };
+        Ok(old_key_digest(u32::from(threshold), &pk, &shares))
     }
 
     /// Claim a reshare request's session id for one run (`run`: the announced request id)
@@ -321,4 +363,27 @@ impl Service {
             Err(e) => Err(Failure::new(ErrorCode::StorageWrite, e.to_string())),
         }
     }
+}
+
+/// SHA-256 (hex) of a key's public data as the key info holds it: threshold, public key and the
+/// public shares by party id (length-prefixed fields).
+pub fn old_key_digest(
+    threshold: u32,
+    public_key: &str,
+    public_shares: &std::collections::BTreeMap<u16, String>,
+) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    let mut field = |b: &[u8]| {
+        h.update((b.len() as u64).to_be_bytes());
+        h.update(b);
+    };
+    field(b"mpcium-rs/old-key/v1");
+    field(&threshold.to_be_bytes());
+    field(public_key.to_ascii_lowercase().as_bytes());
+    for (party, share) in public_shares {
+        field(&party.to_be_bytes());
+        field(share.to_ascii_lowercase().as_bytes());
+    }
+    hex::encode(h.finalize())
 }

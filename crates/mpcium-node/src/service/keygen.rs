@@ -90,6 +90,7 @@ impl Service {
             request_id: format!("{}#{delivery}", req.wallet_id),
             dealers: Vec::new(),
             presignature: None,
+            old_key: None,
         }
         .with_request(body);
         let Output::Keygen { ecdsa, eddsa } = self.coordinate(start, Some(OwnRequest::Keygen(req))).await?

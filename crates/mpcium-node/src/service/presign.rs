@@ -85,6 +85,7 @@ impl Service {
                 request_id: id.as_str().to_owned(),
                 dealers: Vec::new(),
                 presignature: None,
+                old_key: None,
             }
             .with_request(request.as_bytes());
             self.coordinate(start, None).await?;
@@ -229,6 +230,7 @@ impl Service {
             request_id: format!("{}#{delivery}", req.tx_id),
             dealers: Vec::new(),
             presignature: Some(chosen.as_str().to_owned()),
+            old_key: None,
         }
         .with_request(body);
         let outcome = self.coordinate(start, None).await;

@@ -8,7 +8,7 @@ use futures_util::StreamExt;
 use mpcium_api::{ClientId, ErrorCode, ResharingMessage, ResharingResultEvent, subjects};
 use mpcium_tss::{ExecutionId, KeyType, PartyId};
 
-use super::check::{OwnRequest, ReshareStart, Verified};
+use super::check::{OwnRequest, ReshareStart, Verified, old_key_digest};
 use super::{
     Failure, Output, RESHARE_SUBJECT, Service, curve_name, ecdsa_xy, hex, hex_vec, key_type_of,
     old_key_from_info, old_key_hex, session_members, share_kind, shutting_down,
@@ -169,6 +169,7 @@ impl Service {
             request_id,
             dealers,
             presignature: None,
+            old_key: Some(old_key_digest(info.threshold, &info.public_key, &info.public_shares)),
         }
         .with_request(body);
         self.coordinate(start, Some(OwnRequest::Reshare(req))).await
