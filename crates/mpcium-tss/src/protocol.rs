@@ -24,15 +24,25 @@ pub enum Action<T> {
 }
 
 /// Why a run ended without a result. Transport failures (timeouts, lost peers) belong to the
-/// caller; this type has only the two causes a protocol can see.
+/// caller; this type has only the causes a protocol can see.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProtocolError {
-    /// A peer sent something that failed a check (a proof, a commitment, a share, an OT
-    /// consistency check, a malformed message). The run is over and the named parties are to
-    /// blame: never retry silently with them (selective-abort attacks).
+    /// A peer sent something that failed a check (a proof, a commitment, a share, a malformed
+    /// message). The run is over and the named parties are to blame: never retry silently with
+    /// them (selective-abort attacks).
     #[error("aborted: faulty parties {parties:?}: {reason}")]
     Faulty {
         /// The parties whose messages failed a check.
+        parties: Vec<PartyId>,
+        /// What failed.
+        reason: String,
+    },
+    /// A party failed a check whose outcome leaks secret bits to it (dkls23's `BanCounterparty`:
+    /// a failed OT-extension consistency check). The caller must exclude these parties from every
+    /// later DKLs23 session of this key until the pairwise OT state is replaced (reshare).
+    #[error("banned: parties {parties:?}: {reason}")]
+    Ban {
+        /// The parties to exclude.
         parties: Vec<PartyId>,
         /// What failed.
         reason: String,
@@ -52,12 +62,18 @@ impl ProtocolError {
         Self::Faulty { parties: vec![party], reason: reason.into() }
     }
 
-    /// The parties this error blames, if any.
+    /// The parties this error blames, if any (for a [`Ban`](Self::Ban), the banned parties).
     pub fn culprits(&self) -> &[PartyId] {
         match self {
-            Self::Faulty { parties, .. } => parties,
+            Self::Faulty { parties, .. } | Self::Ban { parties, .. } => parties,
             _ => &[],
         }
+    }
+
+    /// Whether the named parties must be excluded from later DKLs23 sessions of this key (see
+    /// [`Ban`](Self::Ban)), not merely blamed for this run.
+    pub fn is_ban(&self) -> bool {
+        matches!(self, Self::Ban { .. })
     }
 }
 

@@ -28,6 +28,13 @@
 //! named. Never retry silently with a named party: OT-based ECDSA is open to selective-abort
 //! attacks.
 //!
+//! Bans: the pairwise OT correlations set up once are reused by every [`Presign`] and [`Sign`],
+//! so each pass or fail of the checks on them (the OT-extension consistency check, the
+//! multiplication and gamma checks) tells the counterparty a bit of this party's OT secret. Such
+//! a failure aborts with [`ProtocolError::Ban`](crate::ProtocolError::Ban) naming the party
+//! (dkls23's `BanCounterparty`); the caller must exclude it from every later DKLs23 session of
+//! the key until a [`Reshare`] (which runs a fresh [`Setup`]) has replaced the pairwise state.
+//!
 //! HD wallets: [`derive_child`] is BIP32 non-hardened public derivation with the cluster's
 //! chain code (spec §6.3); signing with an [`HdPath`] shifts every share by the path's tweak.
 
