@@ -54,6 +54,11 @@ pub enum ProtocolError {
     /// A local bug or an engine error that no peer caused.
     #[error("internal error: {0}")]
     Internal(String),
+    /// The run was still waiting for messages when none were left in flight. Only the
+    /// in-process [`simulate`] reports this (a party that stopped, or a tampering one, left the
+    /// others waiting); over a network the caller's timeout stands in for it.
+    #[error("stalled: waiting for messages that never came")]
+    Stalled,
 }
 
 impl ProtocolError {
@@ -216,14 +221,14 @@ pub type Recipient = Option<PartyId>;
 /// Run every party of one protocol in this process until each returns or fails.
 ///
 /// Returns each party's own outcome, in the order given. A party that is still waiting when no
-/// message is left in flight gets [`ProtocolError::Internal`] ("stalled").
+/// message is left in flight gets [`ProtocolError::Stalled`].
 pub fn simulate<P: Protocol>(parties: Vec<(PartyId, P)>) -> Vec<(PartyId, Result<P::Output, ProtocolError>)> {
     simulate_with(parties, |_, _, _| {})
 }
 
 /// [`simulate`], with a hook that sees (and may alter) every message before delivery, for
-/// malicious-party tests: `tamper(from, to, bytes)` where `to` is `None` for a broadcast. For a
-/// broadcast the hook runs once per recipient, so it can equivocate.
+/// malicious-party tests: `tamper(from, to, bytes)`. For a broadcast the hook runs once per
+/// recipient, so it can equivocate.
 pub fn simulate_with<P: Protocol>(
     parties: Vec<(PartyId, P)>,
     mut tamper: impl FnMut(PartyId, PartyId, &mut Vec<u8>),
@@ -285,10 +290,7 @@ pub fn simulate_with<P: Protocol>(
         }
     }
     for id in running.keys() {
-        outcomes.insert(
-            *id,
-            Err(ProtocolError::Internal("stalled: waiting for messages that never came".into())),
-        );
+        outcomes.insert(*id, Err(ProtocolError::Stalled));
     }
     order
         .into_iter()
@@ -389,6 +391,18 @@ mod tests {
         for (id, out) in simulate(parties(4)) {
             assert_eq!(out, Ok(10), "party {id}");
         }
+    }
+
+    #[test]
+    fn a_party_left_waiting_is_stalled() {
+        // Party 3 never sends: the others wait for it; it hears from both and finishes.
+        let mut parties = parties(3);
+        parties[2].1.sent = true;
+        let results = simulate(parties);
+        assert_eq!(results[0].1, Err(ProtocolError::Stalled));
+        assert_eq!(results[1].1, Err(ProtocolError::Stalled));
+        assert_eq!(results[2].1, Ok(6));
+        assert!(results[0].1.as_ref().unwrap_err().culprits().is_empty());
     }
 
     #[test]
