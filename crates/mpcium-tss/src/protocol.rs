@@ -75,6 +75,20 @@ impl ProtocolError {
         }
     }
 
+    /// The same error with every party it names renamed by `rename` (for a run nested in
+    /// another that numbers the parties differently).
+    pub(crate) fn rename_parties(self, rename: impl Fn(PartyId) -> PartyId) -> Self {
+        match self {
+            Self::Faulty { parties, reason } => {
+                Self::Faulty { parties: parties.into_iter().map(rename).collect(), reason }
+            }
+            Self::Ban { parties, reason } => {
+                Self::Ban { parties: parties.into_iter().map(rename).collect(), reason }
+            }
+            other => other,
+        }
+    }
+
     /// Whether the named parties must be excluded from later DKLs23 sessions of this key (see
     /// [`Ban`](Self::Ban)), not merely blamed for this run.
     pub fn is_ban(&self) -> bool {

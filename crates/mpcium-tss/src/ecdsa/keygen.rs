@@ -22,6 +22,9 @@ use crate::protocol::{Action, ExecutionId, PartyId, Protocol, ProtocolError};
 const KEYGEN_SHAPE: &[RoundShape] = &[RoundShape::PRIVATE, RoundShape::BOTH, RoundShape::BOTH];
 /// Setup: 1 = commitments, 2 = openings and OT setup (the shares already exist).
 const SETUP_SHAPE: &[RoundShape] = &[RoundShape::BOTH, RoundShape::BOTH];
+/// What a member outside the committee gets of a [`Setup`] run inside a resharing: the
+/// broadcasts of every round of [`SETUP_SHAPE`], nothing private.
+pub(super) const SETUP_BROADCASTS: &[RoundShape] = &[RoundShape::BROADCAST, RoundShape::BROADCAST];
 
 type Curve = Secp256k1;
 
@@ -451,5 +454,19 @@ impl Stepped for Dkg {
     }
     fn finish(&mut self) {
         self.stage = Stage::Done;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn setup_broadcasts_cover_every_setup_round() {
+        assert_eq!(SETUP_BROADCASTS.len(), SETUP_SHAPE.len());
+        for (witness, round) in SETUP_BROADCASTS.iter().zip(SETUP_SHAPE) {
+            assert_eq!(witness.broadcast, round.broadcast);
+            assert!(!witness.private);
+        }
     }
 }
