@@ -42,16 +42,17 @@ mod abort;
 mod hd;
 mod keygen;
 mod keyshare;
+mod presignature;
 mod refresh;
 mod reshare;
 mod sign;
+mod signer;
 mod wire;
 
 pub use hd::{ChildKey, HARDENED, HdError, HdPath, derive_child, derive_child_key};
 pub use keygen::{Keygen, Setup, SetupInput};
 pub use keyshare::{KEY_SHARE_FORMAT_VERSION, KeyShare, KeyShareError};
+pub use presignature::{PRESIGNATURE_FORMAT_VERSION, Presignature, PresignatureError};
 pub use refresh::Refresh;
 pub use reshare::{Reshare, ReshareResult};
-pub use sign::{
-    EcdsaSignature, PRESIGNATURE_FORMAT_VERSION, Presign, Presignature, PresignatureError, Sign, SignOnline,
-};
+pub use sign::{EcdsaSignature, Presign, Sign, SignOnline};
