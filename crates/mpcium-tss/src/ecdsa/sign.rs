@@ -8,6 +8,7 @@ use super::hd::HdPath;
 use super::keyshare::KeyShare;
 use super::presignature::Presignature;
 use super::signer::{Outcome, SignCore};
+use crate::driver::Driver;
 use crate::protocol::{Action, ExecutionId, PartyId, Protocol, ProtocolError};
 
 /// A finished ECDSA signature in the original's result format (spec §3.7).
@@ -53,7 +54,7 @@ fn expect_signature(a: Action<Outcome>) -> Result<Action<EcdsaSignature>, Protoc
 ///    checks, the public shares summing to the key).
 ///
 /// Output: a [`Presignature`] for the key (or the HD child of [`HdPath`]) and these signers.
-pub struct Presign(SignCore);
+pub struct Presign(Driver<SignCore>);
 
 impl Presign {
     /// Start presigning with `share` among `signers` (exactly `t + 1` sorted ids, including this
@@ -64,7 +65,7 @@ impl Presign {
         signers: &[PartyId],
         hd: Option<&HdPath>,
     ) -> Result<Self, ProtocolError> {
-        SignCore::presign(eid, share, signers, hd, None).map(Self)
+        SignCore::presign(eid, share, signers, hd, None).map(|core| Self(Driver::new(core)))
     }
 }
 
@@ -81,13 +82,13 @@ impl Protocol for Presign {
 /// The online round: each signer broadcasts its share `(u_i, w_i)` of the signature, computed
 /// from its [`Presignature`] and the 32-byte digest; everyone combines `s = Σw / Σu` and checks
 /// the signature against the public key before returning it.
-pub struct SignOnline(SignCore);
+pub struct SignOnline(Driver<SignCore>);
 
 impl SignOnline {
     /// Sign `digest` (the 32-byte message hash, e.g. Keccak-256) with a presignature. `eid` is
     /// this signing run's id; every signer must use its copy of the same presignature.
     pub fn new(eid: ExecutionId, presignature: Presignature, digest: [u8; 32]) -> Self {
-        Self(SignCore::online(eid, presignature, digest))
+        Self(Driver::new(SignCore::online(eid, presignature, digest)))
     }
 }
 
@@ -103,7 +104,7 @@ impl Protocol for SignOnline {
 
 /// A full signature in one run: [`Presign`]'s two rounds (bound to the digest) then the online
 /// round, three message rounds in all.
-pub struct Sign(SignCore);
+pub struct Sign(Driver<SignCore>);
 
 impl Sign {
     /// Sign `digest` with `share` among `signers` (exactly `t + 1` sorted ids, including this
@@ -115,7 +116,7 @@ impl Sign {
         digest: [u8; 32],
         hd: Option<&HdPath>,
     ) -> Result<Self, ProtocolError> {
-        SignCore::presign(eid, share, signers, hd, Some(digest)).map(Self)
+        SignCore::presign(eid, share, signers, hd, Some(digest)).map(|core| Self(Driver::new(core)))
     }
 }
 

@@ -22,8 +22,9 @@ use super::hd::{HdPath, derive_child};
 use super::keyshare::{DklsParty, KeyShare};
 use super::presignature::Presignature;
 use super::sign::EcdsaSignature;
-use super::wire::{self, Inbox, Kind, Outbox, RoundShape, Stepped, flushed_poke};
-use crate::protocol::{Action, ExecutionId, PartyId, ProtocolError};
+use super::wire::{self, Inbox, Kind, RoundShape};
+use crate::driver::{Machine, Outbox};
+use crate::protocol::{ExecutionId, PartyId, ProtocolError};
 
 type Curve = Secp256k1;
 
@@ -119,9 +120,6 @@ pub(super) struct SignCore {
     online_sent: bool,
     stage: Stage,
     inbox: Inbox,
-    outbox: Outbox,
-    /// A result held back until the messages sent in the same step are out.
-    pending: Option<Result<Outcome, ProtocolError>>,
 }
 
 impl SignCore {
@@ -154,8 +152,6 @@ impl SignCore {
             online_round: 3,
             online_sent: false,
             stage: Stage::Start,
-            outbox: Outbox::default(),
-            pending: None,
         })
     }
 
@@ -174,8 +170,6 @@ impl SignCore {
             online_round: 1,
             online_sent: false,
             stage: Stage::Online(presignature, digest),
-            outbox: Outbox::default(),
-            pending: None,
         }
     }
 
@@ -186,7 +180,7 @@ impl SignCore {
         }
     }
 
-    fn step(&mut self) -> Result<Option<Outcome>, ProtocolError> {
+    fn step(&mut self, out: &mut Outbox) -> Result<Option<Outcome>, ProtocolError> {
         loop {
             match std::mem::replace(&mut self.stage, Stage::Done) {
                 Stage::Start => {
@@ -194,10 +188,7 @@ impl SignCore {
                     let (unique, kept, transmit) =
                         party.sign_phase1(data).map_err(|e| map_abort(e, &self.peers))?;
                     for t in &transmit {
-                        self.outbox.private(
-                            to_id(t.parties.receiver),
-                            wire::encode(&self.eid, 1, Kind::Private, t)?,
-                        );
+                        out.private(to_id(t.parties.receiver), wire::encode(&self.eid, 1, Kind::Private, t)?);
                     }
                     self.stage = Stage::Round1(unique, kept);
                 }
@@ -218,10 +209,7 @@ impl SignCore {
                         .sign_phase2(data, unique, kept, &received)
                         .map_err(|e| map_abort(e, &self.peers))?;
                     for t in &transmit {
-                        self.outbox.private(
-                            to_id(t.parties.receiver),
-                            wire::encode(&self.eid, 2, Kind::Private, t)?,
-                        );
+                        out.private(to_id(t.parties.receiver), wire::encode(&self.eid, 2, Kind::Private, t)?);
                     }
                     self.stage = Stage::Round2(unique, kept);
                 }
@@ -252,7 +240,7 @@ impl SignCore {
                             u: presignature.u,
                             w: m * presignature.phi + presignature.vr,
                         };
-                        self.outbox.broadcast(wire::encode(&self.eid, r, Kind::Broadcast, &own)?);
+                        out.broadcast(wire::encode(&self.eid, r, Kind::Broadcast, &own)?);
                         self.online_sent = true;
                     }
                     let Some(mut round) = self.inbox.take_round(r) else {
@@ -371,33 +359,14 @@ impl SignCore {
         out.s.copy_from_slice(&s.to_bytes());
         Ok(out)
     }
-
-    /// The next action (see [`flushed_poke`]).
-    pub(super) fn poke(&mut self) -> Result<Action<Outcome>, ProtocolError> {
-        flushed_poke(self)
-    }
-
-    /// File a message from `from`.
-    pub(super) fn message(&mut self, from: PartyId, data: Vec<u8>) {
-        self.inbox.receive(from, data);
-    }
 }
 
-impl Stepped for SignCore {
-    type Out = Outcome;
-    fn outbox(&mut self) -> &mut Outbox {
-        &mut self.outbox
+impl Machine for SignCore {
+    type Output = Outcome;
+    fn record(&mut self, from: PartyId, data: Vec<u8>) -> Result<(), ProtocolError> {
+        self.inbox.receive(from, data)
     }
-    fn pending(&mut self) -> &mut Option<Result<Outcome, ProtocolError>> {
-        &mut self.pending
-    }
-    fn fault(&mut self) -> Option<ProtocolError> {
-        self.inbox.fault()
-    }
-    fn advance(&mut self) -> Result<Option<Outcome>, ProtocolError> {
-        self.step()
-    }
-    fn finish(&mut self) {
-        self.stage = Stage::Done;
+    fn advance(&mut self, out: &mut Outbox) -> Result<Option<Outcome>, ProtocolError> {
+        self.step(out)
     }
 }
