@@ -500,6 +500,8 @@ impl Run<'_> {
                 reason,
             },
             ProtocolError::InvalidInput(r) | ProtocolError::Internal(r) => SessionError::Invalid(r),
+            // Only the in-process simulator stalls; over NATS the session's deadline stands in.
+            ProtocolError::Stalled => SessionError::Invalid("stalled".into()),
         }
     }
 

@@ -11,6 +11,7 @@
 //! rejected.
 
 pub mod curve;
+mod driver;
 pub mod ecdsa;
 pub mod eddsa;
 pub mod protocol;

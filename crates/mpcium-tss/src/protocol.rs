@@ -24,15 +24,25 @@ pub enum Action<T> {
 }
 
 /// Why a run ended without a result. Transport failures (timeouts, lost peers) belong to the
-/// caller; this type has only the two causes a protocol can see.
+/// caller; this type has only the causes a protocol can see.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProtocolError {
-    /// A peer sent something that failed a check (a proof, a commitment, a share, an OT
-    /// consistency check, a malformed message). The run is over and the named parties are to
-    /// blame: never retry silently with them (selective-abort attacks).
+    /// A peer sent something that failed a check (a proof, a commitment, a share, a malformed
+    /// message). The run is over and the named parties are to blame: never retry silently with
+    /// them (selective-abort attacks).
     #[error("aborted: faulty parties {parties:?}: {reason}")]
     Faulty {
         /// The parties whose messages failed a check.
+        parties: Vec<PartyId>,
+        /// What failed.
+        reason: String,
+    },
+    /// A party failed a check whose outcome leaks secret bits to it (dkls23's `BanCounterparty`:
+    /// a failed OT-extension consistency check). The caller must exclude these parties from every
+    /// later DKLs23 session of this key until the pairwise OT state is replaced (reshare).
+    #[error("banned: parties {parties:?}: {reason}")]
+    Ban {
+        /// The parties to exclude.
         parties: Vec<PartyId>,
         /// What failed.
         reason: String,
@@ -44,11 +54,11 @@ pub enum ProtocolError {
     /// A local bug or an engine error that no peer caused.
     #[error("internal error: {0}")]
     Internal(String),
-    /// A party failed a check whose outcome leaks secret bits to it (dkls23's `BanCounterparty`:
-    /// a failed OT-extension consistency check). The caller must exclude these parties from every
-    /// later DKLs23 session of this key until the pairwise OT state is replaced (reshare).
-    #[error("banned: parties {parties:?}: {reason}")]
-    Ban { parties: Vec<PartyId>, reason: String },
+    /// The run was still waiting for messages when none were left in flight. Only the
+    /// in-process [`simulate`] reports this (a party that stopped, or a tampering one, left the
+    /// others waiting); over a network the caller's timeout stands in for it.
+    #[error("stalled: waiting for messages that never came")]
+    Stalled,
 }
 
 impl ProtocolError {
@@ -57,7 +67,7 @@ impl ProtocolError {
         Self::Faulty { parties: vec![party], reason: reason.into() }
     }
 
-    /// The parties this error blames, if any.
+    /// The parties this error blames, if any (for a [`Ban`](Self::Ban), the banned parties).
     pub fn culprits(&self) -> &[PartyId] {
         match self {
             Self::Faulty { parties, .. } | Self::Ban { parties, .. } => parties,
@@ -65,7 +75,22 @@ impl ProtocolError {
         }
     }
 
-    /// Whether the named parties must be banned for this key (see [`ProtocolError::Ban`]).
+    /// The same error with every party it names renamed by `rename` (for a run nested in
+    /// another that numbers the parties differently).
+    pub(crate) fn rename_parties(self, rename: impl Fn(PartyId) -> PartyId) -> Self {
+        match self {
+            Self::Faulty { parties, reason } => {
+                Self::Faulty { parties: parties.into_iter().map(rename).collect(), reason }
+            }
+            Self::Ban { parties, reason } => {
+                Self::Ban { parties: parties.into_iter().map(rename).collect(), reason }
+            }
+            other => other,
+        }
+    }
+
+    /// Whether the named parties must be excluded from later DKLs23 sessions of this key (see
+    /// [`Ban`](Self::Ban)), not merely blamed for this run.
     pub fn is_ban(&self) -> bool {
         matches!(self, Self::Ban { .. })
     }
@@ -228,14 +253,14 @@ pub type Recipient = Option<PartyId>;
 /// Run every party of one protocol in this process until each returns or fails.
 ///
 /// Returns each party's own outcome, in the order given. A party that is still waiting when no
-/// message is left in flight gets [`ProtocolError::Internal`] ("stalled").
+/// message is left in flight gets [`ProtocolError::Stalled`].
 pub fn simulate<P: Protocol>(parties: Vec<(PartyId, P)>) -> Vec<(PartyId, Result<P::Output, ProtocolError>)> {
     simulate_with(parties, |_, _, _| {})
 }
 
 /// [`simulate`], with a hook that sees (and may alter) every message before delivery, for
-/// malicious-party tests: `tamper(from, to, bytes)` where `to` is `None` for a broadcast. For a
-/// broadcast the hook runs once per recipient, so it can equivocate.
+/// malicious-party tests: `tamper(from, to, bytes)`. For a broadcast the hook runs once per
+/// recipient, so it can equivocate.
 pub fn simulate_with<P: Protocol>(
     parties: Vec<(PartyId, P)>,
     mut tamper: impl FnMut(PartyId, PartyId, &mut Vec<u8>),
@@ -297,10 +322,7 @@ pub fn simulate_with<P: Protocol>(
         }
     }
     for id in running.keys() {
-        outcomes.insert(
-            *id,
-            Err(ProtocolError::Internal("stalled: waiting for messages that never came".into())),
-        );
+        outcomes.insert(*id, Err(ProtocolError::Stalled));
     }
     order
         .into_iter()
@@ -412,6 +434,18 @@ mod tests {
         for (id, out) in simulate(parties(4)) {
             assert_eq!(out, Ok(10), "party {id}");
         }
+    }
+
+    #[test]
+    fn a_party_left_waiting_is_stalled() {
+        // Party 3 never sends: the others wait for it; it hears from both and finishes.
+        let mut parties = parties(3);
+        parties[2].1.sent = true;
+        let results = simulate(parties);
+        assert_eq!(results[0].1, Err(ProtocolError::Stalled));
+        assert_eq!(results[1].1, Err(ProtocolError::Stalled));
+        assert_eq!(results[2].1, Ok(6));
+        assert!(results[0].1.as_ref().unwrap_err().culprits().is_empty());
     }
 
     #[test]

@@ -6,7 +6,8 @@ use k256::ecdsa::{Signature, VerifyingKey};
 use mpcium_tss::ecdsa::{KeyShare, Keygen, Reshare, ReshareResult, Sign};
 use mpcium_tss::reshare::{Member, Roster};
 use mpcium_tss::{
-    ExecutionContext, ExecutionId, KeyType, Operation, PartyId, ProtocolError, simulate, simulate_with,
+    Action, ExecutionContext, ExecutionId, KeyType, Operation, PartyId, Protocol, ProtocolError, simulate,
+    simulate_with,
 };
 
 fn eid(op: Operation, request: &str) -> ExecutionId {
@@ -157,4 +158,173 @@ fn a_corrupted_sub_share_names_the_dealer() {
         "member 3 names dealer 2: {:?}",
         results[2].1.as_ref().err()
     );
+}
+
+/// One message as the protocol handed it out.
+#[derive(Debug)]
+struct Sent {
+    from: PartyId,
+    /// `None`: [`Action::SendMany`].
+    to: Option<PartyId>,
+    data: Vec<u8>,
+}
+
+/// Each party's outcome, as [`simulate`] returns them.
+type Outcomes<T> = Vec<(PartyId, Result<T, ProtocolError>)>;
+
+/// [`simulate`], keeping every message with the action that sent it (broadcast or private).
+fn simulate_recording<P: Protocol>(parties: Vec<(PartyId, P)>) -> (Outcomes<P::Output>, Vec<Sent>) {
+    let ids: Vec<PartyId> = parties.iter().map(|(id, _)| *id).collect();
+    let mut running: Vec<(PartyId, P)> = parties;
+    let mut inbox: Vec<(PartyId, PartyId, Vec<u8>)> = Vec::new();
+    let mut sent = Vec::new();
+    let mut results = Vec::new();
+    loop {
+        let mut progressed = false;
+        let mut i = 0;
+        while i < running.len() {
+            let (me, party) = &mut running[i];
+            for (from, _, data) in inbox.extract_if(.., |(_, to, _)| to == me) {
+                party.message(from, data);
+                progressed = true;
+            }
+            let mut finished = None;
+            loop {
+                match party.poke() {
+                    Ok(Action::Wait) => break,
+                    Ok(Action::SendMany(data)) => {
+                        for to in ids.iter().filter(|to| *to != me) {
+                            inbox.push((*me, *to, data.clone()));
+                        }
+                        sent.push(Sent { from: *me, to: None, data });
+                    }
+                    Ok(Action::SendPrivate(to, data)) => {
+                        inbox.push((*me, to, data.clone()));
+                        sent.push(Sent { from: *me, to: Some(to), data });
+                    }
+                    Ok(Action::Return(out)) => finished = Some(Ok(out)),
+                    Err(e) => finished = Some(Err(e)),
+                }
+                progressed = true;
+                if finished.is_some() {
+                    break;
+                }
+            }
+            match finished {
+                Some(out) => results.push((running.remove(i).0, out)),
+                None => i += 1,
+            }
+        }
+        if running.is_empty() || !progressed {
+            break;
+        }
+    }
+    results.extend(running.into_iter().map(|(id, _)| (id, Err(ProtocolError::Stalled))));
+    (results, sent)
+}
+
+/// Old 2-of-3 (t = 1) key moved so that dealer 2 leaves and two newcomers join: members 1 (old 1,
+/// new 1), 2 (old 2, leaves), 5 (new 2) and 6 (new 3). New ids and transport ids differ.
+fn leaving_dealer_roster() -> (Roster, Vec<Member>) {
+    let members = vec![
+        Member { id: 1, old: Some(1), new: Some(1) },
+        Member { id: 2, old: Some(2), new: None },
+        Member { id: 5, old: None, new: Some(2) },
+        Member { id: 6, old: None, new: Some(3) },
+    ];
+    (Roster::new(members.clone()).unwrap(), members)
+}
+
+fn leaving_dealer_parties(old: &[KeyShare], tag: &str) -> Vec<(PartyId, Reshare)> {
+    let (roster, members) = leaving_dealer_roster();
+    let id = eid(Operation::Reshare, tag);
+    members
+        .iter()
+        .map(|m| {
+            let share = m.old.map(|o| &old[usize::from(o) - 1]);
+            (m.id, Reshare::new(id, m.id, roster.clone(), 1, old[0].old_key(), share).unwrap())
+        })
+        .collect()
+}
+
+/// Offsets in a reshare message: the phase byte, then the ECDSA frame (version, execution id,
+/// round, kind).
+const PHASE_SETUP: u8 = 2;
+const FRAME_ROUND: usize = 1 + 33;
+const FRAME_KIND: usize = 1 + 34;
+const KIND_BROADCAST: u8 = 0;
+
+#[test]
+fn setup_broadcasts_are_broadcasts_of_the_run_and_a_leaving_dealer_witnesses_them() {
+    let old = keygen(3, 1);
+    let key = old[0].public_key();
+    let (results, sent) = simulate_recording(leaving_dealer_parties(&old, "leaving-dealer"));
+    let mut new_shares = Vec::new();
+    for (member, out) in results {
+        match out.unwrap_or_else(|e| panic!("member {member}: {e}")) {
+            ReshareResult::Share(s) => new_shares.push(*s),
+            ReshareResult::Retired => assert_eq!(member, 2, "only the leaving dealer retires"),
+        }
+    }
+    new_shares.sort_by_key(|s| s.id());
+    assert_eq!(new_shares.len(), 3);
+    sign_and_check(&new_shares, &[1, 3], &key, "after a dealer left");
+
+    let setup: Vec<&Sent> = sent.iter().filter(|m| m.data[0] == PHASE_SETUP).collect();
+    // Every setup message meant for all (share proofs and commitments in round 1, chain-code
+    // openings in round 2) goes out as a broadcast of the whole run, which the node's echo
+    // covers; private ones (zero-share seeds, OT setup) only to new holders.
+    for m in &setup {
+        let framed_broadcast = m.data[FRAME_KIND] == KIND_BROADCAST;
+        assert_eq!(framed_broadcast, m.to.is_none(), "{m:?}");
+        assert!(m.to.is_none_or(|to| [1, 5, 6].contains(&to)), "{m:?}");
+        assert_ne!(m.from, 2, "the leaving dealer sends nothing in the setup");
+    }
+    for holder in [1u16, 5, 6] {
+        let rounds: Vec<u8> = setup
+            .iter()
+            .filter(|m| m.from == holder && m.to.is_none())
+            .map(|m| m.data[FRAME_ROUND])
+            .collect();
+        assert_eq!(rounds, [1, 2], "holder {holder} broadcasts once per setup round");
+    }
+}
+
+#[test]
+fn a_setup_fault_names_the_member_by_its_transport_id() {
+    let old = keygen(3, 1);
+    // Member 6 (new id 3) garbles its round-1 setup broadcast (share proof and commitments).
+    let results = simulate_with(leaving_dealer_parties(&old, "setup-fault"), |from, _, data| {
+        if from == 6 && data[0] == PHASE_SETUP && data[FRAME_ROUND] == 1 && data[FRAME_KIND] == KIND_BROADCAST
+        {
+            data[FRAME_KIND + 11] ^= 0x55;
+        }
+    });
+    for (member, out) in &results {
+        match member {
+            1 | 5 => {
+                let err = out.as_ref().expect_err("an honest new holder aborts");
+                assert_eq!(err.culprits(), &[6], "member {member}: {err}");
+            }
+            // The leaving dealer checks only the framing: it waits for the round-2 broadcasts
+            // the honest holders never send (over the network, their abort notices stop it).
+            2 => assert_eq!(out.as_ref().err(), Some(&ProtocolError::Stalled), "member 2"),
+            _ => {}
+        }
+    }
+}
+
+#[test]
+fn a_leaving_dealer_refuses_a_private_setup_message() {
+    let old = keygen(3, 1);
+    // Member 5 sends its round-1 setup broadcast privately to the leaving dealer only: a
+    // framing the witness refuses, naming member 5.
+    let parties = leaving_dealer_parties(&old, "witness-private");
+    let results = simulate_with(parties, |from, to, data| {
+        if from == 5 && to == 2 && data[0] == PHASE_SETUP && data[FRAME_KIND] == KIND_BROADCAST {
+            data[FRAME_KIND] = 1;
+        }
+    });
+    let err = results.iter().find(|(m, _)| *m == 2).unwrap().1.as_ref().expect_err("witness aborts");
+    assert_eq!(err.culprits(), &[5], "{err}");
 }

@@ -15,13 +15,17 @@ use zeroize::Zeroizing;
 
 use super::abort::{map_abort, to_id, to_index};
 use super::keyshare::{KeyShare, interpolate};
-use super::wire::{self, Inbox, Kind, Outbox, RoundShape, Stepped, flushed_poke};
+use super::wire::{self, Inbox, Kind, RoundShape};
+use crate::driver::{Driver, Machine, Outbox};
 use crate::protocol::{Action, ExecutionId, PartyId, Protocol, ProtocolError};
 
 /// Keygen: 1 = polynomial fragments, 2 = commitments, 3 = openings and OT setup.
 const KEYGEN_SHAPE: &[RoundShape] = &[RoundShape::PRIVATE, RoundShape::BOTH, RoundShape::BOTH];
 /// Setup: 1 = commitments, 2 = openings and OT setup (the shares already exist).
 const SETUP_SHAPE: &[RoundShape] = &[RoundShape::BOTH, RoundShape::BOTH];
+/// What a member outside the committee gets of a [`Setup`] run inside a resharing: the
+/// broadcasts of every round of [`SETUP_SHAPE`], nothing private.
+pub(super) const SETUP_BROADCASTS: &[RoundShape] = &[RoundShape::BROADCAST, RoundShape::BROADCAST];
 
 type Curve = Secp256k1;
 
@@ -65,9 +69,6 @@ struct Dkg {
     commit_round: u8,
     stage: Stage,
     inbox: Inbox,
-    outbox: Outbox,
-    /// A result held back until the messages sent in the same step are out.
-    pending: Option<Result<KeyShare, ProtocolError>>,
     proofs: Vec<ProofCommitment<Curve>>,
     zero_commits: Vec<TransmitInitZeroSharePhase2to4>,
     chain_commits: BTreeMap<dkls23::protocols::PartyIndex, BroadcastDerivationPhase2to4>,
@@ -118,8 +119,6 @@ impl Dkg {
             expected,
             commit_round,
             stage: Stage::Start,
-            outbox: Outbox::default(),
-            pending: None,
             proofs: Vec::new(),
             zero_commits: Vec::new(),
             chain_commits: BTreeMap::new(),
@@ -136,12 +135,12 @@ impl Dkg {
     }
 
     /// Run every step whose inputs are present; `Ok(None)` means wait for messages.
-    fn step(&mut self) -> Result<Option<KeyShare>, ProtocolError> {
+    fn step(&mut self, out: &mut Outbox) -> Result<Option<KeyShare>, ProtocolError> {
         loop {
             match self.stage {
                 Stage::Start => {
                     if let Some(share) = self.own_share.take() {
-                        self.commit(vec![*share])?;
+                        self.commit(out, vec![*share])?;
                         self.stage = Stage::Commit;
                     } else {
                         let fragments = Zeroizing::new(self.session()?.phase1());
@@ -151,7 +150,7 @@ impl Dkg {
                             if to == self.me {
                                 self.own_fragment = Some(Zeroizing::new(*fragment));
                             } else {
-                                self.outbox.private(to, wire::encode(&self.eid, 1, Kind::Private, fragment)?);
+                                out.private(to, wire::encode(&self.eid, 1, Kind::Private, fragment)?);
                             }
                         }
                         self.stage = Stage::Fragments;
@@ -171,7 +170,7 @@ impl Dkg {
                         fragments.push(wire::decode::<Scalar>(*from, 1, &bytes)?);
                     }
                     self.own_fragment = None;
-                    self.commit(fragments.to_vec())?;
+                    self.commit(out, fragments.to_vec())?;
                     self.stage = Stage::Commit;
                 }
                 Stage::Commit => {
@@ -200,7 +199,7 @@ impl Dkg {
                         self.chain_commits.insert(b.chain_code.sender_index, b.chain_code);
                         self.zero_commits.push(z);
                     }
-                    self.reveal()?;
+                    self.reveal(out)?;
                     self.stage = Stage::Reveal;
                 }
                 Stage::Reveal => {
@@ -214,7 +213,7 @@ impl Dkg {
     }
 
     /// DKG phase 2: prove our share, commit to the zero-share seeds and the chain-code part.
-    fn commit(&mut self, fragments: Vec<Scalar>) -> Result<(), ProtocolError> {
+    fn commit(&mut self, out: &mut Outbox, fragments: Vec<Scalar>) -> Result<(), ProtocolError> {
         let fragments = Zeroizing::new(fragments);
         let (proof, zero_commits, chain_code) = {
             let peers = self.peers.clone();
@@ -222,10 +221,10 @@ impl Dkg {
         };
         let r = self.commit_round;
         let bcast = CommitBroadcast { proof: proof.clone(), chain_code: chain_code.clone() };
-        self.outbox.broadcast(wire::encode(&self.eid, r, Kind::Broadcast, &bcast)?);
+        out.broadcast(wire::encode(&self.eid, r, Kind::Broadcast, &bcast)?);
         for z in zero_commits {
             let to = to_id(z.parties.receiver);
-            self.outbox.private(to, wire::encode(&self.eid, r, Kind::Private, &z)?);
+            out.private(to, wire::encode(&self.eid, r, Kind::Private, &z)?);
         }
         self.proofs.push(proof);
         self.chain_commits.insert(chain_code.sender_index, chain_code);
@@ -233,13 +232,13 @@ impl Dkg {
     }
 
     /// DKG phase 3: open the commitments and start the OT base setup with every peer.
-    fn reveal(&mut self) -> Result<(), ProtocolError> {
+    fn reveal(&mut self, out: &mut Outbox) -> Result<(), ProtocolError> {
         let (zero_seeds, mul_inits, chain_code) = {
             let peers = self.peers.clone();
             self.session()?.phase3().map_err(|e| map_abort(e, &peers))?
         };
         let r = self.commit_round + 1;
-        self.outbox.broadcast(wire::encode(&self.eid, r, Kind::Broadcast, &chain_code)?);
+        out.broadcast(wire::encode(&self.eid, r, Kind::Broadcast, &chain_code)?);
         let mut mul_by_receiver: BTreeMap<_, _> =
             mul_inits.into_iter().map(|m| (m.parties.receiver, m)).collect();
         for zero_seed in zero_seeds {
@@ -248,7 +247,7 @@ impl Dkg {
                 ProtocolError::Internal(format!("no OT setup message for party {receiver}"))
             })?;
             let msg = RevealPrivate { zero_seed, mul_init };
-            self.outbox.private(to_id(receiver), wire::encode(&self.eid, r, Kind::Private, &msg)?);
+            out.private(to_id(receiver), wire::encode(&self.eid, r, Kind::Private, &msg)?);
         }
         self.own_reveal = Some(chain_code);
         Ok(())
@@ -310,10 +309,15 @@ impl Dkg {
         KeyShare::new(party, self.threshold, public_shares)
             .map_err(|e| ProtocolError::Internal(e.to_string()))
     }
+}
 
-    /// The next action (see [`flushed_poke`]).
-    fn poke(&mut self) -> Result<Action<KeyShare>, ProtocolError> {
-        flushed_poke(self)
+impl Machine for Dkg {
+    type Output = KeyShare;
+    fn record(&mut self, from: PartyId, data: Vec<u8>) -> Result<(), ProtocolError> {
+        self.inbox.receive(from, data)
+    }
+    fn advance(&mut self, out: &mut Outbox) -> Result<Option<KeyShare>, ProtocolError> {
+        self.step(out)
     }
 }
 
@@ -329,12 +333,12 @@ impl Dkg {
 ///
 /// The result is checked (polynomial consistency of all shares, proofs, openings, OT setup); a
 /// failed check aborts naming the peer when the engine can tell who it was, else every peer.
-pub struct Keygen(Dkg);
+pub struct Keygen(Driver<Dkg>);
 
 impl Keygen {
     /// Start a key generation as party `me` of `1..=n`, threshold `t` (`1 <= t < n <= 255`).
     pub fn new(eid: ExecutionId, me: PartyId, threshold: u16, n: u16) -> Result<Self, ProtocolError> {
-        Dkg::new(eid, me, threshold, n, None, None).map(Self)
+        Dkg::new(eid, me, threshold, n, None, None).map(|dkg| Self(Driver::new(dkg)))
     }
 }
 
@@ -344,7 +348,7 @@ impl Protocol for Keygen {
         self.0.poke()
     }
     fn message(&mut self, from: PartyId, data: Vec<u8>) {
-        self.0.inbox.receive(from, data);
+        self.0.message(from, data);
     }
 }
 
@@ -384,7 +388,7 @@ impl std::fmt::Debug for SetupInput {
 ///
 /// The engine re-checks that the proven shares lie on one polynomial of degree `t` whose value
 /// at 0 is the public key.
-pub struct Setup(Dkg);
+pub struct Setup(Driver<Dkg>);
 
 impl Setup {
     /// Check the input (own share matches its public share, public shares interpolate to the
@@ -421,7 +425,8 @@ impl Setup {
             }
         }
         let expected = Expected { public_key, public_shares };
-        Dkg::new(eid, input.me, input.threshold, n, Some(input.share), Some(expected)).map(Self)
+        Dkg::new(eid, input.me, input.threshold, n, Some(input.share), Some(expected))
+            .map(|dkg| Self(Driver::new(dkg)))
     }
 }
 
@@ -431,25 +436,20 @@ impl Protocol for Setup {
         self.0.poke()
     }
     fn message(&mut self, from: PartyId, data: Vec<u8>) {
-        self.0.inbox.receive(from, data);
+        self.0.message(from, data);
     }
 }
 
-impl Stepped for Dkg {
-    type Out = KeyShare;
-    fn outbox(&mut self) -> &mut Outbox {
-        &mut self.outbox
-    }
-    fn pending(&mut self) -> &mut Option<Result<KeyShare, ProtocolError>> {
-        &mut self.pending
-    }
-    fn fault(&mut self) -> Option<ProtocolError> {
-        self.inbox.fault()
-    }
-    fn advance(&mut self) -> Result<Option<KeyShare>, ProtocolError> {
-        self.step()
-    }
-    fn finish(&mut self) {
-        self.stage = Stage::Done;
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn setup_broadcasts_cover_every_setup_round() {
+        assert_eq!(SETUP_BROADCASTS.len(), SETUP_SHAPE.len());
+        for (witness, round) in SETUP_BROADCASTS.iter().zip(SETUP_SHAPE) {
+            assert_eq!(witness.broadcast, round.broadcast);
+            assert!(!witness.private);
+        }
     }
 }

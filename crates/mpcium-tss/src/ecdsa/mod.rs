@@ -28,6 +28,13 @@
 //! named. Never retry silently with a named party: OT-based ECDSA is open to selective-abort
 //! attacks.
 //!
+//! Bans: the pairwise OT correlations set up once are reused by every [`Presign`] and [`Sign`],
+//! so each pass or fail of the checks on them (the OT-extension consistency check, the
+//! multiplication and gamma checks) tells the counterparty a bit of this party's OT secret. Such
+//! a failure aborts with [`ProtocolError::Ban`](crate::ProtocolError::Ban) naming the party
+//! (dkls23's `BanCounterparty`); the caller must exclude it from every later DKLs23 session of
+//! the key until a [`Reshare`] (which runs a fresh [`Setup`]) has replaced the pairwise state.
+//!
 //! HD wallets: [`derive_child`] is BIP32 non-hardened public derivation with the cluster's
 //! chain code (spec §6.3); signing with an [`HdPath`] shifts every share by the path's tweak.
 
@@ -35,16 +42,17 @@ mod abort;
 mod hd;
 mod keygen;
 mod keyshare;
+mod presignature;
 mod refresh;
 mod reshare;
 mod sign;
+mod signer;
 mod wire;
 
 pub use hd::{ChildKey, HARDENED, HdError, HdPath, derive_child, derive_child_key};
 pub use keygen::{Keygen, Setup, SetupInput};
 pub use keyshare::{KEY_SHARE_FORMAT_VERSION, KeyShare, KeyShareError};
+pub use presignature::{PRESIGNATURE_FORMAT_VERSION, Presignature, PresignatureError};
 pub use refresh::Refresh;
 pub use reshare::{Reshare, ReshareResult};
-pub use sign::{
-    EcdsaSignature, PRESIGNATURE_FORMAT_VERSION, Presign, Presignature, PresignatureError, Sign, SignOnline,
-};
+pub use sign::{EcdsaSignature, Presign, Sign, SignOnline};

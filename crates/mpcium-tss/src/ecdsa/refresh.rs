@@ -12,7 +12,8 @@ use zeroize::Zeroizing;
 
 use super::abort::{map_abort, to_id};
 use super::keyshare::{DklsParty, KeyShare};
-use super::wire::{self, Inbox, Kind, Outbox, RoundShape, Stepped, flushed_poke};
+use super::wire::{self, Inbox, Kind, RoundShape};
+use crate::driver::{Driver, Machine, Outbox};
 use crate::protocol::{Action, ExecutionId, PartyId, Protocol, ProtocolError};
 
 type Curve = Secp256k1;
@@ -38,7 +39,10 @@ enum Stage {
 ///
 /// The corrections are checked to lie on one polynomial whose value at 0 is the identity, so
 /// the public key cannot move. Old shares of other parties become useless against new ones.
-pub struct Refresh {
+pub struct Refresh(Driver<RefreshCore>);
+
+/// [`Refresh`]'s state machine.
+struct RefreshCore {
     eid: ExecutionId,
     me: PartyId,
     peers: Vec<PartyId>,
@@ -47,8 +51,6 @@ pub struct Refresh {
     public_shares: BTreeMap<PartyId, AffinePoint>,
     stage: Stage,
     inbox: Inbox,
-    outbox: Outbox,
-    pending: Option<Result<KeyShare, ProtocolError>>,
     own_fragment: Option<Zeroizing<Scalar>>,
     correction: Option<Zeroizing<Scalar>>,
     proofs: Vec<ProofCommitment<Curve>>,
@@ -62,7 +64,7 @@ impl Refresh {
     pub fn new(eid: ExecutionId, share: &KeyShare) -> Self {
         let me = share.id();
         let peers: Vec<PartyId> = share.participants().into_iter().filter(|p| *p != me).collect();
-        Self {
+        Self(Driver::new(RefreshCore {
             eid,
             me,
             inbox: Inbox::new(eid, peers.iter().copied(), REFRESH_SHAPE),
@@ -71,18 +73,18 @@ impl Refresh {
             threshold: share.threshold(),
             public_shares: share.public_shares.clone(),
             stage: Stage::Start,
-            outbox: Outbox::default(),
-            pending: None,
             own_fragment: None,
             correction: None,
             proofs: Vec::new(),
             kept: None,
             commits: Vec::new(),
             pending_kept3: None,
-        }
+        }))
     }
+}
 
-    fn step(&mut self) -> Result<Option<KeyShare>, ProtocolError> {
+impl RefreshCore {
+    fn step(&mut self, out: &mut Outbox) -> Result<Option<KeyShare>, ProtocolError> {
         loop {
             match self.stage {
                 Stage::Start => {
@@ -93,7 +95,7 @@ impl Refresh {
                         if to == self.me {
                             self.own_fragment = Some(Zeroizing::new(*fragment));
                         } else {
-                            self.outbox.private(to, wire::encode(&self.eid, 1, Kind::Private, fragment)?);
+                            out.private(to, wire::encode(&self.eid, 1, Kind::Private, fragment)?);
                         }
                     }
                     self.stage = Stage::Fragments;
@@ -111,9 +113,9 @@ impl Refresh {
                     }
                     let (correction, proof, kept, commits) =
                         self.party.refresh_phase2(self.eid.as_bytes(), &fragments);
-                    self.outbox.broadcast(wire::encode(&self.eid, 2, Kind::Broadcast, &proof)?);
+                    out.broadcast(wire::encode(&self.eid, 2, Kind::Broadcast, &proof)?);
                     for c in commits {
-                        self.outbox.private(
+                        out.private(
                             to_id(c.parties.receiver),
                             wire::encode(&self.eid, 2, Kind::Private, &c)?,
                         );
@@ -144,7 +146,7 @@ impl Refresh {
                         self.kept.as_ref().ok_or_else(|| ProtocolError::Internal("seeds missing".into()))?;
                     let (kept3, openings) = self.party.refresh_phase3(kept);
                     for o in openings {
-                        self.outbox.private(
+                        out.private(
                             to_id(o.parties.receiver),
                             wire::encode(&self.eid, 3, Kind::Private, &o)?,
                         );
@@ -200,29 +202,20 @@ impl Protocol for Refresh {
     type Output = KeyShare;
 
     fn poke(&mut self) -> Result<Action<KeyShare>, ProtocolError> {
-        flushed_poke(self)
+        self.0.poke()
     }
 
     fn message(&mut self, from: PartyId, data: Vec<u8>) {
-        self.inbox.receive(from, data);
+        self.0.message(from, data);
     }
 }
 
-impl Stepped for Refresh {
-    type Out = KeyShare;
-    fn outbox(&mut self) -> &mut Outbox {
-        &mut self.outbox
+impl Machine for RefreshCore {
+    type Output = KeyShare;
+    fn record(&mut self, from: PartyId, data: Vec<u8>) -> Result<(), ProtocolError> {
+        self.inbox.receive(from, data)
     }
-    fn pending(&mut self) -> &mut Option<Result<KeyShare, ProtocolError>> {
-        &mut self.pending
-    }
-    fn fault(&mut self) -> Option<ProtocolError> {
-        self.inbox.fault()
-    }
-    fn advance(&mut self) -> Result<Option<KeyShare>, ProtocolError> {
-        self.step()
-    }
-    fn finish(&mut self) {
-        self.stage = Stage::Done;
+    fn advance(&mut self, out: &mut Outbox) -> Result<Option<KeyShare>, ProtocolError> {
+        self.step(out)
     }
 }

@@ -3,18 +3,27 @@
 //! pairwise OT setup) on their new Shamir shares. Refresh is the same with the same committee.
 //!
 //! One run, two phases; each message carries a phase byte. Phase 2 runs among the new holders
-//! only, at their new ids, with its own execution id derived from the run's; its broadcasts are
-//! sent to each new holder privately so members that only dealt are not involved. A member that
-//! only deals returns [`ReshareResult::Retired`] after phase 1.
+//! only, at their new ids, with its own execution id derived from the run's. Its broadcasts (the
+//! share proofs, zero-share and chain-code commitments, the chain-code openings) are real
+//! broadcasts of this run ([`Action::SendMany`], to every member), so the caller's reliable
+//! broadcast covers them: a new holder that hands two holders different commitments is caught by
+//! the echo instead of leaving them with different chain codes. A member that only deals
+//! therefore witnesses phase 2: it checks the framing of every new holder's broadcast of both
+//! setup rounds (and that nothing else reaches it), and returns [`ReshareResult::Retired`] only
+//! once it has them all, so its view of the broadcasts is complete when it is compared.
+//!
+//! Phase 2's errors name parties by their transport ids, like phase 1's.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-use super::keygen::{Setup, SetupInput};
+use super::keygen::{SETUP_BROADCASTS, Setup, SetupInput};
 use super::keyshare::KeyShare;
+use super::wire::Inbox;
 use crate::curve::Secp256k1;
+use crate::driver::{Driver, Machine, Outbox};
 use crate::protocol::{Action, ExecutionId, PartyId, Protocol, ProtocolError};
 use crate::reshare::{self as generic, OldKey, ReshareOutput, Roster};
 
@@ -33,23 +42,28 @@ pub enum ReshareResult {
 enum Phase {
     Redistribute(Box<generic::Reshare<Secp256k1>>),
     Setup(Box<Setup>),
+    /// A member that only dealt, collecting the new holders' setup broadcasts (by transport id)
+    /// before it retires; `rounds` is how many setup rounds it has complete.
+    Witness {
+        inbox: Box<Inbox>,
+        rounds: usize,
+    },
     Done,
 }
 
 /// One member's ECDSA resharing run.
-pub struct Reshare {
+pub struct Reshare(Driver<ReshareCore>);
+
+/// [`Reshare`]'s state machine.
+struct ReshareCore {
     exec: ExecutionId,
     phase: Phase,
     /// New id → transport id, for every new holder.
     new_to_transport: BTreeMap<PartyId, PartyId>,
     /// Transport id → new id.
     transport_to_new: BTreeMap<PartyId, PartyId>,
-    /// This member's new id, if it receives a share.
-    me_new: Option<PartyId>,
     /// Phase-2 messages that arrived while this member was still in phase 1.
     early: Vec<(PartyId, Vec<u8>)>,
-    outbox: VecDeque<Action<ReshareResult>>,
-    fault: Option<ProtocolError>,
 }
 
 impl KeyShare {
@@ -98,22 +112,18 @@ impl Reshare {
         }
         let transport_to_new = new_to_transport.iter().map(|(n, t)| (*t, *n)).collect();
         let dealer = roster.members().iter().any(|m| m.id == me && m.old.is_some());
-        let me_new = roster.members().iter().find(|m| m.id == me).and_then(|m| m.new);
         let secret = match share {
             Some(s) if dealer => Some(s.secret_share()),
             _ => None,
         };
         let inner = generic::Reshare::new(exec, me, roster, new_threshold, old, secret)?;
-        Ok(Self {
+        Ok(Self(Driver::new(ReshareCore {
             exec,
             phase: Phase::Redistribute(Box::new(inner)),
             new_to_transport,
             transport_to_new,
-            me_new,
             early: Vec::new(),
-            outbox: VecDeque::new(),
-            fault: None,
-        })
+        })))
     }
 
     /// A refresh of `share`'s committee (same ids and threshold): `signers` (exactly `t + 1`
@@ -122,7 +132,9 @@ impl Reshare {
         let roster = Roster::refresh(&share.participants(), signers)?;
         Self::new(exec, share.id(), roster, share.threshold(), share.old_key(), Some(share))
     }
+}
 
+impl ReshareCore {
     fn tagged(phase: u8, data: Vec<u8>) -> Vec<u8> {
         let mut out = Vec::with_capacity(data.len() + 1);
         out.push(phase);
@@ -147,90 +159,108 @@ impl Reshare {
                 .collect::<Result<_, ProtocolError>>()?,
         };
         self.phase = Phase::Setup(Box::new(Setup::new(setup_id(&self.exec), input)?));
+        self.deliver_early()
+    }
+
+    /// After dealing, a member outside the new committee waits for the setup broadcasts.
+    fn start_witness(&mut self) -> Result<(), ProtocolError> {
+        let holders = self.new_to_transport.values().copied();
+        let inbox = Inbox::new(setup_id(&self.exec), holders, SETUP_BROADCASTS);
+        self.phase = Phase::Witness { inbox: Box::new(inbox), rounds: 0 };
+        self.deliver_early()
+    }
+
+    fn deliver_early(&mut self) -> Result<(), ProtocolError> {
         for (from, data) in std::mem::take(&mut self.early) {
-            self.deliver_setup(from, data);
+            self.deliver_setup(from, data)?;
         }
         Ok(())
     }
 
-    fn deliver_setup(&mut self, from: PartyId, data: Vec<u8>) {
-        let Phase::Setup(setup) = &mut self.phase else { return };
-        match self.transport_to_new.get(&from) {
-            Some(new_id) => setup.message(*new_id, data),
-            None => {
-                self.fault =
-                    Some(ProtocolError::faulty(from, "setup message from a member outside the new committee"))
+    fn deliver_setup(&mut self, from: PartyId, data: Vec<u8>) -> Result<(), ProtocolError> {
+        match &mut self.phase {
+            Phase::Setup(setup) => match self.transport_to_new.get(&from) {
+                Some(new_id) => setup.message(*new_id, data),
+                None => {
+                    return Err(ProtocolError::faulty(
+                        from,
+                        "setup message from a member outside the new committee",
+                    ));
+                }
+            },
+            // The inbox refuses senders outside the new committee, private messages and
+            // anything framed for another run or round.
+            Phase::Witness { inbox, .. } => inbox.receive(from, data)?,
+            Phase::Redistribute(_) | Phase::Done => {}
+        }
+        Ok(())
+    }
+
+    fn step(&mut self, out: &mut Outbox) -> Result<Option<ReshareResult>, ProtocolError> {
+        loop {
+            match &mut self.phase {
+                Phase::Redistribute(inner) => match inner.poke()? {
+                    Action::Wait => return Ok(None),
+                    Action::SendMany(m) => out.broadcast(Self::tagged(PHASE_REDISTRIBUTE, m)),
+                    Action::SendPrivate(to, m) => out.private(to, Self::tagged(PHASE_REDISTRIBUTE, m)),
+                    Action::Return(ReshareOutput::Retired) => self.start_witness()?,
+                    Action::Return(ReshareOutput::Share(new)) => self.start_setup(new)?,
+                },
+                Phase::Setup(setup) => {
+                    match setup.poke().map_err(|e| to_transport(e, &self.new_to_transport))? {
+                        Action::Wait => return Ok(None),
+                        Action::SendMany(m) => out.broadcast(Self::tagged(PHASE_SETUP, m)),
+                        Action::SendPrivate(to, m) => {
+                            let transport = *self.new_to_transport.get(&to).ok_or_else(|| {
+                                ProtocolError::Internal(format!("setup addressed unknown party {to}"))
+                            })?;
+                            out.private(transport, Self::tagged(PHASE_SETUP, m));
+                        }
+                        Action::Return(share) => {
+                            self.phase = Phase::Done;
+                            return Ok(Some(ReshareResult::Share(Box::new(share))));
+                        }
+                    }
+                }
+                Phase::Witness { inbox, rounds } => {
+                    while *rounds < SETUP_BROADCASTS.len() && inbox.take_round(*rounds as u8 + 1).is_some() {
+                        *rounds += 1;
+                    }
+                    if *rounds < SETUP_BROADCASTS.len() {
+                        return Ok(None);
+                    }
+                    self.phase = Phase::Done;
+                    return Ok(Some(ReshareResult::Retired));
+                }
+                Phase::Done => return Err(ProtocolError::Internal("resharing already finished".into())),
             }
         }
     }
+}
 
-    fn step(&mut self) -> Result<Action<ReshareResult>, ProtocolError> {
-        if let Some(a) = self.outbox.pop_front() {
-            return Ok(a);
-        }
-        match &mut self.phase {
-            Phase::Redistribute(inner) => match inner.poke()? {
-                Action::Wait => Ok(Action::Wait),
-                Action::SendMany(m) => Ok(Action::SendMany(Self::tagged(PHASE_REDISTRIBUTE, m))),
-                Action::SendPrivate(to, m) => {
-                    Ok(Action::SendPrivate(to, Self::tagged(PHASE_REDISTRIBUTE, m)))
-                }
-                Action::Return(ReshareOutput::Retired) => {
-                    self.phase = Phase::Done;
-                    Ok(Action::Return(ReshareResult::Retired))
-                }
-                Action::Return(ReshareOutput::Share(new)) => {
-                    self.start_setup(new)?;
-                    self.step()
-                }
-            },
-            Phase::Setup(setup) => match setup.poke()? {
-                Action::Wait => Ok(Action::Wait),
-                Action::SendMany(m) => {
-                    let me = self.transport_of_me();
-                    for transport in self.new_to_transport.values().filter(|t| Some(**t) != me) {
-                        self.outbox
-                            .push_back(Action::SendPrivate(*transport, Self::tagged(PHASE_SETUP, m.clone())));
-                    }
-                    self.step()
-                }
-                Action::SendPrivate(to, m) => {
-                    let transport = *self.new_to_transport.get(&to).ok_or_else(|| {
-                        ProtocolError::Internal(format!("setup addressed unknown party {to}"))
-                    })?;
-                    Ok(Action::SendPrivate(transport, Self::tagged(PHASE_SETUP, m)))
-                }
-                Action::Return(share) => {
-                    self.phase = Phase::Done;
-                    Ok(Action::Return(ReshareResult::Share(Box::new(share))))
-                }
-            },
-            Phase::Done => Err(ProtocolError::Internal("poked after the result".into())),
-        }
-    }
-
-    fn transport_of_me(&self) -> Option<PartyId> {
-        self.me_new.and_then(|n| self.new_to_transport.get(&n).copied())
-    }
+/// An error of phase 2 (new ids) with the parties it names at their transport ids.
+fn to_transport(e: ProtocolError, new_to_transport: &BTreeMap<PartyId, PartyId>) -> ProtocolError {
+    e.rename_parties(|new| new_to_transport.get(&new).copied().unwrap_or(new))
 }
 
 impl Protocol for Reshare {
     type Output = ReshareResult;
 
     fn poke(&mut self) -> Result<Action<ReshareResult>, ProtocolError> {
-        if let Some(e) = &self.fault {
-            return Err(e.clone());
-        }
-        self.step().inspect_err(|e| self.fault = Some(e.clone()))
+        self.0.poke()
     }
 
     fn message(&mut self, from: PartyId, data: Vec<u8>) {
-        if self.fault.is_some() {
-            return;
-        }
+        self.0.message(from, data);
+    }
+}
+
+impl Machine for ReshareCore {
+    type Output = ReshareResult;
+
+    fn record(&mut self, from: PartyId, data: Vec<u8>) -> Result<(), ProtocolError> {
         let Some((&phase, body)) = data.split_first() else {
-            self.fault = Some(ProtocolError::faulty(from, "empty message"));
-            return;
+            return Err(ProtocolError::faulty(from, "empty message"));
         };
         match (phase, &mut self.phase) {
             (PHASE_REDISTRIBUTE, Phase::Redistribute(inner)) => inner.message(from, body.to_vec()),
@@ -238,9 +268,16 @@ impl Protocol for Reshare {
             // complete for us, so it is ignored rather than blamed.
             (PHASE_REDISTRIBUTE, _) => {}
             (PHASE_SETUP, Phase::Redistribute(_)) => self.early.push((from, body.to_vec())),
-            (PHASE_SETUP, Phase::Setup(_)) => self.deliver_setup(from, body.to_vec()),
+            (PHASE_SETUP, Phase::Setup(_) | Phase::Witness { .. }) => {
+                self.deliver_setup(from, body.to_vec())?
+            }
             (PHASE_SETUP, Phase::Done) => {}
-            _ => self.fault = Some(ProtocolError::faulty(from, format!("unknown reshare phase {phase}"))),
+            _ => return Err(ProtocolError::faulty(from, format!("unknown reshare phase {phase}"))),
         }
+        Ok(())
+    }
+
+    fn advance(&mut self, out: &mut Outbox) -> Result<Option<ReshareResult>, ProtocolError> {
+        self.step(out)
     }
 }

@@ -4,11 +4,11 @@
 //! Every message is `[FRAME_VERSION][execution id: 32][round][kind][postcard payload]`. A message
 //! whose execution id, round, kind or sender does not fit the run is a fault of its sender.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Serialize, de::DeserializeOwned};
 
-use crate::protocol::{Action, ExecutionId, PartyId, ProtocolError};
+use crate::protocol::{ExecutionId, PartyId, ProtocolError};
 
 /// First byte of every ECDSA protocol message; bumped if the framing ever changes.
 const FRAME_VERSION: u8 = 1;
@@ -94,7 +94,6 @@ pub(crate) struct Inbox {
     slots: BTreeMap<(u8, PartyId), PeerRound>,
     /// Rounds already handed out: a late message for one of them is a fault too.
     done_rounds: u8,
-    fault: Option<ProtocolError>,
 }
 
 impl Inbox {
@@ -103,27 +102,11 @@ impl Inbox {
         peers: impl IntoIterator<Item = PartyId>,
         shape: &'static [RoundShape],
     ) -> Self {
-        Self {
-            eid,
-            peers: peers.into_iter().collect(),
-            shape,
-            slots: BTreeMap::new(),
-            done_rounds: 0,
-            fault: None,
-        }
+        Self { eid, peers: peers.into_iter().collect(), shape, slots: BTreeMap::new(), done_rounds: 0 }
     }
 
-    /// File a message; the first fault seen is kept for [`Inbox::fault`].
-    pub fn receive(&mut self, from: PartyId, data: Vec<u8>) {
-        if self.fault.is_some() {
-            return;
-        }
-        if let Err(e) = self.try_receive(from, data) {
-            self.fault = Some(e);
-        }
-    }
-
-    fn try_receive(&mut self, from: PartyId, mut data: Vec<u8>) -> Result<(), ProtocolError> {
+    /// File a message; a message that does not fit the run is its sender's fault.
+    pub fn receive(&mut self, from: PartyId, mut data: Vec<u8>) -> Result<(), ProtocolError> {
         if !self.peers.contains(&from) {
             return Err(ProtocolError::faulty(from, "message from a party that is not in this run"));
         }
@@ -173,11 +156,6 @@ impl Inbox {
         Ok(())
     }
 
-    /// The first fault seen, if any (reported once).
-    pub fn fault(&mut self) -> Option<ProtocolError> {
-        self.fault.take()
-    }
-
     /// Every peer's messages of `round` if all have arrived; the round is then closed.
     pub fn take_round(&mut self, round: u8) -> Option<BTreeMap<PartyId, PeerRound>> {
         let shape = *self.shape.get(usize::from(round.checked_sub(1)?))?;
@@ -191,73 +169,5 @@ impl Inbox {
         }
         self.done_rounds = round;
         Some(self.peers.iter().filter_map(|p| self.slots.remove(&(round, *p)).map(|s| (*p, s))).collect())
-    }
-}
-
-/// Outgoing messages waiting for `poke` to hand them out.
-#[derive(Debug, Default)]
-pub(crate) struct Outbox(VecDeque<(Option<PartyId>, Vec<u8>)>);
-
-impl Outbox {
-    pub fn broadcast(&mut self, bytes: Vec<u8>) {
-        self.0.push_back((None, bytes));
-    }
-
-    pub fn private(&mut self, to: PartyId, bytes: Vec<u8>) {
-        self.0.push_back((Some(to), bytes));
-    }
-
-    pub fn next<T>(&mut self) -> Option<Action<T>> {
-        self.0.pop_front().map(|(to, bytes)| match to {
-            None => Action::SendMany(bytes),
-            Some(p) => Action::SendPrivate(p, bytes),
-        })
-    }
-}
-
-/// A DKLs23 run advanced round by round, as [`flushed_poke`] drives it.
-pub(crate) trait Stepped {
-    /// What the run returns.
-    type Out;
-    /// Messages computed but not yet handed out.
-    fn outbox(&mut self) -> &mut Outbox;
-    /// A result held back until the outbox is empty.
-    fn pending(&mut self) -> &mut Option<Result<Self::Out, ProtocolError>>;
-    /// A fault recorded by the inbox.
-    fn fault(&mut self) -> Option<ProtocolError>;
-    /// Advance with what has arrived: `None` while waiting.
-    fn advance(&mut self) -> Result<Option<Self::Out>, ProtocolError>;
-    /// Mark the run finished after a failure.
-    fn finish(&mut self);
-}
-
-/// `poke` for every DKLs23 run. Messages computed before a result or a failure still go out
-/// first: a peer that has not yet seen the failure needs them to reach its own verdict (it would
-/// see them anyway on a real network), and nothing in them depends on the check that failed.
-pub(crate) fn flushed_poke<S: Stepped>(run: &mut S) -> Result<Action<S::Out>, ProtocolError> {
-    if let Some(action) = run.outbox().next() {
-        return Ok(action);
-    }
-    if let Some(result) = run.pending().take() {
-        return result.map(Action::Return);
-    }
-    let result = match run.fault() {
-        Some(fault) => Err(fault),
-        None => run.advance(),
-    };
-    let result = match result {
-        Ok(None) => return Ok(run.outbox().next().unwrap_or(Action::Wait)),
-        Ok(Some(out)) => Ok(out),
-        Err(e) => {
-            run.finish();
-            Err(e)
-        }
-    };
-    match run.outbox().next() {
-        Some(action) => {
-            *run.pending() = Some(result);
-            Ok(action)
-        }
-        None => result.map(Action::Return),
     }
 }

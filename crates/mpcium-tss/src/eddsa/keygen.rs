@@ -12,7 +12,7 @@
 //!    verified against its sender's commitments (a bad one aborts naming the sender); the
 //!    result is a validated [`KeyShare`].
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 
 use frost_ed25519::keys::dkg::{self, round1, round2};
 use frost_ed25519::{Error as FrostError, Identifier};
@@ -21,6 +21,7 @@ use sha2::{Digest, Sha256};
 
 use super::keyshare::{KeyShare, identifier, party_of};
 use super::wire;
+use crate::driver::{Driver, Machine, Outbox};
 use crate::protocol::{Action, ExecutionId, PartyId, Protocol, ProtocolError};
 
 const TAG_ROUND1: u8 = 1;
@@ -35,7 +36,10 @@ enum Stage {
 }
 
 /// One party's run of the Ed25519 DKG: t-of-n, any `t + 1` of the `n` parties can sign.
-pub struct Keygen {
+pub struct Keygen(Driver<KeygenCore>);
+
+/// [`Keygen`]'s state machine.
+struct KeygenCore {
     exec: ExecutionId,
     me: PartyId,
     parties: Vec<PartyId>,
@@ -47,8 +51,6 @@ pub struct Keygen {
     round2: BTreeMap<Identifier, round2::Package>,
     my_digest: Option<[u8; 32]>,
     confirmations: BTreeMap<PartyId, [u8; 32]>,
-    outbox: VecDeque<Action<KeyShare>>,
-    fault: Option<ProtocolError>,
 }
 
 impl Keygen {
@@ -74,7 +76,7 @@ impl Keygen {
                 sorted.len()
             )));
         }
-        Ok(Self {
+        Ok(Self(Driver::new(KeygenCore {
             exec,
             me,
             parties: sorted,
@@ -85,11 +87,11 @@ impl Keygen {
             round2: BTreeMap::new(),
             my_digest: None,
             confirmations: BTreeMap::new(),
-            outbox: VecDeque::new(),
-            fault: None,
-        })
+        })))
     }
+}
 
+impl KeygenCore {
     fn n(&self) -> u16 {
         // `new` checked the committee fits in u16 ids.
         self.parties.len() as u16
@@ -123,67 +125,66 @@ impl Keygen {
         h.finalize().into()
     }
 
-    fn step(&mut self) -> Result<Action<KeyShare>, ProtocolError> {
-        if let Some(a) = self.outbox.pop_front() {
-            return Ok(a);
-        }
-        match std::mem::replace(&mut self.stage, Stage::Done) {
-            Stage::Start => {
-                let me = identifier(self.me).map_err(|e| ProtocolError::InvalidInput(e.to_string()))?;
-                let (secret, package) = dkg::part1(me, self.n(), self.threshold + 1, OsRng)
-                    .map_err(|e| ProtocolError::Internal(format!("dkg part1: {e}")))?;
-                let bytes = package.serialize().map_err(|e| ProtocolError::Internal(e.to_string()))?;
-                self.outbox.push_back(Action::SendMany(wire::seal(TAG_ROUND1, &self.exec, &bytes)));
-                self.round1_bytes.insert(self.me, bytes);
-                self.stage = Stage::Round1(Box::new(secret));
-                self.step()
+    fn step(&mut self, out: &mut Outbox) -> Result<Option<KeyShare>, ProtocolError> {
+        loop {
+            match std::mem::replace(&mut self.stage, Stage::Done) {
+                Stage::Start => {
+                    let me = identifier(self.me).map_err(|e| ProtocolError::InvalidInput(e.to_string()))?;
+                    let (secret, package) = dkg::part1(me, self.n(), self.threshold + 1, OsRng)
+                        .map_err(|e| ProtocolError::Internal(format!("dkg part1: {e}")))?;
+                    let bytes = package.serialize().map_err(|e| ProtocolError::Internal(e.to_string()))?;
+                    out.broadcast(wire::seal(TAG_ROUND1, &self.exec, &bytes));
+                    self.round1_bytes.insert(self.me, bytes);
+                    self.stage = Stage::Round1(Box::new(secret));
+                }
+                Stage::Round1(secret) => {
+                    if self.round1.len() + 1 < self.parties.len() {
+                        self.stage = Stage::Round1(secret);
+                        return Ok(None);
+                    }
+                    let (secret2, packages) =
+                        dkg::part2(*secret, &self.round1).map_err(|e| self.blame(e, "round 1"))?;
+                    for to in self.others().collect::<Vec<_>>() {
+                        let id = identifier(to).map_err(|e| ProtocolError::Internal(e.to_string()))?;
+                        let package = packages
+                            .get(&id)
+                            .ok_or_else(|| ProtocolError::Internal("missing share".into()))?;
+                        let bytes = zeroize::Zeroizing::new(
+                            package.serialize().map_err(|e| ProtocolError::Internal(e.to_string()))?,
+                        );
+                        out.private(to, wire::seal(TAG_ROUND2, &self.exec, &bytes));
+                    }
+                    let digest = self.digest();
+                    out.broadcast(wire::seal(TAG_CONFIRM, &self.exec, &digest));
+                    self.my_digest = Some(digest);
+                    self.stage = Stage::Round2(Box::new(secret2));
+                }
+                Stage::Round2(secret) => {
+                    let others = self.parties.len() - 1;
+                    if self.round2.len() < others || self.confirmations.len() < others {
+                        self.stage = Stage::Round2(secret);
+                        return Ok(None);
+                    }
+                    if let Some((&p, _)) =
+                        self.confirmations.iter().find(|(_, d)| Some(**d) != self.my_digest)
+                    {
+                        return Err(ProtocolError::faulty(
+                            p,
+                            "saw other round-1 packages than we did (equivocation by someone, or a false confirmation)",
+                        ));
+                    }
+                    let (kp, pkp) = dkg::part3(&secret, &self.round1, &self.round2)
+                        .map_err(|e| self.blame(e, "round 2"))?;
+                    let share = KeyShare::from_frost(self.me, self.threshold, &kp, &pkp)
+                        .map_err(|e| ProtocolError::Internal(format!("DKG result: {e}")))?;
+                    return Ok(Some(share));
+                }
+                Stage::Done => return Err(ProtocolError::Internal("poked after the result".into())),
             }
-            Stage::Round1(secret) => {
-                if self.round1.len() + 1 < self.parties.len() {
-                    self.stage = Stage::Round1(secret);
-                    return Ok(Action::Wait);
-                }
-                let (secret2, packages) =
-                    dkg::part2(*secret, &self.round1).map_err(|e| self.blame(e, "round 1"))?;
-                for to in self.others().collect::<Vec<_>>() {
-                    let id = identifier(to).map_err(|e| ProtocolError::Internal(e.to_string()))?;
-                    let package =
-                        packages.get(&id).ok_or_else(|| ProtocolError::Internal("missing share".into()))?;
-                    let bytes = zeroize::Zeroizing::new(
-                        package.serialize().map_err(|e| ProtocolError::Internal(e.to_string()))?,
-                    );
-                    self.outbox
-                        .push_back(Action::SendPrivate(to, wire::seal(TAG_ROUND2, &self.exec, &bytes)));
-                }
-                let digest = self.digest();
-                self.outbox.push_back(Action::SendMany(wire::seal(TAG_CONFIRM, &self.exec, &digest)));
-                self.my_digest = Some(digest);
-                self.stage = Stage::Round2(Box::new(secret2));
-                self.step()
-            }
-            Stage::Round2(secret) => {
-                let others = self.parties.len() - 1;
-                if self.round2.len() < others || self.confirmations.len() < others {
-                    self.stage = Stage::Round2(secret);
-                    return Ok(Action::Wait);
-                }
-                if let Some((&p, _)) = self.confirmations.iter().find(|(_, d)| Some(**d) != self.my_digest) {
-                    return Err(ProtocolError::faulty(
-                        p,
-                        "saw other round-1 packages than we did (equivocation by someone, or a false confirmation)",
-                    ));
-                }
-                let (kp, pkp) =
-                    dkg::part3(&secret, &self.round1, &self.round2).map_err(|e| self.blame(e, "round 2"))?;
-                let share = KeyShare::from_frost(self.me, self.threshold, &kp, &pkp)
-                    .map_err(|e| ProtocolError::Internal(format!("DKG result: {e}")))?;
-                Ok(Action::Return(share))
-            }
-            Stage::Done => Err(ProtocolError::Internal("poked after the result".into())),
         }
     }
 
-    fn record(&mut self, from: PartyId, data: &[u8]) -> Result<(), ProtocolError> {
+    fn file(&mut self, from: PartyId, data: &[u8]) -> Result<(), ProtocolError> {
         if from == self.me || !self.parties.contains(&from) {
             return Err(ProtocolError::faulty(from, "message from a party outside the committee"));
         }
@@ -229,17 +230,22 @@ impl Protocol for Keygen {
     type Output = KeyShare;
 
     fn poke(&mut self) -> Result<Action<KeyShare>, ProtocolError> {
-        if let Some(e) = &self.fault {
-            return Err(e.clone());
-        }
-        self.step().inspect_err(|e| self.fault = Some(e.clone()))
+        self.0.poke()
     }
 
     fn message(&mut self, from: PartyId, data: Vec<u8>) {
-        if self.fault.is_none()
-            && let Err(e) = self.record(from, &data)
-        {
-            self.fault = Some(e);
-        }
+        self.0.message(from, data);
+    }
+}
+
+impl Machine for KeygenCore {
+    type Output = KeyShare;
+
+    fn record(&mut self, from: PartyId, data: Vec<u8>) -> Result<(), ProtocolError> {
+        self.file(from, &data)
+    }
+
+    fn advance(&mut self, out: &mut Outbox) -> Result<Option<KeyShare>, ProtocolError> {
+        self.step(out)
     }
 }

@@ -11,7 +11,7 @@
 //!    signers whose shares are wrong. The output is the standard 64-byte signature `R ‖ S`,
 //!    which verifies with any RFC 8032 verifier (`ed25519-dalek` `verify_strict`).
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 
 use frost_ed25519::{Error as FrostError, Identifier, SigningPackage, round1, round2};
 use rand_core::OsRng;
@@ -19,6 +19,7 @@ use rand_core::OsRng;
 use super::hd::{HdError, derive_child};
 use super::keyshare::{KeyShare, identifier, party_of};
 use super::wire;
+use crate::driver::{Driver, Machine, Outbox};
 use crate::protocol::{Action, ExecutionId, PartyId, Protocol, ProtocolError};
 
 const TAG_COMMITMENTS: u8 = 1;
@@ -28,7 +29,10 @@ const TAG_SHARE: u8 = 2;
 pub type Signature = [u8; 64];
 
 /// One signer's run.
-pub struct Sign {
+pub struct Sign(Driver<SignCore>);
+
+/// [`Sign`]'s state machine.
+struct SignCore {
     exec: ExecutionId,
     share: KeyShare,
     signers: Vec<PartyId>,
@@ -38,9 +42,6 @@ pub struct Sign {
     package: Option<SigningPackage>,
     shares: BTreeMap<Identifier, round2::SignatureShare>,
     started: bool,
-    outbox: VecDeque<Action<Signature>>,
-    fault: Option<ProtocolError>,
-    finished: bool,
 }
 
 impl Sign {
@@ -67,7 +68,7 @@ impl Sign {
         if let Some(s) = sorted.iter().find(|s| !share.public_shares().contains_key(s)) {
             return Err(ProtocolError::InvalidInput(format!("signer {s} is not in the committee")));
         }
-        Ok(Self {
+        Ok(Self(Driver::new(SignCore {
             exec,
             share: share.clone(),
             signers: sorted,
@@ -77,10 +78,7 @@ impl Sign {
             package: None,
             shares: BTreeMap::new(),
             started: false,
-            outbox: VecDeque::new(),
-            fault: None,
-            finished: false,
-        })
+        })))
     }
 
     /// Like [`new`](Self::new), signing for the child key at `path` (spec §6.3 derivation from
@@ -100,40 +98,34 @@ impl Sign {
             .map_err(|e| ProtocolError::Internal(format!("tweaked share: {e}")))?;
         Self::new(exec, &child, signers, message)
     }
+}
 
-    fn step(&mut self) -> Result<Action<Signature>, ProtocolError> {
-        if let Some(a) = self.outbox.pop_front() {
-            return Ok(a);
-        }
-        if self.finished {
-            return Err(ProtocolError::Internal("poked after the result".into()));
-        }
+impl SignCore {
+    fn step(&mut self, out: &mut Outbox) -> Result<Option<Signature>, ProtocolError> {
         let me = identifier(self.share.party()).map_err(|e| ProtocolError::Internal(e.to_string()))?;
         if !self.started {
             self.started = true;
             let (nonces, commitments) = round1::commit(self.share.key_package().signing_share(), &mut OsRng);
             let bytes = commitments.serialize().map_err(|e| ProtocolError::Internal(e.to_string()))?;
-            self.outbox.push_back(Action::SendMany(wire::seal(TAG_COMMITMENTS, &self.exec, &bytes)));
+            out.broadcast(wire::seal(TAG_COMMITMENTS, &self.exec, &bytes));
             self.commitments.insert(me, commitments);
             self.nonces = Some(nonces);
-            return self.step();
         }
         if self.package.is_none() {
             if self.commitments.len() < self.signers.len() {
-                return Ok(Action::Wait);
+                return Ok(None);
             }
             let package = SigningPackage::new(self.commitments.clone(), &self.message);
             let nonces =
                 self.nonces.take().ok_or_else(|| ProtocolError::Internal("nonces used twice".into()))?;
             let share = round2::sign(&package, &nonces, self.share.key_package())
                 .map_err(|e| ProtocolError::Internal(format!("signing: {e}")))?;
-            self.outbox.push_back(Action::SendMany(wire::seal(TAG_SHARE, &self.exec, &share.serialize())));
+            out.broadcast(wire::seal(TAG_SHARE, &self.exec, &share.serialize()));
             self.shares.insert(me, share);
             self.package = Some(package);
-            return self.step();
         }
         if self.shares.len() < self.signers.len() {
-            return Ok(Action::Wait);
+            return Ok(None);
         }
         let package = self.package.as_ref().ok_or_else(|| ProtocolError::Internal("no package".into()))?;
         let signature = frost_ed25519::aggregate_custom(
@@ -150,15 +142,14 @@ impl Sign {
             other => ProtocolError::Internal(format!("aggregation: {other}")),
         })?;
         let bytes = signature.serialize().map_err(|e| ProtocolError::Internal(e.to_string()))?;
-        let out: Signature = bytes
+        let signature: Signature = bytes
             .as_slice()
             .try_into()
             .map_err(|_| ProtocolError::Internal("signature is not 64 bytes".into()))?;
-        self.finished = true;
-        Ok(Action::Return(out))
+        Ok(Some(signature))
     }
 
-    fn record(&mut self, from: PartyId, data: &[u8]) -> Result<(), ProtocolError> {
+    fn file(&mut self, from: PartyId, data: &[u8]) -> Result<(), ProtocolError> {
         if from == self.share.party() || !self.signers.contains(&from) {
             return Err(ProtocolError::faulty(from, "message from a party that is not signing"));
         }
@@ -188,17 +179,22 @@ impl Protocol for Sign {
     type Output = Signature;
 
     fn poke(&mut self) -> Result<Action<Signature>, ProtocolError> {
-        if let Some(e) = &self.fault {
-            return Err(e.clone());
-        }
-        self.step().inspect_err(|e| self.fault = Some(e.clone()))
+        self.0.poke()
     }
 
     fn message(&mut self, from: PartyId, data: Vec<u8>) {
-        if self.fault.is_none()
-            && let Err(e) = self.record(from, &data)
-        {
-            self.fault = Some(e);
-        }
+        self.0.message(from, data);
+    }
+}
+
+impl Machine for SignCore {
+    type Output = Signature;
+
+    fn record(&mut self, from: PartyId, data: Vec<u8>) -> Result<(), ProtocolError> {
+        self.file(from, &data)
+    }
+
+    fn advance(&mut self, out: &mut Outbox) -> Result<Option<Signature>, ProtocolError> {
+        self.step(out)
     }
 }

@@ -38,13 +38,14 @@
 
 mod message;
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use crate::curve::Curve;
+use crate::driver::{Driver, Machine, Outbox};
 use crate::protocol::{Action, ExecutionId, PartyId, Protocol, ProtocolError};
 use message::{DecodeError, Message};
 
@@ -206,7 +207,10 @@ fn evaluate_polynomial<C: Curve>(coefficients: &[C::Scalar], x: PartyId) -> Zero
 }
 
 /// One member's resharing run (see the module docs).
-pub struct Reshare<C: Curve> {
+pub struct Reshare<C: Curve>(Driver<ReshareCore<C>>);
+
+/// [`Reshare`]'s state machine.
+struct ReshareCore<C: Curve> {
     exec: ExecutionId,
     me: Member,
     roster: Roster,
@@ -223,9 +227,6 @@ pub struct Reshare<C: Curve> {
     pending: Option<ReshareOutput<C>>,
     my_view: Option<Vec<[u8; 32]>>,
     confirmations: BTreeMap<PartyId, Vec<[u8; 32]>>,
-    outbox: VecDeque<Action<ReshareOutput<C>>>,
-    fault: Option<ProtocolError>,
-    finished: bool,
 }
 
 impl<C: Curve> Reshare<C> {
@@ -284,7 +285,7 @@ impl<C: Curve> Reshare<C> {
             (None, Some(_)) => return invalid("a member that does not deal takes no secret".into()),
             (None, None) => {}
         }
-        Ok(Self {
+        Ok(Self(Driver::new(ReshareCore {
             exec,
             me: me_member,
             roster,
@@ -298,14 +299,13 @@ impl<C: Curve> Reshare<C> {
             pending: None,
             my_view: None,
             confirmations: BTreeMap::new(),
-            outbox: VecDeque::new(),
-            fault: None,
-            finished: false,
-        })
+        })))
     }
+}
 
+impl<C: Curve> ReshareCore<C> {
     /// Round 1: deal (dealers only).
-    fn deal(&mut self) -> Result<(), ProtocolError> {
+    fn deal(&mut self, out: &mut Outbox) -> Result<(), ProtocolError> {
         let (Some(old_id), Some(secret)) = (self.me.old, self.secret.as_ref()) else {
             return Ok(());
         };
@@ -322,8 +322,7 @@ impl<C: Curve> Reshare<C> {
             coefficients.push(c);
         }
         let commitments: Vec<C::Point> = coefficients.iter().map(|a| C::generator() * *a).collect();
-        self.outbox
-            .push_back(Action::SendMany(Message::<C>::Commitments(commitments.clone()).encode(&self.exec)));
+        out.broadcast(Message::<C>::Commitments(commitments.clone()).encode(&self.exec));
         let receivers: Vec<Member> = self.roster.receivers().copied().collect();
         for r in receivers {
             let Some(new_id) = r.new else { continue };
@@ -331,8 +330,7 @@ impl<C: Curve> Reshare<C> {
             if r.id == self.me.id {
                 self.sub_shares.insert(r.id, sub);
             } else {
-                self.outbox
-                    .push_back(Action::SendPrivate(r.id, Message::<C>::SubShare(sub).encode(&self.exec)));
+                out.private(r.id, Message::<C>::SubShare(sub).encode(&self.exec));
             }
         }
         self.commitments.insert(self.me.id, commitments);
@@ -349,7 +347,7 @@ impl<C: Curve> Reshare<C> {
     }
 
     /// Round 2: check what the dealers sent, compute the result, confirm the view.
-    fn check_and_confirm(&mut self) -> Result<(), ProtocolError> {
+    fn check_and_confirm(&mut self, out: &mut Outbox) -> Result<(), ProtocolError> {
         let degree = usize::from(self.new_threshold);
         let mut constant_sum = C::identity();
         let mut view = Vec::new();
@@ -427,7 +425,7 @@ impl<C: Curve> Reshare<C> {
             }
             None => ReshareOutput::Retired,
         });
-        self.outbox.push_back(Action::SendMany(Message::<C>::Confirm(view.clone()).encode(&self.exec)));
+        out.broadcast(Message::<C>::Confirm(view.clone()).encode(&self.exec));
         self.my_view = Some(view);
         Ok(())
     }
@@ -467,7 +465,7 @@ impl<C: Curve> Reshare<C> {
         Ok(())
     }
 
-    fn record(&mut self, from: PartyId, data: &[u8]) -> Result<(), ProtocolError> {
+    fn file(&mut self, from: PartyId, data: &[u8]) -> Result<(), ProtocolError> {
         let Some(sender) = self.roster.member(from).copied().filter(|m| m.id != self.me.id) else {
             return Err(ProtocolError::faulty(from, "message from a party outside the roster"));
         };
@@ -512,32 +510,26 @@ impl<C: Curve> Reshare<C> {
         Ok(())
     }
 
-    fn step(&mut self) -> Result<Action<ReshareOutput<C>>, ProtocolError> {
-        if let Some(action) = self.outbox.pop_front() {
-            return Ok(action);
-        }
+    fn step(&mut self, out: &mut Outbox) -> Result<Option<ReshareOutput<C>>, ProtocolError> {
         if !self.dealt {
             self.dealt = true;
-            self.deal()?;
-            return self.step();
+            self.deal(out)?;
         }
         if self.my_view.is_none() {
             if !self.all_dealt() {
-                return Ok(Action::Wait);
+                return Ok(None);
             }
-            self.check_and_confirm()?;
-            return self.step();
+            self.check_and_confirm(out)?;
         }
         if self.confirmations.len() + 1 < self.roster.members().len() {
-            return Ok(Action::Wait);
+            return Ok(None);
         }
         if let Some(mine) = &self.my_view {
             self.compare_views(mine)?;
         }
-        let out =
+        let result =
             self.pending.take().ok_or_else(|| ProtocolError::Internal("poked after the result".into()))?;
-        self.finished = true;
-        Ok(Action::Return(out))
+        Ok(Some(result))
     }
 }
 
@@ -545,22 +537,23 @@ impl<C: Curve> Protocol for Reshare<C> {
     type Output = ReshareOutput<C>;
 
     fn poke(&mut self) -> Result<Action<Self::Output>, ProtocolError> {
-        if let Some(e) = &self.fault {
-            return Err(e.clone());
-        }
-        if self.finished {
-            return Err(ProtocolError::Internal("poked after the result".into()));
-        }
-        self.step().inspect_err(|e| self.fault = Some(e.clone()))
+        self.0.poke()
     }
 
     fn message(&mut self, from: PartyId, data: Vec<u8>) {
-        if self.fault.is_some() {
-            return;
-        }
-        if let Err(e) = self.record(from, &data) {
-            self.fault = Some(e);
-        }
+        self.0.message(from, data);
+    }
+}
+
+impl<C: Curve> Machine for ReshareCore<C> {
+    type Output = ReshareOutput<C>;
+
+    fn record(&mut self, from: PartyId, data: Vec<u8>) -> Result<(), ProtocolError> {
+        self.file(from, &data)
+    }
+
+    fn advance(&mut self, out: &mut Outbox) -> Result<Option<ReshareOutput<C>>, ProtocolError> {
+        self.step(out)
     }
 }
 
