@@ -61,9 +61,20 @@ impl PresigId {
         Self { version, owner: owner.to_owned(), signers, text }
     }
 
-    /// The prefix of every id of `owner` for key `version`.
+    /// The prefix of every id of `owner` for key `version`: a store scan narrows by it, but it
+    /// is not a test of ownership (node ids may contain `-`, so the ids of `node-1-x` start with
+    /// `node-1`'s prefix too): use [`Self::owned_by`].
     pub fn prefix(version: u32, owner: &str) -> String {
         format!("v{version}-{owner}-")
+    }
+
+    /// The ids among `ids` that `owner` made for key `version`, parsed and compared (malformed
+    /// ids and other owners' are left out), in the order given.
+    pub fn owned_by(ids: impl IntoIterator<Item = String>, version: u32, owner: &str) -> Vec<Self> {
+        ids.into_iter()
+            .filter_map(|t| Self::parse(&t))
+            .filter(|id| id.version == version && id.owner == owner)
+            .collect()
     }
 
     /// Parse an id; `None` if it is not in the format above.
@@ -202,6 +213,21 @@ mod tests {
         std::thread::sleep(std::time::Duration::from_millis(2));
         let b = PresigId::new(3, "node-0-x", &[1, 3]);
         assert!(a.as_str() < b.as_str(), "older ids sort first");
+    }
+
+    #[test]
+    fn ownership_is_parsed_not_prefix_matched() {
+        let mine = PresigId::new(1, "node-1", &[1, 2]);
+        let other = PresigId::new(1, "node-1-x", &[1, 2]);
+        let old = PresigId::new(0, "node-1", &[1, 2]);
+        // The ambiguity this guards against: the other owner's id has our prefix.
+        assert!(other.as_str().starts_with(&PresigId::prefix(1, "node-1")));
+        let all = [&mine, &other, &old].map(|i| i.as_str().to_owned());
+        assert_eq!(PresigId::owned_by(all.clone(), 1, "node-1"), vec![mine.clone()]);
+        assert_eq!(PresigId::owned_by(all.clone(), 1, "node-1-x"), vec![other.clone()]);
+        assert_eq!(PresigId::owned_by(all.clone(), 0, "node-1"), vec![old]);
+        assert!(PresigId::owned_by(all, 1, "node").is_empty());
+        assert!(PresigId::owned_by(["garbage".to_owned()], 1, "node-1").is_empty());
     }
 
     #[test]

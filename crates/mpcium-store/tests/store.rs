@@ -161,6 +161,21 @@ fn presignature_ids_by_prefix_and_delete() {
 }
 
 #[test]
+fn presignature_ids_are_never_overwritten() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::create(dir.path().join("s.db"), PW, &opts()).unwrap();
+    s.put_presignature("w", "p1", b"first").unwrap();
+    let err = s.put_presignature("w", "p1", b"second").unwrap_err();
+    assert!(
+        matches!(&err, StoreError::PresignatureExists { wallet_id, presig_id } if wallet_id == "w" && presig_id == "p1"),
+        "{err}"
+    );
+    assert_eq!(s.take_presignature("w", "p1").unwrap().unwrap().as_slice(), b"first");
+    // The same id in another wallet is another presignature.
+    s.put_presignature("w2", "p1", b"other").unwrap();
+}
+
+#[test]
 fn concurrent_takes_hand_out_each_presignature_once() {
     let dir = tempfile::tempdir().unwrap();
     let s = std::sync::Arc::new(Store::create(dir.path().join("s.db"), PW, &opts()).unwrap());

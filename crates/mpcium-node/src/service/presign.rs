@@ -54,7 +54,8 @@ impl Service {
         }
         self.drop_presignatures(wallet, Some(info.version));
         let prefix = PresigId::prefix(info.version, self.me());
-        let mut have = self.store.presignature_ids(wallet, &prefix).map_err(storage)?.len();
+        let held = self.store.presignature_ids(wallet, &prefix).map_err(storage)?;
+        let mut have = PresigId::owned_by(held, info.version, self.me()).len();
         let need = info.threshold as usize + 1;
         while have < self.pool.size() {
             let ready = self.transport.directory().ready();
@@ -158,14 +159,29 @@ impl Service {
                 "presignature id does not match its announcement",
             ));
         }
+        // Ids are never reused (a replayed announcement): refuse before the work, and the
+        // create-only write below refuses a race.
+        if self
+            .store
+            .presignature_ids(&wallet, id.as_str())
+            .map_err(storage)?
+            .iter()
+            .any(|i| i == id.as_str())
+        {
+            return Err(Failure::new(
+                ErrorCode::SessionDuplicate,
+                format!("presignature {} exists already", id.as_str()),
+            ));
+        }
         // An owner that lost track of its copies leaves ours behind: keep a bounded number.
         let held = self
             .store
             .presignature_ids(&wallet, &PresigId::prefix(info.version, &id.owner))
             .map_err(storage)?;
+        let held = PresigId::owned_by(held, info.version, &id.owner);
         if held.len() >= MAX_HELD_PER_OWNER {
             for old in &held[..=held.len() - MAX_HELD_PER_OWNER] {
-                self.store.delete_presignature(&wallet, old).map_err(storage)?;
+                self.store.delete_presignature(&wallet, old.as_str()).map_err(storage)?;
             }
         }
         let me = party_ids(&info.participant_peer_ids, &[self.me().to_owned()])?[0];
@@ -182,9 +198,13 @@ impl Service {
         let presignature = run_protocol(&self.transport, inbox, &spec, proto).await?;
         let bytes =
             presignature.to_bytes().map_err(|e| Failure::new(ErrorCode::KeyEncoding, e.to_string()))?;
-        self.store
-            .put_presignature(&wallet, id.as_str(), &bytes)
-            .map_err(|e| Failure::new(ErrorCode::StorageWrite, e.to_string()))?;
+        self.store.put_presignature(&wallet, id.as_str(), &bytes).map_err(|e| match e {
+            // A replayed announcement must not overwrite the presignature made first.
+            mpcium_store::StoreError::PresignatureExists { .. } => {
+                Failure::new(ErrorCode::SessionDuplicate, e.to_string())
+            }
+            e => Failure::new(ErrorCode::StorageWrite, e.to_string()),
+        })?;
         Ok(json!({ "presignature": id.as_str() }))
     }
 
@@ -213,7 +233,7 @@ impl Service {
             }
         };
         let node_of = |p: PartyId| committee.get(usize::from(p).checked_sub(1)?).cloned();
-        let chosen = ids.iter().filter_map(|t| PresigId::parse(t)).find(|id| {
+        let chosen = PresigId::owned_by(ids, info.version, self.me()).into_iter().find(|id| {
             id.signers.iter().all(|p| node_of(*p).is_some_and(|n| ready.contains(&n)))
                 && self.pool.reserve(id.as_str())
         })?;
