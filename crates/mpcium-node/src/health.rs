@@ -101,6 +101,12 @@ impl Metrics {
                 "ECDSA signatures coordinated without one.",
                 &p.missed,
             ),
+            (
+                "mpcium_presign_reuse_refused_total",
+                "counter",
+                "Presignatures refused because this node had used them before (restored copies).",
+                &p.reuse_refused,
+            ),
         ];
         for (name, kind, help, value) in gauges {
             out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));

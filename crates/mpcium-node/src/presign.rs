@@ -5,8 +5,9 @@
 //! signer stores its own share of it under the same id. Only the owner ever announces a
 //! signature with it (as coordinator), so two coordinators never race for one entry; the
 //! owner reserves an id in memory while a session uses it, and every signer deletes its share
-//! durably (`Store::take_presignature`) before running the online round, so a crash can lose a
-//! presignature but never reuse one.
+//! durably (`Store::take_presignature`) and then records the use cluster-wide
+//! (`Registry::mark_presignature_used`, create-only) before running the online round, so a
+//! crash can lose a presignature but never reuse one, and neither can a restored disk.
 //!
 //! An id is `v<key version>-<owner>-<16 hex: creation ms><8 hex: random>-<signer ids, '.'>`:
 //! ids of one owner sort oldest first, and a coordinator can see from the id alone whether the
@@ -110,8 +111,12 @@ pub struct PoolCounters {
     pub made: AtomicU64,
     /// Signatures coordinated with a presignature.
     pub used: AtomicU64,
-    /// ECDSA signatures coordinated without one (pool empty or signers not ready).
+    /// ECDSA signatures coordinated without one (pool empty, signers not ready, or a
+    /// presignature refused).
     pub missed: AtomicU64,
+    /// Presignatures this node refused to use because it had used them before (cluster-wide
+    /// record): copies brought back by a restored or copied store.
+    pub reuse_refused: AtomicU64,
 }
 
 /// The pool's in-memory state on one node.

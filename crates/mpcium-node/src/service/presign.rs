@@ -315,6 +315,32 @@ impl Service {
                 "stored presignature does not match this wallet's key and signers",
             ));
         }
+        // Single use cluster-wide, not on one disk: a restored or copied store brings used
+        // presignatures back, and one copy used for two messages gives the key away. The record
+        // is written after the local copy is gone, so a failure here loses the presignature
+        // (the coordinator signs in full), never reuses it.
+        let session = super::hex(&spec.id);
+        match self.registry.mark_presignature_used(self.me(), &req.wallet_id, presignature, &session).await {
+            Ok(true) => {}
+            Ok(false) => {
+                self.metrics.presign.reuse_refused.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(
+                    wallet = %req.wallet_id,
+                    presignature,
+                    "presignature used before (a restored or copied store?); refused"
+                );
+                return Err(Failure::new(
+                    ErrorCode::ResourceExhausted,
+                    format!("presignature {presignature} was used before; refused"),
+                ));
+            }
+            Err(e) => {
+                return Err(Failure::new(
+                    ErrorCode::ResourceExhausted,
+                    format!("cannot record the use of presignature {presignature}: {e}"),
+                ));
+            }
+        }
         let proto = mpcium_tss::ecdsa::SignOnline::new(ExecutionId(spec.id), presig, digest);
         let sig = run_protocol(&self.transport, inbox, spec, proto).await?;
         Ok(json!({ "r": super::hex(&sig.r), "s": super::hex(&sig.s), "v": sig.recovery_id }))
