@@ -17,7 +17,7 @@ use futures_util::StreamExt;
 use tokio::sync::mpsc;
 
 use crate::control::Control;
-use crate::envelope::{Envelope, EnvelopeError, Kind};
+use crate::envelope::{Envelope, EnvelopeError, Kind, Payload};
 use crate::registry::PeerDirectory;
 
 #[cfg(feature = "test-malice")]
@@ -68,8 +68,8 @@ pub enum TransportError {
 pub struct Inbound {
     /// The envelope (signature checked).
     pub envelope: Envelope,
-    /// Its payload: opened for a private message, as is otherwise.
-    pub payload: Vec<u8>,
+    /// Its payload: opened for a private message (wiped when dropped), as is otherwise.
+    pub payload: Payload,
 }
 
 /// A session start that arrived for this node.
@@ -220,7 +220,7 @@ impl Transport {
                     }
                 }
             }
-            _ => envelope.payload.clone(),
+            _ => Payload::from(envelope.payload.clone()),
         };
         if envelope.kind == Kind::Control
             && let Ok(control @ Control::Start(_)) = Control::decode(&payload)
