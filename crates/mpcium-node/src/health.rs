@@ -146,6 +146,8 @@ pub struct HealthView {
     pub threshold: usize,
     /// The counters.
     pub metrics: std::sync::Arc<Metrics>,
+    /// The transport's counters (drops, replayed and refused session starts).
+    pub transport: std::sync::Arc<crate::transport::TransportCounters>,
 }
 
 impl HealthView {
@@ -198,7 +200,10 @@ pub async fn serve(listener: TcpListener, view: std::sync::Arc<HealthView>) {
                     let (s, b) = view.health();
                     (s, "application/json", b)
                 }
-                "/metrics" => (200, "text/plain; version=0.0.4", view.metrics.render(&view.dir)),
+                "/metrics" => {
+                    let text = view.metrics.render(&view.dir) + &view.transport.render();
+                    (200, "text/plain; version=0.0.4", text)
+                }
                 _ => (404, "text/plain", "not found\n".to_owned()),
             };
             let reason = match status {
