@@ -116,6 +116,12 @@ impl Metrics {
                 &p.missed,
             ),
             (
+                "mpcium_presign_throttled_total",
+                "counter",
+                "Presign sessions of other owners refused: over the owner's rate.",
+                &p.throttled,
+            ),
+            (
                 "mpcium_presign_reuse_refused_total",
                 "counter",
                 "Presignatures refused because this node had used them before (restored copies).",

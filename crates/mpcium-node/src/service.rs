@@ -1371,6 +1371,9 @@ impl Service {
         }
         let ids = party_ids(&info.participant_peer_ids, &start.participants)?;
         let me = party_ids(&info.participant_peer_ids, &[self.me().to_owned()])?[0];
+        if kind == KeyType::Secp256k1 {
+            self.pool.note_cosigning(&req.wallet_id); // warm here for others' presign sessions
+        }
         let spec = self.spec(session, &start.participants, &ids, me);
         let mut signers = ids.clone();
         signers.sort_unstable();

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use mpcium_api::{ClientId, ErrorCode, SignTxMessage};
 use mpcium_store::ShareKind;
@@ -13,7 +13,7 @@ use serde_json::json;
 
 use super::{Failure, Service, party_ids, wallet_of};
 use crate::control::{SessionOp, SessionStart};
-use crate::presign::{MAX_HELD_PER_OWNER, PresigId};
+use crate::presign::{MAX_HELD_PER_OWNER, PRESIGN_REFILL_PER_SEC, PresigId};
 use crate::registry::KeyInfo;
 use crate::session::{SessionSpec, run_protocol};
 use crate::transport::SessionInbox;
@@ -136,6 +136,7 @@ impl Service {
             return Err(Failure::new(ErrorCode::InvalidSessionType, "presignatures are for secp256k1 keys"));
         }
         let info = self.load_keyinfo(KeyType::Secp256k1, &wallet).await?;
+        self.authorize_presign(start, &wallet, &info)?;
         if info.version != start.key_version || info.threshold != start.threshold {
             return Err(Failure::new(
                 ErrorCode::SessionStale,
@@ -184,6 +185,20 @@ impl Service {
                 self.store.delete_presignature(&wallet, old.as_str()).map_err(storage)?;
             }
         }
+        // Last, so only a session that would run takes a token.
+        if start.coordinator != self.me() && !self.pool.admit_presign(&start.coordinator, Instant::now()) {
+            self.metrics.presign.throttled.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(owner = %start.coordinator, wallet, "presign session over the owner's rate; refused");
+            return Err(Failure::new(
+                ErrorCode::ResourceExhausted,
+                format!(
+                    "{} starts presign sessions faster than {} per second (burst {}); refused",
+                    start.coordinator,
+                    PRESIGN_REFILL_PER_SEC,
+                    self.pool.burst()
+                ),
+            ));
+        }
         let me = party_ids(&info.participant_peer_ids, &[self.me().to_owned()])?[0];
         let spec = self.spec(session, &start.participants, &ids, me);
         let stored = self
@@ -206,6 +221,32 @@ impl Service {
             e => Failure::new(ErrorCode::StorageWrite, e.to_string()),
         })?;
         Ok(json!({ "presignature": id.as_str() }))
+    }
+
+    /// Who may make this node take part in a presign session: the owner (coordinator) must hold
+    /// the wallet's key and sign with it, this node must hold it, and the wallet must be warm
+    /// here (see [`crate::presign`]).
+    fn authorize_presign(&self, start: &SessionStart, wallet: &str, info: &KeyInfo) -> Result<(), Failure> {
+        let holds = |node: &str| info.participant_peer_ids.iter().any(|p| p == node);
+        if !holds(&start.coordinator) || !start.participants.contains(&start.coordinator) {
+            return Err(Failure::new(
+                ErrorCode::ParticipantNotFound,
+                format!("presign owner {} is not a signer holding wallet {wallet}", start.coordinator),
+            ));
+        }
+        if !holds(self.me()) {
+            return Err(Failure::new(
+                ErrorCode::ParticipantNotFound,
+                format!("{} holds no share of wallet {wallet}", self.me()),
+            ));
+        }
+        if !self.pool.is_warm(wallet) {
+            return Err(Failure::new(
+                ErrorCode::InvalidSessionType,
+                format!("wallet {wallet} is not kept warm on {}: no presign sessions for it", self.me()),
+            ));
+        }
+        Ok(())
     }
 
     /// Coordinate `req` with one of this node's presignatures whose signers are all ready.
