@@ -174,18 +174,8 @@ impl Service {
                 format!("presignature {} exists already", id.as_str()),
             ));
         }
-        // An owner that lost track of its copies leaves ours behind: keep a bounded number.
-        let held = self
-            .store
-            .presignature_ids(&wallet, &PresigId::prefix(info.version, &id.owner))
-            .map_err(storage)?;
-        let held = PresigId::owned_by(held, info.version, &id.owner);
-        if held.len() >= MAX_HELD_PER_OWNER {
-            for old in &held[..=held.len() - MAX_HELD_PER_OWNER] {
-                self.store.delete_presignature(&wallet, old.as_str()).map_err(storage)?;
-            }
-        }
-        // Last, so only a session that would run takes a token.
+        // After the checks, so only a session that would run takes a token (and a refused one
+        // evicts nothing).
         if start.coordinator != self.me() && !self.pool.admit_presign(&start.coordinator, Instant::now()) {
             self.metrics.presign.throttled.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(owner = %start.coordinator, wallet, "presign session over the owner's rate; refused");
@@ -198,6 +188,17 @@ impl Service {
                     self.pool.burst()
                 ),
             ));
+        }
+        // An owner that lost track of its copies leaves ours behind: keep a bounded number.
+        let held = self
+            .store
+            .presignature_ids(&wallet, &PresigId::prefix(info.version, &id.owner))
+            .map_err(storage)?;
+        let held = PresigId::owned_by(held, info.version, &id.owner);
+        if held.len() >= MAX_HELD_PER_OWNER {
+            for old in &held[..=held.len() - MAX_HELD_PER_OWNER] {
+                self.store.delete_presignature(&wallet, old.as_str()).map_err(storage)?;
+            }
         }
         let me = party_ids(&info.participant_peer_ids, &[self.me().to_owned()])?[0];
         let spec = self.spec(session, &start.participants, &ids, me);
