@@ -271,6 +271,7 @@ pub async fn start(params: NodeParams) -> Result<RunningNode, StartError> {
         None => None,
     };
     let threshold = params.service.threshold as usize;
+    let transport_counters = transport.counters();
     let service = Service::new(params.service, js, registry.clone(), transport, params.store.clone());
     let health = match &params.health_address {
         Some(address) => {
@@ -283,6 +284,7 @@ pub async fn start(params: NodeParams) -> Result<RunningNode, StartError> {
                 client: client.clone(),
                 threshold,
                 metrics: service.metrics(),
+                transport: transport_counters,
             });
             Some(tokio::spawn(crate::health::serve(listener, view)))
         }

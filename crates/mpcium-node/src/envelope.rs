@@ -12,11 +12,12 @@
 //! `magic "MPE1" | kind u8 | session [32] | sender (u8 len ‖ bytes) | recipients (u8 count, each
 //! u8 len ‖ bytes) | seq u32 | payload (u32 len ‖ bytes) | signature [64]`.
 
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::aead::{Aead, KeyInit, Payload as Aad};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use rand_core::{OsRng, RngCore};
 use sha2::{Digest, Sha256};
+use zeroize::Zeroize;
 
 use crate::pairkey::PairKey;
 
@@ -29,6 +30,44 @@ pub const MAX_PAYLOAD: usize = 8 * 1024 * 1024;
 pub const MAX_ID_LEN: usize = 128;
 /// The most recipients one envelope may name.
 pub const MAX_RECIPIENTS: usize = 255;
+
+/// A received payload: for a private message the opened plaintext, which carries a protocol's
+/// secret shares. Wiped when dropped, and `Debug` prints only its length.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Payload(Vec<u8>);
+
+impl Payload {
+    /// Take the bytes out (for a consumer that owns them from now on, e.g. a protocol); the
+    /// emptied payload has nothing left to wipe.
+    pub fn into_vec(mut self) -> Vec<u8> {
+        std::mem::take(&mut self.0)
+    }
+}
+
+impl From<Vec<u8>> for Payload {
+    fn from(bytes: Vec<u8>) -> Self {
+        Self(bytes)
+    }
+}
+
+impl std::ops::Deref for Payload {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl Drop for Payload {
+    fn drop(&mut self) {
+        self.0.zeroize();
+    }
+}
+
+impl std::fmt::Debug for Payload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Payload(<{} bytes>)", self.0.len())
+    }
+}
 
 /// What an envelope carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -145,7 +184,7 @@ impl Envelope {
         let aad = env.header_bytes();
         let cipher = XChaCha20Poly1305::new((&pair_key.0).into());
         let sealed = cipher
-            .encrypt(XNonce::from_slice(&nonce), Payload { msg: plaintext, aad: &aad })
+            .encrypt(XNonce::from_slice(&nonce), Aad { msg: plaintext, aad: &aad })
             .map_err(|_| EnvelopeError::Malformed("payload too large to seal"))?;
         env.payload = [nonce.as_slice(), &sealed].concat();
         env.check_limits()?;
@@ -161,7 +200,7 @@ impl Envelope {
     }
 
     /// Decrypt a private payload addressed to `me` (verify the signature first).
-    pub fn open(&self, me: &str, pair_key: &PairKey) -> Result<Vec<u8>, EnvelopeError> {
+    pub fn open(&self, me: &str, pair_key: &PairKey) -> Result<Payload, EnvelopeError> {
         if self.kind != Kind::Private {
             return Err(EnvelopeError::Addressing("not a private message"));
         }
@@ -174,7 +213,8 @@ impl Envelope {
         let (nonce, sealed) = self.payload.split_at(NONCE_LEN);
         let aad = self.header_bytes();
         XChaCha20Poly1305::new((&pair_key.0).into())
-            .decrypt(XNonce::from_slice(nonce), Payload { msg: sealed, aad: &aad })
+            .decrypt(XNonce::from_slice(nonce), Aad { msg: sealed, aad: &aad })
+            .map(Payload::from)
             .map_err(|_| EnvelopeError::Undecryptable { sender: self.sender.clone() })
     }
 
@@ -359,7 +399,10 @@ mod tests {
         assert!(!env.payload.windows(12).any(|w| w == b"secret share"), "payload is encrypted");
         let back = Envelope::decode(&env.encode()).unwrap();
         back.verify(&ida.verifying_key()).unwrap();
-        assert_eq!(back.open("b", &k_ba).unwrap(), b"secret share");
+        let opened = back.open("b", &k_ba).unwrap();
+        assert_eq!(&opened[..], b"secret share");
+        assert_eq!(format!("{opened:?}"), "Payload(<12 bytes>)", "Debug never prints the plaintext");
+        assert_eq!(opened.into_vec(), b"secret share");
         assert!(matches!(back.open("c", &k_ba), Err(EnvelopeError::Addressing(_))));
         let k_cb = xc.pair_key("c", "b", &xb.public()).unwrap();
         assert!(matches!(back.open("b", &k_cb), Err(EnvelopeError::Undecryptable { .. })));

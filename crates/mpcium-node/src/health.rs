@@ -12,13 +12,27 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
+use mpcium_api::ErrorCode;
+
 use crate::registry::PeerDirectory;
+
+/// The `/metrics` label of every error code this node does not know.
+pub const OTHER_CODE: &str = "ERROR_OTHER";
+
+/// The metric label of a wire error code: the code itself when it is one of ours, else
+/// [`OTHER_CODE`].
+fn code_label(code: &str) -> &'static str {
+    ErrorCode::ALL.iter().map(ErrorCode::as_str).find(|known| *known == code).unwrap_or(OTHER_CODE)
+}
 
 /// Counters the request service updates.
 #[derive(Default)]
 pub struct Metrics {
     requests: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
-    errors: Mutex<BTreeMap<String, u64>>,
+    /// By wire code, only codes of [`ErrorCode::ALL`] and [`OTHER_CODE`]: a code may come from a
+    /// peer's report (free text), so it is neither a label value as it is nor a key of an
+    /// unbounded map.
+    errors: Mutex<BTreeMap<&'static str, u64>>,
     durations: Mutex<BTreeMap<&'static str, (f64, u64)>>,
     sessions_started: AtomicU64,
     /// DKLs23 counterparties this node has banned, over all wallets (see `service::bans`).
@@ -36,7 +50,7 @@ impl Metrics {
             *m.entry((op, result)).or_default() += 1;
         }
         if let (Some(code), Ok(mut m)) = (error_code, self.errors.lock()) {
-            *m.entry(code.to_owned()).or_default() += 1;
+            *m.entry(code_label(code)).or_default() += 1;
         }
         if let Ok(mut m) = self.durations.lock() {
             let e = m.entry(op).or_default();
@@ -106,6 +120,18 @@ impl Metrics {
                 "ECDSA signatures coordinated without one.",
                 &p.missed,
             ),
+            (
+                "mpcium_presign_throttled_total",
+                "counter",
+                "Presign sessions of other owners refused: over the owner's rate.",
+                &p.throttled,
+            ),
+            (
+                "mpcium_presign_reuse_refused_total",
+                "counter",
+                "Presignatures refused because this node had used them before (restored copies).",
+                &p.reuse_refused,
+            ),
         ];
         for (name, kind, help, value) in gauges {
             out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
@@ -131,6 +157,8 @@ pub struct HealthView {
     pub threshold: usize,
     /// The counters.
     pub metrics: std::sync::Arc<Metrics>,
+    /// The transport's counters (drops, replayed and refused session starts).
+    pub transport: std::sync::Arc<crate::transport::TransportCounters>,
 }
 
 impl HealthView {
@@ -183,7 +211,10 @@ pub async fn serve(listener: TcpListener, view: std::sync::Arc<HealthView>) {
                     let (s, b) = view.health();
                     (s, "application/json", b)
                 }
-                "/metrics" => (200, "text/plain; version=0.0.4", view.metrics.render(&view.dir)),
+                "/metrics" => {
+                    let text = view.metrics.render(&view.dir) + &view.transport.render();
+                    (200, "text/plain; version=0.0.4", text)
+                }
                 _ => (404, "text/plain", "not found\n".to_owned()),
             };
             let reason = match status {
@@ -198,5 +229,35 @@ pub async fn serve(listener: TcpListener, view: std::sync::Arc<HealthView>) {
             let _ = stream.write_all(response.as_bytes()).await;
             let _ = stream.shutdown().await;
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_labels_are_known_codes_only_and_bounded() {
+        let m = Metrics::default();
+        m.record("sign", Some("ERROR_KEY_NOT_FOUND"), Duration::ZERO);
+        m.record("sign", Some("ERROR_KEY_NOT_FOUND"), Duration::ZERO);
+        m.record("sign", Some("x\"} 1\nmpcium_fake 9"), Duration::ZERO);
+        for i in 0..10_000 {
+            m.record("sign", Some(&format!("ERROR_PEER_{i}")), Duration::ZERO);
+        }
+        let errors = m.errors.lock().unwrap();
+        assert_eq!(errors.len(), 2);
+        assert_eq!(errors.get("ERROR_KEY_NOT_FOUND"), Some(&2));
+        assert_eq!(errors.get(OTHER_CODE), Some(&10_001));
+        drop(errors);
+        let dir = PeerDirectory::new(
+            "node0",
+            Default::default(),
+            crate::pairkey::ExchangeKey::generate(),
+            Duration::from_secs(1),
+        );
+        let text = m.render(&dir);
+        assert!(text.contains("mpcium_errors_total{code=\"ERROR_OTHER\"} 10001\n"), "{text}");
+        assert!(!text.contains("mpcium_fake"), "{text}");
     }
 }

@@ -5,17 +5,26 @@
 //! signer stores its own share of it under the same id. Only the owner ever announces a
 //! signature with it (as coordinator), so two coordinators never race for one entry; the
 //! owner reserves an id in memory while a session uses it, and every signer deletes its share
-//! durably (`Store::take_presignature`) before running the online round, so a crash can lose a
-//! presignature but never reuse one.
+//! durably (`Store::take_presignature`) and then records the use cluster-wide
+//! (`Registry::mark_presignature_used`, create-only) before running the online round, so a
+//! crash can lose a presignature but never reuse one, and neither can a restored disk.
+//!
+//! Who may start a presign session: a participant joins only when the owner (the coordinator)
+//! and this node both hold the wallet's key and the wallet is *warm* here (listed in
+//! `presign.wallets`, or, when none are listed, a wallet this node signed with ECDSA as
+//! coordinator or co-signer), and only as often as a token bucket per owner allows
+//! ([`PRESIGN_BURST_MIN`], [`PRESIGN_REFILL_PER_SEC`]): presign sessions need no client request,
+//! so nothing else bounds how many a malicious owner runs against an honest node.
 //!
 //! An id is `v<key version>-<owner>-<16 hex: creation ms><8 hex: random>-<signer ids, '.'>`:
 //! ids of one owner sort oldest first, and a coordinator can see from the id alone whether the
 //! signers it needs are ready. Presignatures are bound to one key version; a reshare makes the
 //! old ones useless and they are deleted.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Instant;
 
 use mpcium_tss::PartyId;
 use rand_core::{OsRng, RngCore};
@@ -27,6 +36,17 @@ pub const MAX_HELD_PER_OWNER: usize = 256;
 
 /// How many wallets a node keeps warm on its own (when `presign.wallets` is empty).
 const MAX_AUTO_WALLETS: usize = 1024;
+
+/// The least burst of presign sessions a participant lets one owner start: the burst is
+/// `max(2 × pool_size, PRESIGN_BURST_MIN)`, room for an owner to refill a whole pool at once.
+pub const PRESIGN_BURST_MIN: usize = 16;
+/// Presign sessions per second a participant lets one owner start once its burst is spent: an
+/// owner runs one presign session at a time, so this caps a sustained refill (one per
+/// presignature used) at about 5 presignature signatures per second per owner; past it the
+/// owner's signatures are made in full (3 rounds instead of 1) until tokens come back.
+pub const PRESIGN_REFILL_PER_SEC: f64 = 5.0;
+/// How many owners' buckets a participant keeps (owners are key holders, so few).
+const MAX_BUCKETS: usize = 1024;
 
 /// `presign.*` as the service uses it.
 #[derive(Debug, Clone, Default)]
@@ -61,9 +81,20 @@ impl PresigId {
         Self { version, owner: owner.to_owned(), signers, text }
     }
 
-    /// The prefix of every id of `owner` for key `version`.
+    /// The prefix of every id of `owner` for key `version`: a store scan narrows by it, but it
+    /// is not a test of ownership (node ids may contain `-`, so the ids of `node-1-x` start with
+    /// `node-1`'s prefix too): use [`Self::owned_by`].
     pub fn prefix(version: u32, owner: &str) -> String {
         format!("v{version}-{owner}-")
+    }
+
+    /// The ids among `ids` that `owner` made for key `version`, parsed and compared (malformed
+    /// ids and other owners' are left out), in the order given.
+    pub fn owned_by(ids: impl IntoIterator<Item = String>, version: u32, owner: &str) -> Vec<Self> {
+        ids.into_iter()
+            .filter_map(|t| Self::parse(&t))
+            .filter(|id| id.version == version && id.owner == owner)
+            .collect()
     }
 
     /// Parse an id; `None` if it is not in the format above.
@@ -99,8 +130,14 @@ pub struct PoolCounters {
     pub made: AtomicU64,
     /// Signatures coordinated with a presignature.
     pub used: AtomicU64,
-    /// ECDSA signatures coordinated without one (pool empty or signers not ready).
+    /// ECDSA signatures coordinated without one (pool empty, signers not ready, or a
+    /// presignature refused).
     pub missed: AtomicU64,
+    /// Presign sessions of other owners this node refused: over the owner's rate.
+    pub throttled: AtomicU64,
+    /// Presignatures this node refused to use because it had used them before (cluster-wide
+    /// record): copies brought back by a restored or copied store.
+    pub reuse_refused: AtomicU64,
 }
 
 /// The pool's in-memory state on one node.
@@ -111,6 +148,17 @@ pub struct PresignPool {
     reserved: Mutex<HashSet<String>>,
     wake: tokio::sync::Notify,
     rotation: AtomicUsize,
+    /// Wallets this node co-signed with ECDSA (when `presign.wallets` is empty): warm for
+    /// joining others' presign sessions.
+    cosigned: Mutex<VecDeque<String>>,
+    buckets: Mutex<HashMap<String, Bucket>>,
+}
+
+/// One owner's token bucket.
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    tokens: f64,
+    at: Instant,
 }
 
 impl PresignPool {
@@ -153,6 +201,58 @@ impl PresignPool {
             w.push_back(wallet.to_owned());
         }
         self.wake.notify_one();
+    }
+
+    /// A wallet this node co-signed with ECDSA: warm for joining presign sessions (when wallets
+    /// are not listed).
+    pub fn note_cosigning(&self, wallet: &str) {
+        if self.settings.wallets.is_empty()
+            && let Ok(mut w) = self.cosigned.lock()
+            && !w.iter().any(|x| x == wallet)
+        {
+            if w.len() >= MAX_AUTO_WALLETS {
+                w.pop_front();
+            }
+            w.push_back(wallet.to_owned());
+        }
+    }
+
+    /// Whether `wallet` is warm here: listed, or (none listed) signed through this node.
+    pub fn is_warm(&self, wallet: &str) -> bool {
+        if !self.settings.wallets.is_empty() {
+            return self.settings.wallets.iter().any(|w| w == wallet);
+        }
+        let has = |m: &Mutex<VecDeque<String>>| m.lock().is_ok_and(|w| w.iter().any(|x| x == wallet));
+        has(&self.auto_wallets) || has(&self.cosigned)
+    }
+
+    /// The burst of presign sessions one owner may start here.
+    pub fn burst(&self) -> usize {
+        (2 * self.settings.pool_size).max(PRESIGN_BURST_MIN)
+    }
+
+    /// Take a token for one presign session of `owner` at `now`; false when its bucket is empty.
+    pub fn admit_presign(&self, owner: &str, now: Instant) -> bool {
+        let burst = self.burst() as f64;
+        let Ok(mut buckets) = self.buckets.lock() else { return false };
+        if buckets.len() >= MAX_BUCKETS && !buckets.contains_key(owner) {
+            // Full buckets hold nothing worth keeping: a new one starts full as well.
+            buckets.retain(|_, b| {
+                b.tokens + now.duration_since(b.at).as_secs_f64() * PRESIGN_REFILL_PER_SEC < burst
+            });
+            if buckets.len() >= MAX_BUCKETS {
+                return false;
+            }
+        }
+        let b = buckets.entry(owner.to_owned()).or_insert(Bucket { tokens: burst, at: now });
+        let elapsed = now.saturating_duration_since(b.at).as_secs_f64();
+        b.tokens = (b.tokens + elapsed * PRESIGN_REFILL_PER_SEC).min(burst);
+        b.at = now.max(b.at);
+        if b.tokens < 1.0 {
+            return false;
+        }
+        b.tokens -= 1.0;
+        true
     }
 
     /// Wait until there is refilling to do (or `period` passed).
@@ -202,6 +302,61 @@ mod tests {
         std::thread::sleep(std::time::Duration::from_millis(2));
         let b = PresigId::new(3, "node-0-x", &[1, 3]);
         assert!(a.as_str() < b.as_str(), "older ids sort first");
+    }
+
+    #[test]
+    fn ownership_is_parsed_not_prefix_matched() {
+        let mine = PresigId::new(1, "node-1", &[1, 2]);
+        let other = PresigId::new(1, "node-1-x", &[1, 2]);
+        let old = PresigId::new(0, "node-1", &[1, 2]);
+        // The ambiguity this guards against: the other owner's id has our prefix.
+        assert!(other.as_str().starts_with(&PresigId::prefix(1, "node-1")));
+        let all = [&mine, &other, &old].map(|i| i.as_str().to_owned());
+        assert_eq!(PresigId::owned_by(all.clone(), 1, "node-1"), vec![mine.clone()]);
+        assert_eq!(PresigId::owned_by(all.clone(), 1, "node-1-x"), vec![other.clone()]);
+        assert_eq!(PresigId::owned_by(all.clone(), 0, "node-1"), vec![old]);
+        assert!(PresigId::owned_by(all, 1, "node").is_empty());
+        assert!(PresigId::owned_by(["garbage".to_owned()], 1, "node-1").is_empty());
+    }
+
+    #[test]
+    fn presign_sessions_per_owner_are_rate_limited() {
+        let pool = PresignPool::new(PresignSettings { pool_size: 3, wallets: vec!["w".into()] });
+        let burst = pool.burst();
+        assert_eq!(burst, PRESIGN_BURST_MIN);
+        let t0 = Instant::now();
+        // A flood: the burst passes, then nothing.
+        let admitted = (0..burst * 10).filter(|_| pool.admit_presign("flooder", t0)).count();
+        assert_eq!(admitted, burst);
+        // Another owner is not affected.
+        assert!(pool.admit_presign("honest", t0));
+        // Tokens come back at the refill rate, and no more than the burst.
+        let later = t0 + std::time::Duration::from_secs(1);
+        let refilled = (0..100).filter(|_| pool.admit_presign("flooder", later)).count();
+        assert_eq!(refilled, PRESIGN_REFILL_PER_SEC as usize);
+        let much_later = later + std::time::Duration::from_secs(3600);
+        let refilled = (0..1000).filter(|_| pool.admit_presign("flooder", much_later)).count();
+        assert_eq!(refilled, burst);
+        // A big pool gets a bigger burst.
+        let big = PresignPool::new(PresignSettings { pool_size: 50, wallets: vec![] });
+        assert_eq!(big.burst(), 100);
+    }
+
+    #[test]
+    fn warm_wallets_are_listed_or_signed_here() {
+        let listed = PresignPool::new(PresignSettings { pool_size: 2, wallets: vec!["a".into()] });
+        listed.note_cosigning("b");
+        listed.note_signing("c");
+        assert!(listed.is_warm("a"));
+        assert!(!listed.is_warm("b") && !listed.is_warm("c"));
+        let auto = PresignPool::new(PresignSettings { pool_size: 2, wallets: vec![] });
+        assert!(!auto.is_warm("a"));
+        auto.note_signing("a");
+        auto.note_cosigning("b");
+        assert!(auto.is_warm("a") && auto.is_warm("b"));
+        assert!(!auto.is_warm("c"));
+        // Co-signing does not make this node an owner of the wallet's pool.
+        assert_eq!(auto.wallets(), vec!["a".to_string()]);
     }
 
     #[test]

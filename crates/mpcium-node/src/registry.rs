@@ -10,6 +10,9 @@
 //!   Publishing the exchange key here replaces the original's `ecdh:exchange` broadcast.
 //! - `mpc_keyinfo`: `<curve>.<wallet>` → the original's key info JSON
 //!   `{"participant_peer_ids":[…],"threshold":t,"version":v}`.
+//! - `mpc_presig_used`: `<signer>.<ecdsa.wallet>.<presignature id>` → the session that used it:
+//!   each signer's create-only record that it released its online share of a presignature
+//!   (single use cluster-wide, not just on one disk; see [`Registry::mark_presignature_used`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
@@ -32,6 +35,8 @@ pub const READY_BUCKET: &str = "mpc_ready";
 pub const KEYINFO_BUCKET: &str = "mpc_keyinfo";
 /// Bucket of signing requests already taken (durable, cluster-wide replay protection).
 pub const REQUESTS_BUCKET: &str = "mpc_requests";
+/// Bucket of presignatures used, one create-only key per signer (durable, no expiry).
+pub const PRESIG_USED_BUCKET: &str = "mpc_presig_used";
 /// Bans announced by nodes (see [`bans`]).
 pub const BANS_BUCKET: &str = "mpc_bans";
 
@@ -317,6 +322,7 @@ pub struct Registry {
     keyinfo: kv::Store,
     requests: kv::Store,
     bans: kv::Store,
+    presig_used: kv::Store,
 }
 
 /// How often a node re-announces itself, and after how long silence a peer counts as gone.
@@ -341,6 +347,7 @@ async fn open_bucket(js: &jetstream::Context, config: kv::Config) -> Result<kv::
         READY_BUCKET => READY_BUCKET,
         REQUESTS_BUCKET => REQUESTS_BUCKET,
         BANS_BUCKET => BANS_BUCKET,
+        PRESIG_USED_BUCKET => PRESIG_USED_BUCKET,
         _ => KEYINFO_BUCKET,
     };
     if let Ok(store) = js.get_key_value(config.bucket.clone()).await {
@@ -404,7 +411,20 @@ impl Registry {
             },
         )
         .await?;
-        Ok(Self { peers, ready, keyinfo, requests, bans })
+        // No max_age, no size limit: a record must outlive every copy of its presignature, and
+        // a presignature lives until used or until a reshare retires its key version, which has
+        // no deadline. One record per signer and use (~150 bytes).
+        let presig_used = open_bucket(
+            js,
+            kv::Config {
+                bucket: PRESIG_USED_BUCKET.into(),
+                description: "mpcium presignatures used: signer.wallet.presignature -> session".into(),
+                history: 1,
+                ..Default::default()
+            },
+        )
+        .await?;
+        Ok(Self { peers, ready, keyinfo, requests, bans, presig_used })
     }
 
     /// Register a peer name → id; an existing equal entry is kept, a different one is a conflict.
@@ -605,6 +625,36 @@ impl Registry {
     pub async fn delete_keyinfo(&self, curve: &str, wallet_id: &str) -> Result<(), RegistryError> {
         self.keyinfo.delete(keyinfo_key(curve, wallet_id)).await.map_err(|e| kv_err(KEYINFO_BUCKET)(e.into()))
     }
+}
+
+impl Registry {
+    /// Record, durably and cluster-wide, that `signer` releases its online share of presignature
+    /// `presig_id` of `wallet_id`, in the session `session` (hex, kept for operators). Create-only:
+    /// `Ok(true)` the first time, `Ok(false)` when the record exists (the presignature was used
+    /// before: this copy came back from a restored or copied disk), and then the share must not
+    /// be released. The signer's id is the key's first token, so NATS permissions can let each
+    /// node write only its own records (`$KV.mpc_presig_used.<node id>.>`).
+    pub async fn mark_presignature_used(
+        &self,
+        signer: &str,
+        wallet_id: &str,
+        presig_id: &str,
+        session: &str,
+    ) -> Result<bool, RegistryError> {
+        let key = presig_used_key(signer, wallet_id, presig_id);
+        match self.presig_used.create(&key, session.to_owned().into()).await {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => Ok(false),
+            Err(e) => Err(kv_err(PRESIG_USED_BUCKET)(e.into())),
+        }
+    }
+}
+
+/// The used-record key of one signer's share of a presignature: `<signer>.<ecdsa.wallet>.<id>`,
+/// where a presignature id's characters (`[0-9a-z.-]` and the owner's node id) are legal KV key
+/// characters, and the wallet is written as in [`keyinfo_key`].
+pub fn presig_used_key(signer: &str, wallet_id: &str, presig_id: &str) -> String {
+    format!("{signer}.{}.{presig_id}", keyinfo_key("ecdsa", wallet_id))
 }
 
 fn settled_key(msg_id: &str) -> String {

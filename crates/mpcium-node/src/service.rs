@@ -29,7 +29,6 @@ use mpcium_api::{
 };
 use mpcium_store::{ShareKind, Store};
 use mpcium_tss::{ExecutionContext, ExecutionId, KeyType, Operation, PartyId};
-use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 
 use crate::control::{AbortNotice, Control, DoneReport, SessionOp, SessionOutput as Output, SessionStart};
@@ -147,13 +146,7 @@ fn share_kind(kind: KeyType) -> ShareKind {
     }
 }
 
-/// The session id a participant's outcome report travels under.
-pub fn done_id(session: &[u8; 32]) -> [u8; 32] {
-    let mut h = Sha256::new();
-    h.update(b"mpcium-rs/done/v1");
-    h.update(session);
-    h.finalize().into()
-}
+pub use crate::transport::done_id;
 
 /// Party ids of a committee: position (1-based) in the sorted node id list.
 fn party_ids(committee: &[String], nodes: &[String]) -> Result<Vec<PartyId>, Failure> {
@@ -877,6 +870,9 @@ impl Service {
         }
         let ids = party_ids(&info.participant_peer_ids, &start.participants)?;
         let me = party_ids(&info.participant_peer_ids, &[self.me().to_owned()])?[0];
+        if kind == KeyType::Secp256k1 {
+            self.pool.note_cosigning(&req.wallet_id); // warm here for others' presign sessions
+        }
         let spec = self.spec(session, &start.participants, &ids, me);
         let mut signers = ids.clone();
         signers.sort_unstable();

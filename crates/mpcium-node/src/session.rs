@@ -228,7 +228,9 @@ impl Run<'_> {
             let inbound = self.next(inbox).await?;
             let Some(from) = self.accept(&inbound)? else { continue };
             match inbound.envelope.kind {
-                Kind::Broadcast | Kind::Private => cpu_bound(|| protocol.message(from, inbound.payload)),
+                Kind::Broadcast | Kind::Private => {
+                    cpu_bound(|| protocol.message(from, inbound.payload.into_vec()))
+                }
                 Kind::Control => {}
             }
         }

@@ -6,18 +6,30 @@
 //! identity key, its private payload opened with the pair key, and then routed by session id to
 //! the [`SessionInbox`] of a running session. Messages for a session that has not started here
 //! yet (a fast peer's first round can overtake the session start) wait in a bounded buffer for a
-//! short time. Session starts go to the node's dispatcher through [`Transport::starts`].
+//! short time. Session starts go to the node's dispatcher through [`Transport::listen`].
+//!
+//! Memory is bounded against a flooding peer (every bound drops and counts, see
+//! [`TransportCounters`]): messages buffered for sessions not started yet ([`MAX_PENDING_BYTES`]
+//! in all, [`MAX_PENDING_SESSIONS`] sessions of at most [`MAX_PENDING_PER_SESSION`] messages), the
+//! queue of each running session ([`SESSION_QUEUE`] messages, [`MAX_QUEUED_BYTES`] over all
+//! sessions), and the session starts being handled at once ([`MAX_CONCURRENT_STARTS`]: a start
+//! over it is refused at once with `ERROR_CONCURRENCY_LIMIT`, so its coordinator does not wait).
+//! A session start is taken once: a second start for a session id that runs here, or ran here
+//! within [`START_MEMORY`], is a replay and ignored (it would otherwise replace the running
+//! session's route and kill it).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ed25519_dalek::SigningKey;
 use futures_util::StreamExt;
-use tokio::sync::mpsc;
+use sha2::{Digest, Sha256};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
-use crate::control::Control;
-use crate::envelope::{Envelope, EnvelopeError, Kind};
+use crate::control::{AbortNotice, Control, DoneReport};
+use crate::envelope::{Envelope, EnvelopeError, Kind, Payload};
 use crate::registry::PeerDirectory;
 
 #[cfg(feature = "test-malice")]
@@ -32,9 +44,76 @@ const PENDING_TTL: Duration = Duration::from_secs(30);
 /// How long to wait for the server to confirm our inbox subscription.
 const SYNC_TIMEOUT: Duration = Duration::from_secs(10);
 /// How many not-yet-started sessions may have buffered messages.
-const MAX_PENDING_SESSIONS: usize = 4096;
+pub const MAX_PENDING_SESSIONS: usize = 4096;
 /// How many messages one not-yet-started session may buffer.
-const MAX_PENDING_PER_SESSION: usize = 512;
+pub const MAX_PENDING_PER_SESSION: usize = 512;
+/// How many bytes all not-yet-started sessions may buffer together (a DKLs23 keygen message is
+/// ~100 KB, a signing message a few KB: room for hundreds of sessions' first rounds).
+pub const MAX_PENDING_BYTES: usize = 64 * 1024 * 1024;
+/// How many messages a running session's queue holds (a session reads as fast as it computes;
+/// a round of n parties brings at most ~2n messages, and n ≤ 255).
+pub const SESSION_QUEUE: usize = 1024;
+/// How many bytes the queues of all running sessions may hold together.
+pub const MAX_QUEUED_BYTES: usize = 256 * 1024 * 1024;
+/// How many session starts this node handles at once, as a participant. Coordinators cap their
+/// own sessions (`max_concurrent_signing`, `max_concurrent_keygen`, one presign session at a
+/// time); this leaves room for every node of a large cluster coordinating at full load.
+pub const MAX_CONCURRENT_STARTS: usize = 512;
+/// How long a session id is remembered after its start, so a replayed start is ignored (longer
+/// than any session may run).
+pub const START_MEMORY: Duration = Duration::from_secs(30 * 60);
+/// How many started session ids are remembered at most (the oldest are forgotten first).
+pub const MAX_REMEMBERED_STARTS: usize = 65536;
+/// The sequence number of a refusal sent outside a protocol run (as the service's aborts).
+const REFUSAL_SEQ: u32 = u32::MAX - 1;
+
+/// The session id a participant's outcome report travels under (the service's `done_id` is the
+/// same function).
+pub fn done_id(session: &[u8; 32]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(b"mpcium-rs/done/v1");
+    h.update(session);
+    h.finalize().into()
+}
+
+/// What the transport dropped or refused, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct TransportCounters {
+    /// Messages dropped because a buffer or queue was full.
+    pub dropped: AtomicU64,
+    /// Session starts ignored as replays.
+    pub replayed_starts: AtomicU64,
+    /// Session starts refused because [`MAX_CONCURRENT_STARTS`] were being handled.
+    pub refused_starts: AtomicU64,
+}
+
+impl TransportCounters {
+    /// The counters in Prometheus text format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        for (name, help, value) in [
+            (
+                "mpcium_transport_dropped_total",
+                "Messages dropped: a buffer or queue was full.",
+                &self.dropped,
+            ),
+            (
+                "mpcium_session_starts_replayed_total",
+                "Session starts ignored as replays.",
+                &self.replayed_starts,
+            ),
+            (
+                "mpcium_session_starts_refused_total",
+                "Session starts refused: too many handled at once.",
+                &self.refused_starts,
+            ),
+        ] {
+            out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} counter\n"));
+            out.push_str(&format!("{name} {}\n", value.load(Ordering::Relaxed)));
+        }
+        out
+    }
+}
 
 /// The inbox subject of a node.
 pub fn node_subject(node_id: &str) -> String {
@@ -68,8 +147,15 @@ pub enum TransportError {
 pub struct Inbound {
     /// The envelope (signature checked).
     pub envelope: Envelope,
-    /// Its payload: opened for a private message, as is otherwise.
-    pub payload: Vec<u8>,
+    /// Its payload: opened for a private message (wiped when dropped), as is otherwise.
+    pub payload: Payload,
+}
+
+impl Inbound {
+    /// The bytes it holds (what the memory bounds count).
+    fn size(&self) -> usize {
+        self.envelope.payload.len() + self.payload.len()
+    }
 }
 
 /// A session start that arrived for this node.
@@ -79,17 +165,43 @@ pub struct StartRequest {
     pub envelope: Envelope,
     /// The decoded control message.
     pub control: Control,
+    /// One of the [`MAX_CONCURRENT_STARTS`] slots, held until the request is dropped (keep it
+    /// alive while the session is handled).
+    pub slot: OwnedSemaphorePermit,
 }
 
 struct Pending {
     since: Instant,
     messages: Vec<Inbound>,
+    bytes: usize,
 }
 
 #[derive(Default)]
 struct Routes {
-    live: HashMap<[u8; 32], mpsc::UnboundedSender<Inbound>>,
+    live: HashMap<[u8; 32], mpsc::Sender<Inbound>>,
     pending: HashMap<[u8; 32], Pending>,
+    pending_bytes: usize,
+    /// Session ids started here (or opened), oldest first, for [`START_MEMORY`].
+    started: VecDeque<([u8; 32], Instant)>,
+    started_ids: HashSet<[u8; 32]>,
+}
+
+impl Routes {
+    /// Remember `id` as started; false if it was already (a replayed start).
+    fn remember_start(&mut self, id: [u8; 32], now: Instant) -> bool {
+        while let Some((old, at)) = self.started.front().copied() {
+            if now.duration_since(at) < START_MEMORY && self.started.len() < MAX_REMEMBERED_STARTS {
+                break;
+            }
+            self.started.pop_front();
+            self.started_ids.remove(&old);
+        }
+        if self.live.contains_key(&id) || !self.started_ids.insert(id) {
+            return false;
+        }
+        self.started.push_back((id, now));
+        true
+    }
 }
 
 /// The node's connection to its peers.
@@ -99,6 +211,10 @@ pub struct Transport {
     identity: SigningKey,
     dir: PeerDirectory,
     routes: Arc<Mutex<Routes>>,
+    /// Bytes in the queues of running sessions.
+    queued: Arc<AtomicUsize>,
+    start_slots: Arc<Semaphore>,
+    counters: Arc<TransportCounters>,
     #[cfg(feature = "test-malice")]
     malice: MaliceSwitch,
 }
@@ -106,14 +222,17 @@ pub struct Transport {
 /// The receiving end of one session's messages; unregisters itself when dropped.
 pub struct SessionInbox {
     id: [u8; 32],
-    rx: mpsc::UnboundedReceiver<Inbound>,
+    rx: mpsc::Receiver<Inbound>,
     routes: Arc<Mutex<Routes>>,
+    queued: Arc<AtomicUsize>,
 }
 
 impl SessionInbox {
     /// The next message, or `None` if the transport is gone.
     pub async fn recv(&mut self) -> Option<Inbound> {
-        self.rx.recv().await
+        let m = self.rx.recv().await?;
+        self.queued.fetch_sub(m.size(), Ordering::Relaxed);
+        Some(m)
     }
 
     /// The session id.
@@ -127,6 +246,10 @@ impl Drop for SessionInbox {
         if let Ok(mut routes) = self.routes.lock() {
             routes.live.remove(&self.id);
         }
+        self.rx.close();
+        while let Ok(m) = self.rx.try_recv() {
+            self.queued.fetch_sub(m.size(), Ordering::Relaxed);
+        }
     }
 }
 
@@ -138,6 +261,9 @@ impl Transport {
             identity,
             dir,
             routes: Arc::new(Mutex::new(Routes::default())),
+            queued: Arc::new(AtomicUsize::new(0)),
+            start_slots: Arc::new(Semaphore::new(MAX_CONCURRENT_STARTS)),
+            counters: Arc::new(TransportCounters::default()),
             #[cfg(feature = "test-malice")]
             malice: MaliceSwitch::default(),
         }
@@ -151,6 +277,11 @@ impl Transport {
     /// This node's peer directory.
     pub fn directory(&self) -> &PeerDirectory {
         &self.dir
+    }
+
+    /// What this transport dropped or refused.
+    pub fn counters(&self) -> Arc<TransportCounters> {
+        self.counters.clone()
     }
 
     /// Subscribe to this node's inbox; session starts are sent to the returned channel.
@@ -220,53 +351,147 @@ impl Transport {
                     }
                 }
             }
-            _ => envelope.payload.clone(),
+            _ => Payload::from(envelope.payload.clone()),
         };
         if envelope.kind == Kind::Control
             && let Ok(control @ Control::Start(_)) = Control::decode(&payload)
         {
-            if starts.send(StartRequest { envelope, control }).await.is_err() {
-                tracing::warn!("session start dropped: dispatcher gone");
-            }
+            self.take_start(envelope, control, starts).await;
             return;
         }
         self.route(Inbound { envelope, payload });
+    }
+
+    /// Hand a session start to the dispatcher, once per session id and within
+    /// [`MAX_CONCURRENT_STARTS`].
+    async fn take_start(&self, envelope: Envelope, control: Control, starts: &mpsc::Sender<StartRequest>) {
+        let fresh = self.routes.lock().is_ok_and(|mut r| r.remember_start(envelope.session, Instant::now()));
+        if !fresh {
+            self.counters.replayed_starts.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(sender = %envelope.sender, "session start for a session started before (a replay); ignored");
+            return;
+        }
+        let Ok(slot) = self.start_slots.clone().try_acquire_owned() else {
+            self.counters.refused_starts.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(sender = %envelope.sender, "too many sessions at once; session start refused");
+            self.refuse_start(&envelope, &control).await;
+            return;
+        };
+        if starts.send(StartRequest { envelope, control, slot }).await.is_err() {
+            tracing::warn!("session start dropped: dispatcher gone");
+        }
+    }
+
+    /// Tell a refused session's members (its coordinator with an outcome report) at once, so
+    /// nobody waits for this node until the session times out.
+    async fn refuse_start(&self, envelope: &Envelope, control: &Control) {
+        let Control::Start(start) = control else { return };
+        let code = mpcium_api::ErrorCode::ConcurrencyLimit.as_str().to_owned();
+        let reason = format!("{} handles {MAX_CONCURRENT_STARTS} sessions already", self.dir.me());
+        let mut members: Vec<String> =
+            start.participants.iter().chain(&start.new_participants).chain(&start.dealers).cloned().collect();
+        members.sort();
+        members.dedup();
+        members.retain(|m| m != self.dir.me());
+        let notice = AbortNotice { code: code.clone(), reason: reason.clone(), culprits: vec![] };
+        let abort = Control::Abort(notice).encode();
+        let report = DoneReport { ok: false, code, reason, output: serde_json::Value::Null };
+        let done = Control::Done(report).encode();
+        let sent = async {
+            self.send_public(Kind::Control, envelope.session, REFUSAL_SEQ, &members, abort).await?;
+            self.send_public(
+                Kind::Control,
+                done_id(&envelope.session),
+                0,
+                std::slice::from_ref(&envelope.sender),
+                done,
+            )
+            .await
+        };
+        if let Err(e) = sent.await {
+            tracing::warn!(error = %e, "could not tell a refused session's members");
+        }
     }
 
     fn route(&self, inbound: Inbound) {
         let Ok(mut routes) = self.routes.lock() else { return };
         let id = inbound.envelope.session;
         if let Some(tx) = routes.live.get(&id) {
-            if tx.send(inbound).is_err() {
-                routes.live.remove(&id);
+            let size = inbound.size();
+            if self.queued.load(Ordering::Relaxed) + size > MAX_QUEUED_BYTES {
+                self.drop_message("the running sessions' queues are full");
+                return;
+            }
+            self.queued.fetch_add(size, Ordering::Relaxed);
+            match tx.try_send(inbound) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    self.queued.fetch_sub(size, Ordering::Relaxed);
+                    self.drop_message("a session's queue is full");
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => {
+                    self.queued.fetch_sub(size, Ordering::Relaxed);
+                    routes.live.remove(&id);
+                }
             }
             return;
         }
         let now = Instant::now();
-        routes.pending.retain(|_, p| now.duration_since(p.since) < PENDING_TTL);
+        let mut expired = 0;
+        routes.pending.retain(|_, p| {
+            let keep = now.duration_since(p.since) < PENDING_TTL;
+            if !keep {
+                expired += p.bytes;
+            }
+            keep
+        });
+        routes.pending_bytes -= expired;
         if !routes.pending.contains_key(&id) && routes.pending.len() >= MAX_PENDING_SESSIONS {
-            tracing::warn!("too many unknown sessions buffered; dropping a message");
+            self.drop_message("too many unknown sessions buffered");
             return;
         }
-        let pending =
-            routes.pending.entry(id).or_insert_with(|| Pending { since: now, messages: Vec::new() });
-        if pending.messages.len() < MAX_PENDING_PER_SESSION {
-            pending.messages.push(inbound);
+        let size = inbound.size();
+        if routes.pending_bytes + size > MAX_PENDING_BYTES {
+            self.drop_message("the buffer of unknown sessions is full");
+            return;
         }
+        let pending = routes.pending.entry(id).or_insert_with(|| Pending {
+            since: now,
+            messages: Vec::new(),
+            bytes: 0,
+        });
+        if pending.messages.len() >= MAX_PENDING_PER_SESSION {
+            self.drop_message("an unknown session's buffer is full");
+            return;
+        }
+        pending.messages.push(inbound);
+        pending.bytes += size;
+        routes.pending_bytes += size;
     }
 
-    /// Start receiving a session's messages (including those that arrived before).
+    fn drop_message(&self, why: &'static str) {
+        self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(why, "dropping a message");
+    }
+
+    /// Start receiving a session's messages (including those that arrived before). The id is
+    /// remembered like a start's, so a start for it arriving later is a replay.
     pub fn open_session(&self, id: [u8; 32]) -> SessionInbox {
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = mpsc::channel(SESSION_QUEUE);
         if let Ok(mut routes) = self.routes.lock() {
             if let Some(pending) = routes.pending.remove(&id) {
+                routes.pending_bytes -= pending.bytes;
                 for m in pending.messages {
-                    let _ = tx.send(m);
+                    let size = m.size();
+                    if tx.try_send(m).is_ok() {
+                        self.queued.fetch_add(size, Ordering::Relaxed);
+                    }
                 }
             }
+            routes.remember_start(id, Instant::now());
             routes.live.insert(id, tx);
         }
-        SessionInbox { id, rx, routes: self.routes.clone() }
+        SessionInbox { id, rx, routes: self.routes.clone(), queued: self.queued.clone() }
     }
 
     /// Sign once and send a broadcast or control envelope to each of `to`.

@@ -56,6 +56,16 @@ pub enum StoreError {
         tx_id: String,
     },
 
+    /// A presignature id is already in use: ids are never reused or overwritten (two secrets
+    /// under one id could be mistaken for each other, or one used twice).
+    #[error("presignature {presig_id:?} of wallet {wallet_id:?} already exists (ids are never reused)")]
+    PresignatureExists {
+        /// Wallet of the presignature.
+        wallet_id: String,
+        /// The presignature id.
+        presig_id: String,
+    },
+
     /// Argon2id parameters below the production floor were used on a production path.
     #[error("Argon2id parameters {found} are below the production floor {floor}")]
     WeakKdf {

@@ -83,7 +83,8 @@ impl RecordKey {
     /// Whether the record is excluded from the change log and therefore from backups.
     ///
     /// Presignatures are: restoring a backup taken before a presignature was consumed would
-    /// resurrect it, and reusing a presignature leaks the key share.
+    /// resurrect it, and reusing a presignature leaks the key share. A data-key rotation drops
+    /// them for the same reason (see [`crate::rekey`]).
     pub fn is_ephemeral(&self) -> bool {
         self.0.starts_with(PRESIG_PREFIX)
     }

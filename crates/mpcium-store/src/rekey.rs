@@ -9,6 +9,7 @@ use crate::crypto;
 use crate::error::{Result, StoreError};
 use crate::fsutil;
 use crate::kdf::StoreOptions;
+use crate::keys::RecordKey;
 use crate::store::{CHANGES, RECORDS, Store, open_record, seal_record};
 
 /// Changes the password of the store at `path`: one durable transaction re-wraps the data key,
@@ -64,8 +65,9 @@ pub fn rotation_staging_path(path: &Path) -> PathBuf {
     fsutil::sibling(path, ".rekey-tmp")
 }
 
-/// Writes a copy of the store at `path` with every record re-sealed under a fresh data key
-/// wrapped by `new_password`, and the change log carried over. The original is only read.
+/// Writes a copy of the store at `path` with every record but the presignatures re-sealed under
+/// a fresh data key wrapped by `new_password`, and the change log carried over. The original is
+/// only read.
 pub fn prepare_data_key_rotation(
     path: &Path,
     old_password: &[u8],
@@ -91,6 +93,12 @@ pub fn prepare_data_key_rotation(
             for entry in records.iter()? {
                 let (k, v) = entry?;
                 let name = k.value();
+                // Presignatures are dropped, not carried over: the old file may live on (a copy,
+                // a snapshot), and a presignature present in two stores could be used twice,
+                // which gives the key away. The pools refill.
+                if RecordKey::new(name)?.is_ephemeral() {
+                    continue;
+                }
                 let plain = open_record(old.dek(), name, v.value())?;
                 let sealed = seal_record(new.dek(), name, &plain)?;
                 new_records.insert(name, sealed.as_slice())?;

@@ -318,9 +318,32 @@ impl Store {
         self.get(&RecordKey::setup(name)?)
     }
 
-    /// Stores a presignature. Presignatures are never backed up (see [`RecordKey::is_ephemeral`]).
+    /// Stores a new presignature, create-only: an id that exists gives
+    /// [`StoreError::PresignatureExists`] and the stored one is left as it is. Presignatures are
+    /// never backed up (see [`RecordKey::is_ephemeral`]).
     pub fn put_presignature(&self, wallet_id: &str, presig_id: &str, data: &[u8]) -> Result<()> {
-        self.put(&RecordKey::presignature(wallet_id, presig_id)?, data)
+        let key = RecordKey::presignature(wallet_id, presig_id)?;
+        check_value(&key, data)?;
+        let sealed = self.seal_value(&key, data)?;
+        let txn = self.begin_write()?;
+        let existed = {
+            let mut records = txn.open_table(RECORDS)?;
+            if records.get(key.as_str())?.is_some() {
+                true
+            } else {
+                records.insert(key.as_str(), sealed.as_slice())?;
+                false
+            }
+        };
+        if existed {
+            txn.abort()?;
+            return Err(StoreError::PresignatureExists {
+                wallet_id: wallet_id.to_owned(),
+                presig_id: presig_id.to_owned(),
+            });
+        }
+        txn.commit()?;
+        Ok(())
     }
 
     /// Takes a presignature: reads and deletes it in one durable transaction, so it can be

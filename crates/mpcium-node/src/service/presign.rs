@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use mpcium_api::{ClientId, ErrorCode, SignTxMessage};
 use mpcium_store::ShareKind;
@@ -13,7 +13,7 @@ use serde_json::json;
 
 use super::{Failure, Output, Service, party_ids, quorum, wallet_of};
 use crate::control::{SessionOp, SessionStart};
-use crate::presign::{MAX_HELD_PER_OWNER, PresigId};
+use crate::presign::{MAX_HELD_PER_OWNER, PRESIGN_REFILL_PER_SEC, PresigId};
 use crate::registry::KeyInfo;
 use crate::session::SessionSpec;
 use crate::transport::SessionInbox;
@@ -54,7 +54,8 @@ impl Service {
         }
         self.drop_presignatures(wallet, Some(info.version));
         let prefix = PresigId::prefix(info.version, self.me());
-        let mut have = self.store.presignature_ids(wallet, &prefix).map_err(storage)?.len();
+        let held = self.store.presignature_ids(wallet, &prefix).map_err(storage)?;
+        let mut have = PresigId::owned_by(held, info.version, self.me()).len();
         let need = info.threshold as usize + 1;
         // Never with a node banned for this key, by this node or by another co-signer.
         let apart = self.ban_conflicts(wallet, info.version).await;
@@ -133,6 +134,7 @@ impl Service {
             return Err(Failure::new(ErrorCode::InvalidSessionType, "presignatures are for secp256k1 keys"));
         }
         let info = self.load_keyinfo(KeyType::Secp256k1, &wallet).await?;
+        self.authorize_presign(start, &wallet, &info)?;
         if info.version != start.key_version || info.threshold != start.threshold {
             return Err(Failure::new(
                 ErrorCode::SessionStale,
@@ -157,14 +159,44 @@ impl Service {
                 "presignature id does not match its announcement",
             ));
         }
+        // Ids are never reused (a replayed announcement): refuse before the work, and the
+        // create-only write below refuses a race.
+        if self
+            .store
+            .presignature_ids(&wallet, id.as_str())
+            .map_err(storage)?
+            .iter()
+            .any(|i| i == id.as_str())
+        {
+            return Err(Failure::new(
+                ErrorCode::SessionDuplicate,
+                format!("presignature {} exists already", id.as_str()),
+            ));
+        }
+        // After the checks, so only a session that would run takes a token (and a refused one
+        // evicts nothing).
+        if start.coordinator != self.me() && !self.pool.admit_presign(&start.coordinator, Instant::now()) {
+            self.metrics.presign.throttled.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(owner = %start.coordinator, wallet, "presign session over the owner's rate; refused");
+            return Err(Failure::new(
+                ErrorCode::ResourceExhausted,
+                format!(
+                    "{} starts presign sessions faster than {} per second (burst {}); refused",
+                    start.coordinator,
+                    PRESIGN_REFILL_PER_SEC,
+                    self.pool.burst()
+                ),
+            ));
+        }
         // An owner that lost track of its copies leaves ours behind: keep a bounded number.
         let held = self
             .store
             .presignature_ids(&wallet, &PresigId::prefix(info.version, &id.owner))
             .map_err(storage)?;
+        let held = PresigId::owned_by(held, info.version, &id.owner);
         if held.len() >= MAX_HELD_PER_OWNER {
             for old in &held[..=held.len() - MAX_HELD_PER_OWNER] {
-                self.store.delete_presignature(&wallet, old).map_err(storage)?;
+                self.store.delete_presignature(&wallet, old.as_str()).map_err(storage)?;
             }
         }
         let me = party_ids(&info.participant_peer_ids, &[self.me().to_owned()])?[0];
@@ -181,10 +213,40 @@ impl Service {
         let presignature = self.run_dkls(&wallet, info.version, inbox, &spec, proto).await?;
         let bytes =
             presignature.to_bytes().map_err(|e| Failure::new(ErrorCode::KeyEncoding, e.to_string()))?;
-        self.store
-            .put_presignature(&wallet, id.as_str(), &bytes)
-            .map_err(|e| Failure::new(ErrorCode::StorageWrite, e.to_string()))?;
+        self.store.put_presignature(&wallet, id.as_str(), &bytes).map_err(|e| match e {
+            // A replayed announcement must not overwrite the presignature made first.
+            mpcium_store::StoreError::PresignatureExists { .. } => {
+                Failure::new(ErrorCode::SessionDuplicate, e.to_string())
+            }
+            e => Failure::new(ErrorCode::StorageWrite, e.to_string()),
+        })?;
         Ok(Output::Presignature { id: id.as_str().to_owned() })
+    }
+
+    /// Who may make this node take part in a presign session: the owner (coordinator) must hold
+    /// the wallet's key and sign with it, this node must hold it, and the wallet must be warm
+    /// here (see [`crate::presign`]).
+    fn authorize_presign(&self, start: &SessionStart, wallet: &str, info: &KeyInfo) -> Result<(), Failure> {
+        let holds = |node: &str| info.participant_peer_ids.iter().any(|p| p == node);
+        if !holds(&start.coordinator) || !start.participants.contains(&start.coordinator) {
+            return Err(Failure::new(
+                ErrorCode::ParticipantNotFound,
+                format!("presign owner {} is not a signer holding wallet {wallet}", start.coordinator),
+            ));
+        }
+        if !holds(self.me()) {
+            return Err(Failure::new(
+                ErrorCode::ParticipantNotFound,
+                format!("{} holds no share of wallet {wallet}", self.me()),
+            ));
+        }
+        if !self.pool.is_warm(wallet) {
+            return Err(Failure::new(
+                ErrorCode::InvalidSessionType,
+                format!("wallet {wallet} is not kept warm on {}: no presign sessions for it", self.me()),
+            ));
+        }
+        Ok(())
     }
 
     /// Coordinate `req` with one of this node's presignatures whose signers are all ready.
@@ -212,7 +274,7 @@ impl Service {
             }
         };
         let node_of = |p: PartyId| committee.get(usize::from(p).checked_sub(1)?).cloned();
-        let chosen = ids.iter().filter_map(|t| PresigId::parse(t)).find(|id| {
+        let chosen = PresigId::owned_by(ids, info.version, self.me()).into_iter().find(|id| {
             let nodes: Vec<String> = id.signers.iter().filter_map(|p| node_of(*p)).collect();
             nodes.len() == id.signers.len() && eligible.allows(&nodes) && self.pool.reserve(id.as_str())
         })?;
@@ -294,6 +356,32 @@ impl Service {
                 ErrorCode::DataCorruption,
                 "stored presignature does not match this wallet's key and signers",
             ));
+        }
+        // Single use cluster-wide, not on one disk: a restored or copied store brings used
+        // presignatures back, and one copy used for two messages gives the key away. The record
+        // is written after the local copy is gone, so a failure here loses the presignature
+        // (the coordinator signs in full), never reuses it.
+        let session = super::hex(&spec.id);
+        match self.registry.mark_presignature_used(self.me(), &req.wallet_id, presignature, &session).await {
+            Ok(true) => {}
+            Ok(false) => {
+                self.metrics.presign.reuse_refused.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(
+                    wallet = %req.wallet_id,
+                    presignature,
+                    "presignature used before (a restored or copied store?); refused"
+                );
+                return Err(Failure::new(
+                    ErrorCode::ResourceExhausted,
+                    format!("presignature {presignature} was used before; refused"),
+                ));
+            }
+            Err(e) => {
+                return Err(Failure::new(
+                    ErrorCode::ResourceExhausted,
+                    format!("cannot record the use of presignature {presignature}: {e}"),
+                ));
+            }
         }
         let proto = mpcium_tss::ecdsa::SignOnline::new(ExecutionId(spec.id), presig, digest);
         let sig = self.run_dkls(&req.wallet_id, info.version, inbox, spec, proto).await?;

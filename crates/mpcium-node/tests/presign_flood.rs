@@ -1,0 +1,153 @@
+//! Presign sessions are rate-limited per owner: a node that floods a participant with presign
+//! session starts is refused with `ERROR_RESOURCE_EXHAUSTED` once its burst is spent, while the
+//! other owners' pools still refill through that participant, and signing goes on.
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{Cluster, ClusterSpec, ecdsa_verify, http_get};
+use mpcium_node::control::{Control, SessionOp, SessionStart};
+use mpcium_node::envelope::Kind;
+use mpcium_node::pairkey::ExchangeKey;
+use mpcium_node::presign::{PRESIGN_BURST_MIN, PresigId, PresignSettings};
+use mpcium_node::registry::PeerDirectory;
+use mpcium_node::transport::{Transport, done_id};
+
+const WALLET: &str = "wallet-flood";
+const POOL: usize = 3;
+const FLOOD: usize = 40;
+
+fn metric(text: &str, name: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(' ')))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{name} missing in:\n{text}"))
+}
+
+async fn wait_pools_full(ports: &[u16]) {
+    for (i, &port) in ports.iter().enumerate() {
+        let mut last = 0;
+        for _ in 0..600 {
+            last = metric(&http_get(port, "/metrics").await, "mpcium_presign_pool_size");
+            if last as usize >= POOL {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(last as usize >= POOL, "node{i} owns {last} presignatures, want {POOL}");
+    }
+}
+
+/// A presign session start of owner node0 with co-signer node1, and its session id, exactly
+/// as node0's refiller would announce it.
+fn presign_start(version: u32) -> (SessionStart, [u8; 32]) {
+    let participants = vec!["node0".to_owned(), "node1".to_owned()];
+    let id = PresigId::new(version, "node0", &[1, 2]);
+    let request = format!(r#"{{"wallet_id":"{WALLET}","key_type":"secp256k1"}}"#);
+    let start = SessionStart {
+        op: SessionOp::Presign,
+        coordinator: "node0".into(),
+        request: String::new(),
+        client_id: None,
+        participants: participants.clone(),
+        new_participants: vec![],
+        key_version: version,
+        threshold: 1,
+        request_id: id.as_str().to_owned(),
+        dealers: vec![],
+        presignature: None,
+        old_key: None,
+    }
+    .with_request(request.as_bytes());
+    let session = mpcium_node::service::announced_session_id(&start).expect("a well-formed start");
+    (start, session)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_presign_flood_from_one_owner_is_refused_and_other_owners_still_refill() {
+    let ports: Vec<u16> = (0..3).map(|_| mpcium_testkit::free_port().unwrap()).collect();
+    let tweak_ports = ports.clone();
+    let spec = ClusterSpec {
+        tweak: Some(Arc::new(move |i, p: &mut mpcium_node::daemon::NodeParams| {
+            p.service.presign = PresignSettings { pool_size: POOL, wallets: vec![WALLET.into()] };
+            p.health_address = Some(format!("127.0.0.1:{}", tweak_ports[i]));
+        })),
+        ..ClusterSpec::new(3, 1)
+    };
+    let mut c = Cluster::start(spec).await;
+    assert_eq!(c.ids, ["node0", "node1", "node2"]);
+    let w = c.client("flood-suite").await;
+    let kg = w.keygen(WALLET).await;
+    assert_eq!(kg.result_type.as_str(), "success", "{kg:?}");
+    let pubkey = kg.ecdsa_pub_key.clone().unwrap();
+    wait_pools_full(&ports).await;
+
+    // node0 turns malicious: it announces presign sessions to node1 as fast as it can.
+    let identities: HashMap<String, _> =
+        c.ids.iter().cloned().zip(c.keys.iter().map(|k| k.verifying_key())).collect();
+    let dir = PeerDirectory::new("node0", identities, ExchangeKey::generate(), Duration::from_secs(5));
+    let client = async_nats::connect(c.server.url()).await.unwrap();
+    let flooder = Transport::new(client, c.keys[0].clone(), dir);
+    let _starts = flooder.listen().await.unwrap();
+    let mut reports = Vec::new();
+    for _ in 0..FLOOD {
+        let (start, session) = presign_start(1);
+        reports.push(flooder.open_session(done_id(&session)));
+        flooder
+            .send_public(Kind::Control, session, u32::MAX, &["node1".into()], Control::Start(start).encode())
+            .await
+            .unwrap();
+    }
+    // The sessions within the burst run (and wait for node0's rounds); the others are refused
+    // at once.
+    let mut refused = 0;
+    for inbox in &mut reports {
+        if let Ok(Some(m)) = tokio::time::timeout(Duration::from_millis(200), inbox.recv()).await
+            && let Ok(Control::Done(d)) = Control::decode(&m.payload)
+        {
+            assert!(!d.ok, "{d:?}");
+            assert_eq!(d.code, "ERROR_RESOURCE_EXHAUSTED", "{d:?}");
+            refused += 1;
+        }
+    }
+    // The burst, and what refills while the flood is sent, pass.
+    assert!(refused >= FLOOD - PRESIGN_BURST_MIN - 10, "only {refused} of {FLOOD} refused");
+    let throttled = metric(&http_get(ports[1], "/metrics").await, "mpcium_presign_throttled_total");
+    assert!(throttled >= refused as u64, "node1 counted {throttled} refusals, {refused} seen");
+
+    // Another owner refills through node1 as before: node2 lost its pool, and with node0 gone
+    // node1 is its only possible co-signer.
+    c.stop_node(0).await;
+    c.stop_node(2).await;
+    let store = open_stopped_store(&c, 2).await;
+    for id in store.presignature_ids(WALLET, "").unwrap() {
+        assert!(store.delete_presignature(WALLET, &id).unwrap());
+    }
+    drop(store);
+    c.start_node(2).await;
+    wait_pools_full(&ports[2..]).await;
+    let made = metric(&http_get(ports[2], "/metrics").await, "mpcium_presign_made_total");
+    assert!(made as usize >= POOL, "node2 made {made} presignatures with node1");
+
+    // Signing goes on and verifies.
+    for k in 0..4u8 {
+        let digest = [k + 1; 32];
+        let ev = w.sign(&w.sign_msg("secp256k1", WALLET, &format!("tx-flood-{k}"), &digest, None)).await;
+        assert_eq!(ev.result_type.as_str(), "success", "{ev:?}");
+        ecdsa_verify(&pubkey, &digest, &ev);
+    }
+}
+
+/// Open a stopped node's store once its last tasks have let go of it.
+async fn open_stopped_store(c: &Cluster, i: usize) -> mpcium_store::Store {
+    for _ in 0..400 {
+        if let Ok(s) = c.open_store(i) {
+            return s;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    c.open_store(i).unwrap()
+}
