@@ -11,8 +11,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_nats::jetstream::{self, consumer::pull, stream};
-use futures_util::StreamExt;
+use async_nats::jetstream::{self, stream};
 /// The sequence number of an abort notice sent outside the protocol run (session starts use
 /// `u32::MAX`; protocol messages count up from 0).
 const ABORT_SEQ: u32 = u32::MAX - 1;
@@ -23,10 +22,7 @@ const QUORUM_WAIT: Duration = Duration::from_secs(30);
 /// The core NATS subject of reshare requests (the original's).
 pub const RESHARE_SUBJECT: &str = "mpc:reshare";
 
-use mpcium_api::{
-    AuthorizationPolicy, ClientId, ErrorCode, GenerateKeyMessage, SignTxMessage, SigningMode,
-    SigningResultEvent, subjects,
-};
+use mpcium_api::{AuthorizationPolicy, ErrorCode, SigningMode};
 use mpcium_store::{ShareKind, Store};
 use mpcium_tss::{ExecutionContext, ExecutionId, KeyType, Operation, PartyId};
 use tokio::sync::Semaphore;
@@ -36,19 +32,21 @@ use crate::drain::{Drain, Phase};
 use crate::envelope::Kind;
 use crate::health::Metrics;
 use crate::presign::{PresignPool, PresignSettings};
-use crate::registry::{Claim, KeyInfo, Registry};
-use crate::session::{SessionError, SessionSpec, run_protocol};
-use crate::transport::{SessionInbox, StartRequest, Transport};
+use crate::registry::{KeyInfo, Registry};
+use crate::session::{SessionError, SessionSpec};
+use crate::transport::{StartRequest, Transport};
 
 mod bans;
 mod check;
+mod intake;
 mod keygen;
 mod presign;
 mod quorum;
 mod reshare;
+mod sign;
 
+use check::OwnRequest;
 pub use check::old_key_digest;
-use check::{OwnRequest, Verified};
 
 /// What the service needs to know and own.
 pub struct ServiceConfig {
@@ -273,358 +271,6 @@ impl Service {
         Ok(())
     }
 
-    async fn consume(
-        self: Arc<Self>,
-        spec: mpcium_api::streams::ConsumerSpec,
-        stream_name: &str,
-        keygen: bool,
-    ) -> Result<(), async_nats::Error> {
-        let stream = self.js.get_stream(stream_name).await?;
-        let consumer = stream
-            .get_or_create_consumer(
-                &spec.durable_name,
-                pull::Config {
-                    durable_name: Some(spec.durable_name.clone()),
-                    filter_subject: spec.filter_subject.clone(),
-                    ack_policy: jetstream::consumer::AckPolicy::Explicit,
-                    ack_wait: spec.ack_wait,
-                    max_deliver: spec.max_deliver,
-                    backoff: spec.backoff.clone(),
-                    max_ack_pending: spec.max_ack_pending,
-                    ..Default::default()
-                },
-            )
-            .await?;
-        let _puller = self.drain.track_puller();
-        self.wait_for_quorum().await;
-        let mut messages = consumer.messages().await?;
-        tracing::info!(consumer = %spec.durable_name, "pulling requests");
-        // Pulled but not started when the drain began.
-        let mut held = Vec::new();
-        loop {
-            let msg = tokio::select! {
-                msg = messages.next() => msg,
-                _ = self.drain.reached(Phase::Draining) => break,
-            };
-            let Some(msg) = msg else { break };
-            let msg = match msg {
-                Ok(m) => m,
-                Err(e) => {
-                    tracing::warn!(error = %e, "request consumer error");
-                    continue;
-                }
-            };
-            let slots = if keygen { self.keygen_slots.clone() } else { self.signing_slots.clone() };
-            let permit = tokio::select! {
-                permit = slots.acquire_owned() => permit,
-                _ = self.drain.reached(Phase::Draining) => {
-                    held.push(msg);
-                    break;
-                }
-            };
-            let Ok(permit) = permit else { break };
-            let this = self.clone();
-            let in_flight = self.drain.track();
-            tokio::spawn(async move {
-                let (_permit, _in_flight) = (permit, in_flight);
-                this.handle_request(msg, keygen).await;
-            });
-        }
-        // Draining: collect what the pull has delivered (or still delivers, until the server sees
-        // our pull requests go) but we did not start; withdraw the pull requests (dropping the
-        // stream unsubscribes); only then hand it all back, so a request naked here cannot be
-        // redelivered to this node's withdrawn pull and sit there until AckWait. Other nodes
-        // take it at once.
-        let linger_until = tokio::time::Instant::now() + HAND_BACK_LINGER;
-        while let Ok(Some(Ok(msg))) = tokio::time::timeout_at(
-            linger_until.min(tokio::time::Instant::now() + HAND_BACK_IDLE),
-            messages.next(),
-        )
-        .await
-        {
-            held.push(msg);
-        }
-        drop(messages);
-        for msg in &held {
-            hand_back(msg).await;
-        }
-        tracing::info!(consumer = %spec.durable_name, handed_back = held.len(), "stopped pulling requests");
-        Ok(())
-    }
-
-    /// Requests queued while the cluster was down would be answered `ERROR_NOT_MAJORITY` by the
-    /// first node back: pull only once t+1 nodes are ready (or after a bounded wait, so a node
-    /// alone still answers, with that error, rather than never).
-    async fn wait_for_quorum(&self) {
-        let need = self.cfg.threshold as usize + 1;
-        let until = tokio::time::Instant::now() + QUORUM_WAIT;
-        while self.transport.directory().ready().len() < need && tokio::time::Instant::now() < until {
-            tokio::select! {
-                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
-                _ = self.drain.reached(Phase::Draining) => return,
-            }
-        }
-    }
-
-    async fn handle_request(&self, msg: jetstream::Message, keygen: bool) {
-        tracing::debug!(subject = %msg.subject, "request pulled");
-        let client = msg
-            .headers
-            .as_ref()
-            .and_then(|h| h.get(subjects::CLIENT_ID_HEADER))
-            .map(|v| v.as_str().to_owned())
-            .and_then(|v| ClientId::parse(&v).ok().flatten());
-        let (seq, delivered) = msg.info().map(|i| (i.stream_sequence, i.delivered)).unwrap_or((0, 0));
-        let delivery = format!("{seq}.{delivered}");
-        let claim = seq.to_string();
-        // Keep the request from being redelivered while we work (AckWait is 30 s).
-        let progress = {
-            let msg = msg.clone();
-            tokio::spawn(async move {
-                loop {
-                    tokio::time::sleep(Duration::from_secs(10)).await;
-                    if msg.ack_with(jetstream::AckKind::Progress).await.is_err() {
-                        break;
-                    }
-                }
-            })
-        };
-        let subject_token = msg.subject.as_str().rsplit('.').next().unwrap_or("").to_owned();
-        let started = std::time::Instant::now();
-        // A redelivery of a request that was answered already (its ack was lost, or it waited in a
-        // pull of a node that was cut off) is answered with the settled result, not run again.
-        let answered = if keygen {
-            GenerateKeyMessage::from_json(&msg.payload).ok().map(|m| {
-                (
-                    subjects::keygen_result_subject(client.as_ref(), &m.wallet_id),
-                    subjects::keygen_idempotency_key(client.as_ref(), &m.wallet_id, Some(&claim)),
-                )
-            })
-        } else {
-            SignTxMessage::from_json(&msg.payload).ok().map(|m| {
-                (
-                    subjects::signing_result_subject(client.as_ref()),
-                    subjects::signing_idempotency_key(client.as_ref(), &m.tx_id, Some(&claim)),
-                )
-            })
-        };
-        if let Some((subject, key)) = answered
-            && let Ok(Some(event)) = self.registry.settled_result(&key).await
-        {
-            tracing::info!(subject = %msg.subject, "request answered before; republishing its result");
-            progress.abort();
-            let body = String::from_utf8_lossy(&event).into_owned();
-            match self.publish(subject, key, body).await {
-                Ok(()) => drop(msg.ack().await),
-                Err(e) => {
-                    tracing::error!(error = %e, "could not republish a result; leaving the request for redelivery");
-                    let _ = msg.ack_with(jetstream::AckKind::Nak(Some(Duration::from_secs(1)))).await;
-                }
-            }
-            return;
-        }
-        let work = async {
-            if keygen {
-                let event =
-                    self.coordinate_keygen(&msg.payload, client.as_ref(), &delivery, &subject_token).await;
-                self.metrics.record(
-                    "keygen",
-                    event.error_code.as_ref().map(|c| c.as_str()),
-                    started.elapsed(),
-                );
-                // One result per request message: redeliveries of it share the key (stream
-                // sequence), a new request with the same id gets its own answer.
-                let key = subjects::keygen_idempotency_key(client.as_ref(), &event.wallet_id, Some(&claim));
-                self.publish(
-                    subjects::keygen_result_subject(client.as_ref(), &event.wallet_id),
-                    key,
-                    event.to_json(),
-                )
-                .await
-            } else {
-                let event = self
-                    .coordinate_sign(&msg.payload, client.as_ref(), &delivery, &claim, &subject_token)
-                    .await;
-                self.metrics.record("sign", event.error_code.as_ref().map(|c| c.as_str()), started.elapsed());
-                let key = subjects::signing_idempotency_key(client.as_ref(), &event.tx_id, Some(&claim));
-                self.publish(subjects::signing_result_subject(client.as_ref()), key, event.to_json()).await
-            }
-        };
-        let published = tokio::select! {
-            published = work => published,
-            _ = self.drain.reached(Phase::Abandoning) => {
-                // Shutting down past the drain deadline: JetStream gives the request to another
-                // node (or to this one after its restart). A result already published is
-                // deduplicated by its Nats-Msg-Id (the stream sequence).
-                progress.abort();
-                // After the pullers withdrew their pull requests (see `consume`).
-                let _ = tokio::time::timeout(Duration::from_secs(3), self.drain.pullers_stopped()).await;
-                hand_back(&msg).await;
-                return;
-            }
-        };
-        progress.abort();
-        match published {
-            Ok(()) => {
-                if let Err(e) = msg.ack().await {
-                    tracing::warn!(error = %e, "ack failed");
-                }
-            }
-            Err(e) => {
-                // Not acked: JetStream redelivers and the request is answered then.
-                tracing::error!(error = %e, "could not publish a result; leaving the request for redelivery");
-                let _ = msg.ack_with(jetstream::AckKind::Nak(Some(Duration::from_secs(1)))).await;
-            }
-        }
-    }
-
-    /// Publish a result event, or the one settled earlier for the same request message (see
-    /// [`Registry::settle_result`]): a client never gets two different results for one request.
-    async fn publish(&self, subject: String, msg_id: String, body: String) -> Result<(), async_nats::Error> {
-        let body = self.registry.settle_result(&msg_id, body.into()).await?;
-        let mut headers = async_nats::HeaderMap::new();
-        headers.insert(subjects::MSG_ID_HEADER, msg_id.as_str());
-        self.js.publish_with_headers(subject, headers, body).await?.await?;
-        Ok(())
-    }
-
-    // ---------- signing ----------
-
-    async fn coordinate_sign(
-        &self,
-        body: &[u8],
-        client: Option<&ClientId>,
-        delivery: &str,
-        claim: &str,
-        subject_token: &str,
-    ) -> SigningResultEvent {
-        let req = match self.verify_sign(body) {
-            Ok(r) => r,
-            Err(err) => {
-                let (req, f) = *err;
-                // An unreadable request has no tx id: answer under the subject's token, so the
-                // client can tell which request failed.
-                let tx_id = if req.tx_id.is_empty() { subject_token } else { req.tx_id.as_str() };
-                return SigningResultEvent::error(
-                    &req.wallet_id,
-                    tx_id,
-                    &req.network_internal_code,
-                    f.code,
-                    &f.reason,
-                );
-            }
-        };
-        let (wallet, tx_id, network) =
-            (req.wallet_id.clone(), req.tx_id.clone(), req.network_internal_code.clone());
-        let malformed = || {
-            SigningResultEvent::error(
-                &wallet,
-                &tx_id,
-                &network,
-                ErrorCode::SignatureGeneration,
-                "malformed signature from the participants",
-            )
-        };
-        match self.sign(req, body, client, delivery, claim).await {
-            Ok(Output::EcdsaSignature { r, s, v }) => match (hex_to::<32>(&r), hex_to::<32>(&s)) {
-                (Some(r), Some(s)) => SigningResultEvent::ecdsa_success(&wallet, &tx_id, &network, &r, &s, v),
-                _ => malformed(),
-            },
-            Ok(Output::EddsaSignature { signature }) => match hex_to::<64>(&signature) {
-                Some(sig) => SigningResultEvent::eddsa_success(&wallet, &tx_id, &network, &sig),
-                None => malformed(),
-            },
-            Ok(_) => malformed(),
-            Err(f) => SigningResultEvent::error(&wallet, &tx_id, &network, f.code, &f.reason),
-        }
-    }
-
-    async fn sign(
-        &self,
-        req: Verified<SignTxMessage>,
-        body: &[u8],
-        client: Option<&ClientId>,
-        delivery: &str,
-        claim: &str,
-    ) -> Result<Output, Failure> {
-        let kind = key_type_of(&req.key_type)?;
-        let info = self.load_keyinfo(kind, &req.wallet_id).await?;
-        match self
-            .registry
-            .claim_request(&req.wallet_id, &req.tx_id, claim)
-            .await
-            .map_err(|e| Failure::new(ErrorCode::StorageWrite, e.to_string()))?
-        {
-            Claim::New | Claim::Same => {}
-            Claim::Duplicate => {
-                return Err(Failure::new(
-                    ErrorCode::SessionDuplicate,
-                    format!(
-                        "duplicate signing request detected for walletID={} txID={}",
-                        req.wallet_id, req.tx_id
-                    ),
-                ));
-            }
-        }
-        let ready = self.transport.directory().ready();
-        let mut candidates: Vec<String> =
-            info.participant_peer_ids.iter().filter(|p| ready.contains(p)).cloned().collect();
-        candidates.sort();
-        let need = info.threshold as usize + 1;
-        if candidates.len() < need {
-            return Err(Failure::new(
-                ErrorCode::NotMajority,
-                format!(
-                    "{} of {} participants ready, {need} needed",
-                    candidates.len(),
-                    info.participant_peer_ids.len()
-                ),
-            ));
-        }
-        // DKLs23 pairs that must not sign together (a ban after a failed OT check).
-        let apart = if kind == KeyType::Secp256k1 {
-            self.ban_conflicts(&req.wallet_id, info.version).await
-        } else {
-            Vec::new()
-        };
-        let eligible = quorum::Eligible { ready, apart };
-        let signers = quorum::pick_signers(&candidates, self.me(), &req.tx_id, need, &eligible.apart)
-            .ok_or_else(|| {
-                Failure::new(
-                    ErrorCode::NotMajority,
-                    format!("no {need} ready participants without a ban between them"),
-                )
-            })?;
-        if kind == KeyType::Secp256k1 && req.derivation_path.as_ref().is_none_or(|p| p.is_empty()) {
-            self.pool.note_signing(&req.wallet_id);
-            let attempt = self.sign_with_presignature(&req, body, client, delivery, &info, &eligible).await;
-            self.metrics.presign.count_use(matches!(attempt, Some(Ok(_))));
-            match attempt {
-                Some(Err(f)) if f.code == ErrorCode::ResourceExhausted => {
-                    tracing::info!(reason = %f.reason, "presignature unusable; signing in full");
-                }
-                Some(outcome) => return outcome,
-                None => {}
-            }
-        }
-        let start = SessionStart {
-            op: SessionOp::Sign,
-            coordinator: self.me().to_owned(),
-            request: String::new(),
-            client_id: client.map(|c| c.as_str().to_owned()),
-            participants: signers,
-            new_participants: Vec::new(),
-            key_version: info.version,
-            threshold: info.threshold,
-            request_id: format!("{}#{delivery}", req.tx_id),
-            dealers: Vec::new(),
-            presignature: None,
-            old_key: None,
-        }
-        .with_request(body);
-        self.coordinate(start, Some(OwnRequest::Sign(req))).await
-    }
-
     // ---------- coordination ----------
 
     /// Announce a session to its participants, take part if this node is one, and wait for
@@ -841,101 +487,6 @@ impl Service {
             me,
             timeout: self.cfg.session_timeout,
         }
-    }
-
-    async fn sign_part(
-        &self,
-        start: &SessionStart,
-        req: &SignTxMessage,
-        session: [u8; 32],
-        inbox: &mut SessionInbox,
-    ) -> Result<Output, Failure> {
-        let kind = key_type_of(&req.key_type)?;
-        let info = self.load_keyinfo(kind, &req.wallet_id).await?;
-        if info.version != start.key_version || info.threshold != start.threshold {
-            return Err(Failure::new(
-                ErrorCode::SessionStale,
-                "key version or threshold differs from the announcement",
-            ));
-        }
-        let distinct = start.participants.windows(2).all(|w| w[0] < w[1]);
-        if !distinct || start.participants.len() != info.threshold as usize + 1 {
-            return Err(Failure::new(
-                ErrorCode::InsufficientParticipants,
-                "a signature needs exactly t+1 distinct holders",
-            ));
-        }
-        if kind == KeyType::Secp256k1 {
-            self.refuse_banned(&req.wallet_id, info.version, &start.participants)?;
-        }
-        let ids = party_ids(&info.participant_peer_ids, &start.participants)?;
-        let me = party_ids(&info.participant_peer_ids, &[self.me().to_owned()])?[0];
-        if kind == KeyType::Secp256k1 {
-            self.pool.note_cosigning(&req.wallet_id); // warm here for others' presign sessions
-        }
-        let spec = self.spec(session, &start.participants, &ids, me);
-        let mut signers = ids.clone();
-        signers.sort_unstable();
-        if let Some(id) = &start.presignature {
-            return self.sign_online_part(start, req, &info, id, &signers, me, &spec, inbox).await;
-        }
-        let stored = self
-            .store
-            .get_share(share_kind(kind), &req.wallet_id, info.version)
-            .map_err(|e| Failure::new(ErrorCode::KeyLoad, e.to_string()))?
-            .ok_or_else(|| Failure::new(ErrorCode::KeyNotFound, "no share for this wallet on this node"))?;
-        let eid = ExecutionId(session);
-        let tx = req.tx.clone().unwrap_or_default();
-        let path = req.derivation_path.clone().unwrap_or_default();
-        match kind {
-            KeyType::Secp256k1 => {
-                let share = mpcium_tss::ecdsa::KeyShare::from_bytes(&stored)
-                    .map_err(|e| Failure::new(ErrorCode::KeyDecoding, e.to_string()))?;
-                let digest: [u8; 32] = tx
-                    .as_slice()
-                    .try_into()
-                    .map_err(|_| Failure::new(ErrorCode::MsgValidation, "tx must be 32 bytes"))?;
-                let hd = (!path.is_empty())
-                    .then_some(mpcium_tss::ecdsa::HdPath { chain_code: self.cfg.chain_code, path });
-                let proto = mpcium_tss::ecdsa::Sign::new(eid, &share, &signers, digest, hd.as_ref())
-                    .map_err(|e| Failure::new(ErrorCode::SigningFailure, e.to_string()))?;
-                let sig = self.run_dkls(&req.wallet_id, info.version, inbox, &spec, proto).await?;
-                Ok(Output::EcdsaSignature { r: hex(&sig.r), s: hex(&sig.s), v: sig.recovery_id })
-            }
-            KeyType::Ed25519 => {
-                let share = mpcium_tss::eddsa::KeyShare::from_bytes(&stored)
-                    .map_err(|e| Failure::new(ErrorCode::KeyDecoding, e.to_string()))?;
-                let proto = if path.is_empty() {
-                    mpcium_tss::eddsa::Sign::new(eid, &share, &signers, &tx)
-                } else {
-                    mpcium_tss::eddsa::Sign::with_derivation(
-                        eid,
-                        &share,
-                        &signers,
-                        &tx,
-                        &self.cfg.chain_code,
-                        &path,
-                    )
-                }
-                .map_err(|e| Failure::new(ErrorCode::SigningFailure, e.to_string()))?;
-                let sig = run_protocol(&self.transport, inbox, &spec, proto).await?;
-                Ok(Output::EddsaSignature { signature: hex(&sig) })
-            }
-        }
-    }
-}
-
-/// How long a stopping puller keeps handing back requests still arriving, at most, and after how
-/// long without one it stops.
-const HAND_BACK_LINGER: Duration = Duration::from_secs(1);
-const HAND_BACK_IDLE: Duration = Duration::from_millis(150);
-
-/// Give a pulled request back to JetStream for immediate redelivery (to any node). The delay is
-/// explicit because a nak without one is delayed by the consumer's BackOff (30 s) instead.
-async fn hand_back(msg: &jetstream::Message) {
-    let nak = jetstream::AckKind::Nak(Some(Duration::from_millis(10)));
-    if let Err(e) = msg.ack_with(nak).await {
-        tracing::warn!(error = %e, "could not hand a request back; it is redelivered after AckWait");
     }
 }
 

@@ -1,0 +1,248 @@
+//! Intake: pulling client requests from JetStream (with the drain's hand-back), answering a
+//! redelivered request with its settled result, and publishing exactly one result per request.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer::pull};
+use futures_util::StreamExt;
+use mpcium_api::{ClientId, GenerateKeyMessage, SignTxMessage, subjects};
+
+use super::{QUORUM_WAIT, Service};
+use crate::drain::Phase;
+
+impl Service {
+    pub(super) async fn consume(
+        self: Arc<Self>,
+        spec: mpcium_api::streams::ConsumerSpec,
+        stream_name: &str,
+        keygen: bool,
+    ) -> Result<(), async_nats::Error> {
+        let stream = self.js.get_stream(stream_name).await?;
+        let consumer = stream
+            .get_or_create_consumer(
+                &spec.durable_name,
+                pull::Config {
+                    durable_name: Some(spec.durable_name.clone()),
+                    filter_subject: spec.filter_subject.clone(),
+                    ack_policy: jetstream::consumer::AckPolicy::Explicit,
+                    ack_wait: spec.ack_wait,
+                    max_deliver: spec.max_deliver,
+                    backoff: spec.backoff.clone(),
+                    max_ack_pending: spec.max_ack_pending,
+                    ..Default::default()
+                },
+            )
+            .await?;
+        let _puller = self.drain.track_puller();
+        self.wait_for_quorum().await;
+        let mut messages = consumer.messages().await?;
+        tracing::info!(consumer = %spec.durable_name, "pulling requests");
+        // Pulled but not started when the drain began.
+        let mut held = Vec::new();
+        loop {
+            let msg = tokio::select! {
+                msg = messages.next() => msg,
+                _ = self.drain.reached(Phase::Draining) => break,
+            };
+            let Some(msg) = msg else { break };
+            let msg = match msg {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::warn!(error = %e, "request consumer error");
+                    continue;
+                }
+            };
+            let slots = if keygen { self.keygen_slots.clone() } else { self.signing_slots.clone() };
+            let permit = tokio::select! {
+                permit = slots.acquire_owned() => permit,
+                _ = self.drain.reached(Phase::Draining) => {
+                    held.push(msg);
+                    break;
+                }
+            };
+            let Ok(permit) = permit else { break };
+            let this = self.clone();
+            let in_flight = self.drain.track();
+            tokio::spawn(async move {
+                let (_permit, _in_flight) = (permit, in_flight);
+                this.handle_request(msg, keygen).await;
+            });
+        }
+        // Draining: collect what the pull has delivered (or still delivers, until the server sees
+        // our pull requests go) but we did not start; withdraw the pull requests (dropping the
+        // stream unsubscribes); only then hand it all back, so a request naked here cannot be
+        // redelivered to this node's withdrawn pull and sit there until AckWait. Other nodes
+        // take it at once.
+        let linger_until = tokio::time::Instant::now() + HAND_BACK_LINGER;
+        while let Ok(Some(Ok(msg))) = tokio::time::timeout_at(
+            linger_until.min(tokio::time::Instant::now() + HAND_BACK_IDLE),
+            messages.next(),
+        )
+        .await
+        {
+            held.push(msg);
+        }
+        drop(messages);
+        for msg in &held {
+            hand_back(msg).await;
+        }
+        tracing::info!(consumer = %spec.durable_name, handed_back = held.len(), "stopped pulling requests");
+        Ok(())
+    }
+
+    /// Requests queued while the cluster was down would be answered `ERROR_NOT_MAJORITY` by the
+    /// first node back: pull only once t+1 nodes are ready (or after a bounded wait, so a node
+    /// alone still answers, with that error, rather than never).
+    pub(super) async fn wait_for_quorum(&self) {
+        let need = self.cfg.threshold as usize + 1;
+        let until = tokio::time::Instant::now() + QUORUM_WAIT;
+        while self.transport.directory().ready().len() < need && tokio::time::Instant::now() < until {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                _ = self.drain.reached(Phase::Draining) => return,
+            }
+        }
+    }
+
+    pub(super) async fn handle_request(&self, msg: jetstream::Message, keygen: bool) {
+        tracing::debug!(subject = %msg.subject, "request pulled");
+        let client = msg
+            .headers
+            .as_ref()
+            .and_then(|h| h.get(subjects::CLIENT_ID_HEADER))
+            .map(|v| v.as_str().to_owned())
+            .and_then(|v| ClientId::parse(&v).ok().flatten());
+        let (seq, delivered) = msg.info().map(|i| (i.stream_sequence, i.delivered)).unwrap_or((0, 0));
+        let delivery = format!("{seq}.{delivered}");
+        let claim = seq.to_string();
+        // Keep the request from being redelivered while we work (AckWait is 30 s).
+        let progress = {
+            let msg = msg.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(Duration::from_secs(10)).await;
+                    if msg.ack_with(jetstream::AckKind::Progress).await.is_err() {
+                        break;
+                    }
+                }
+            })
+        };
+        let subject_token = msg.subject.as_str().rsplit('.').next().unwrap_or("").to_owned();
+        let started = std::time::Instant::now();
+        // A redelivery of a request that was answered already (its ack was lost, or it waited in a
+        // pull of a node that was cut off) is answered with the settled result, not run again.
+        let answered = if keygen {
+            GenerateKeyMessage::from_json(&msg.payload).ok().map(|m| {
+                (
+                    subjects::keygen_result_subject(client.as_ref(), &m.wallet_id),
+                    subjects::keygen_idempotency_key(client.as_ref(), &m.wallet_id, Some(&claim)),
+                )
+            })
+        } else {
+            SignTxMessage::from_json(&msg.payload).ok().map(|m| {
+                (
+                    subjects::signing_result_subject(client.as_ref()),
+                    subjects::signing_idempotency_key(client.as_ref(), &m.tx_id, Some(&claim)),
+                )
+            })
+        };
+        if let Some((subject, key)) = answered
+            && let Ok(Some(event)) = self.registry.settled_result(&key).await
+        {
+            tracing::info!(subject = %msg.subject, "request answered before; republishing its result");
+            progress.abort();
+            let body = String::from_utf8_lossy(&event).into_owned();
+            match self.publish(subject, key, body).await {
+                Ok(()) => drop(msg.ack().await),
+                Err(e) => {
+                    tracing::error!(error = %e, "could not republish a result; leaving the request for redelivery");
+                    let _ = msg.ack_with(jetstream::AckKind::Nak(Some(Duration::from_secs(1)))).await;
+                }
+            }
+            return;
+        }
+        let work = async {
+            if keygen {
+                let event =
+                    self.coordinate_keygen(&msg.payload, client.as_ref(), &delivery, &subject_token).await;
+                self.metrics.record(
+                    "keygen",
+                    event.error_code.as_ref().map(|c| c.as_str()),
+                    started.elapsed(),
+                );
+                // One result per request message: redeliveries of it share the key (stream
+                // sequence), a new request with the same id gets its own answer.
+                let key = subjects::keygen_idempotency_key(client.as_ref(), &event.wallet_id, Some(&claim));
+                self.publish(
+                    subjects::keygen_result_subject(client.as_ref(), &event.wallet_id),
+                    key,
+                    event.to_json(),
+                )
+                .await
+            } else {
+                let event = self
+                    .coordinate_sign(&msg.payload, client.as_ref(), &delivery, &claim, &subject_token)
+                    .await;
+                self.metrics.record("sign", event.error_code.as_ref().map(|c| c.as_str()), started.elapsed());
+                let key = subjects::signing_idempotency_key(client.as_ref(), &event.tx_id, Some(&claim));
+                self.publish(subjects::signing_result_subject(client.as_ref()), key, event.to_json()).await
+            }
+        };
+        let published = tokio::select! {
+            published = work => published,
+            _ = self.drain.reached(Phase::Abandoning) => {
+                // Shutting down past the drain deadline: JetStream gives the request to another
+                // node (or to this one after its restart). A result already published is
+                // deduplicated by its Nats-Msg-Id (the stream sequence).
+                progress.abort();
+                // After the pullers withdrew their pull requests (see `consume`).
+                let _ = tokio::time::timeout(Duration::from_secs(3), self.drain.pullers_stopped()).await;
+                hand_back(&msg).await;
+                return;
+            }
+        };
+        progress.abort();
+        match published {
+            Ok(()) => {
+                if let Err(e) = msg.ack().await {
+                    tracing::warn!(error = %e, "ack failed");
+                }
+            }
+            Err(e) => {
+                // Not acked: JetStream redelivers and the request is answered then.
+                tracing::error!(error = %e, "could not publish a result; leaving the request for redelivery");
+                let _ = msg.ack_with(jetstream::AckKind::Nak(Some(Duration::from_secs(1)))).await;
+            }
+        }
+    }
+
+    /// Publish a result event, or the one settled earlier for the same request message (see
+    /// [`Registry::settle_result`]): a client never gets two different results for one request.
+    pub(super) async fn publish(
+        &self,
+        subject: String,
+        msg_id: String,
+        body: String,
+    ) -> Result<(), async_nats::Error> {
+        let body = self.registry.settle_result(&msg_id, body.into()).await?;
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert(subjects::MSG_ID_HEADER, msg_id.as_str());
+        self.js.publish_with_headers(subject, headers, body).await?.await?;
+        Ok(())
+    }
+}
+
+/// How long a stopping puller keeps handing back requests still arriving, at most, and after how
+/// long without one it stops.
+const HAND_BACK_LINGER: Duration = Duration::from_secs(1);
+const HAND_BACK_IDLE: Duration = Duration::from_millis(150);
+
+/// Give a pulled request back to JetStream for immediate redelivery (to any node). The delay is
+/// explicit because a nak without one is delayed by the consumer's BackOff (30 s) instead.
+async fn hand_back(msg: &jetstream::Message) {
+    let nak = jetstream::AckKind::Nak(Some(Duration::from_millis(10)));
+    if let Err(e) = msg.ack_with(nak).await {
+        tracing::warn!(error = %e, "could not hand a request back; it is redelivered after AckWait");
+    }
+}

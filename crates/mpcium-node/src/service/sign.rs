@@ -1,0 +1,230 @@
+//! Signing: the coordinator's side (check the request, claim it, pick t+1 signers that no ban
+//! keeps apart, use a presignature when it can) and a signer's part of the session.
+
+use mpcium_api::{ClientId, ErrorCode, SignTxMessage, SigningResultEvent};
+use mpcium_tss::{ExecutionId, KeyType};
+
+use super::check::{OwnRequest, Verified};
+use super::{Failure, Output, Service, hex, hex_to, key_type_of, party_ids, quorum, share_kind};
+use crate::control::{SessionOp, SessionStart};
+use crate::registry::Claim;
+use crate::session::run_protocol;
+use crate::transport::SessionInbox;
+
+impl Service {
+    pub(super) async fn coordinate_sign(
+        &self,
+        body: &[u8],
+        client: Option<&ClientId>,
+        delivery: &str,
+        claim: &str,
+        subject_token: &str,
+    ) -> SigningResultEvent {
+        let req = match self.verify_sign(body) {
+            Ok(r) => r,
+            Err(err) => {
+                let (req, f) = *err;
+                // An unreadable request has no tx id: answer under the subject's token, so the
+                // client can tell which request failed.
+                let tx_id = if req.tx_id.is_empty() { subject_token } else { req.tx_id.as_str() };
+                return SigningResultEvent::error(
+                    &req.wallet_id,
+                    tx_id,
+                    &req.network_internal_code,
+                    f.code,
+                    &f.reason,
+                );
+            }
+        };
+        let (wallet, tx_id, network) =
+            (req.wallet_id.clone(), req.tx_id.clone(), req.network_internal_code.clone());
+        let malformed = || {
+            SigningResultEvent::error(
+                &wallet,
+                &tx_id,
+                &network,
+                ErrorCode::SignatureGeneration,
+                "malformed signature from the participants",
+            )
+        };
+        match self.sign(req, body, client, delivery, claim).await {
+            Ok(Output::EcdsaSignature { r, s, v }) => match (hex_to::<32>(&r), hex_to::<32>(&s)) {
+                (Some(r), Some(s)) => SigningResultEvent::ecdsa_success(&wallet, &tx_id, &network, &r, &s, v),
+                _ => malformed(),
+            },
+            Ok(Output::EddsaSignature { signature }) => match hex_to::<64>(&signature) {
+                Some(sig) => SigningResultEvent::eddsa_success(&wallet, &tx_id, &network, &sig),
+                None => malformed(),
+            },
+            Ok(_) => malformed(),
+            Err(f) => SigningResultEvent::error(&wallet, &tx_id, &network, f.code, &f.reason),
+        }
+    }
+
+    pub(super) async fn sign(
+        &self,
+        req: Verified<SignTxMessage>,
+        body: &[u8],
+        client: Option<&ClientId>,
+        delivery: &str,
+        claim: &str,
+    ) -> Result<Output, Failure> {
+        let kind = key_type_of(&req.key_type)?;
+        let info = self.load_keyinfo(kind, &req.wallet_id).await?;
+        match self
+            .registry
+            .claim_request(&req.wallet_id, &req.tx_id, claim)
+            .await
+            .map_err(|e| Failure::new(ErrorCode::StorageWrite, e.to_string()))?
+        {
+            Claim::New | Claim::Same => {}
+            Claim::Duplicate => {
+                return Err(Failure::new(
+                    ErrorCode::SessionDuplicate,
+                    format!(
+                        "duplicate signing request detected for walletID={} txID={}",
+                        req.wallet_id, req.tx_id
+                    ),
+                ));
+            }
+        }
+        let ready = self.transport.directory().ready();
+        let mut candidates: Vec<String> =
+            info.participant_peer_ids.iter().filter(|p| ready.contains(p)).cloned().collect();
+        candidates.sort();
+        let need = info.threshold as usize + 1;
+        if candidates.len() < need {
+            return Err(Failure::new(
+                ErrorCode::NotMajority,
+                format!(
+                    "{} of {} participants ready, {need} needed",
+                    candidates.len(),
+                    info.participant_peer_ids.len()
+                ),
+            ));
+        }
+        // DKLs23 pairs that must not sign together (a ban after a failed OT check).
+        let apart = if kind == KeyType::Secp256k1 {
+            self.ban_conflicts(&req.wallet_id, info.version).await
+        } else {
+            Vec::new()
+        };
+        let eligible = quorum::Eligible { ready, apart };
+        let signers = quorum::pick_signers(&candidates, self.me(), &req.tx_id, need, &eligible.apart)
+            .ok_or_else(|| {
+                Failure::new(
+                    ErrorCode::NotMajority,
+                    format!("no {need} ready participants without a ban between them"),
+                )
+            })?;
+        if kind == KeyType::Secp256k1 && req.derivation_path.as_ref().is_none_or(|p| p.is_empty()) {
+            self.pool.note_signing(&req.wallet_id);
+            let attempt = self.sign_with_presignature(&req, body, client, delivery, &info, &eligible).await;
+            self.metrics.presign.count_use(matches!(attempt, Some(Ok(_))));
+            match attempt {
+                Some(Err(f)) if f.code == ErrorCode::ResourceExhausted => {
+                    tracing::info!(reason = %f.reason, "presignature unusable; signing in full");
+                }
+                Some(outcome) => return outcome,
+                None => {}
+            }
+        }
+        let start = SessionStart {
+            op: SessionOp::Sign,
+            coordinator: self.me().to_owned(),
+            request: String::new(),
+            client_id: client.map(|c| c.as_str().to_owned()),
+            participants: signers,
+            new_participants: Vec::new(),
+            key_version: info.version,
+            threshold: info.threshold,
+            request_id: format!("{}#{delivery}", req.tx_id),
+            dealers: Vec::new(),
+            presignature: None,
+            old_key: None,
+        }
+        .with_request(body);
+        self.coordinate(start, Some(OwnRequest::Sign(req))).await
+    }
+
+    pub(super) async fn sign_part(
+        &self,
+        start: &SessionStart,
+        req: &SignTxMessage,
+        session: [u8; 32],
+        inbox: &mut SessionInbox,
+    ) -> Result<Output, Failure> {
+        let kind = key_type_of(&req.key_type)?;
+        let info = self.load_keyinfo(kind, &req.wallet_id).await?;
+        if info.version != start.key_version || info.threshold != start.threshold {
+            return Err(Failure::new(
+                ErrorCode::SessionStale,
+                "key version or threshold differs from the announcement",
+            ));
+        }
+        let distinct = start.participants.windows(2).all(|w| w[0] < w[1]);
+        if !distinct || start.participants.len() != info.threshold as usize + 1 {
+            return Err(Failure::new(
+                ErrorCode::InsufficientParticipants,
+                "a signature needs exactly t+1 distinct holders",
+            ));
+        }
+        if kind == KeyType::Secp256k1 {
+            self.refuse_banned(&req.wallet_id, info.version, &start.participants)?;
+        }
+        let ids = party_ids(&info.participant_peer_ids, &start.participants)?;
+        let me = party_ids(&info.participant_peer_ids, &[self.me().to_owned()])?[0];
+        if kind == KeyType::Secp256k1 {
+            self.pool.note_cosigning(&req.wallet_id); // warm here for others' presign sessions
+        }
+        let spec = self.spec(session, &start.participants, &ids, me);
+        let mut signers = ids.clone();
+        signers.sort_unstable();
+        if let Some(id) = &start.presignature {
+            return self.sign_online_part(start, req, &info, id, &signers, me, &spec, inbox).await;
+        }
+        let stored = self
+            .store
+            .get_share(share_kind(kind), &req.wallet_id, info.version)
+            .map_err(|e| Failure::new(ErrorCode::KeyLoad, e.to_string()))?
+            .ok_or_else(|| Failure::new(ErrorCode::KeyNotFound, "no share for this wallet on this node"))?;
+        let eid = ExecutionId(session);
+        let tx = req.tx.clone().unwrap_or_default();
+        let path = req.derivation_path.clone().unwrap_or_default();
+        match kind {
+            KeyType::Secp256k1 => {
+                let share = mpcium_tss::ecdsa::KeyShare::from_bytes(&stored)
+                    .map_err(|e| Failure::new(ErrorCode::KeyDecoding, e.to_string()))?;
+                let digest: [u8; 32] = tx
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| Failure::new(ErrorCode::MsgValidation, "tx must be 32 bytes"))?;
+                let hd = (!path.is_empty())
+                    .then_some(mpcium_tss::ecdsa::HdPath { chain_code: self.cfg.chain_code, path });
+                let proto = mpcium_tss::ecdsa::Sign::new(eid, &share, &signers, digest, hd.as_ref())
+                    .map_err(|e| Failure::new(ErrorCode::SigningFailure, e.to_string()))?;
+                let sig = self.run_dkls(&req.wallet_id, info.version, inbox, &spec, proto).await?;
+                Ok(Output::EcdsaSignature { r: hex(&sig.r), s: hex(&sig.s), v: sig.recovery_id })
+            }
+            KeyType::Ed25519 => {
+                let share = mpcium_tss::eddsa::KeyShare::from_bytes(&stored)
+                    .map_err(|e| Failure::new(ErrorCode::KeyDecoding, e.to_string()))?;
+                let proto = if path.is_empty() {
+                    mpcium_tss::eddsa::Sign::new(eid, &share, &signers, &tx)
+                } else {
+                    mpcium_tss::eddsa::Sign::with_derivation(
+                        eid,
+                        &share,
+                        &signers,
+                        &tx,
+                        &self.cfg.chain_code,
+                        &path,
+                    )
+                }
+                .map_err(|e| Failure::new(ErrorCode::SigningFailure, e.to_string()))?;
+                let sig = run_protocol(&self.transport, inbox, &spec, proto).await?;
+                Ok(Output::EddsaSignature { signature: hex(&sig) })
+            }
+        }
+    }
+}
