@@ -26,8 +26,11 @@ const DEK_AAD: &[u8] = b"mpcium-store-dek-v1";
 const BACKUP_KEY_AAD: &[u8] = b"mpcium-store-backup-key-v1";
 const RECORD_AAD_PREFIX: &[u8] = b"mpcium-record-v1\0";
 
-/// Shortest password accepted when a store is created or its password changed.
-pub const MIN_PASSWORD_LEN: usize = 12;
+/// Shortest password accepted when a store is created or its password changed: any non-empty
+/// password, as the original accepts and as config validation checks (`badger_password`).
+/// Argon2id (64 MiB, 3 passes) makes guessing expensive whatever the length; a long random
+/// password is still what an operator should use.
+pub const MIN_PASSWORD_LEN: usize = 1;
 
 /// The store header (table `meta`, key `header`), serialised as JSON.
 #[derive(Clone, Debug, Serialize, Deserialize)]
