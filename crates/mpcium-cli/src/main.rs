@@ -48,6 +48,9 @@ enum Command {
     /// Load a running cluster with keygen, signing or resharing requests and report throughput
     /// and latency.
     Benchmark(cmd::benchmark::BenchmarkArgs),
+    /// Show the cluster at a glance: peers, readiness, versions, presignature pools, bans and
+    /// latest errors (registry in NATS KV, and each node's /metrics given with --metrics).
+    Status(cmd::status::StatusArgs),
     /// Print the version.
     Version,
 }
@@ -72,6 +75,7 @@ fn main() -> ExitCode {
         Command::Recover(args) => cmd::recover::run(&ctx, args),
         Command::Rekey(args) => cmd::rekey::run(&ctx, args),
         Command::Benchmark(args) => cmd::benchmark::run(&ctx, args),
+        Command::Status(args) => cmd::status::run(&ctx, args),
         Command::Version => cmd::version::run(),
     };
     match result {

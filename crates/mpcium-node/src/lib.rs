@@ -12,6 +12,7 @@
 //! - [`drain`]: graceful shutdown (stop taking requests, finish or hand back those in flight).
 //! - [`health`]: `/health` and `/metrics`.
 //! - [`control`]: session start, echo, abort and done messages.
+//! - [`status`]: the cluster at a glance (registry + `/metrics`), for `mpcium-cli status`.
 //! - [`result_consumers`]: the unscoped result consumers on `mpc` every node creates at start.
 
 pub mod control;
@@ -25,4 +26,5 @@ pub mod registry;
 pub mod result_consumers;
 pub mod service;
 pub mod session;
+pub mod status;
 pub mod transport;
