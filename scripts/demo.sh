@@ -10,7 +10,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bin="$(bash scripts/install-tools.sh)"
 export MPCIUM_NATS_SERVER="$bin/nats-server"
-cargo build --release --locked -p mpcium-node -p mpcium-cli -p mpcium-client --example sign
+# --bins as well: with a target filter (--example) cargo builds only the selected targets.
+cargo build --release --locked -p mpcium-node -p mpcium-cli -p mpcium-client --bins --example sign
 dir=".devnet-demo"
 ready="$dir.ready.json"
 rm -f "$ready"

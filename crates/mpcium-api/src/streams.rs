@@ -184,6 +184,13 @@ pub fn reshare_result_consumer(client: Option<&ClientId>) -> ConsumerSpec {
     result_consumer("mpc_reshare_result", client, subjects::reshare_result_filter(client))
 }
 
+/// The three unscoped result consumers every node creates at start, as the original's node does
+/// (spec §3.3): `mpc_keygen_result`, `mpc_signing_result`, `mpc_reshare_result` on `mpc`. Nodes
+/// never read them; a client without a `ClientID` binds to them by name.
+pub fn node_result_consumers() -> [ConsumerSpec; 3] {
+    [keygen_result_consumer(None), signing_result_consumer(None), reshare_result_consumer(None)]
+}
+
 /// The original's consumer-name sanitizer: `.`, `:`, space and `-` → `_`; `>` → `all`;
 /// `*` → `any`; then `_` is prefixed if the first character is neither a letter nor `_`.
 ///

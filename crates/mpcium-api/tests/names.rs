@@ -4,8 +4,9 @@ use std::time::Duration;
 
 use mpcium_api::ClientId;
 use mpcium_api::streams::{
-    self, Retention, Storage, keygen_request_consumer, keygen_result_consumer, reshare_result_consumer,
-    result_consumer_name, sanitize_consumer_name, signing_request_consumer, signing_result_consumer,
+    self, Retention, Storage, keygen_request_consumer, keygen_result_consumer, node_result_consumers,
+    reshare_result_consumer, result_consumer_name, sanitize_consumer_name, signing_request_consumer,
+    signing_result_consumer,
 };
 use mpcium_api::subjects::*;
 
@@ -80,6 +81,22 @@ fn result_consumers_without_client_id() {
         assert_eq!(spec.max_ack_pending, 1000);
         assert!(spec.backoff.is_empty());
     }
+}
+
+#[test]
+fn nodes_create_the_three_unscoped_result_consumers() {
+    let names: Vec<(String, String)> =
+        node_result_consumers().into_iter().map(|c| (c.durable_name, c.filter_subject)).collect();
+    assert_eq!(
+        names,
+        [
+            ("mpc_keygen_result", "mpc.mpc_keygen_result.*"),
+            ("mpc_signing_result", "mpc.mpc_signing_result.complete"),
+            ("mpc_reshare_result", "mpc.mpc_reshare_result.*"),
+        ]
+        .map(|(n, f)| (n.to_owned(), f.to_owned()))
+    );
+    assert_eq!(node_result_consumers()[0], keygen_result_consumer(None));
 }
 
 #[test]

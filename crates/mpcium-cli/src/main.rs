@@ -50,6 +50,9 @@ enum Command {
     Benchmark(cmd::benchmark::BenchmarkArgs),
     /// List the DKLs23 bans the nodes announced (wallet, banning node, banned node, key version).
     Bans(cmd::bans::BansArgs),
+    /// Show the cluster at a glance: peers, readiness, versions, presignature pools, bans and
+    /// latest errors (registry in NATS KV, and each node's /metrics given with --metrics).
+    Status(cmd::status::StatusArgs),
     /// Print the version.
     Version,
 }
@@ -75,6 +78,7 @@ fn main() -> ExitCode {
         Command::Recover(args) => cmd::recover::run(&ctx, args),
         Command::Rekey(args) => cmd::rekey::run(&ctx, args),
         Command::Benchmark(args) => cmd::benchmark::run(&ctx, args),
+        Command::Status(args) => cmd::status::run(&ctx, args),
         Command::Version => cmd::version::run(),
     };
     match result {

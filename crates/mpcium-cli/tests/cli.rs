@@ -217,7 +217,8 @@ fn rekey_changes_password_and_rotates_data_key() {
     assert_eq!(s.get_share(ShareKind::Ecdsa, "w", 0).unwrap().unwrap().as_slice(), b"share");
     drop(s);
 
-    // A too-short new password is refused by the store.
+    // Any non-empty new password is accepted (the rule of config validation and the original);
+    // an empty one is refused.
     let short = write_file(tmp.path(), "short", "short");
     let out = cli(&[
         "rekey",
@@ -228,8 +229,21 @@ fn rekey_changes_password_and_rotates_data_key() {
         "--new-password-file",
         short.to_str().unwrap(),
     ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    drop(Store::open(&db, b"short", &prod()).unwrap());
+    let empty = write_file(tmp.path(), "empty", "\n");
+    let out = cli(&[
+        "rekey",
+        "--db-path",
+        d,
+        "--password-file",
+        short.to_str().unwrap(),
+        "--new-password-file",
+        empty.to_str().unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("too short"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("is empty"), "{}", stderr(&out));
+    drop(Store::open(&db, b"short", &prod()).unwrap());
 }
 
 #[test]

@@ -126,6 +126,38 @@ fn registered_peers(url: &str) -> std::collections::BTreeMap<String, String> {
     })
 }
 
+/// `mpcium-cli status` against the running devnet: every peer ready, with its version, pool and
+/// request columns from its /metrics; `--check` fails on an address nobody serves.
+fn check_status(dir: &Path, nodes: &[serde_json::Value], names: &[&str]) {
+    let config = dir.join("node0/config.yaml");
+    let status = |extra: &[&str]| {
+        let mut command = Command::new(cli_binary());
+        command.args(["status", "--check", "-c", config.to_str().unwrap()]);
+        for n in nodes {
+            command.args(["--metrics", n["healthcheck_address"].as_str().unwrap()]);
+        }
+        command.args(extra).output().unwrap()
+    };
+    let out = status(&[]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.starts_with("peers: 3 registered, 3 ready; keys: none\n"), "{text}");
+    for name in names {
+        let line =
+            text.lines().find(|l| l.starts_with(&format!("{name} "))).unwrap_or_else(|| panic!("{text}"));
+        let columns: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(columns[2], "yes", "{line}");
+        assert_eq!(columns[4], env!("CARGO_PKG_VERSION"), "{line}");
+        assert_eq!(&columns[5..9], ["0", "0/0/0", "0/0", "0"], "pool, presign, requests, bans: {line}");
+    }
+    let unused = format!("127.0.0.1:{}", mpcium_testkit::free_port().unwrap());
+    let out = status(&["--metrics", &unused]);
+    assert!(!out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(&format!("warning: metrics {unused}:")), "{text}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("1 metrics address(es) failed"));
+}
+
 #[test]
 fn devnet_generates_runs_and_stops_everything_on_sigint() {
     let work = tempfile::tempdir().unwrap();
@@ -196,6 +228,9 @@ fn devnet_generates_runs_and_stops_everything_on_sigint() {
     }
     for p in &pids {
         assert!(test_kill_process(pid(*p)).is_ok(), "process {p} should be running");
+    }
+    if node.is_some() {
+        check_status(&dir, nodes, &names);
     }
 
     // SIGINT stops everything and exits 0.

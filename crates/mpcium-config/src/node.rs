@@ -120,7 +120,8 @@ pub struct NodeSettings {
 pub struct NodeConfig {
     /// `environment`.
     pub environment: Environment,
-    /// `badger_password`: the password of the key-share store and its backups (required).
+    /// `badger_password`: the password of the key-share store and its backups (required; any
+    /// non-empty value, as in the original and as the store accepts: Argon2id stretches it).
     pub badger_password: SecretString,
     /// `db_path`; empty means `./db`. The store lives in `<db_path>/<node name>`.
     pub db_path: PathBuf,

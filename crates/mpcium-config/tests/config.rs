@@ -209,6 +209,19 @@ fn missing_required_keys_are_named() {
     }
 }
 
+/// `badger_password`: any non-empty value, the rule of the original and of the store
+/// (`mpcium_store::MIN_PASSWORD_LEN` is 1; Argon2id stretches short passwords).
+#[test]
+fn badger_password_of_any_non_empty_length_is_accepted() {
+    for pw in ["x", "short", "é", "a much longer passphrase than twelve bytes"] {
+        let (c, _) =
+            load(&minimal().replace("s3cret-badger-pw", pw)).unwrap_or_else(|e| panic!("{pw:?}: {e}"));
+        assert_eq!(c.badger_password.expose(), pw);
+    }
+    let (key, msg) = err(&minimal().replace("s3cret-badger-pw", ""));
+    assert_eq!(key, "badger_password", "{msg}");
+}
+
 #[test]
 fn invalid_values_name_their_key() {
     let cases: &[(&str, &str)] = &[

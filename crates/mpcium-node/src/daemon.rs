@@ -80,6 +80,9 @@ pub enum StartError {
     /// JetStream setup failed.
     #[error("JetStream: {0}")]
     JetStream(async_nats::Error),
+    /// The result consumers on `mpc` could not be created.
+    #[error(transparent)]
+    ResultConsumers(#[from] crate::result_consumers::ResultConsumerError),
     /// The health endpoint could not listen.
     #[error("healthcheck.address {address}: {source}")]
     Health {
@@ -272,6 +275,7 @@ pub async fn start(params: NodeParams) -> Result<RunningNode, StartError> {
     };
     let threshold = params.service.threshold as usize;
     let transport_counters = transport.counters();
+    let results_js = js.clone();
     let service = Service::new(params.service, js, registry.clone(), transport, params.store.clone());
     let health = match &params.health_address {
         Some(address) => {
@@ -291,6 +295,7 @@ pub async fn start(params: NodeParams) -> Result<RunningNode, StartError> {
         None => None,
     };
     service.ensure_streams().await.map_err(StartError::JetStream)?;
+    crate::result_consumers::ensure_result_consumers(&results_js).await?;
     registry.announce(&directory, &params.identity, now_ms()).await?;
     registry.spawn_heartbeat(directory.clone(), params.identity.clone(), heartbeat, stop_rx.clone());
     registry.spawn_watch(directory.clone(), stop_rx);

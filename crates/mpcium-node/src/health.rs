@@ -34,6 +34,8 @@ pub struct Metrics {
     /// unbounded map.
     errors: Mutex<BTreeMap<&'static str, u64>>,
     durations: Mutex<BTreeMap<&'static str, (f64, u64)>>,
+    /// Unix time (s) of the latest error result, by operation and error code.
+    last_errors: Mutex<BTreeMap<(&'static str, String), u64>>,
     sessions_started: AtomicU64,
     /// DKLs23 counterparties this node has banned, over all wallets (see `service::bans`).
     pub bans: AtomicU64,
@@ -52,6 +54,9 @@ impl Metrics {
         if let (Some(code), Ok(mut m)) = (error_code, self.errors.lock()) {
             *m.entry(code_label(code)).or_default() += 1;
         }
+        if let (Some(code), Ok(mut m)) = (error_code, self.last_errors.lock()) {
+            m.insert((op, code.to_owned()), crate::registry::now_ms() / 1000);
+        }
         if let Ok(mut m) = self.durations.lock() {
             let e = m.entry(op).or_default();
             e.0 += elapsed.as_secs_f64();
@@ -64,8 +69,16 @@ impl Metrics {
         self.sessions_started.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// The Prometheus text `/metrics` serves (metric names: [`crate::status`] reads them back).
     fn render(&self, dir: &PeerDirectory) -> String {
         let mut out = String::new();
+        out.push_str("# HELP mpcium_node_info This node's id and version (always 1).\n");
+        out.push_str("# TYPE mpcium_node_info gauge\n");
+        out.push_str(&format!(
+            "mpcium_node_info{{node_id=\"{}\",version=\"{}\"}} 1\n",
+            label_value(dir.me()),
+            env!("CARGO_PKG_VERSION")
+        ));
         out.push_str("# HELP mpcium_requests_total Client requests answered, by operation and result.\n");
         out.push_str("# TYPE mpcium_requests_total counter\n");
         if let Ok(m) = self.requests.lock() {
@@ -78,6 +91,18 @@ impl Metrics {
         if let Ok(m) = self.errors.lock() {
             for (code, n) in m.iter() {
                 out.push_str(&format!("mpcium_errors_total{{code=\"{code}\"}} {n}\n"));
+            }
+        }
+        out.push_str(
+            "# HELP mpcium_last_error_timestamp_seconds Unix time of the latest error result, by operation and code.\n",
+        );
+        out.push_str("# TYPE mpcium_last_error_timestamp_seconds gauge\n");
+        if let Ok(m) = self.last_errors.lock() {
+            for ((op, code), at) in m.iter() {
+                out.push_str(&format!(
+                    "mpcium_last_error_timestamp_seconds{{op=\"{op}\",code=\"{}\"}} {at}\n",
+                    label_value(code)
+                ));
             }
         }
         out.push_str("# HELP mpcium_request_duration_seconds Time from pulling a request to its result.\n");
@@ -145,6 +170,11 @@ impl Metrics {
         out.push_str(&format!("mpcium_peers_configured {}\n", dir.configured().len()));
         out
     }
+}
+
+/// A Prometheus label value: `\`, `"` and newlines escaped.
+fn label_value(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
 /// What `/health` reports.

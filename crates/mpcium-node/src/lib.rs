@@ -12,6 +12,8 @@
 //! - [`drain`]: graceful shutdown (stop taking requests, finish or hand back those in flight).
 //! - [`health`]: `/health` and `/metrics`.
 //! - [`control`]: session start, echo, abort and done messages.
+//! - [`status`]: the cluster at a glance (registry + `/metrics`), for `mpcium-cli status`.
+//! - [`result_consumers`]: the unscoped result consumers on `mpc` every node creates at start.
 
 pub mod control;
 pub mod daemon;
@@ -21,6 +23,8 @@ pub mod health;
 pub mod pairkey;
 pub mod presign;
 pub mod registry;
+pub mod result_consumers;
 pub mod service;
 pub mod session;
+pub mod status;
 pub mod transport;

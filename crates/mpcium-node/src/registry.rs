@@ -456,6 +456,36 @@ impl Registry {
         Ok(out)
     }
 
+    /// Every readiness record in the bucket now (node id → record), unverified: for display
+    /// (`mpcium-cli status`); nodes verify records with the peer's identity as they arrive.
+    pub async fn ready_records(&self) -> Result<BTreeMap<String, ReadyRecord>, RegistryError> {
+        let mut out = BTreeMap::new();
+        let mut keys = self.ready.keys().await.map_err(|e| kv_err(READY_BUCKET)(e.into()))?;
+        while let Some(key) = keys.next().await {
+            let key = key.map_err(|e| kv_err(READY_BUCKET)(e.into()))?;
+            let Some(v) = self.ready.get(&key).await.map_err(|e| kv_err(READY_BUCKET)(e.into()))? else {
+                continue;
+            };
+            let record: ReadyRecord = serde_json::from_slice(&v).map_err(|e| RegistryError::Corrupt {
+                bucket: READY_BUCKET,
+                key: key.clone(),
+                reason: e.to_string(),
+            })?;
+            out.insert(key, record);
+        }
+        Ok(out)
+    }
+
+    /// The keys of the key-info bucket (`<curve>.<wallet>`, see [`keyinfo_key`]).
+    pub async fn keyinfo_keys(&self) -> Result<Vec<String>, RegistryError> {
+        let mut out = Vec::new();
+        let mut keys = self.keyinfo.keys().await.map_err(|e| kv_err(KEYINFO_BUCKET)(e.into()))?;
+        while let Some(key) = keys.next().await {
+            out.push(key.map_err(|e| kv_err(KEYINFO_BUCKET)(e.into()))?);
+        }
+        Ok(out)
+    }
+
     /// Announce this node as ready (once).
     pub async fn announce(
         &self,

@@ -79,8 +79,8 @@ pub enum StoreError {
     #[error("invalid key-derivation parameters: {0}")]
     InvalidKdf(String),
 
-    /// A new password is too short.
-    #[error("the new password is too short: {len} bytes, at least {min} required")]
+    /// A new password is shorter than [`crate::MIN_PASSWORD_LEN`] (that is: empty).
+    #[error("the store password must not be empty (got {len} bytes, need at least {min})")]
     PasswordTooShort {
         /// Length given.
         len: usize,

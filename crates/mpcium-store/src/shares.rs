@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use crate::error::{Result, StoreError};
-use crate::keys::{BAN_PREFIX, RecordKey, ShareKind, first_component};
+use crate::keys::{BAN_PREFIX, RecordKey, ShareKind, wallet_component};
 use crate::store::{RECORDS, Store, append_change, check_value};
 
 /// A counterparty this node must not run DKLs23 with for one wallet's ECDSA key: a failed OT
@@ -73,7 +73,8 @@ impl Store {
 
     /// Every version of a wallet's share of one kind held here, ascending.
     pub fn share_versions(&self, kind: ShareKind, wallet_id: &str) -> Result<Vec<u32>> {
-        first_component(wallet_id)?;
+        // Share keys hold the wallet id as it is (it ends the name but for `_v<N>`).
+        RecordKey::share(kind, wallet_id, 0)?;
         let prefix = format!("{}:{wallet_id}_v", kind.prefix());
         let mut versions: Vec<u32> = self
             .keys_with_prefix(&prefix)?
@@ -101,22 +102,12 @@ impl Store {
 
     /// The bans held for a wallet.
     pub fn bans(&self, wallet_id: &str) -> Result<Vec<Ban>> {
-        first_component(wallet_id)?;
-        self.read_bans(&format!("{BAN_PREFIX}{wallet_id}:"))
+        self.read_bans(&format!("{BAN_PREFIX}{}:", wallet_component(wallet_id)?))
     }
 
-    /// Every ban held, as `(wallet, ban)`.
-    pub fn all_bans(&self) -> Result<Vec<(String, Ban)>> {
-        let bans = self.read_bans(BAN_PREFIX)?;
-        let keys = self.keys_with_prefix(BAN_PREFIX)?;
-        Ok(keys
-            .iter()
-            .zip(bans)
-            .filter_map(|(k, b)| {
-                let wallet = k[BAN_PREFIX.len()..].split(':').next()?.to_owned();
-                Some((wallet, b))
-            })
-            .collect())
+    /// Every ban held, over all wallets.
+    pub fn all_bans(&self) -> Result<Vec<Ban>> {
+        self.read_bans(BAN_PREFIX)
     }
 
     /// Forget a wallet's bans of versions older than `version` (a reshare made fresh OT state).

@@ -10,7 +10,7 @@ use crate::crypto;
 use crate::error::{Result, StoreError};
 use crate::fsutil;
 use crate::kdf::{KdfRecord, SecretKey, StoreOptions};
-use crate::keys::{MAX_VALUE_LEN, PRESIG_PREFIX, RecordKey, first_component};
+use crate::keys::{MAX_VALUE_LEN, RecordKey, presignature_prefix};
 
 /// `header` → JSON [`Header`].
 pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
@@ -26,8 +26,11 @@ const DEK_AAD: &[u8] = b"mpcium-store-dek-v1";
 const BACKUP_KEY_AAD: &[u8] = b"mpcium-store-backup-key-v1";
 const RECORD_AAD_PREFIX: &[u8] = b"mpcium-record-v1\0";
 
-/// Shortest password accepted when a store is created or its password changed.
-pub const MIN_PASSWORD_LEN: usize = 12;
+/// Shortest password accepted when a store is created or its password changed: any non-empty
+/// password, as the original accepts and as config validation checks (`badger_password`).
+/// Argon2id (64 MiB, 3 passes) makes guessing expensive whatever the length; a long random
+/// password is still what an operator should use.
+pub const MIN_PASSWORD_LEN: usize = 1;
 
 /// The store header (table `meta`, key `header`), serialised as JSON.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -368,8 +371,7 @@ impl Store {
     /// Takes any one presignature of `wallet_id` (the lowest id), atomically as
     /// [`Self::take_presignature`]; returns its id and value.
     pub fn take_any_presignature(&self, wallet_id: &str) -> Result<Option<(String, Zeroizing<Vec<u8>>)>> {
-        first_component(wallet_id)?;
-        let prefix = format!("{PRESIG_PREFIX}{wallet_id}:");
+        let prefix = presignature_prefix(wallet_id)?;
         let txn = self.begin_write()?;
         let found = {
             let mut records = txn.open_table(RECORDS)?;
@@ -401,14 +403,12 @@ impl Store {
 
     /// Number of presignatures stored for `wallet_id`.
     pub fn count_presignatures(&self, wallet_id: &str) -> Result<usize> {
-        first_component(wallet_id)?;
-        Ok(self.keys_with_prefix(&format!("{PRESIG_PREFIX}{wallet_id}:"))?.len())
+        Ok(self.keys_with_prefix(&presignature_prefix(wallet_id)?)?.len())
     }
 
     /// The ids of `wallet_id`'s presignatures that start with `id_prefix`, in ascending order.
     pub fn presignature_ids(&self, wallet_id: &str, id_prefix: &str) -> Result<Vec<String>> {
-        first_component(wallet_id)?;
-        let prefix = format!("{PRESIG_PREFIX}{wallet_id}:");
+        let prefix = presignature_prefix(wallet_id)?;
         let keys = self.keys_with_prefix(&format!("{prefix}{id_prefix}"))?;
         Ok(keys.into_iter().map(|k| k[prefix.len()..].to_owned()).collect())
     }

@@ -75,8 +75,22 @@ fn production_policy_refuses_weak_store() {
     drop(Store::create(&path, PW, &opts()).unwrap());
     let err = Store::open(&path, PW, &StoreOptions::production()).unwrap_err();
     assert!(matches!(err, StoreError::WeakKdf { .. }), "{err}");
-    let err = Store::create(dir.path().join("t.db"), b"short", &opts()).unwrap_err();
-    assert!(matches!(err, StoreError::PasswordTooShort { .. }), "{err}");
+    let err = Store::create(dir.path().join("t.db"), b"", &opts()).unwrap_err();
+    assert!(matches!(err, StoreError::PasswordTooShort { len: 0, min: 1 }), "{err}");
+}
+
+/// One rule with config validation (`badger_password`) and the original: any non-empty
+/// password, also under the production key-derivation policy.
+#[test]
+fn any_non_empty_password_creates_and_reopens_a_production_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    drop(Store::create(&path, b"x", &StoreOptions::production()).unwrap());
+    let s = Store::open(&path, b"x", &StoreOptions::production()).unwrap();
+    drop(s);
+    assert!(matches!(Store::open(&path, b"y", &StoreOptions::production()), Err(StoreError::WrongPassword)));
+    let err = Store::open_or_create(dir.path().join("t.db"), b"", &StoreOptions::production()).unwrap_err();
+    assert!(err.to_string().contains("must not be empty"), "{err}");
 }
 
 #[test]
@@ -372,7 +386,11 @@ fn bans_are_durable_per_wallet_and_lifted_by_a_newer_version() {
     }
     let s = Store::open(&path, PW, &opts()).unwrap();
     assert_eq!(s.bans("w1").unwrap(), vec![ban("node2", 1)]);
-    assert_eq!(s.all_bans().unwrap(), vec![("w1".into(), ban("node2", 1)), ("w2".into(), ban("node1", 3))]);
+    assert_eq!(s.all_bans().unwrap(), vec![ban("node2", 1), ban("node1", 3)]);
+    // A wallet id with ':' (escaped in the key) has its own bans, apart from a plain prefix of it.
+    s.put_ban("w1:x", &ban("node0", 2)).unwrap();
+    assert_eq!(s.bans("w1:x").unwrap(), vec![ban("node0", 2)]);
+    assert_eq!(s.bans("w1").unwrap(), vec![ban("node2", 1)]);
     assert_eq!(s.lift_bans_before("w1", 1).unwrap(), 0, "same version: still banned");
     assert_eq!(s.lift_bans_before("w1", 2).unwrap(), 1);
     assert!(s.bans("w1").unwrap().is_empty());

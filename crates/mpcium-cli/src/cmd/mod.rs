@@ -10,6 +10,7 @@ pub mod generate_peers;
 pub mod recover;
 pub mod register_peers;
 pub mod rekey;
+pub mod status;
 pub mod version;
 
 use std::path::PathBuf;
