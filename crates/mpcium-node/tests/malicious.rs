@@ -268,14 +268,6 @@ async fn messages_with_a_spoofed_sender_are_dropped_and_the_spoofer_is_named_mis
     s.recovers(&before, "spoof").await;
 }
 
-/// The value of an unlabelled metric in a `/metrics` text.
-fn metric(text: &str, name: &str) -> u64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(' ')))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("{name} missing in:\n{text}"))
-}
-
 /// dkls23's rule: a counterparty whose OT-extension data fails the consistency check is banned
 /// for that key for good (each pass or fail leaks a bit of the honest node's OT secret). A
 /// 3-node t=1 cluster with presignature pools: node2 flips the last byte of its first protocol
@@ -353,7 +345,7 @@ async fn a_peer_that_tampers_ot_messages_is_banned_for_that_key_until_a_reshare(
     }
     for i in [0, 1] {
         let text = common::http_get(ports[i], "/metrics").await;
-        assert_eq!(metric(&text, "mpcium_bans"), 1, "node{i}");
+        assert_eq!(common::metric(&text, "mpcium_bans"), 1, "node{i}");
     }
     assert!(log_text().contains("DKLs23 counterparty banned for this key"), "the ban is logged");
 
@@ -362,7 +354,7 @@ async fn a_peer_that_tampers_ot_messages_is_banned_for_that_key_until_a_reshare(
     c.restart_node(0).await;
     c.wait_all_ready().await;
     assert!(banned_by(0), "the ban did not survive a restart");
-    assert_eq!(metric(&common::http_get(ports[0], "/metrics").await, "mpcium_bans"), 1);
+    assert_eq!(common::metric(&common::http_get(ports[0], "/metrics").await, "mpcium_bans"), 1);
     let mark = LOG.lock().unwrap().len();
     for i in 0..4 {
         sign_ok(format!("after-restart-{i}")).await;
@@ -385,7 +377,11 @@ async fn a_peer_that_tampers_ot_messages_is_banned_for_that_key_until_a_reshare(
             stores.lock().unwrap()[i].as_ref().unwrap().bans(W).unwrap().is_empty(),
             "node{i} kept a ban"
         );
-        assert_eq!(metric(&common::http_get(ports[i], "/metrics").await, "mpcium_bans"), 0, "node{i}");
+        assert_eq!(
+            common::metric(&common::http_get(ports[i], "/metrics").await, "mpcium_bans"),
+            0,
+            "node{i}"
+        );
     }
     for i in 0..6 {
         sign_ok(format!("after-reshare-{i}")).await;

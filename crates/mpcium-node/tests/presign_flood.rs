@@ -5,41 +5,19 @@
 mod common;
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Cluster, ClusterSpec, ecdsa_verify, http_get};
+use common::{Cluster, ecdsa_verify, http_get, metric, open_stopped_store, wait_pools_full};
 use mpcium_node::control::{Control, SessionOp, SessionStart};
 use mpcium_node::envelope::Kind;
 use mpcium_node::pairkey::ExchangeKey;
-use mpcium_node::presign::{PRESIGN_BURST_MIN, PresigId, PresignSettings};
+use mpcium_node::presign::{PRESIGN_BURST_MIN, PresigId};
 use mpcium_node::registry::PeerDirectory;
 use mpcium_node::transport::{Transport, done_id};
 
 const WALLET: &str = "wallet-flood";
 const POOL: usize = 3;
 const FLOOD: usize = 40;
-
-fn metric(text: &str, name: &str) -> u64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(' ')))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("{name} missing in:\n{text}"))
-}
-
-async fn wait_pools_full(ports: &[u16]) {
-    for (i, &port) in ports.iter().enumerate() {
-        let mut last = 0;
-        for _ in 0..600 {
-            last = metric(&http_get(port, "/metrics").await, "mpcium_presign_pool_size");
-            if last as usize >= POOL {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        assert!(last as usize >= POOL, "node{i} owns {last} presignatures, want {POOL}");
-    }
-}
 
 /// A presign session start of owner node0 with co-signer node1, and its session id, exactly
 /// as node0's refiller would announce it.
@@ -68,22 +46,14 @@ fn presign_start(version: u32) -> (SessionStart, [u8; 32]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_presign_flood_from_one_owner_is_refused_and_other_owners_still_refill() {
-    let ports: Vec<u16> = (0..3).map(|_| mpcium_testkit::free_port().unwrap()).collect();
-    let tweak_ports = ports.clone();
-    let spec = ClusterSpec {
-        tweak: Some(Arc::new(move |i, p: &mut mpcium_node::daemon::NodeParams| {
-            p.service.presign = PresignSettings { pool_size: POOL, wallets: vec![WALLET.into()] };
-            p.health_address = Some(format!("127.0.0.1:{}", tweak_ports[i]));
-        })),
-        ..ClusterSpec::new(3, 1)
-    };
+    let (spec, ports) = common::pool_cluster(3, 1, POOL, WALLET);
     let mut c = Cluster::start(spec).await;
     assert_eq!(c.ids, ["node0", "node1", "node2"]);
     let w = c.client("flood-suite").await;
     let kg = w.keygen(WALLET).await;
     assert_eq!(kg.result_type.as_str(), "success", "{kg:?}");
     let pubkey = kg.ecdsa_pub_key.clone().unwrap();
-    wait_pools_full(&ports).await;
+    wait_pools_full(&ports, &[0, 1, 2], POOL).await;
 
     // node0 turns malicious: it announces presign sessions to node1 as fast as it can.
     let identities: HashMap<String, _> =
@@ -128,7 +98,7 @@ async fn a_presign_flood_from_one_owner_is_refused_and_other_owners_still_refill
     }
     drop(store);
     c.start_node(2).await;
-    wait_pools_full(&ports[2..]).await;
+    wait_pools_full(&ports, &[2], POOL).await;
     let made = metric(&http_get(ports[2], "/metrics").await, "mpcium_presign_made_total");
     assert!(made as usize >= POOL, "node2 made {made} presignatures with node1");
 
@@ -139,15 +109,4 @@ async fn a_presign_flood_from_one_owner_is_refused_and_other_owners_still_refill
         assert_eq!(ev.result_type.as_str(), "success", "{ev:?}");
         ecdsa_verify(&pubkey, &digest, &ev);
     }
-}
-
-/// Open a stopped node's store once its last tasks have let go of it.
-async fn open_stopped_store(c: &Cluster, i: usize) -> mpcium_store::Store {
-    for _ in 0..400 {
-        if let Ok(s) = c.open_store(i) {
-            return s;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    c.open_store(i).unwrap()
 }

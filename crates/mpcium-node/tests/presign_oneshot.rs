@@ -4,43 +4,12 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Cluster, ClusterSpec, ecdsa_verify, http_get};
-use mpcium_node::presign::PresignSettings;
+use common::{Cluster, ecdsa_verify, total, wait_pools_full};
 
 const WALLET: &str = "wallet-oneshot";
 const POOL: usize = 2;
-
-fn metric(text: &str, name: &str) -> u64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(' ')))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("{name} missing in:\n{text}"))
-}
-
-async fn total(ports: &[u16], name: &str) -> u64 {
-    let mut sum = 0;
-    for &port in ports {
-        sum += metric(&http_get(port, "/metrics").await, name);
-    }
-    sum
-}
-
-async fn wait_pools_full(ports: &[u16]) {
-    for (i, &port) in ports.iter().enumerate() {
-        let mut last = 0;
-        for _ in 0..600 {
-            last = metric(&http_get(port, "/metrics").await, "mpcium_presign_pool_size");
-            if last as usize >= POOL {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        assert!(last as usize >= POOL, "node{i} owns {last} presignatures, want {POOL}");
-    }
-}
 
 /// Stop every node and wait until each store file is closed (it opens again).
 async fn stop_all(c: &mut Cluster) {
@@ -67,21 +36,13 @@ async fn start_all(c: &mut Cluster) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn presignatures_from_a_restored_store_are_refused_and_signing_falls_back() {
-    let ports: Vec<u16> = (0..3).map(|_| mpcium_testkit::free_port().unwrap()).collect();
-    let tweak_ports = ports.clone();
-    let spec = ClusterSpec {
-        tweak: Some(Arc::new(move |i, p: &mut mpcium_node::daemon::NodeParams| {
-            p.service.presign = PresignSettings { pool_size: POOL, wallets: vec![WALLET.into()] };
-            p.health_address = Some(format!("127.0.0.1:{}", tweak_ports[i]));
-        })),
-        ..ClusterSpec::new(3, 1)
-    };
+    let (spec, ports) = common::pool_cluster(3, 1, POOL, WALLET);
     let mut c = Cluster::start(spec).await;
     let w = c.client("oneshot-suite").await;
     let kg = w.keygen(WALLET).await;
     assert_eq!(kg.result_type.as_str(), "success", "{kg:?}");
     let pubkey = kg.ecdsa_pub_key.clone().unwrap();
-    wait_pools_full(&ports).await;
+    wait_pools_full(&ports, &[0, 1, 2], POOL).await;
 
     // Copy every node's store aside with its full pool (nodes stopped: redb is closed).
     stop_all(&mut c).await;

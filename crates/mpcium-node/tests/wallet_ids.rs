@@ -4,33 +4,16 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Cluster, ClusterSpec, ecdsa_verify, http_get};
-use mpcium_node::presign::PresignSettings;
+use common::{Cluster, ecdsa_verify, http_get, metric};
 
 const WALLET: &str = "0a7b2c9e-47c2-4d1e-9f3a-2b1c0d9e8f7a:0";
 const POOL: usize = 2;
 
-fn metric(text: &str, name: &str) -> u64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(' ')))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("{name} missing in:\n{text}"))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn presignature_pool_fills_and_signs_for_a_wallet_id_with_a_colon() {
-    let ports: Vec<u16> = (0..3).map(|_| mpcium_testkit::free_port().unwrap()).collect();
-    let tweak_ports = ports.clone();
-    let spec = ClusterSpec {
-        tweak: Some(Arc::new(move |i, p: &mut mpcium_node::daemon::NodeParams| {
-            p.service.presign = PresignSettings { pool_size: POOL, wallets: vec![WALLET.into()] };
-            p.health_address = Some(format!("127.0.0.1:{}", tweak_ports[i]));
-        })),
-        ..ClusterSpec::new(3, 1)
-    };
+    let (spec, ports) = common::pool_cluster(3, 1, POOL, WALLET);
     let mut c = Cluster::start(spec).await;
     let w = c.client("colon-ids").await;
     let kg = w.keygen(WALLET).await;

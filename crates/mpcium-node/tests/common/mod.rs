@@ -589,3 +589,63 @@ pub async fn http_get(port: u16, path: &str) -> String {
     s.read_to_string(&mut out).await.unwrap();
     out
 }
+
+/// The value of an unlabelled metric in a `/metrics` text.
+pub fn metric(text: &str, name: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(' ')))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{name} missing in:\n{text}"))
+}
+
+/// The sum of an unlabelled metric over the nodes serving `/metrics` on `ports`.
+pub async fn total(ports: &[u16], name: &str) -> u64 {
+    let mut sum = 0;
+    for &port in ports {
+        sum += metric(&http_get(port, "/metrics").await, name);
+    }
+    sum
+}
+
+/// Wait until each node `i` of `nodes` (serving `/metrics` on `ports[i]`) owns `pool`
+/// presignatures.
+pub async fn wait_pools_full(ports: &[u16], nodes: &[usize], pool: usize) {
+    for &i in nodes {
+        let mut last = 0;
+        for _ in 0..600 {
+            last = metric(&http_get(ports[i], "/metrics").await, "mpcium_presign_pool_size");
+            if last as usize >= pool {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(last as usize >= pool, "node{i} owns {last} presignatures, want {pool}");
+    }
+}
+
+/// Open a stopped node's store once its last tasks have let go of it.
+pub async fn open_stopped_store(c: &Cluster, i: usize) -> Store {
+    for _ in 0..400 {
+        if let Ok(s) = c.open_store(i) {
+            return s;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    c.open_store(i).unwrap()
+}
+
+/// A cluster of `n` nodes with threshold `t` whose presignature pools keep `pool` entries for
+/// `wallet`, each node serving `/metrics` on the port at its index.
+pub fn pool_cluster(n: usize, t: u32, pool: usize, wallet: &str) -> (ClusterSpec, Vec<u16>) {
+    let ports: Vec<u16> = (0..n).map(|_| mpcium_testkit::free_port().unwrap()).collect();
+    let (tweak_ports, wallet) = (ports.clone(), wallet.to_owned());
+    let spec = ClusterSpec {
+        tweak: Some(Arc::new(move |i, p: &mut NodeParams| {
+            p.service.presign =
+                mpcium_node::presign::PresignSettings { pool_size: pool, wallets: vec![wallet.clone()] };
+            p.health_address = Some(format!("127.0.0.1:{}", tweak_ports[i]));
+        })),
+        ..ClusterSpec::new(n, t)
+    };
+    (spec, ports)
+}
