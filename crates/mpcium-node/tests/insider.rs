@@ -292,6 +292,21 @@ async fn a_reshare_runs_only_on_the_signed_committee_and_threshold_and_only_once
     let after = snapshots(&stores);
     assert_eq!(before, after, "an honest node's store changed");
     sign_both(&w, "wallet-r", &ecdsa_pub, &eddsa_pub, "after").await;
+    // Once a node signed with the new version, its share of the old one is gone (with t
+    // others' old shares it would still be the key).
+    let versions = |i: usize| {
+        let stores = stores.lock().unwrap();
+        stores[i].as_ref().unwrap().share_versions(mpcium_store::ShareKind::Ecdsa, "wallet-r").unwrap()
+    };
+    let mut n = 0;
+    while HONEST.iter().any(|i| versions(*i) != vec![2]) {
+        assert!(n < 20, "old shares kept after {n} signatures: {:?}", HONEST.map(versions));
+        let digest = [n as u8; 32];
+        let ev = w.sign(&w.sign_msg("secp256k1", "wallet-r", &format!("retire-{n}"), &digest, None)).await;
+        ecdsa_verify(&ecdsa_pub, &digest, &ev);
+        n += 1;
+    }
+    assert_eq!(versions(0), vec![2]);
 }
 
 async fn jetstream_kv(c: &Cluster, bucket: &str) -> async_nats::jetstream::kv::Store {

@@ -266,6 +266,7 @@ impl Service {
                 }
             }
         };
+        let retired = new_share.is_none();
         if let Some((bytes, (pk, shares))) = new_share {
             self.store
                 .put_share(share_kind(kind), &req.wallet_id, new_version, &bytes)
@@ -282,6 +283,10 @@ impl Service {
                 .await
                 .map_err(|e| Failure::new(ErrorCode::KeyInfoSave, e.to_string()))?;
             tracing::info!(wallet = %req.wallet_id, curve = curve_name(kind), version = new_version, "key reshared");
+        }
+        if retired && dealer {
+            // This node left the committee: its old share has no use but a rollback.
+            self.retire_old_shares(kind, &req.wallet_id, new_version);
         }
         if kind == KeyType::Secp256k1 {
             // Presignatures of the old shares must not outlive them.

@@ -147,7 +147,44 @@ impl Service {
         self.coordinate(start, Some(OwnRequest::Sign(req))).await
     }
 
+    /// A signer's part: sign, and once a signature at a key version succeeded, retire this
+    /// node's shares of older versions (a reshare made them; the new version is now shown to
+    /// work, and an old share must not outlive it: with t others' old shares it is the key).
     pub(super) async fn sign_part(
+        &self,
+        start: &SessionStart,
+        req: &SignTxMessage,
+        session: [u8; 32],
+        inbox: &mut SessionInbox,
+    ) -> Result<Output, Failure> {
+        let output = self.sign_with_share(start, req, session, inbox).await?;
+        if let Ok(kind) = key_type_of(&req.key_type) {
+            self.retire_old_shares(kind, &req.wallet_id, start.key_version);
+        }
+        Ok(output)
+    }
+
+    /// Delete this node's shares of `wallet` older than `version` (backups made before keep
+    /// them: the delete is a change-log entry, earlier backup files are not rewritten).
+    pub(super) fn retire_old_shares(&self, kind: KeyType, wallet: &str, version: u32) {
+        let old = match self.store.share_versions(share_kind(kind), wallet) {
+            Ok(versions) => versions.into_iter().filter(|v| *v < version).collect::<Vec<_>>(),
+            Err(e) => {
+                tracing::warn!(wallet, error = %e, "cannot list share versions");
+                return;
+            }
+        };
+        for v in old {
+            match self.store.delete_share(share_kind(kind), wallet, v) {
+                Ok(_) => tracing::info!(wallet, key_version = v, "old key share retired"),
+                Err(e) => {
+                    tracing::warn!(wallet, key_version = v, error = %e, "cannot retire an old key share")
+                }
+            }
+        }
+    }
+
+    async fn sign_with_share(
         &self,
         start: &SessionStart,
         req: &SignTxMessage,
