@@ -107,12 +107,7 @@ impl Service {
 
     pub(super) async fn handle_request(&self, msg: jetstream::Message, keygen: bool) {
         tracing::debug!(subject = %msg.subject, "request pulled");
-        let client = msg
-            .headers
-            .as_ref()
-            .and_then(|h| h.get(subjects::CLIENT_ID_HEADER))
-            .map(|v| v.as_str().to_owned())
-            .and_then(|v| ClientId::parse(&v).ok().flatten());
+        let client = client_id_of(msg.headers.as_ref());
         let (seq, delivered) = msg.info().map(|i| (i.stream_sequence, i.delivered)).unwrap_or((0, 0));
         let delivery = format!("{seq}.{delivered}");
         let claim = seq.to_string();
@@ -245,4 +240,10 @@ async fn hand_back(msg: &jetstream::Message) {
     if let Err(e) = msg.ack_with(nak).await {
         tracing::warn!(error = %e, "could not hand a request back; it is redelivered after AckWait");
     }
+}
+
+/// The `ClientID` header of a request, if it has a valid one.
+pub(super) fn client_id_of(headers: Option<&async_nats::HeaderMap>) -> Option<ClientId> {
+    let value = headers?.get(subjects::CLIENT_ID_HEADER)?;
+    ClientId::parse(value.as_str()).ok().flatten()
 }

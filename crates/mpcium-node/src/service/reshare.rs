@@ -36,12 +36,7 @@ impl Service {
             let in_flight = self.drain.track();
             tokio::spawn(async move {
                 let _in_flight = in_flight;
-                let client = msg
-                    .headers
-                    .as_ref()
-                    .and_then(|h| h.get(subjects::CLIENT_ID_HEADER))
-                    .map(|v| v.as_str().to_owned())
-                    .and_then(|v| ClientId::parse(&v).ok().flatten());
+                let client = super::intake::client_id_of(msg.headers.as_ref());
                 let delivery = crate::registry::now_ms().to_string();
                 let started = std::time::Instant::now();
                 let event = this.coordinate_reshare(&msg.payload, client.as_ref(), &delivery).await;
