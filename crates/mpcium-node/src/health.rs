@@ -35,7 +35,7 @@ pub struct Metrics {
     errors: Mutex<BTreeMap<&'static str, u64>>,
     durations: Mutex<BTreeMap<&'static str, (f64, u64)>>,
     /// Unix time (s) of the latest error result, by operation and error code.
-    last_errors: Mutex<BTreeMap<(&'static str, String), u64>>,
+    last_errors: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
     sessions_started: AtomicU64,
     /// DKLs23 counterparties this node has banned, over all wallets (see `service::bans`).
     pub bans: AtomicU64,
@@ -51,11 +51,13 @@ impl Metrics {
         if let Ok(mut m) = self.requests.lock() {
             *m.entry((op, result)).or_default() += 1;
         }
-        if let (Some(code), Ok(mut m)) = (error_code, self.errors.lock()) {
-            *m.entry(code_label(code)).or_default() += 1;
+        // Labels are known codes only (bounded, no peer text in the output), in both maps.
+        let label = error_code.map(code_label);
+        if let (Some(code), Ok(mut m)) = (label, self.errors.lock()) {
+            *m.entry(code).or_default() += 1;
         }
-        if let (Some(code), Ok(mut m)) = (error_code, self.last_errors.lock()) {
-            m.insert((op, code.to_owned()), crate::registry::now_ms() / 1000);
+        if let (Some(code), Ok(mut m)) = (label, self.last_errors.lock()) {
+            m.insert((op, code), crate::registry::now_ms() / 1000);
         }
         if let Ok(mut m) = self.durations.lock() {
             let e = m.entry(op).or_default();
@@ -289,5 +291,7 @@ mod tests {
         let text = m.render(&dir);
         assert!(text.contains("mpcium_errors_total{code=\"ERROR_OTHER\"} 10001\n"), "{text}");
         assert!(!text.contains("mpcium_fake"), "{text}");
+        // The latest-error gauges are bounded the same way: one per (operation, known code).
+        assert_eq!(text.matches("mpcium_last_error_timestamp_seconds{").count(), 2, "{text}");
     }
 }
