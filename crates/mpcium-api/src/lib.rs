@@ -15,6 +15,7 @@
 
 #![deny(missing_docs)]
 
+pub mod attestation;
 pub mod authorization;
 pub mod canonical;
 pub mod decode;
@@ -29,6 +30,7 @@ pub mod subjects;
 pub mod validate;
 pub mod verify;
 
+pub use attestation::{Attestation, AttestationError, Statement};
 pub use authorization::{AuthorizationError, AuthorizationPolicy};
 pub use canonical::{InitiatorMessage, SigningMode, authorizer_payload};
 pub use decode::{DecodeError, MAX_MESSAGE_BYTES};

@@ -6,6 +6,7 @@
 
 use serde::{Deserialize, Deserializer};
 
+use crate::attestation::{self, Attestation};
 use crate::decode::{self, DecodeError, go_bytes, null_as_default};
 use crate::error_code::{ErrorCode, optional_error_code};
 use crate::gojson::ObjectWriter;
@@ -106,6 +107,10 @@ pub struct KeygenResultEvent {
     /// `error_code`: `""` (here `None`) on success.
     #[serde(default, deserialize_with = "optional_error_code")]
     pub error_code: Option<ErrorCode>,
+    /// Our addition: the participants' signatures over this result (see [`crate::attestation`]);
+    /// written only when present, so an event without them is the original's bytes.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub attestations: Vec<Attestation>,
 }
 
 impl KeygenResultEvent {
@@ -118,6 +123,7 @@ impl KeygenResultEvent {
             result_type: ResultType::Success,
             error_reason: String::new(),
             error_code: None,
+            attestations: Vec::new(),
         }
     }
 
@@ -130,6 +136,7 @@ impl KeygenResultEvent {
             result_type: ResultType::Error,
             error_reason: reason.to_owned(),
             error_code: Some(code),
+            attestations: Vec::new(),
         }
     }
 
@@ -147,7 +154,15 @@ impl KeygenResultEvent {
             .string("result_type", self.result_type.as_str())
             .string("error_reason", &self.error_reason)
             .string("error_code", code_text(&self.error_code));
+        append_attestations(&mut w, &self.attestations);
         w.finish()
+    }
+}
+
+/// Our additions go after the original's fields, and only when there are any.
+fn append_attestations(w: &mut ObjectWriter, attestations: &[Attestation]) {
+    if !attestations.is_empty() {
+        w.raw("attestations", &attestation::to_json(attestations));
     }
 }
 
@@ -191,6 +206,15 @@ pub struct SigningResultEvent {
     /// `signature`: EdDSA, 64 bytes R‖S; otherwise `null`.
     #[serde(default, deserialize_with = "go_bytes")]
     pub signature: Option<Vec<u8>>,
+    /// Our addition: the key the signature verifies with (the wallet's key or its HD child;
+    /// ECDSA 64-byte X‖Y, EdDSA 32 bytes), vouched for by the attestations; written only when
+    /// present.
+    #[serde(default, deserialize_with = "go_bytes")]
+    pub verifying_key: Option<Vec<u8>>,
+    /// Our addition: the participants' signatures over this result (see [`crate::attestation`]);
+    /// written only when present, so an event without them is the original's bytes.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub attestations: Vec<Attestation>,
 }
 
 impl SigningResultEvent {
@@ -207,6 +231,8 @@ impl SigningResultEvent {
             s: None,
             signature_recovery: None,
             signature: None,
+            verifying_key: None,
+            attestations: Vec::new(),
         }
     }
 
@@ -287,6 +313,10 @@ impl SigningResultEvent {
             .bytes("s", self.s.as_deref())
             .bytes("signature_recovery", self.signature_recovery.as_deref())
             .bytes("signature", self.signature.as_deref());
+        if let Some(key) = &self.verifying_key {
+            w.bytes("verifying_key", Some(key));
+        }
+        append_attestations(&mut w, &self.attestations);
         w.finish()
     }
 }
@@ -318,6 +348,10 @@ pub struct ResharingResultEvent {
     /// `error_code`: `""` (here `None`) on success.
     #[serde(default, deserialize_with = "optional_error_code")]
     pub error_code: Option<ErrorCode>,
+    /// Our addition: the participants' signatures over this result (see [`crate::attestation`]);
+    /// written only when present, so an event without them is the original's bytes.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub attestations: Vec<Attestation>,
 }
 
 impl ResharingResultEvent {
@@ -331,6 +365,7 @@ impl ResharingResultEvent {
             result_type: ResultType::Success,
             error_reason: String::new(),
             error_code: None,
+            attestations: Vec::new(),
         }
     }
 
@@ -350,6 +385,7 @@ impl ResharingResultEvent {
             result_type: ResultType::Error,
             error_reason: reason.to_owned(),
             error_code: Some(code),
+            attestations: Vec::new(),
         }
     }
 
@@ -368,6 +404,7 @@ impl ResharingResultEvent {
             .string("result_type", self.result_type.as_str())
             .string("error_reason", &self.error_reason)
             .string("error_code", code_text(&self.error_code));
+        append_attestations(&mut w, &self.attestations);
         w.finish()
     }
 }

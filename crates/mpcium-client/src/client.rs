@@ -18,6 +18,7 @@ use crate::error::{ClientError, Operation, RemoteFailure};
 use crate::request::{Authorizer, ReshareRequest, SignRequest, seal};
 use crate::router::{Callback, Router, Waiter};
 use crate::signer::Signer;
+use crate::trust::ResultTrust;
 
 /// Default wait for a result. Keygen answers within ~30 s (the nodes' session timeout); a sign
 /// request that never completes is reported only after its JetStream deliveries run out
@@ -35,6 +36,7 @@ pub struct ClientOptions {
     on_keygen: Option<Callback<KeygenResultEvent>>,
     on_sign: Option<Callback<SigningResultEvent>>,
     on_reshare: Option<Callback<ResharingResultEvent>>,
+    trust: Option<ResultTrust>,
 }
 
 impl std::fmt::Debug for ClientOptions {
@@ -48,6 +50,7 @@ impl std::fmt::Debug for ClientOptions {
             .field("on_wallet_creation_result", &self.on_keygen.is_some())
             .field("on_sign_result", &self.on_sign.is_some())
             .field("on_resharing_result", &self.on_reshare.is_some())
+            .field("verify_results", &self.trust.is_some())
             .finish()
     }
 }
@@ -64,7 +67,16 @@ impl ClientOptions {
             on_keygen: None,
             on_sign: None,
             on_reshare: None,
+            trust: None,
         }
+    }
+
+    /// Accept a result only when the participants that computed it vouch for it (see
+    /// [`ResultTrust`]): needs nodes of mpcium-rs (the original's nodes send no attestations).
+    /// Without it, results are returned as the cluster publishes them, as the Go client does.
+    pub fn verify_results(mut self, trust: ResultTrust) -> Self {
+        self.trust = Some(trust);
+        self
     }
 
     /// Scopes result routing to this client ID (header `ClientID`, consumers
@@ -218,7 +230,12 @@ impl MpcClient {
         self.publish_jetstream(Operation::Keygen, subject, msg.to_json()).await?;
         let event = await_result(waiter, Operation::Keygen, wallet_id, timeout).await?;
         match event.result_type {
-            ResultType::Success => Ok(event),
+            ResultType::Success => {
+                if let Some(trust) = &self.inner.options.trust {
+                    trust.check_keygen(&event).map_err(|e| untrusted(Operation::Keygen, wallet_id, e))?;
+                }
+                Ok(event)
+            }
             ResultType::Error => {
                 Err(remote(Operation::Keygen, wallet_id, event.error_code, event.error_reason, false))
             }
@@ -236,7 +253,14 @@ impl MpcClient {
         let timeout = request.timeout.unwrap_or(self.inner.options.timeout);
         let event = await_result(waiter, Operation::Sign, &request.tx_id, timeout).await?;
         match event.result_type {
-            ResultType::Success => Ok(event),
+            ResultType::Success => {
+                if let Some(trust) = &self.inner.options.trust {
+                    trust
+                        .check_signing(&msg, &event)
+                        .map_err(|e| untrusted(Operation::Sign, &request.tx_id, e))?;
+                }
+                Ok(event)
+            }
             ResultType::Error => Err(remote(
                 Operation::Sign,
                 &request.tx_id,
@@ -258,7 +282,14 @@ impl MpcClient {
         let timeout = request.timeout.unwrap_or(self.inner.options.timeout);
         let event = await_result(waiter, Operation::Reshare, &request.session_id, timeout).await?;
         match event.result_type {
-            ResultType::Success => Ok(event),
+            ResultType::Success => {
+                if let Some(trust) = &self.inner.options.trust {
+                    trust
+                        .check_reshare(&msg, &event)
+                        .map_err(|e| untrusted(Operation::Reshare, &request.session_id, e))?;
+                }
+                Ok(event)
+            }
             ResultType::Error => Err(remote(
                 Operation::Reshare,
                 &request.session_id,
@@ -333,6 +364,10 @@ impl MpcClient {
         .map_err(|e| fail(e.to_string()))?;
         nats.flush().await.map_err(|e| fail(e.to_string()))
     }
+}
+
+fn untrusted(operation: Operation, id: &str, reason: crate::trust::TrustError) -> ClientError {
+    ClientError::Untrusted { operation, id: id.to_owned(), reason }
 }
 
 fn remote(

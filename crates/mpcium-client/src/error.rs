@@ -101,6 +101,18 @@ pub enum ClientError {
         /// The NATS error.
         reason: String,
     },
+    /// A success event the participants do not vouch for (with
+    /// [`ClientOptions::verify_results`](crate::ClientOptions::verify_results)): missing or bad
+    /// attestations, or a signature that does not verify. Treat it as an attack, not a value.
+    #[error("{operation} {id}: result not trusted: {reason}")]
+    Untrusted {
+        /// Which request.
+        operation: Operation,
+        /// Its ID.
+        id: String,
+        /// What failed.
+        reason: crate::trust::TrustError,
+    },
     /// The client's result consumers stopped (the client is shutting down).
     #[error("the client stopped before the {0} result arrived")]
     Closed(Operation),

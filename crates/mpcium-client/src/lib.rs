@@ -24,6 +24,9 @@
 //!   becomes [`ClientError::Remote`] ([`RemoteFailure`]: `error_code`, `error_reason`,
 //!   `is_timeout`; shortcut [`ClientError::error_code`]); no event in time is
 //!   [`ClientError::Timeout`]. Events no call claimed go to the `on_*_result` callbacks.
+//! - Trust: with [`ClientOptions::verify_results`] a success is returned only when the nodes
+//!   that computed it vouch for it with their identity keys ([`ResultTrust`]), and a signature
+//!   only when it verifies under the key they vouch for; otherwise [`ClientError::Untrusted`].
 //! - Signers: [`LocalSigner`] (Ed25519 / P-256 key files, plain or age-encrypted) and, with the
 //!   `kms` feature, `KmsSigner` (AWS KMS P-256).
 
@@ -35,6 +38,7 @@ mod kms;
 mod request;
 mod router;
 mod signer;
+mod trust;
 
 pub use client::{ClientOptions, DEFAULT_TIMEOUT, MpcClient};
 pub use error::{ClientError, Operation, RemoteFailure};
@@ -42,6 +46,7 @@ pub use error::{ClientError, Operation, RemoteFailure};
 pub use kms::{KmsSigner, KmsSignerOptions};
 pub use request::{Authorizer, ReshareRequest, SignRequest};
 pub use signer::{LocalSigner, SignFuture, Signer, SignerError};
+pub use trust::{ResultTrust, TrustError};
 
 pub use mpcium_api::{
     Algorithm, ClientId, ErrorCode, KeyType, KeygenResultEvent, ResharingResultEvent, ResultType,

@@ -156,6 +156,10 @@ pub struct DoneReport {
     pub reason: String,
     /// On success: the operation's public output (a [`SessionOutput`] as JSON).
     pub output: serde_json::Value,
+    /// On success: this participant's signature (base64) over the result's statement
+    /// (`mpcium_api::attestation`); empty for sessions no client reads.
+    #[serde(default)]
+    pub attestation: String,
 }
 
 /// What a session produced, as each participant reports it to the coordinator (hex strings;
@@ -178,11 +182,17 @@ pub enum SessionOutput {
         s: String,
         /// The recovery id.
         v: u8,
+        /// The key it verifies with (64-byte X‖Y of the wallet's key or its HD child).
+        #[serde(default)]
+        verifying_key: String,
     },
     /// An EdDSA signature, 64 bytes.
     EddsaSignature {
         /// R ‖ s.
         signature: String,
+        /// The key it verifies with (the wallet's key or its HD child).
+        #[serde(default)]
+        verifying_key: String,
     },
     /// The (unchanged) public key of a reshared wallet.
     Reshare {

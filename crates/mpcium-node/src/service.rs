@@ -36,6 +36,7 @@ use crate::registry::{KeyInfo, Registry};
 use crate::session::{SessionError, SessionSpec};
 use crate::transport::{StartRequest, Transport};
 
+mod attest;
 mod bans;
 mod check;
 mod intake;
@@ -84,6 +85,12 @@ pub struct Service {
     metrics: Arc<Metrics>,
     pool: PresignPool,
     drain: Drain,
+}
+
+/// A session's agreed output and the participants' attestations of it that verify.
+pub(crate) struct Agreed {
+    output: Output,
+    attestations: Vec<mpcium_api::Attestation>,
 }
 
 /// A failure with the wire code of where it happened.
@@ -273,9 +280,19 @@ impl Service {
 
     // ---------- coordination ----------
 
-    /// Announce a session to its participants, take part if this node is one, and wait for
-    /// every participant's outcome. Returns the (agreed) output.
+    /// [`Self::coordinate_attested`] for sessions whose attestations nobody reads.
     async fn coordinate(&self, start: SessionStart, own: Option<OwnRequest>) -> Result<Output, Failure> {
+        self.coordinate_attested(start, own).await.map(|a| a.output)
+    }
+
+    /// Announce a session to its participants, take part if this node is one, and wait for
+    /// every participant's outcome. Returns the (agreed) output with the participants'
+    /// attestations of it that verify.
+    async fn coordinate_attested(
+        &self,
+        start: SessionStart,
+        own: Option<OwnRequest>,
+    ) -> Result<Agreed, Failure> {
         let session = session_id(&start)?;
         let done = done_id(&session);
         let mut done_inbox = self.transport.open_session(done);
@@ -289,9 +306,13 @@ impl Service {
         // own part timed out on a dead peer must not then wait a second full timeout for it.
         let deadline = tokio::time::Instant::now() + self.cfg.session_timeout + Duration::from_secs(5);
         let mut outputs = std::collections::BTreeMap::new();
+        let mut signatures = std::collections::BTreeMap::new();
         if members.iter().any(|p| p == self.me()) {
             // The coordinator verified the request when it pulled it.
             let mine = self.participate(&start, session, own).await;
+            if let Ok(output) = &mine {
+                signatures.insert(self.me().to_owned(), self.attest(&start, output));
+            }
             outputs.insert(self.me().to_owned(), mine);
         }
         while outputs.len() < members.len() {
@@ -301,6 +322,9 @@ impl Service {
                         continue;
                     }
                     if let Ok(Control::Done(report)) = Control::decode(&m.payload) {
+                        if report.ok && !outputs.contains_key(&m.envelope.sender) {
+                            signatures.insert(m.envelope.sender.clone(), report.attestation.clone());
+                        }
                         let outcome = if report.ok {
                             serde_json::from_value::<Output>(report.output).map_err(|e| {
                                 Failure::new(ErrorCode::MessageFormat, format!("malformed outcome: {e}"))
@@ -347,7 +371,10 @@ impl Service {
                 },
             }
         }
-        agreed.ok_or_else(|| Failure::new(ErrorCode::InsufficientParticipants, "no participants"))
+        let output =
+            agreed.ok_or_else(|| Failure::new(ErrorCode::InsufficientParticipants, "no participants"))?;
+        let attestations = self.verified_attestations(&start, &output, signatures);
+        Ok(Agreed { output, attestations })
     }
 
     async fn on_start(&self, start: StartRequest) {
@@ -362,6 +389,7 @@ impl Service {
                 ok: true,
                 code: String::new(),
                 reason: String::new(),
+                attestation: self.attest(&s, &output),
                 output: serde_json::to_value(output).unwrap_or_default(),
             },
             Err(f) => DoneReport {
@@ -369,6 +397,7 @@ impl Service {
                 code: f.code.as_str().to_owned(),
                 reason: f.reason,
                 output: serde_json::Value::Null,
+                attestation: String::new(),
             },
         };
         if let Err(e) = self

@@ -279,6 +279,13 @@ impl Transport {
         &self.dir
     }
 
+    /// This node's identity signature over `statement` (a result attestation; its bytes start
+    /// with a domain no envelope's signed bytes share).
+    pub fn sign_statement(&self, statement: &[u8]) -> [u8; 64] {
+        use ed25519_dalek::Signer as _;
+        self.identity.sign(statement).to_bytes()
+    }
+
     /// What this transport dropped or refused.
     pub fn counters(&self) -> Arc<TransportCounters> {
         self.counters.clone()
@@ -395,7 +402,13 @@ impl Transport {
         members.retain(|m| m != self.dir.me());
         let notice = AbortNotice { code: code.clone(), reason: reason.clone(), culprits: vec![] };
         let abort = Control::Abort(notice).encode();
-        let report = DoneReport { ok: false, code, reason, output: serde_json::Value::Null };
+        let report = DoneReport {
+            ok: false,
+            code,
+            reason,
+            output: serde_json::Value::Null,
+            attestation: String::new(),
+        };
         let done = Control::Done(report).encode();
         let sent = async {
             self.send_public(Kind::Control, envelope.session, REFUSAL_SEQ, &members, abort).await?;

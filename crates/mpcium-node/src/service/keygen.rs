@@ -43,7 +43,11 @@ impl Service {
         };
         let wallet = req.wallet_id.clone();
         match self.keygen(req, body, client, delivery).await {
-            Ok((ecdsa, eddsa)) => KeygenResultEvent::success(&wallet, &ecdsa, &eddsa),
+            Ok((ecdsa, eddsa, attestations)) => {
+                let mut event = KeygenResultEvent::success(&wallet, &ecdsa, &eddsa);
+                event.attestations = attestations;
+                event
+            }
             Err(f) => KeygenResultEvent::error(&wallet, f.code, &f.reason),
         }
     }
@@ -54,7 +58,7 @@ impl Service {
         body: &[u8],
         client: Option<&ClientId>,
         delivery: &str,
-    ) -> Result<(mpcium_api::EcdsaPublicKeyXY, [u8; 32]), Failure> {
+    ) -> Result<(mpcium_api::EcdsaPublicKeyXY, [u8; 32], Vec<mpcium_api::Attestation>), Failure> {
         for kind in [KeyType::Secp256k1, KeyType::Ed25519] {
             let exists = self
                 .registry
@@ -93,8 +97,8 @@ impl Service {
             old_key: None,
         }
         .with_request(body);
-        let Output::Keygen { ecdsa, eddsa } = self.coordinate(start, Some(OwnRequest::Keygen(req))).await?
-        else {
+        let agreed = self.coordinate_attested(start, Some(OwnRequest::Keygen(req))).await?;
+        let Output::Keygen { ecdsa, eddsa } = agreed.output else {
             return Err(Failure::new(
                 ErrorCode::KeyGeneration,
                 "participants reported another kind of result",
@@ -104,7 +108,7 @@ impl Service {
             hex_to(&ecdsa).ok_or_else(|| Failure::new(ErrorCode::KeyEncoding, "bad ECDSA key"))?;
         let eddsa: [u8; 32] =
             hex_to(&eddsa).ok_or_else(|| Failure::new(ErrorCode::KeyEncoding, "bad EdDSA key"))?;
-        Ok((mpcium_api::EcdsaPublicKeyXY(ecdsa), eddsa))
+        Ok((mpcium_api::EcdsaPublicKeyXY(ecdsa), eddsa, agreed.attestations))
     }
 
     /// This node's part of a keygen: both curves' runs side by side, then both shares in one

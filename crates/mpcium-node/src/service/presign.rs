@@ -259,7 +259,7 @@ impl Service {
         delivery: &str,
         info: &KeyInfo,
         eligible: &quorum::Eligible,
-    ) -> Option<Result<Output, Failure>> {
+    ) -> Option<Result<super::Agreed, Failure>> {
         if !self.pool.enabled() {
             return None;
         }
@@ -295,7 +295,7 @@ impl Service {
             old_key: None,
         }
         .with_request(body);
-        let outcome = self.coordinate(start, None).await;
+        let outcome = self.coordinate_attested(start, None).await;
         self.pool.release(chosen.as_str());
         Some(outcome)
     }
@@ -383,8 +383,14 @@ impl Service {
                 ));
             }
         }
+        let verifying_key = super::hex(&super::ecdsa_xy(&presig.public_key().to_projective()));
         let proto = mpcium_tss::ecdsa::SignOnline::new(ExecutionId(spec.id), presig, digest);
         let sig = self.run_dkls(&req.wallet_id, info.version, inbox, spec, proto).await?;
-        Ok(Output::EcdsaSignature { r: super::hex(&sig.r), s: super::hex(&sig.s), v: sig.recovery_id })
+        Ok(Output::EcdsaSignature {
+            r: super::hex(&sig.r),
+            s: super::hex(&sig.s),
+            v: sig.recovery_id,
+            verifying_key,
+        })
     }
 }

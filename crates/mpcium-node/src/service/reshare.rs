@@ -91,9 +91,13 @@ impl Service {
             result = self.reshare(req, body, client, delivery) => result,
             _ = self.drain.reached(Phase::Abandoning) => Err(shutting_down()),
         };
-        let ev = match result {
-            Ok(Output::Reshare { public_key }) => match hex_vec(&public_key) {
-                Some(pk) => ResharingResultEvent::success(&wallet, threshold, key_type, &pk),
+        let ev = match result.map(|a| (a.output, a.attestations)) {
+            Ok((Output::Reshare { public_key }, attestations)) => match hex_vec(&public_key) {
+                Some(pk) => {
+                    let mut ev = ResharingResultEvent::success(&wallet, threshold, key_type, &pk);
+                    ev.attestations = attestations;
+                    ev
+                }
                 None => ResharingResultEvent::error(
                     &wallet,
                     threshold,
@@ -120,7 +124,7 @@ impl Service {
         body: &[u8],
         client: Option<&ClientId>,
         delivery: &str,
-    ) -> Result<Output, Failure> {
+    ) -> Result<super::Agreed, Failure> {
         let kind = key_type_of(&req.key_type)?;
         let info = self.load_keyinfo(kind, &req.wallet_id).await?;
         let ready = self.transport.directory().ready();
@@ -167,7 +171,7 @@ impl Service {
             old_key: Some(old_key_digest(info.threshold, &info.public_key, &info.public_shares)),
         }
         .with_request(body);
-        self.coordinate(start, Some(OwnRequest::Reshare(req))).await
+        self.coordinate_attested(start, Some(OwnRequest::Reshare(req))).await
     }
 
     pub(super) async fn reshare_part(

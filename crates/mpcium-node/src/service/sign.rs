@@ -47,18 +47,28 @@ impl Service {
                 "malformed signature from the participants",
             )
         };
-        match self.sign(req, body, client, delivery, claim).await {
-            Ok(Output::EcdsaSignature { r, s, v }) => match (hex_to::<32>(&r), hex_to::<32>(&s)) {
-                (Some(r), Some(s)) => SigningResultEvent::ecdsa_success(&wallet, &tx_id, &network, &r, &s, v),
-                _ => malformed(),
+        let (output, attestations) = match self.sign(req, body, client, delivery, claim).await {
+            Ok(agreed) => (agreed.output, agreed.attestations),
+            Err(f) => return SigningResultEvent::error(&wallet, &tx_id, &network, f.code, &f.reason),
+        };
+        let (mut event, verifying_key) = match output {
+            Output::EcdsaSignature { r, s, v, verifying_key } => match (hex_to::<32>(&r), hex_to::<32>(&s)) {
+                (Some(r), Some(s)) => {
+                    (SigningResultEvent::ecdsa_success(&wallet, &tx_id, &network, &r, &s, v), verifying_key)
+                }
+                _ => return malformed(),
             },
-            Ok(Output::EddsaSignature { signature }) => match hex_to::<64>(&signature) {
-                Some(sig) => SigningResultEvent::eddsa_success(&wallet, &tx_id, &network, &sig),
-                None => malformed(),
+            Output::EddsaSignature { signature, verifying_key } => match hex_to::<64>(&signature) {
+                Some(sig) => {
+                    (SigningResultEvent::eddsa_success(&wallet, &tx_id, &network, &sig), verifying_key)
+                }
+                None => return malformed(),
             },
-            Ok(_) => malformed(),
-            Err(f) => SigningResultEvent::error(&wallet, &tx_id, &network, f.code, &f.reason),
-        }
+            _ => return malformed(),
+        };
+        event.verifying_key = super::hex_vec(&verifying_key);
+        event.attestations = attestations;
+        event
     }
 
     pub(super) async fn sign(
@@ -68,7 +78,7 @@ impl Service {
         client: Option<&ClientId>,
         delivery: &str,
         claim: &str,
-    ) -> Result<Output, Failure> {
+    ) -> Result<super::Agreed, Failure> {
         let kind = key_type_of(&req.key_type)?;
         let info = self.load_keyinfo(kind, &req.wallet_id).await?;
         match self
@@ -144,7 +154,7 @@ impl Service {
             old_key: None,
         }
         .with_request(body);
-        self.coordinate(start, Some(OwnRequest::Sign(req))).await
+        self.coordinate_attested(start, Some(OwnRequest::Sign(req))).await
     }
 
     /// A signer's part: sign, and once a signature at a key version succeeded, retire this
@@ -240,8 +250,22 @@ impl Service {
                     .then_some(mpcium_tss::ecdsa::HdPath { chain_code: self.cfg.chain_code, path });
                 let proto = mpcium_tss::ecdsa::Sign::new(eid, &share, &signers, digest, hd.as_ref())
                     .map_err(|e| Failure::new(ErrorCode::SigningFailure, e.to_string()))?;
+                let key = match &hd {
+                    None => share.public_key(),
+                    Some(hd) => {
+                        mpcium_tss::ecdsa::derive_child(&share.public_key(), &hd.chain_code, &hd.path)
+                            .map_err(|e| Failure::new(ErrorCode::SigningFailure, e.to_string()))?
+                            .0
+                    }
+                };
+                let verifying_key = hex(&super::ecdsa_xy(&key.to_projective()));
                 let sig = self.run_dkls(&req.wallet_id, info.version, inbox, &spec, proto).await?;
-                Ok(Output::EcdsaSignature { r: hex(&sig.r), s: hex(&sig.s), v: sig.recovery_id })
+                Ok(Output::EcdsaSignature {
+                    r: hex(&sig.r),
+                    s: hex(&sig.s),
+                    v: sig.recovery_id,
+                    verifying_key,
+                })
             }
             KeyType::Ed25519 => {
                 let share = mpcium_tss::eddsa::KeyShare::from_bytes(&stored)
@@ -259,8 +283,15 @@ impl Service {
                     )
                 }
                 .map_err(|e| Failure::new(ErrorCode::SigningFailure, e.to_string()))?;
+                let verifying_key = if path.is_empty() {
+                    share.public_key_bytes()
+                } else {
+                    mpcium_tss::eddsa::derive_child(&share.public_key_bytes(), &self.cfg.chain_code, &path)
+                        .map_err(|e| Failure::new(ErrorCode::SigningFailure, e.to_string()))?
+                        .public_key
+                };
                 let sig = run_protocol(&self.transport, inbox, &spec, proto).await?;
-                Ok(Output::EddsaSignature { signature: hex(&sig) })
+                Ok(Output::EddsaSignature { signature: hex(&sig), verifying_key: hex(&verifying_key) })
             }
         }
     }
