@@ -160,6 +160,10 @@ pub struct DoneReport {
     /// (`mpcium_api::attestation`); empty for sessions no client reads.
     #[serde(default)]
     pub attestation: String,
+    /// On success: the key infos this participant computed and signed (keygen: both curves; a
+    /// reshare's new holders: one), for the coordinator to write with every holder's signature.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub key_infos: Vec<crate::service::SignedKeyInfo>,
 }
 
 /// What a session produced, as each participant reports it to the coordinator (hex strings;
@@ -227,6 +231,27 @@ mod tests {
             old_key: None,
         }
         .with_request(b"{\"x\":1}");
+        let info = crate::registry::KeyInfo {
+            participant_peer_ids: vec!["n0".into(), "n1".into()],
+            threshold: 1,
+            version: 1,
+            public_key: "02ab".into(),
+            public_shares: [(1, "02cd".to_owned()), (2, "02ef".to_owned())].into(),
+            signatures: Default::default(),
+        };
+        let done = Control::Done(DoneReport {
+            ok: true,
+            code: String::new(),
+            reason: String::new(),
+            output: serde_json::json!({"kind": "reshare", "public_key": "02ab"}),
+            attestation: "c2ln".into(),
+            key_infos: vec![crate::service::SignedKeyInfo {
+                curve: "ecdsa".into(),
+                info,
+                signature: "c2ln".into(),
+            }],
+        });
+        assert_eq!(Control::decode(&done.encode()).unwrap(), done, "integer map keys inside a tagged enum");
         let c = Control::Start(start.clone());
         let back = Control::decode(&c.encode()).unwrap();
         assert_eq!(back, c);

@@ -157,6 +157,10 @@ pub struct KeyInfo {
     /// of a reshare, can check a resharing against the key without holding a share.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub public_shares: BTreeMap<u16, String>,
+    /// Our addition: each listed holder's Ed25519 signature (base64) over the rest
+    /// (`service/keyinfo.rs`); nodes believe a key info only when every holder signed it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub signatures: BTreeMap<String, String>,
 }
 
 /// The KV key for a wallet's key info: `<curve>.<wallet>`, where a wallet id made only of
@@ -578,7 +582,7 @@ impl Registry {
         })
     }
 
-    /// Write a wallet's key info (every participant writes the same content).
+    /// Write a wallet's key info (the coordinator, with every holder's signature).
     pub async fn put_keyinfo(
         &self,
         curve: &str,

@@ -41,6 +41,7 @@ mod bans;
 mod check;
 mod intake;
 mod keygen;
+mod keyinfo;
 mod presign;
 mod quorum;
 mod reshare;
@@ -48,6 +49,7 @@ mod sign;
 
 use check::OwnRequest;
 pub use check::old_key_digest;
+pub use keyinfo::{SignedKeyInfo, statement as keyinfo_statement};
 
 /// What the service needs to know and own.
 pub struct ServiceConfig {
@@ -85,6 +87,7 @@ pub struct Service {
     metrics: Arc<Metrics>,
     pool: PresignPool,
     drain: Drain,
+    made_keyinfos: keyinfo::MadeKeyInfos,
 }
 
 /// A session's agreed output and the participants' attestations of it that verify.
@@ -191,6 +194,7 @@ impl Service {
             metrics,
             pool,
             drain: Drain::new(),
+            made_keyinfos: Default::default(),
         });
         service.count_bans();
         service
@@ -307,11 +311,14 @@ impl Service {
         let deadline = tokio::time::Instant::now() + self.cfg.session_timeout + Duration::from_secs(5);
         let mut outputs = std::collections::BTreeMap::new();
         let mut signatures = std::collections::BTreeMap::new();
+        let mut key_infos = std::collections::BTreeMap::new();
         if members.iter().any(|p| p == self.me()) {
             // The coordinator verified the request when it pulled it.
             let mine = self.participate(&start, session, own).await;
+            let made = self.made_keyinfos.take(&session);
             if let Ok(output) = &mine {
                 signatures.insert(self.me().to_owned(), self.attest(&start, output));
+                key_infos.insert(self.me().to_owned(), made);
             }
             outputs.insert(self.me().to_owned(), mine);
         }
@@ -321,9 +328,14 @@ impl Service {
                     if !members.contains(&m.envelope.sender) || m.envelope.kind != Kind::Control {
                         continue;
                     }
-                    if let Ok(Control::Done(report)) = Control::decode(&m.payload) {
+                    let decoded = Control::decode(&m.payload);
+                    if let Err(e) = &decoded {
+                        tracing::warn!(node = %m.envelope.sender, error = %e, "undecodable done report; ignored");
+                    }
+                    if let Ok(Control::Done(report)) = decoded {
                         if report.ok && !outputs.contains_key(&m.envelope.sender) {
                             signatures.insert(m.envelope.sender.clone(), report.attestation.clone());
+                            key_infos.insert(m.envelope.sender.clone(), report.key_infos.clone());
                         }
                         let outcome = if report.ok {
                             serde_json::from_value::<Output>(report.output).map_err(|e| {
@@ -373,6 +385,9 @@ impl Service {
         }
         let output =
             agreed.ok_or_else(|| Failure::new(ErrorCode::InsufficientParticipants, "no participants"))?;
+        if matches!(start.op, SessionOp::Keygen | SessionOp::Reshare) {
+            self.store_signed_keyinfos(&wallet_of(&start), key_infos).await?;
+        }
         let attestations = self.verified_attestations(&start, &output, signatures);
         Ok(Agreed { output, attestations })
     }
@@ -384,6 +399,7 @@ impl Service {
             return;
         }
         let outcome = self.participate(&s, start.envelope.session, None).await;
+        let key_infos = self.made_keyinfos.take(&start.envelope.session);
         let report = match outcome {
             Ok(output) => DoneReport {
                 ok: true,
@@ -391,6 +407,7 @@ impl Service {
                 reason: String::new(),
                 attestation: self.attest(&s, &output),
                 output: serde_json::to_value(output).unwrap_or_default(),
+                key_infos,
             },
             Err(f) => DoneReport {
                 ok: false,
@@ -398,6 +415,7 @@ impl Service {
                 reason: f.reason,
                 output: serde_json::Value::Null,
                 attestation: String::new(),
+                key_infos: Vec::new(),
             },
         };
         if let Err(e) = self
@@ -500,13 +518,16 @@ impl Service {
         }
     }
 
-    /// A wallet's key info for one curve, or `ERROR_KEY_NOT_FOUND`.
+    /// A wallet's key info for one curve, checked (signed by every holder it lists, not older
+    /// than a share held here: `service/keyinfo.rs`), or `ERROR_KEY_NOT_FOUND`.
     async fn load_keyinfo(&self, kind: KeyType, wallet: &str) -> Result<KeyInfo, Failure> {
-        self.registry
+        let info = self
+            .registry
             .keyinfo(curve_name(kind), wallet)
             .await
             .map_err(|e| Failure::new(ErrorCode::KeyInfoLoad, e.to_string()))?
-            .ok_or_else(|| Failure::new(ErrorCode::KeyNotFound, format!("wallet {wallet} not found")))
+            .ok_or_else(|| Failure::new(ErrorCode::KeyNotFound, format!("wallet {wallet} not found")))?;
+        self.check_keyinfo(kind, wallet, info)
     }
 
     fn spec(&self, session: [u8; 32], nodes: &[String], ids: &[PartyId], me: PartyId) -> SessionSpec {

@@ -408,6 +408,7 @@ impl Transport {
             reason,
             output: serde_json::Value::Null,
             attestation: String::new(),
+            key_infos: Vec::new(),
         };
         let done = Control::Done(report).encode();
         let sent = async {

@@ -252,8 +252,9 @@ async fn a_reshare_runs_only_on_the_signed_committee_and_threshold_and_only_once
         "dealers that are not t+1 holders",
     );
     // The key info rewritten with another public share for the attacker (which would move the
-    // key to a public key of its choosing): an honest dealer's own share disagrees, and it
-    // refuses before dealing anything.
+    // key to a public key of its choosing), its holders' signatures kept: no honest node
+    // believes it (every holder signs the key info), so nobody deals anything. (Behind that, a
+    // dealer also compares the announced old key with its own share: `ERROR_DATA_CORRUPTION`.)
     let mut forged = info.clone();
     let attacker_party = forged.public_shares.keys().copied().max().unwrap();
     let other = forged.public_shares.values().next().unwrap().clone();
@@ -265,8 +266,9 @@ async fn a_reshare_runs_only_on_the_signed_committee_and_threshold_and_only_once
         &forged.public_key,
         &forged.public_shares,
     ));
-    let outcomes = announce_to(&c, moved, &[0]).await;
-    assert_refused(&outcomes, ErrorCode::DataCorruption, "reshare against forged public shares");
+    let outcomes = announce(&c, moved).await;
+    assert_refused(&outcomes, ErrorCode::KeyInfoLoad, "reshare against forged public shares");
+    assert!(outcomes.values().all(|(_, _, reason)| reason.contains("not signed by")), "{outcomes:?}");
     // An announcement whose old key is not the one in the key info is refused by everyone.
     keyinfo_kv.put(&info_key, info_bytes.clone()).await.unwrap();
     let mut wrong = reshare(&[0, 1, 2], 1, "9007");

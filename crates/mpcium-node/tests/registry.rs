@@ -93,6 +93,7 @@ async fn peers_and_keyinfo_round_trip() {
         version: 1,
         public_key: String::new(),
         public_shares: Default::default(),
+        signatures: Default::default(),
     };
     assert_eq!(
         serde_json::to_string(&info).unwrap(),

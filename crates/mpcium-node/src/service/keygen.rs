@@ -136,11 +136,9 @@ impl Service {
                 }
                 e => Failure::new(ErrorCode::KeySave, e.to_string()),
             })?;
+        // The coordinator writes the key info once every holder signed it.
         for made in [&ecdsa, &eddsa] {
-            self.registry
-                .put_keyinfo(curve_name(made.kind), wallet, &made.info)
-                .await
-                .map_err(|e| Failure::new(ErrorCode::KeyInfoSave, e.to_string()))?;
+            self.made_keyinfo(session, made.kind, wallet, &made.info);
         }
         tracing::info!(wallet, "keys generated");
         Ok(Output::Keygen { ecdsa: ecdsa.public_key_hex, eddsa: eddsa.public_key_hex })
@@ -185,6 +183,7 @@ impl Service {
             version: start.key_version,
             public_key: public.0,
             public_shares: public.1,
+            signatures: Default::default(),
         };
         Ok(Made { kind, share, public_key_hex, info })
     }

@@ -276,11 +276,10 @@ impl Service {
                 version: new_version,
                 public_key: pk,
                 public_shares: shares,
+                signatures: Default::default(),
             };
-            self.registry
-                .put_keyinfo(curve_name(kind), &req.wallet_id, &info)
-                .await
-                .map_err(|e| Failure::new(ErrorCode::KeyInfoSave, e.to_string()))?;
+            // The coordinator writes it once every new holder signed it.
+            self.made_keyinfo(session, kind, &req.wallet_id, &info);
             tracing::info!(wallet = %req.wallet_id, curve = curve_name(kind), version = new_version, "key reshared");
         }
         if retired && dealer {

@@ -1,0 +1,95 @@
+//! Signed key info (insider issue, item 4): every node may write `mpc_keyinfo`, so nodes believe
+//! a key info only when every holder it lists signed it, and never one older than a share they
+//! hold. A malicious node's writes are played by writing the bucket directly (what its NATS
+//! credentials allow), signing with its real identity key where that helps it.
+
+mod common;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use common::{Cluster, ClusterSpec, eddsa_verify};
+use ed25519_dalek::{Signature, Signer as _};
+use mpcium_api::ErrorCode;
+use mpcium_node::registry::{KEYINFO_BUCKET, KeyInfo, keyinfo_key};
+use mpcium_node::service::keyinfo_statement;
+
+const WALLET: &str = "w-keyinfo";
+
+async fn read(kv: &async_nats::jetstream::kv::Store, curve: &str) -> KeyInfo {
+    let bytes = kv.get(keyinfo_key(curve, WALLET)).await.unwrap().expect("key info written");
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+async fn write(kv: &async_nats::jetstream::kv::Store, curve: &str, info: &KeyInfo) {
+    kv.put(keyinfo_key(curve, WALLET), serde_json::to_vec(info).unwrap().into()).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn key_info_is_believed_only_when_signed_by_every_holder_and_never_rolled_back() {
+    let c = Cluster::start(ClusterSpec::new(3, 1)).await;
+    let client = c.client("keyinfo").await;
+    let wallet = client.keygen(WALLET).await;
+    assert_eq!(wallet.error_code, None, "{}", wallet.error_reason);
+    let eddsa_key = wallet.eddsa_pub_key.clone().unwrap();
+
+    let nats = async_nats::connect(c.server.url()).await.unwrap();
+    let kv = async_nats::jetstream::new(nats).get_key_value(KEYINFO_BUCKET).await.unwrap();
+
+    // Written by the coordinator with all three holders' signatures, each over this content.
+    let genuine = read(&kv, "eddsa").await;
+    assert_eq!(genuine.signatures.len(), 3);
+    for (i, node) in c.ids.iter().enumerate() {
+        let sig = Signature::from_slice(&STANDARD.decode(&genuine.signatures[node]).unwrap()).unwrap();
+        let unsigned = KeyInfo { signatures: Default::default(), ..genuine.clone() };
+        c.keys[i]
+            .verifying_key()
+            .verify_strict(&keyinfo_statement("eddsa", WALLET, &unsigned), &sig)
+            .unwrap();
+    }
+
+    let mut n = 0;
+    let mut sign = async |expect: Option<ErrorCode>| {
+        n += 1;
+        let tx = format!("message {n}");
+        let ev =
+            client.sign(&client.sign_msg("ed25519", WALLET, &format!("tx-{n}"), tx.as_bytes(), None)).await;
+        assert_eq!(ev.error_code, expect, "{}", ev.error_reason);
+        if expect.is_none() {
+            eddsa_verify(&eddsa_key, tx.as_bytes(), &ev);
+        }
+        ev.error_reason
+    };
+    sign(None).await;
+
+    // node2 (malicious) edits the content and keeps the signatures: threshold 0, or its own
+    // public share; or strips the signatures; or signs a forged copy itself.
+    let mut lowered = genuine.clone();
+    lowered.threshold = 0;
+    let mut forged_share = genuine.clone();
+    forged_share.public_shares.insert(1, forged_share.public_shares[&3].clone());
+    let stripped = KeyInfo { signatures: Default::default(), ..genuine.clone() };
+    let mut self_signed = KeyInfo { threshold: 0, ..stripped.clone() };
+    let sig = c.keys[2].sign(&keyinfo_statement("eddsa", WALLET, &self_signed)).to_bytes();
+    self_signed.signatures.insert("node2".into(), STANDARD.encode(sig));
+    for forged in [&lowered, &forged_share, &stripped, &self_signed] {
+        write(&kv, "eddsa", forged).await;
+        let reason = sign(Some(ErrorCode::KeyInfoLoad)).await;
+        assert!(reason.contains("not signed by"), "{reason}");
+    }
+    write(&kv, "eddsa", &genuine).await;
+    sign(None).await;
+
+    // A reshare makes version 2, signed by the new committee; rolling the record back to the
+    // (validly signed) version 1 is refused by the holders of version 2.
+    let reshared =
+        client.reshare("ed25519", WALLET, "reshare-keyinfo", &["node0", "node1", "node2"], 1).await;
+    assert_eq!(reshared.error_code, None, "{}", reshared.error_reason);
+    let v2 = read(&kv, "eddsa").await;
+    assert_eq!((v2.version, v2.signatures.len()), (2, 3));
+    sign(None).await;
+    write(&kv, "eddsa", &genuine).await;
+    let reason = sign(Some(ErrorCode::KeyInfoLoad)).await;
+    assert!(reason.contains("holds version 2"), "{reason}");
+    write(&kv, "eddsa", &v2).await;
+    sign(None).await;
+}
