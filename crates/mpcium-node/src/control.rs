@@ -238,6 +238,7 @@ mod tests {
             public_key: "02ab".into(),
             public_shares: [(1, "02cd".to_owned()), (2, "02ef".to_owned())].into(),
             signatures: Default::default(),
+            request: String::new(),
         };
         let done = Control::Done(DoneReport {
             ok: true,

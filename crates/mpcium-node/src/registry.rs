@@ -161,6 +161,10 @@ pub struct KeyInfo {
     /// (`service/keyinfo.rs`); nodes believe a key info only when every holder signed it.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub signatures: BTreeMap<String, String>,
+    /// Our addition: for a version made by a reshare, the client's signed reshare request
+    /// (base64), so an old holder left out can check that a client asked for it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub request: String,
 }
 
 /// The KV key for a wallet's key info: `<curve>.<wallet>`, where a wallet id made only of
@@ -567,6 +571,12 @@ impl Registry {
                 }
             }
         })
+    }
+
+    /// Every key info put from now on, after the latest of each key (for
+    /// `service/keyinfo.rs`: old holders left out by a reshare).
+    pub async fn watch_keyinfo(&self) -> Result<async_nats::jetstream::kv::Watch, RegistryError> {
+        self.keyinfo.watch_with_history(">").await.map_err(|e| kv_err(KEYINFO_BUCKET)(e.into()))
     }
 
     /// A wallet's key info for one curve, if the wallet exists.

@@ -266,6 +266,7 @@ impl Service {
         );
         let reshare = self.clone().serve_reshare();
         let pool = self.clone().keep_pool_warm();
+        let retire = self.clone().retire_when_left_out();
         let this = self.clone();
         let participant = async move {
             while let Some(start) = starts.recv().await {
@@ -278,7 +279,7 @@ impl Service {
             }
             Ok::<(), async_nats::Error>(())
         };
-        tokio::try_join!(keygen, signing, reshare, participant, pool)?;
+        tokio::try_join!(keygen, signing, reshare, participant, pool, retire)?;
         Ok(())
     }
 

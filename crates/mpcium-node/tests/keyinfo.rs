@@ -93,3 +93,48 @@ async fn key_info_is_believed_only_when_signed_by_every_holder_and_never_rolled_
     write(&kv, "eddsa", &v2).await;
     sign(None).await;
 }
+
+/// An old holder that neither deals nor stays (the session never hears of it) retires its old
+/// share once the new key info, with the client's signed request in it, shows the reshare.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_old_holder_left_out_of_a_reshare_retires_its_share() {
+    use std::sync::{Arc, Mutex};
+    let stores: Arc<Mutex<Vec<Option<Arc<mpcium_store::Store>>>>> = Arc::new(Mutex::new(vec![None; 4]));
+    let seen = stores.clone();
+    let spec = ClusterSpec {
+        tweak: Some(Arc::new(move |i, params| seen.lock().unwrap()[i] = Some(params.store.clone()))),
+        ..ClusterSpec::new(4, 1)
+    };
+    let c = Cluster::start(spec).await;
+    let client = c.client("left-out").await;
+    let wallet = client.keygen("w-left").await;
+    assert_eq!(wallet.error_code, None, "{}", wallet.error_reason);
+    let versions = |i: usize| {
+        let stores = stores.lock().unwrap();
+        stores[i].as_ref().unwrap().share_versions(mpcium_store::ShareKind::Eddsa, "w-left").unwrap()
+    };
+    assert_eq!(versions(3), [1]);
+    // t+1 = 2 dealers (node0, node1: the first ready old holders), new committee node0..node2:
+    // node3 neither deals nor stays.
+    let reshared = client.reshare("ed25519", "w-left", "reshare-left", &["node0", "node1", "node2"], 1).await;
+    assert_eq!(reshared.error_code, None, "{}", reshared.error_reason);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !versions(3).is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "node3 still holds {:?}", versions(3));
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // The others keep what they need: the new holders version 2 (node0 and node1 drop version
+    // 1 after their first signature with version 2), and the ECDSA key, not reshared, stays.
+    for i in 0..3 {
+        assert!(versions(i).contains(&2), "node{i}: {:?}", versions(i));
+    }
+    let ecdsa = stores.lock().unwrap()[3]
+        .as_ref()
+        .unwrap()
+        .share_versions(mpcium_store::ShareKind::Ecdsa, "w-left")
+        .unwrap();
+    assert_eq!(ecdsa, [1]);
+    let ev = client.sign(&client.sign_msg("ed25519", "w-left", "tx-left", b"after", None)).await;
+    assert_eq!(ev.error_code, None, "{}", ev.error_reason);
+    eddsa_verify(wallet.eddsa_pub_key.as_deref().unwrap(), b"after", &ev);
+}

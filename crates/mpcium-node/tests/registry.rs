@@ -94,6 +94,7 @@ async fn peers_and_keyinfo_round_trip() {
         public_key: String::new(),
         public_shares: Default::default(),
         signatures: Default::default(),
+        request: String::new(),
     };
     assert_eq!(
         serde_json::to_string(&info).unwrap(),

@@ -184,6 +184,7 @@ impl Service {
             public_key: public.0,
             public_shares: public.1,
             signatures: Default::default(),
+            request: String::new(),
         };
         Ok(Made { kind, share, public_key_hex, info })
     }

@@ -82,6 +82,7 @@ pub fn statement(curve: &str, wallet: &str, info: &KeyInfo) -> Vec<u8> {
         field(&party.to_be_bytes());
         field(share.as_bytes());
     }
+    field(info.request.as_bytes());
     out
 }
 
@@ -113,26 +114,8 @@ impl Service {
         wallet: &str,
         info: KeyInfo,
     ) -> Result<KeyInfo, Failure> {
+        self.signed_by_every_holder(kind, wallet, &info)?;
         let curve = curve_name(kind);
-        let unsigned_by: Vec<&String> = info
-            .participant_peer_ids
-            .iter()
-            .filter(|n| {
-                info.signatures.get(*n).is_none_or(|s| !self.holder_signed(curve, wallet, &info, n, s))
-            })
-            .collect();
-        if info.participant_peer_ids.is_empty() || !unsigned_by.is_empty() {
-            tracing::warn!(
-                wallet,
-                curve,
-                ?unsigned_by,
-                "key info not signed by every holder it lists; refused"
-            );
-            return Err(Failure::new(
-                ErrorCode::KeyInfoLoad,
-                format!("key info of wallet {wallet} ({curve}) is not signed by {unsigned_by:?}"),
-            ));
-        }
         let held = self
             .store
             .share_versions(share_kind(kind), wallet)
@@ -154,6 +137,96 @@ impl Service {
             ));
         }
         Ok(info)
+    }
+
+    fn signed_by_every_holder(&self, kind: KeyType, wallet: &str, info: &KeyInfo) -> Result<(), Failure> {
+        let curve = curve_name(kind);
+        let unsigned_by: Vec<&String> = info
+            .participant_peer_ids
+            .iter()
+            .filter(|n| {
+                info.signatures.get(*n).is_none_or(|s| !self.holder_signed(curve, wallet, info, n, s))
+            })
+            .collect();
+        if info.participant_peer_ids.is_empty() || !unsigned_by.is_empty() {
+            tracing::warn!(
+                wallet,
+                curve,
+                ?unsigned_by,
+                "key info not signed by every holder it lists; refused"
+            );
+            return Err(Failure::new(
+                ErrorCode::KeyInfoLoad,
+                format!("key info of wallet {wallet} ({curve}) is not signed by {unsigned_by:?}"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Follow `mpc_keyinfo`: when a client-signed reshare left this node out of a wallet's
+    /// committee (it neither dealt nor stays, so the session never told it), retire its old
+    /// shares. Only on full proof: the client's signed request names exactly the listed
+    /// committee and threshold, and every member of it signed the new key info; a key info
+    /// alone could be signed by t colluders, and deleting on their word would destroy a wallet.
+    pub(super) async fn retire_when_left_out(self: std::sync::Arc<Self>) -> Result<(), async_nats::Error> {
+        use futures_util::StreamExt as _;
+        loop {
+            match self.registry.watch_keyinfo().await {
+                Ok(mut watch) => {
+                    while let Some(entry) = watch.next().await {
+                        match entry {
+                            Ok(entry) if entry.operation == async_nats::jetstream::kv::Operation::Put => {
+                                if let Ok(info) = serde_json::from_slice::<KeyInfo>(&entry.value) {
+                                    self.retire_if_left_out(&entry.key, &info);
+                                }
+                            }
+                            Ok(_) => {}
+                            Err(e) => {
+                                tracing::warn!(error = %e, "key info watch error");
+                                break;
+                            }
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot watch the key info bucket"),
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        }
+    }
+
+    fn retire_if_left_out(&self, key: &str, info: &KeyInfo) {
+        if info.request.is_empty() || info.participant_peer_ids.iter().any(|p| p == self.me()) {
+            return;
+        }
+        let Ok(body) = STANDARD.decode(&info.request) else { return };
+        let Ok(req) = self.verify_reshare(&body) else { return };
+        let Ok(kind) = super::key_type_of(&req.key_type) else { return };
+        let wallet = req.wallet_id.as_str();
+        if crate::registry::keyinfo_key(curve_name(kind), wallet) != key {
+            return;
+        }
+        let held = self.store.share_versions(share_kind(kind), wallet).unwrap_or_default();
+        if !held.iter().any(|v| *v < info.version) {
+            return;
+        }
+        let mut asked = req.node_ids.clone().unwrap_or_default();
+        asked.sort();
+        let mut listed = info.participant_peer_ids.clone();
+        listed.sort();
+        if asked != listed || req.new_threshold != i64::from(info.threshold) {
+            tracing::warn!(wallet, "key info does not match the reshare request it carries; ignored");
+            return;
+        }
+        if self.signed_by_every_holder(kind, wallet, info).is_err() {
+            return;
+        }
+        tracing::info!(
+            wallet,
+            curve = curve_name(kind),
+            version = info.version,
+            "left out of the committee by a client-signed reshare"
+        );
+        self.retire_old_shares(kind, wallet, info.version);
     }
 
     /// The coordinator's part: every holder that reported a key info must report the same one,
@@ -219,6 +292,7 @@ mod tests {
             public_key: "pk".into(),
             public_shares: [(1, "s1".to_owned()), (2, "s2".to_owned())].into(),
             signatures: BTreeMap::new(),
+            request: String::new(),
         };
         let base = statement("ecdsa", "w", &info);
         let mut reordered = info.clone();
@@ -230,6 +304,7 @@ mod tests {
             Box::new(|i| i.version = 1),
             Box::new(|i| i.participant_peer_ids.push("c".into())),
             Box::new(|i| i.public_key = "pk2".into()),
+            Box::new(|i| i.request = "cmVx".into()),
             Box::new(|i| {
                 i.public_shares.insert(1, "evil".into());
             }),

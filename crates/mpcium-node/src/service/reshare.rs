@@ -277,6 +277,7 @@ impl Service {
                 public_key: pk,
                 public_shares: shares,
                 signatures: Default::default(),
+                request: start.request.clone(),
             };
             // The coordinator writes it once every new holder signed it.
             self.made_keyinfo(session, kind, &req.wallet_id, &info);
