@@ -74,6 +74,8 @@ pub const START_ACK_TIMEOUT: Duration = Duration::from_secs(2);
 /// within a second instead of after the consumer's redelivery back-off. Not signed: all it can
 /// cause is an early redelivery, which the request claims and settled results make harmless.
 pub const HANDBACK_HEADER: &str = "Mpcium-Handback";
+/// The header naming the coordinator of a request note ([`Transport::note_request`]).
+pub const HANDBACK_FROM_HEADER: &str = "Mpcium-Handback-From";
 /// The only subjects taken as hand-back subjects: acknowledgements of signing requests.
 const HANDBACK_PREFIX: &str = "$JS.ACK.mpc-signing.";
 /// How long a hand-back subject is kept (past the request's AckWait and first BackOff).
@@ -339,7 +341,16 @@ impl Transport {
                     let _ = this.client.publish(reply, bytes::Bytes::new()).await;
                 }
                 if msg.payload.is_empty() {
-                    continue; // a probe
+                    // A probe, or a coordinator's note of a request it took.
+                    let header =
+                        |name: &str| msg.headers.as_ref().and_then(|h| h.get(name)).map(|v| v.to_string());
+                    if let (Some(from), Some(subject)) =
+                        (header(HANDBACK_FROM_HEADER), header(HANDBACK_HEADER))
+                        && this.dir.identity(&from).is_some()
+                    {
+                        this.remember_handback(&from, &subject);
+                    }
+                    continue;
                 }
                 let handback =
                     msg.headers.as_ref().and_then(|h| h.get(HANDBACK_HEADER)).map(|v| v.to_string());
@@ -656,6 +667,26 @@ impl Transport {
                 }
                 _ => Probe::Failed(TransportError::Publish { subject, source: e.into() }),
             },
+        }
+    }
+
+    /// Tell every peer with a live ready record that this node took the client request whose
+    /// acknowledgement subject is `subject`, before it does anything with it (see
+    /// [`HANDBACK_HEADER`]): if this node goes away, they hand it back even if no session of it
+    /// was announced yet. One empty message per peer; not signed (all it can cause is an early
+    /// redelivery of a signing request).
+    pub async fn note_request(&self, subject: &str) {
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert(HANDBACK_HEADER, subject);
+        headers.insert(HANDBACK_FROM_HEADER, self.dir.me());
+        for peer in self.dir.known_peers() {
+            if let Err(e) = self
+                .client
+                .publish_with_headers(node_subject(&peer), headers.clone(), bytes::Bytes::new())
+                .await
+            {
+                tracing::debug!(error = %e, "could not note a request to a peer");
+            }
         }
     }
 

@@ -176,8 +176,11 @@ impl Service {
                 )
                 .await
             } else {
-                // Participants may hand the request back if this node goes away mid-request.
+                // The peers may hand the request back if this node goes away mid-request.
                 let handback = msg.reply.as_ref().map(|r| r.to_string());
+                if let Some(subject) = &handback {
+                    self.transport.note_request(subject).await;
+                }
                 let event = super::reselect::HANDBACK
                     .scope(
                         handback,
