@@ -276,6 +276,7 @@ pub async fn start(params: NodeParams) -> Result<RunningNode, StartError> {
     let threshold = params.service.threshold as usize;
     let transport_counters = transport.counters();
     let results_js = js.clone();
+    let probes = transport.clone();
     let service = Service::new(params.service, js, registry.clone(), transport, params.store.clone());
     let health = match &params.health_address {
         Some(address) => {
@@ -298,6 +299,7 @@ pub async fn start(params: NodeParams) -> Result<RunningNode, StartError> {
     crate::result_consumers::ensure_result_consumers(&results_js).await?;
     registry.announce(&directory, &params.identity, now_ms()).await?;
     registry.spawn_heartbeat(directory.clone(), params.identity.clone(), heartbeat, stop_rx.clone());
+    crate::liveness::spawn(probes, stop_rx.clone());
     registry.spawn_watch(directory.clone(), stop_rx);
     let drain = service.drainer();
     let metrics = service.metrics();

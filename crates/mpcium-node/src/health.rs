@@ -39,6 +39,8 @@ pub struct Metrics {
     sessions_started: AtomicU64,
     /// DKLs23 counterparties this node has banned, over all wallets (see `service::bans`).
     pub bans: AtomicU64,
+    /// Signing requests run again with another quorum after a chosen signer was absent.
+    pub reselections: AtomicU64,
     /// The presignature pool's counters.
     pub presign: crate::presign::PoolCounters,
 }
@@ -121,6 +123,12 @@ impl Metrics {
         out.push_str("# HELP mpcium_bans DKLs23 counterparties banned by this node (wallet, node) after a failed OT check.\n");
         out.push_str("# TYPE mpcium_bans gauge\n");
         out.push_str(&format!("mpcium_bans {}\n", self.bans.load(Ordering::Relaxed)));
+        out.push_str("# HELP mpcium_sign_reselections_total Signing attempts run again with other signers after one was absent.\n");
+        out.push_str("# TYPE mpcium_sign_reselections_total counter\n");
+        out.push_str(&format!(
+            "mpcium_sign_reselections_total {}\n",
+            self.reselections.load(Ordering::Relaxed)
+        ));
         let p = &self.presign;
         let gauges = [
             (

@@ -6,6 +6,7 @@
 //! - [`registry`]: peers, readiness (with the signed exchange keys) and wallet key info on
 //!   JetStream KV.
 //! - [`transport`]: per-node inbox subjects on core NATS, verification and routing to sessions.
+//! - [`liveness`]: probing peers, so a crashed or cut-off peer leaves the ready set in a second.
 //! - [`session`]: running one protocol over the transport, with the broadcast echo check.
 //! - [`service`]: the coordinator and participant sides of keygen and signing requests.
 //! - [`daemon`]: wiring a node together (what `mpcium start` runs).
@@ -20,6 +21,7 @@ pub mod daemon;
 pub mod drain;
 pub mod envelope;
 pub mod health;
+pub mod liveness;
 pub mod pairkey;
 pub mod presign;
 pub mod registry;

@@ -200,6 +200,10 @@ pub struct PeerDirectory {
     identities: Arc<HashMap<String, VerifyingKey>>,
     exchange: Arc<ExchangeKey>,
     peers: Arc<RwLock<HashMap<String, PeerState>>>,
+    /// Peers this node found absent (see [`mark_absent`](Self::mark_absent)), and since when.
+    absent: Arc<RwLock<HashMap<String, Instant>>>,
+    /// Bumped whenever a peer is found absent, so waiting sessions look again at once.
+    absences: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 impl PeerDirectory {
@@ -216,6 +220,8 @@ impl PeerDirectory {
             identities: Arc::new(identities),
             exchange: Arc::new(exchange),
             peers: Arc::new(RwLock::new(HashMap::new())),
+            absent: Arc::new(RwLock::new(HashMap::new())),
+            absences: Arc::new(tokio::sync::watch::channel(0).0),
         }
     }
 
@@ -239,13 +245,17 @@ impl PeerDirectory {
         ids
     }
 
-    /// The nodes ready now (self included), sorted.
+    /// The nodes ready now (self included), sorted: a fresh ready record, not withdrawn, and not
+    /// found absent since.
     pub fn ready(&self) -> Vec<String> {
         let now = Instant::now();
+        let absent = self.absent.read().map(|a| a.clone()).unwrap_or_default();
         let mut ids: Vec<String> = match self.peers.read() {
             Ok(peers) => peers
                 .iter()
-                .filter(|(_, s)| !s.withdrawn && now.duration_since(s.last_seen) < self.ttl)
+                .filter(|(id, s)| {
+                    !s.withdrawn && now.duration_since(s.last_seen) < self.ttl && !absent.contains_key(*id)
+                })
                 .map(|(id, _)| id.clone())
                 .collect(),
             Err(_) => Vec::new(),
@@ -287,6 +297,8 @@ impl PeerDirectory {
                 peers.get(&record.node_id).is_some_and(|p| p.started_at_ms != record.started_at_ms);
             if restarted {
                 tracing::info!(node = %record.node_id, "peer restarted");
+                // A new process announced itself: whatever was found absent was the old one.
+                self.mark_present(&record.node_id);
             }
             peers.insert(
                 record.node_id.clone(),
@@ -308,6 +320,58 @@ impl PeerDirectory {
             && let Some(state) = peers.get_mut(node_id)
         {
             state.withdrawn = true;
+        }
+    }
+
+    /// A peer is absent: NATS answered "no responders" on its inbox (its process is gone: a
+    /// crashed process's subscriptions vanish at once), or it did not acknowledge a message in
+    /// time (cut off). It leaves [`ready`](Self::ready) at once, and sessions waiting for it
+    /// stop (see [`absence_changes`](Self::absence_changes)), until it answers again or a new
+    /// process of it announces itself. Returns whether it was present before.
+    pub fn mark_absent(&self, node_id: &str) -> bool {
+        if node_id == self.me {
+            return false;
+        }
+        let newly = match self.absent.write() {
+            Ok(mut absent) => absent.insert(node_id.to_owned(), Instant::now()).is_none(),
+            Err(_) => false,
+        };
+        if newly {
+            tracing::warn!(node = %node_id, "peer absent: left the ready set");
+            self.absences.send_modify(|n| *n += 1);
+        }
+        newly
+    }
+
+    /// A peer answered: it is not absent (any more).
+    pub fn mark_present(&self, node_id: &str) {
+        let was = self.absent.write().is_ok_and(|mut absent| absent.remove(node_id).is_some());
+        if was {
+            tracing::info!(node = %node_id, "peer answers again");
+        }
+    }
+
+    /// Whether a peer was found absent and has not answered since.
+    pub fn is_absent(&self, node_id: &str) -> bool {
+        self.absent.read().is_ok_and(|a| a.contains_key(node_id))
+    }
+
+    /// Changes whenever a peer is found absent.
+    pub fn absence_changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.absences.subscribe()
+    }
+
+    /// The peers worth probing: every peer with a ready record that has not lapsed (absent ones
+    /// included, to see them come back).
+    pub fn known_peers(&self) -> Vec<String> {
+        let now = Instant::now();
+        match self.peers.read() {
+            Ok(peers) => peers
+                .iter()
+                .filter(|(_, s)| !s.withdrawn && now.duration_since(s.last_seen) < self.ttl)
+                .map(|(id, _)| id.clone())
+                .collect(),
+            Err(_) => Vec::new(),
         }
     }
 

@@ -44,6 +44,7 @@ mod keygen;
 mod keyinfo;
 mod presign;
 mod quorum;
+mod reselect;
 mod reshare;
 mod sign;
 
@@ -285,11 +286,6 @@ impl Service {
 
     // ---------- coordination ----------
 
-    /// [`Self::coordinate_attested`] for sessions whose attestations nobody reads.
-    async fn coordinate(&self, start: SessionStart, own: Option<OwnRequest>) -> Result<Output, Failure> {
-        self.coordinate_attested(start, own).await.map(|a| a.output)
-    }
-
     /// Announce a session to its participants, take part if this node is one, and wait for
     /// every participant's outcome. Returns the (agreed) output with the participants'
     /// attestations of it that verify.
@@ -303,10 +299,8 @@ impl Service {
         let mut done_inbox = self.transport.open_session(done);
         let members = session_members(&start);
         let others: Vec<String> = members.iter().filter(|p| *p != self.me()).cloned().collect();
-        self.transport
-            .send_public(Kind::Control, session, u32::MAX, &others, Control::Start(start.clone()).encode())
-            .await
-            .map_err(|e| Failure::new(ErrorCode::PeerUnavailable, e.to_string()))?;
+        // Acknowledged by each, or the attempt ends at once (`service/reselect.rs`).
+        self.announce_start(&start, session, &others).await?;
         // One deadline for the whole session, this node's own part included: a coordinator whose
         // own part timed out on a dead peer must not then wait a second full timeout for it.
         let deadline = tokio::time::Instant::now() + self.cfg.session_timeout + Duration::from_secs(5);

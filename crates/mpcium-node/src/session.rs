@@ -237,11 +237,16 @@ impl Run<'_> {
     }
 
     /// Wait for the next message of a participant (or time out).
-    /// A peer that restarted since the run began has lost the run: waiting for it until the
-    /// timeout would only hold the request (and a concurrency slot) for nothing.
+    /// A peer that restarted since the run began has lost the run, and a peer found absent (its
+    /// process gone, or cut off: see [`crate::liveness`]) will not send anything: waiting for
+    /// either until the timeout would only hold the request (and a concurrency slot) for
+    /// nothing. Messages already queued are taken first.
     async fn next(&mut self, inbox: &mut SessionInbox) -> Result<Inbound, SessionError> {
+        let mut absences = self.transport.directory().absence_changes();
+        let mut wait = Duration::ZERO;
         loop {
             tokio::select! {
+                biased;
                 received = tokio::time::timeout_at(self.deadline, inbox.recv()) => {
                     return match received {
                         Ok(Some(m)) => Ok(m),
@@ -249,12 +254,17 @@ impl Run<'_> {
                         Err(_) => Err(SessionError::Timeout { waiting_for: self.missing() }),
                     };
                 }
-                _ = tokio::time::sleep(PEER_CHECK_PERIOD) => {
-                    if let Some(peer) = self.restarted_peer() {
-                        tracing::info!(peer = %peer, "a participant restarted during the session");
-                        return Err(SessionError::Timeout { waiting_for: vec![peer] });
-                    }
-                }
+                _ = absences.changed() => {}
+                _ = tokio::time::sleep(wait) => {}
+            }
+            wait = PEER_CHECK_PERIOD;
+            if let Some(peer) = self.restarted_peer() {
+                tracing::info!(peer = %peer, "a participant restarted during the session");
+                return Err(SessionError::Timeout { waiting_for: vec![peer] });
+            }
+            if let Some(peer) = self.absent_peer() {
+                tracing::info!(peer = %peer, "a participant is absent; the session stops");
+                return Err(SessionError::Timeout { waiting_for: vec![peer] });
             }
         }
     }
@@ -266,6 +276,12 @@ impl Run<'_> {
             .iter()
             .find(|(peer, was)| was.is_some() && dir.incarnation(peer) != *was)
             .map(|(peer, _)| peer.clone())
+    }
+
+    /// A participant this node found absent.
+    fn absent_peer(&self) -> Option<String> {
+        let dir = self.transport.directory();
+        self.others.iter().find(|peer| dir.is_absent(peer)).cloned()
     }
 
     /// The participants that have sent no protocol message yet.
@@ -406,14 +422,22 @@ impl Run<'_> {
         }
         self.notify_abort(&e).await;
         let until = Instant::now() + VIEW_GRACE;
+        // An absent participant shows no view: nobody waits for it.
         let waiting = |run: &Self| {
-            run.others.iter().any(|n| !run.early_echoes.contains_key(n) && !run.viewless.contains(n))
+            let dir = run.transport.directory();
+            run.others
+                .iter()
+                .any(|n| !run.early_echoes.contains_key(n) && !run.viewless.contains(n) && !dir.is_absent(n))
         };
+        let mut absences = self.transport.directory().absence_changes();
         while waiting(self) {
-            match tokio::time::timeout_at(until, inbox.recv()).await {
-                // Their aborts and malformed messages change nothing now; views are kept.
-                Ok(Some(m)) => drop(self.accept(&m)),
-                _ => break,
+            tokio::select! {
+                received = tokio::time::timeout_at(until, inbox.recv()) => match received {
+                    // Their aborts and malformed messages change nothing now; views are kept.
+                    Ok(Some(m)) => drop(self.accept(&m)),
+                    _ => break,
+                },
+                _ = absences.changed() => {}
             }
         }
         // A ban stands whoever equivocated: the OT state shared with the banned node is

@@ -64,6 +64,24 @@ pub const MAX_CONCURRENT_STARTS: usize = 512;
 pub const START_MEMORY: Duration = Duration::from_secs(30 * 60);
 /// How many started session ids are remembered at most (the oldest are forgotten first).
 pub const MAX_REMEMBERED_STARTS: usize = 65536;
+/// How long a coordinator waits for a participant to acknowledge a session start before it
+/// counts the participant absent (a crashed process is known at once: NATS answers "no
+/// responders"; this bounds a peer that is cut off but still has its subscription).
+pub const START_ACK_TIMEOUT: Duration = Duration::from_secs(2);
+/// The NATS header of a session start that names the acknowledgement subject of the client
+/// request the session serves. If the coordinator goes away, each participant that took the
+/// start hands the request back to JetStream (a NAK with a short delay), so another node runs it
+/// within a second instead of after the consumer's redelivery back-off. Not signed: all it can
+/// cause is an early redelivery, which the request claims and settled results make harmless.
+pub const HANDBACK_HEADER: &str = "Mpcium-Handback";
+/// The header naming the coordinator of a request note ([`Transport::note_request`]).
+pub const HANDBACK_FROM_HEADER: &str = "Mpcium-Handback-From";
+/// The only subjects taken as hand-back subjects: acknowledgements of signing requests.
+const HANDBACK_PREFIX: &str = "$JS.ACK.mpc-signing.";
+/// How long a hand-back subject is kept (past the request's AckWait and first BackOff).
+const HANDBACK_MEMORY: Duration = Duration::from_secs(90);
+/// How many hand-back subjects are kept per coordinator (the oldest go first).
+const MAX_HANDBACKS_PER_COORDINATOR: usize = 1024;
 /// The sequence number of a refusal sent outside a protocol run (as the service's aborts).
 const REFUSAL_SEQ: u32 = u32::MAX - 1;
 
@@ -142,6 +160,19 @@ pub enum TransportError {
     Subscribe(async_nats::Error),
 }
 
+/// What a [`Transport::probe`] found.
+#[derive(Debug)]
+pub enum Probe {
+    /// The peer acknowledged.
+    Answered,
+    /// Nobody subscribes the peer's inbox: its process is gone.
+    Gone,
+    /// The peer did not acknowledge in time.
+    Silent,
+    /// Our own connection failed; nothing is known about the peer.
+    Failed(TransportError),
+}
+
 /// A verified inbound message.
 #[derive(Debug, Clone)]
 pub struct Inbound {
@@ -169,6 +200,9 @@ pub struct StartRequest {
     /// alive while the session is handled).
     pub slot: OwnedSemaphorePermit,
 }
+
+/// Per coordinator: when each hand-back subject was seen, and the subject.
+type Handbacks = HashMap<String, VecDeque<(Instant, String)>>;
 
 struct Pending {
     since: Instant,
@@ -215,6 +249,9 @@ pub struct Transport {
     queued: Arc<AtomicUsize>,
     start_slots: Arc<Semaphore>,
     counters: Arc<TransportCounters>,
+    /// Per coordinator, the acknowledgement subjects of the client requests its recent
+    /// sessions with this node served (see [`HANDBACK_HEADER`]).
+    handbacks: Arc<Mutex<Handbacks>>,
     #[cfg(feature = "test-malice")]
     malice: MaliceSwitch,
 }
@@ -264,6 +301,7 @@ impl Transport {
             queued: Arc::new(AtomicUsize::new(0)),
             start_slots: Arc::new(Semaphore::new(MAX_CONCURRENT_STARTS)),
             counters: Arc::new(TransportCounters::default()),
+            handbacks: Arc::default(),
             #[cfg(feature = "test-malice")]
             malice: MaliceSwitch::default(),
         }
@@ -304,7 +342,26 @@ impl Transport {
         let this = self.clone();
         tokio::spawn(async move {
             while let Some(msg) = sub.next().await {
-                this.accept(&msg.payload, &tx).await;
+                // A request (a session start, or a liveness probe) is acknowledged on receipt:
+                // the sender learns this process is there and reads its inbox.
+                if let Some(reply) = msg.reply {
+                    let _ = this.client.publish(reply, bytes::Bytes::new()).await;
+                }
+                if msg.payload.is_empty() {
+                    // A probe, or a coordinator's note of a request it took.
+                    let header =
+                        |name: &str| msg.headers.as_ref().and_then(|h| h.get(name)).map(|v| v.to_string());
+                    if let (Some(from), Some(subject)) =
+                        (header(HANDBACK_FROM_HEADER), header(HANDBACK_HEADER))
+                        && this.dir.identity(&from).is_some()
+                    {
+                        this.remember_handback(&from, &subject);
+                    }
+                    continue;
+                }
+                let handback =
+                    msg.headers.as_ref().and_then(|h| h.get(HANDBACK_HEADER)).map(|v| v.to_string());
+                this.accept(&msg.payload, handback, &tx).await;
             }
         });
         Ok(rx)
@@ -328,7 +385,7 @@ impl Transport {
         }
     }
 
-    async fn accept(&self, bytes: &[u8], starts: &mpsc::Sender<StartRequest>) {
+    async fn accept(&self, bytes: &[u8], handback: Option<String>, starts: &mpsc::Sender<StartRequest>) {
         let envelope = match Envelope::decode(bytes) {
             Ok(e) => e,
             Err(e) => {
@@ -363,6 +420,11 @@ impl Transport {
         if envelope.kind == Kind::Control
             && let Ok(control @ Control::Start(_)) = Control::decode(&payload)
         {
+            if let (Some(subject), Control::Start(s)) = (&handback, &control)
+                && s.coordinator == envelope.sender
+            {
+                self.remember_handback(&envelope.sender, subject);
+            }
             self.take_start(envelope, control, starts).await;
             return;
         }
@@ -547,6 +609,146 @@ impl Transport {
         let pair = self.dir.pair_key(to).ok_or_else(|| TransportError::PeerNotReady(to.to_owned()))?;
         let env = Envelope::seal_private(session, self.dir.me(), to, seq, plaintext, &pair, &self.identity)?;
         self.publish(to, env.encode().into()).await
+    }
+
+    /// Send a session start (a public control envelope) to each of `to` as a NATS request, and
+    /// wait for each to acknowledge it (see [`listen`](Self::listen)). Returns the members that
+    /// are absent: NATS answered "no responders" (nobody subscribes their inbox: the process is
+    /// gone) or they did not acknowledge within [`START_ACK_TIMEOUT`] (cut off, or stalled).
+    /// Each is marked absent in the directory; the others received the start.
+    /// `handback`: the acknowledgement subject of the client request the session serves (see
+    /// [`HANDBACK_HEADER`]).
+    pub async fn announce(
+        &self,
+        session: [u8; 32],
+        to: &[String],
+        payload: Vec<u8>,
+        handback: Option<&str>,
+    ) -> Result<Vec<String>, TransportError> {
+        let mut headers = async_nats::HeaderMap::new();
+        if let Some(subject) = handback {
+            headers.insert(HANDBACK_HEADER, subject);
+        }
+        let env =
+            Envelope::seal_public(Kind::Control, session, self.dir.me(), u32::MAX, payload, &self.identity)?;
+        let bytes = bytes::Bytes::from(env.encode());
+        let acks = to.iter().filter(|n| *n != self.dir.me()).map(|node| {
+            let (bytes, headers) = (bytes.clone(), headers.clone());
+            async move { (node, self.probe(node, bytes, headers, START_ACK_TIMEOUT).await) }
+        });
+        let mut absent = Vec::new();
+        for (node, answer) in futures_util::future::join_all(acks).await {
+            match answer {
+                Probe::Answered => {}
+                Probe::Gone | Probe::Silent => absent.push(node.clone()),
+                Probe::Failed(e) => return Err(e),
+            }
+        }
+        Ok(absent)
+    }
+
+    /// Send `bytes` to `node` as a request and wait up to `timeout` for its acknowledgement;
+    /// the answer updates the directory's view of the peer (absent or present).
+    pub async fn probe(
+        &self,
+        node: &str,
+        bytes: bytes::Bytes,
+        headers: async_nats::HeaderMap,
+        timeout: Duration,
+    ) -> Probe {
+        let subject = node_subject(node);
+        let request = async_nats::Request::new().payload(bytes).headers(headers).timeout(Some(timeout));
+        match self.client.send_request(subject.clone(), request).await {
+            Ok(_) => {
+                self.dir.mark_present(node);
+                Probe::Answered
+            }
+            Err(e) => match e.kind() {
+                async_nats::RequestErrorKind::NoResponders => {
+                    self.dir.mark_absent(node);
+                    self.hand_back_requests_of(node).await;
+                    Probe::Gone
+                }
+                async_nats::RequestErrorKind::TimedOut => {
+                    // Only when our own connection is up: otherwise nobody could have answered.
+                    if self.client.connection_state() == async_nats::connection::State::Connected {
+                        self.dir.mark_absent(node);
+                        self.hand_back_requests_of(node).await;
+                        Probe::Silent
+                    } else {
+                        Probe::Failed(TransportError::Publish { subject, source: e.into() })
+                    }
+                }
+                _ => Probe::Failed(TransportError::Publish { subject, source: e.into() }),
+            },
+        }
+    }
+
+    /// Tell every peer with a live ready record that this node took the client request whose
+    /// acknowledgement subject is `subject`, before it does anything with it (see
+    /// [`HANDBACK_HEADER`]): if this node goes away, they hand it back even if no session of it
+    /// was announced yet. One empty message per peer; not signed (all it can cause is an early
+    /// redelivery of a signing request).
+    pub async fn note_request(&self, subject: &str) {
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert(HANDBACK_HEADER, subject);
+        headers.insert(HANDBACK_FROM_HEADER, self.dir.me());
+        for peer in self.dir.known_peers() {
+            if let Err(e) = self
+                .client
+                .publish_with_headers(node_subject(&peer), headers.clone(), bytes::Bytes::new())
+                .await
+            {
+                tracing::debug!(error = %e, "could not note a request to a peer");
+            }
+        }
+    }
+
+    /// Remember the request a coordinator's session serves (its acknowledgement subject), to
+    /// hand it back if the coordinator goes away. Only signing requests' subjects are taken.
+    fn remember_handback(&self, coordinator: &str, subject: &str) {
+        let valid = subject.starts_with(HANDBACK_PREFIX)
+            && subject.len() <= 512
+            && !subject.contains(|c: char| c.is_whitespace() || c == '*' || c == '>');
+        if !valid {
+            return;
+        }
+        let now = Instant::now();
+        let Ok(mut all) = self.handbacks.lock() else { return };
+        let list = all.entry(coordinator.to_owned()).or_default();
+        while list.front().is_some_and(|(at, _)| now.duration_since(*at) > HANDBACK_MEMORY)
+            || list.len() >= MAX_HANDBACKS_PER_COORDINATOR
+        {
+            list.pop_front();
+        }
+        if !list.iter().any(|(_, s)| s == subject) {
+            list.push_back((now, subject.to_owned()));
+        }
+    }
+
+    /// A coordinator is absent: hand the requests its recent sessions served back to JetStream
+    /// for immediate redelivery to a live node, instead of their redelivery after AckWait and
+    /// BackOff (30 s). A request that was answered already is acknowledged and stays so (the
+    /// server ignores the notice); one that runs again is answered with its settled result if
+    /// the coordinator published one (`Registry::settle_result`).
+    async fn hand_back_requests_of(&self, coordinator: &str) {
+        let taken =
+            self.handbacks.lock().ok().and_then(|mut all| all.remove(coordinator)).unwrap_or_default();
+        let now = Instant::now();
+        let nak = bytes::Bytes::from(format!("-NAK {{\"delay\":{}}}", Duration::from_millis(10).as_nanos()));
+        let mut handed = 0;
+        for (_, subject) in taken.iter().filter(|(at, _)| now.duration_since(*at) <= HANDBACK_MEMORY) {
+            if self.client.publish(subject.clone(), nak.clone()).await.is_ok() {
+                handed += 1;
+            }
+        }
+        if handed > 0 {
+            tracing::info!(
+                coordinator,
+                handed,
+                "handed an absent coordinator's requests back for redelivery"
+            );
+        }
     }
 
     async fn publish(&self, node: &str, bytes: bytes::Bytes) -> Result<(), TransportError> {

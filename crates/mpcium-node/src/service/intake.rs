@@ -176,8 +176,22 @@ impl Service {
                 )
                 .await
             } else {
-                let event = self
-                    .coordinate_sign(&msg.payload, client.as_ref(), &delivery, &claim, &subject_token)
+                // The peers may hand the request back if this node goes away mid-request.
+                let handback = msg.reply.as_ref().map(|r| r.to_string());
+                if let Some(subject) = &handback {
+                    self.transport.note_request(subject).await;
+                }
+                let event = super::reselect::HANDBACK
+                    .scope(
+                        handback,
+                        self.coordinate_sign(
+                            &msg.payload,
+                            client.as_ref(),
+                            &delivery,
+                            &claim,
+                            &subject_token,
+                        ),
+                    )
                     .await;
                 self.metrics.record("sign", event.error_code.as_ref().map(|c| c.as_str()), started.elapsed());
                 let key = subjects::signing_idempotency_key(client.as_ref(), &event.tx_id, Some(&claim));

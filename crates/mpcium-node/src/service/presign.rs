@@ -11,6 +11,7 @@ use mpcium_store::ShareKind;
 use mpcium_tss::{ExecutionId, KeyType, PartyId};
 use serde_json::json;
 
+use super::reselect::Attempt;
 use super::{Failure, Output, Service, party_ids, quorum, wallet_of};
 use crate::control::{SessionOp, SessionStart};
 use crate::presign::{MAX_HELD_PER_OWNER, PRESIGN_REFILL_PER_SEC, PresigId};
@@ -89,7 +90,8 @@ impl Service {
                 old_key: None,
             }
             .with_request(request.as_bytes());
-            self.coordinate(start, None).await?;
+            // A co-signer that goes away ends the session at once, not at its timeout.
+            self.coordinate_watched(start, None).await.map_err(|(f, _)| f)?;
             self.metrics.presign.made.fetch_add(1, Ordering::Relaxed);
             have += 1;
         }
@@ -259,7 +261,7 @@ impl Service {
         delivery: &str,
         info: &KeyInfo,
         eligible: &quorum::Eligible,
-    ) -> Option<Result<super::Agreed, Failure>> {
+    ) -> Option<Attempt> {
         if !self.pool.enabled() {
             return None;
         }
@@ -295,7 +297,9 @@ impl Service {
             old_key: None,
         }
         .with_request(body);
-        let outcome = self.coordinate_attested(start, None).await;
+        // A co-signer absent at the start or during the session fails this attempt at once (the
+        // presignature is spent either way: each signer takes its copy before the online round).
+        let outcome = self.coordinate_watched(start, None).await;
         self.pool.release(chosen.as_str());
         Some(outcome)
     }

@@ -5,9 +5,10 @@ use mpcium_api::{ClientId, ErrorCode, SignTxMessage, SigningResultEvent};
 use mpcium_tss::{ExecutionId, KeyType};
 
 use super::check::{OwnRequest, Verified};
+use super::reselect::Attempt;
 use super::{Failure, Output, Service, hex, hex_to, key_type_of, party_ids, quorum, share_kind};
 use crate::control::{SessionOp, SessionStart};
-use crate::registry::Claim;
+use crate::registry::{Claim, KeyInfo};
 use crate::session::run_protocol;
 use crate::transport::SessionInbox;
 
@@ -98,13 +99,60 @@ impl Service {
                 ));
             }
         }
-        let ready = self.transport.directory().ready();
+        // DKLs23 pairs that must not sign together (a ban after a failed OT check).
+        let apart = if kind == KeyType::Secp256k1 {
+            self.ban_conflicts(&req.wallet_id, info.version).await
+        } else {
+            Vec::new()
+        };
+        // Quorum re-selection (`service/reselect.rs`): an attempt that failed because a chosen
+        // signer is absent runs again with other ready holders, within the request's deadline;
+        // each node found absent stays out of this request's later attempts.
+        let until = tokio::time::Instant::now() + self.cfg.session_timeout;
+        let mut excluded: Vec<String> = Vec::new();
+        loop {
+            match self.sign_attempt(&req, body, client, delivery, &info, kind, &apart, &excluded).await {
+                Err((f, gone))
+                    if gone.iter().any(|g| !excluded.contains(g)) && tokio::time::Instant::now() < until =>
+                {
+                    tracing::warn!(
+                        wallet = %req.wallet_id,
+                        tx_id = %req.tx_id,
+                        absent = ?gone,
+                        reason = %f.reason,
+                        "a signer is absent; running the request again with other signers"
+                    );
+                    self.metrics.reselections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    excluded.extend(gone);
+                }
+                outcome => return outcome.map_err(|(f, _)| f),
+            }
+        }
+    }
+
+    /// One attempt at a signature: t+1 ready holders not in `excluded` and not kept apart by a
+    /// ban, with one of this node's presignatures when one fits, else in full.
+    #[allow(clippy::too_many_arguments)]
+    async fn sign_attempt(
+        &self,
+        req: &Verified<SignTxMessage>,
+        body: &[u8],
+        client: Option<&ClientId>,
+        delivery: &str,
+        info: &KeyInfo,
+        kind: KeyType,
+        apart: &[(String, String)],
+        excluded: &[String],
+    ) -> Attempt {
+        let plain = |f: Failure| Err((f, Vec::new()));
+        let ready: Vec<String> =
+            self.transport.directory().ready().into_iter().filter(|n| !excluded.contains(n)).collect();
         let mut candidates: Vec<String> =
             info.participant_peer_ids.iter().filter(|p| ready.contains(p)).cloned().collect();
         candidates.sort();
         let need = info.threshold as usize + 1;
         if candidates.len() < need {
-            return Err(Failure::new(
+            return plain(Failure::new(
                 ErrorCode::NotMajority,
                 format!(
                     "{} of {} participants ready, {need} needed",
@@ -113,26 +161,20 @@ impl Service {
                 ),
             ));
         }
-        // DKLs23 pairs that must not sign together (a ban after a failed OT check).
-        let apart = if kind == KeyType::Secp256k1 {
-            self.ban_conflicts(&req.wallet_id, info.version).await
-        } else {
-            Vec::new()
+        let eligible = quorum::Eligible { ready, apart: apart.to_vec() };
+        let Some(signers) = quorum::pick_signers(&candidates, self.me(), &req.tx_id, need, &eligible.apart)
+        else {
+            return plain(Failure::new(
+                ErrorCode::NotMajority,
+                format!("no {need} ready participants without a ban between them"),
+            ));
         };
-        let eligible = quorum::Eligible { ready, apart };
-        let signers = quorum::pick_signers(&candidates, self.me(), &req.tx_id, need, &eligible.apart)
-            .ok_or_else(|| {
-                Failure::new(
-                    ErrorCode::NotMajority,
-                    format!("no {need} ready participants without a ban between them"),
-                )
-            })?;
         if kind == KeyType::Secp256k1 && req.derivation_path.as_ref().is_none_or(|p| p.is_empty()) {
             self.pool.note_signing(&req.wallet_id);
-            let attempt = self.sign_with_presignature(&req, body, client, delivery, &info, &eligible).await;
+            let attempt = self.sign_with_presignature(req, body, client, delivery, info, &eligible).await;
             self.metrics.presign.count_use(matches!(attempt, Some(Ok(_))));
             match attempt {
-                Some(Err(f)) if f.code == ErrorCode::ResourceExhausted => {
+                Some(Err((f, _))) if f.code == ErrorCode::ResourceExhausted => {
                     tracing::info!(reason = %f.reason, "presignature unusable; signing in full");
                 }
                 Some(outcome) => return outcome,
@@ -154,7 +196,7 @@ impl Service {
             old_key: None,
         }
         .with_request(body);
-        self.coordinate_attested(start, Some(OwnRequest::Sign(req))).await
+        self.coordinate_watched(start, Some(OwnRequest::Sign(req.clone()))).await
     }
 
     /// A signer's part: sign, and once a signature at a key version succeeded, retire this
