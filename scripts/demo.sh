@@ -4,7 +4,8 @@
 #   2. builds the node, the CLI and the client example (release),
 #   3. `mpcium-cli devnet` starts nats-server and 3 nodes (t=1) in ./.devnet-demo,
 #   4. the Rust client creates a wallet (ECDSA + EdDSA keys) and signs an Ethereum-style hash
-#      (secp256k1, HD path m/44/60/0/0/0) and a Solana-style message (Ed25519),
+#      (secp256k1, HD path m/44/60/0/0/0) and a Solana-style message (Ed25519), accepting each
+#      result only when the nodes that computed it vouch for it,
 #   5. everything it started is stopped again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,6 +28,8 @@ done
 url=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["nats_url"])' "$ready")
 key=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["initiator_key"])' "$ready")
 echo "cluster ready at $url; creating a wallet and signing"
+# The client accepts only results the nodes that computed them vouch for (their identity keys).
 NATS_URL="$url" MPCIUM_INITIATOR_KEY="$key" MPCIUM_INITIATOR_ALGORITHM=ed25519 MPCIUM_CLIENT_ID=demo \
+  MPCIUM_IDENTITY_DIR="$dir/node0/identity" MPCIUM_THRESHOLD=1 \
   ./target/release/examples/sign
 echo "demo done: stopping the cluster"

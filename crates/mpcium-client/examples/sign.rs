@@ -12,12 +12,17 @@
 //!
 //! An age-encrypted key (`*.key.age`) takes its passphrase from `MPCIUM_INITIATOR_PASSPHRASE`
 //! (never from the command line). `MPCIUM_CLIENT_ID` scopes the results to this process.
+//! With `MPCIUM_IDENTITY_DIR` (the nodes' `<name>_identity.json` files) and `MPCIUM_THRESHOLD`
+//! (t), a result is accepted only when the nodes that computed it vouch for it (mpcium-rs nodes
+//! only: the original's nodes send no attestations).
 
 use std::error::Error;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use mpcium_client::{Algorithm, ClientId, ClientOptions, KeyType, LocalSigner, MpcClient, SignRequest};
+use mpcium_client::{
+    Algorithm, ClientId, ClientOptions, KeyType, LocalSigner, MpcClient, ResultTrust, SignRequest,
+};
 
 fn env_or(name: &str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.to_owned())
@@ -32,7 +37,14 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let client_id = ClientId::parse(&env_or("MPCIUM_CLIENT_ID", ""))?;
 
     let signer = LocalSigner::from_file(algorithm, key_path.as_ref(), passphrase.as_deref())?;
-    let client = MpcClient::connect(&url, ClientOptions::new(Arc::new(signer)).client_id(client_id)).await?;
+    let mut options = ClientOptions::new(Arc::new(signer)).client_id(client_id);
+    if let Ok(dir) = std::env::var("MPCIUM_IDENTITY_DIR") {
+        let threshold: usize = env_or("MPCIUM_THRESHOLD", "1").parse()?;
+        let trust = ResultTrust::from_identity_dir(dir.as_ref(), threshold)?;
+        println!("results are checked against the nodes' identity keys in {dir} (t = {threshold})");
+        options = options.verify_results(trust);
+    }
+    let client = MpcClient::connect(&url, options).await?;
     client
         .on_sign_result(|event| println!("late signing result for {}: {:?}", event.tx_id, event.result_type));
 
@@ -57,7 +69,10 @@ async fn main() -> Result<(), Box<dyn Error>> {
             let v = result.signature_recovery.unwrap_or_default();
             println!("ethereum signature r||s||v: {}{}{}", hex::encode(r), hex::encode(s), hex::encode(v));
         }
-        Err(e) => println!("ethereum signing failed: {e} (error code: {:?})", e.error_code()),
+        Err(e) => {
+            println!("ethereum signing failed: {e} (error code: {:?})", e.error_code());
+            return Err(e.into());
+        }
     }
 
     // Solana: Ed25519 signs the message bytes themselves.
