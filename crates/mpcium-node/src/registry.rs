@@ -64,6 +64,9 @@ pub enum RegistryError {
         /// What NATS said.
         source: async_nats::Error,
     },
+    /// A bucket could not be created or brought to `nats.replicas`.
+    #[error(transparent)]
+    Replicas(#[from] crate::replicas::ReplicaError),
     /// A stored value did not parse.
     #[error("corrupt entry {key} in {bucket}: {reason}")]
     Corrupt {
@@ -341,24 +344,43 @@ impl Heartbeat {
     }
 }
 
-async fn open_bucket(js: &jetstream::Context, config: kv::Config) -> Result<kv::Store, RegistryError> {
-    let bucket: &'static str = match config.bucket.as_str() {
-        PEERS_BUCKET => PEERS_BUCKET,
-        READY_BUCKET => READY_BUCKET,
-        REQUESTS_BUCKET => REQUESTS_BUCKET,
-        BANS_BUCKET => BANS_BUCKET,
-        PRESIG_USED_BUCKET => PRESIG_USED_BUCKET,
-        _ => KEYINFO_BUCKET,
-    };
-    if let Ok(store) = js.get_key_value(config.bucket.clone()).await {
-        return Ok(store);
-    }
-    js.create_key_value(config).await.map_err(|e| kv_err(bucket)(e.into()))
+/// Every registry bucket (each is the JetStream stream `KV_<bucket>`).
+pub const BUCKETS: [&str; 6] =
+    [PEERS_BUCKET, READY_BUCKET, KEYINFO_BUCKET, REQUESTS_BUCKET, BANS_BUCKET, PRESIG_USED_BUCKET];
+
+/// Open a bucket, creating it with `replicas` when absent and bringing an existing one to
+/// `replicas` in place; `None`: create with one, leave an existing one as it is (see
+/// [`crate::replicas`]).
+async fn open_bucket(
+    js: &jetstream::Context,
+    config: kv::Config,
+    replicas: Option<usize>,
+) -> Result<kv::Store, RegistryError> {
+    Ok(crate::replicas::ensure_bucket(js, config, replicas).await?)
 }
 
 impl Registry {
-    /// Open the buckets, creating them when absent.
+    /// Open the buckets, creating them when absent with one replica (a single nats-server);
+    /// existing buckets are left as they are.
     pub async fn open(js: &jetstream::Context, heartbeat: Heartbeat) -> Result<Self, RegistryError> {
+        Self::open_buckets(js, heartbeat, None).await
+    }
+
+    /// Open the buckets, creating them when absent, each with `replicas` copies in the NATS
+    /// cluster (`nats.replicas`); an existing bucket with another count is updated in place.
+    pub async fn open_with_replicas(
+        js: &jetstream::Context,
+        heartbeat: Heartbeat,
+        replicas: usize,
+    ) -> Result<Self, RegistryError> {
+        Self::open_buckets(js, heartbeat, Some(replicas)).await
+    }
+
+    async fn open_buckets(
+        js: &jetstream::Context,
+        heartbeat: Heartbeat,
+        replicas: Option<usize>,
+    ) -> Result<Self, RegistryError> {
         let peers = open_bucket(
             js,
             kv::Config {
@@ -367,6 +389,7 @@ impl Registry {
                 history: 1,
                 ..Default::default()
             },
+            replicas,
         )
         .await?;
         let ready = open_bucket(
@@ -378,6 +401,7 @@ impl Registry {
                 max_age: heartbeat.ttl,
                 ..Default::default()
             },
+            replicas,
         )
         .await?;
         let keyinfo = open_bucket(
@@ -388,6 +412,7 @@ impl Registry {
                 history: 5,
                 ..Default::default()
             },
+            replicas,
         )
         .await?;
         let requests = open_bucket(
@@ -398,6 +423,7 @@ impl Registry {
                 history: 1,
                 ..Default::default()
             },
+            replicas,
         )
         .await?;
         let bans = open_bucket(
@@ -409,6 +435,7 @@ impl Registry {
                 history: 1,
                 ..Default::default()
             },
+            replicas,
         )
         .await?;
         // No max_age, no size limit: a record must outlive every copy of its presignature, and
@@ -422,6 +449,7 @@ impl Registry {
                 history: 1,
                 ..Default::default()
             },
+            replicas,
         )
         .await?;
         Ok(Self { peers, ready, keyinfo, requests, bans, presig_used })

@@ -19,21 +19,22 @@ impl Service {
         keygen: bool,
     ) -> Result<(), async_nats::Error> {
         let stream = self.js.get_stream(stream_name).await?;
-        let consumer = stream
-            .get_or_create_consumer(
-                &spec.durable_name,
-                pull::Config {
-                    durable_name: Some(spec.durable_name.clone()),
-                    filter_subject: spec.filter_subject.clone(),
-                    ack_policy: jetstream::consumer::AckPolicy::Explicit,
-                    ack_wait: spec.ack_wait,
-                    max_deliver: spec.max_deliver,
-                    backoff: spec.backoff.clone(),
-                    max_ack_pending: spec.max_ack_pending,
-                    ..Default::default()
-                },
-            )
-            .await?;
+        let consumer = crate::replicas::ensure_pull_consumer(
+            &self.js,
+            &stream,
+            pull::Config {
+                durable_name: Some(spec.durable_name.clone()),
+                filter_subject: spec.filter_subject.clone(),
+                ack_policy: jetstream::consumer::AckPolicy::Explicit,
+                ack_wait: spec.ack_wait,
+                max_deliver: spec.max_deliver,
+                backoff: spec.backoff.clone(),
+                max_ack_pending: spec.max_ack_pending,
+                ..Default::default()
+            },
+            self.cfg.replicas,
+        )
+        .await?;
         let _puller = self.drain.track_puller();
         self.wait_for_quorum().await;
         let mut messages = consumer.messages().await?;
