@@ -344,6 +344,21 @@ impl Heartbeat {
     }
 }
 
+/// Read a key of `mpc_requests` that a create just found present. With more than one replica a
+/// read is a direct get that any replica may answer, and a follower may not have applied the
+/// write yet (JetStream's direct gets are not read-after-write): "absent" right after "exists"
+/// means "not visible here yet", so it is read again for up to 2 s before it counts.
+async fn get_existing(store: &kv::Store, key: &str) -> Result<Option<bytes::Bytes>, RegistryError> {
+    let start = Instant::now();
+    loop {
+        let value = store.get(key).await.map_err(|e| kv_err(REQUESTS_BUCKET)(e.into()))?;
+        if value.is_some() || start.elapsed() > Duration::from_secs(2) {
+            return Ok(value);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Every registry bucket (each is the JetStream stream `KV_<bucket>`).
 pub const BUCKETS: [&str; 6] =
     [PEERS_BUCKET, READY_BUCKET, KEYINFO_BUCKET, REQUESTS_BUCKET, BANS_BUCKET, PRESIG_USED_BUCKET];
@@ -638,8 +653,7 @@ impl Registry {
         match self.requests.create(&key, claim.to_owned().into()).await {
             Ok(_) => Ok(Claim::New),
             Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {
-                let existing =
-                    self.requests.get(&key).await.map_err(|e| kv_err(REQUESTS_BUCKET)(e.into()))?;
+                let existing = get_existing(&self.requests, &key).await?;
                 Ok(if existing.as_deref() == Some(claim.as_bytes()) { Claim::Same } else { Claim::Duplicate })
             }
             Err(e) => Err(kv_err(REQUESTS_BUCKET)(e.into())),
@@ -660,13 +674,11 @@ impl Registry {
         match self.requests.create(&key, event.clone()).await {
             Ok(_) => Ok(event),
             Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {
-                self.requests.get(&key).await.map_err(|e| kv_err(REQUESTS_BUCKET)(e.into()))?.ok_or_else(
-                    || RegistryError::Corrupt {
-                        bucket: REQUESTS_BUCKET,
-                        key,
-                        reason: "settled result vanished".into(),
-                    },
-                )
+                get_existing(&self.requests, &key).await?.ok_or_else(|| RegistryError::Corrupt {
+                    bucket: REQUESTS_BUCKET,
+                    key,
+                    reason: "settled result vanished".into(),
+                })
             }
             Err(e) => Err(kv_err(REQUESTS_BUCKET)(e.into())),
         }
