@@ -231,7 +231,32 @@ impl NatsCluster {
         for i in 0..self.len() {
             self.wait_healthy(i, START_LIMIT)?;
         }
-        Ok(())
+        self.wait_meta_peers_current()
+    }
+
+    /// Wait until the JetStream meta leader sees every other server current and online: before
+    /// that, JetStream refuses to place a new replicated stream ("peer offline").
+    pub fn wait_meta_peers_current(&self) -> Result<(), HarnessError> {
+        let start = Instant::now();
+        let mut last = String::new();
+        while start.elapsed() < START_LIMIT {
+            for i in 0..self.len() {
+                let Ok((200, jsz)) = self.http_get(i, "/jsz") else { continue };
+                let Some(meta) = jsz.split("\"meta_cluster\"").nth(1) else { continue };
+                // Only the meta leader lists the other peers (server names may be the shipped
+                // files' own, so the leader is not found by name).
+                if !meta.contains("\"replicas\"") {
+                    continue;
+                }
+                let current = meta.matches("\"current\": true").count();
+                if current + 1 >= self.len() && !meta.contains("\"offline\": true") {
+                    return Ok(());
+                }
+                last = jsz;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Err(HarnessError::Io(io::Error::other(format!("JetStream meta peers not current: {last}"))))
     }
 
     fn check_alive(&mut self, i: usize) -> Result<(), HarnessError> {
