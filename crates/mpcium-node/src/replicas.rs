@@ -175,9 +175,32 @@ pub fn consumer_replicas(replicas: usize) -> usize {
     if replicas <= 1 { 0 } else { replicas }
 }
 
+/// How long [`ensure_pull_consumer`] retries a JetStream failure: a stream just brought to more
+/// replicas moves its consumers too, and JetStream may time out meanwhile.
+const CONSUMER_RETRY_FOR: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Create a durable pull consumer when absent, with [`consumer_replicas`]; an existing one with
-/// another replica count is updated to it (the rest of its configuration is kept).
+/// another replica count is updated to it (the rest of its configuration is kept). Failures other
+/// than [`ReplicaError::TooFewServers`] are retried for up to a minute.
 pub async fn ensure_pull_consumer(
+    js: &jetstream::Context,
+    stream: &stream::Stream,
+    config: consumer::pull::Config,
+    replicas: usize,
+) -> Result<consumer::PullConsumer, ReplicaError> {
+    let start = std::time::Instant::now();
+    loop {
+        match ensure_pull_consumer_once(js, stream, config.clone(), replicas).await {
+            Err(ReplicaError::JetStream { what, source }) if start.elapsed() < CONSUMER_RETRY_FOR => {
+                tracing::warn!(consumer = %what, error = %source, "JetStream refused or timed out; retrying");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+async fn ensure_pull_consumer_once(
     js: &jetstream::Context,
     stream: &stream::Stream,
     mut config: consumer::pull::Config,
