@@ -12,11 +12,14 @@ use mpcium_node::registry::{Heartbeat, Registry};
 /// How long a connection attempt may take before the command gives up.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Connects to `config.nats.url` (with user/password and TLS client certificate in production).
+/// Connects to `config.nats.url` (with user/password and TLS client certificate in production);
+/// a `nats.url` listing several servers (comma-separated) is tried in order.
 pub async fn connect(config: &ClientConfig) -> anyhow::Result<async_nats::Client> {
     mpcium_node::daemon::install_tls_provider();
     let nats = &config.nats;
-    let mut options = async_nats::ConnectOptions::new().connection_timeout(CONNECT_TIMEOUT);
+    let mut options = mpcium_node::daemon::cluster_options(
+        async_nats::ConnectOptions::new().connection_timeout(CONNECT_TIMEOUT),
+    );
     if config.environment == Environment::Production {
         if let (Some(user), Some(password)) = (&nats.username, &nats.password) {
             options = options.user_and_password(user.clone(), password.expose().to_owned());
@@ -26,7 +29,7 @@ pub async fn connect(config: &ClientConfig) -> anyhow::Result<async_nats::Client
             .add_root_certificates(nats.tls.ca_cert.clone())
             .add_client_certificate(nats.tls.client_cert.clone(), nats.tls.client_key.clone());
     }
-    tokio::time::timeout(CONNECT_TIMEOUT, options.connect(nats.url.as_str()))
+    tokio::time::timeout(CONNECT_TIMEOUT, options.connect(nats.servers()))
         .await
         .map_err(|_| anyhow::anyhow!("no answer within {} s", CONNECT_TIMEOUT.as_secs()))
         .and_then(|r| r.map_err(anyhow::Error::from))
@@ -35,12 +38,16 @@ pub async fn connect(config: &ClientConfig) -> anyhow::Result<async_nats::Client
 
 /// Opens (creating when absent) the registry buckets. The readiness bucket's TTL follows the
 /// default heartbeat, which is what a node uses unless `node.heartbeat_seconds` is changed.
-pub async fn open_registry(client: async_nats::Client) -> anyhow::Result<Registry> {
+/// With `replicas` (`nats.replicas` of the config) buckets are created with that many copies and
+/// existing ones brought to it, as a node does; `None` creates with one and changes nothing.
+pub async fn open_registry(client: async_nats::Client, replicas: Option<usize>) -> anyhow::Result<Registry> {
     let js = async_nats::jetstream::new(client);
     let heartbeat = Heartbeat::every(Duration::from_secs(DEFAULT_HEARTBEAT_SECONDS));
-    Registry::open(&js, heartbeat)
-        .await
-        .context("cannot open the registry (is JetStream enabled on the server?)")
+    match replicas {
+        Some(n) => Registry::open_with_replicas(&js, heartbeat, n).await,
+        None => Registry::open(&js, heartbeat).await,
+    }
+    .context("cannot open the registry (is JetStream enabled on the server?)")
 }
 
 /// A single-threaded tokio runtime for a command's network work.

@@ -18,7 +18,9 @@
 //! uses NATS JetStream KV); the dead keys `session_warm_up_delay_ms`, `mpcium_version` and the
 //! example-only `aws.*` are accepted silently.
 //!
-//! **Additions of mpcium-rs** (all optional): `security.strict_requests` (bool, false),
+//! **Additions of mpcium-rs** (all optional): `nats.replicas` (1, 3 or 5; 1: copies of each
+//! JetStream stream, KV bucket and durable consumer in a NATS cluster), `nats.url` may list
+//! several servers separated by commas (failover), `security.strict_requests` (bool, false),
 //! `presign.pool_size` (per wallet, 8, 0 = off), `presign.wallets` (list, empty = every wallet
 //! that has signed), `limits.max_request_bytes` (1 MiB), `node.heartbeat_seconds` (5).
 //!
@@ -41,8 +43,8 @@ pub use error::{ConfigError, ConfigWarning};
 pub use keys::{KeyAlgorithm, PublicKey};
 pub use locate::{default_config_paths, find_config_file};
 pub use nats::{
-    DEFAULT_NATS_CA_CERT, DEFAULT_NATS_CLIENT_CERT, DEFAULT_NATS_CLIENT_KEY, DEFAULT_NATS_URL, Environment,
-    NatsConfig, NatsTlsConfig,
+    DEFAULT_NATS_CA_CERT, DEFAULT_NATS_CLIENT_CERT, DEFAULT_NATS_CLIENT_KEY, DEFAULT_NATS_REPLICAS,
+    DEFAULT_NATS_URL, Environment, NATS_REPLICAS_ALLOWED, NatsConfig, NatsTlsConfig,
 };
 pub use node::*;
 pub use raw::env_var_name;

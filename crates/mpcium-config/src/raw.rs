@@ -42,6 +42,7 @@ struct RawNats {
     url: Option<String>,
     username: Option<String>,
     password: Option<String>,
+    replicas: Option<String>,
     tls: Option<RawNatsTls>,
 }
 
@@ -108,6 +109,7 @@ const SCALAR_KEYS: &[(&str, ScalarSlot)] = &[
     ("nats.url", |c| &mut c.nats.get_or_insert_with(Default::default).url),
     ("nats.username", |c| &mut c.nats.get_or_insert_with(Default::default).username),
     ("nats.password", |c| &mut c.nats.get_or_insert_with(Default::default).password),
+    ("nats.replicas", |c| &mut c.nats.get_or_insert_with(Default::default).replicas),
     ("nats.tls.client_cert", |c| &mut nats_tls(c).client_cert),
     ("nats.tls.client_key", |c| &mut nats_tls(c).client_key),
     ("nats.tls.ca_cert", |c| &mut nats_tls(c).ca_cert),

@@ -456,3 +456,51 @@ fn config_file_search_and_missing_file() {
         assert!(matches!(&e, ConfigError::NotFound { searched } if searched.len() == 3), "{e}");
     }
 }
+
+#[test]
+fn nats_replicas_is_1_3_or_5_and_defaults_to_1() {
+    let (c, warnings) = load(&minimal()).unwrap();
+    assert_eq!(c.nats.replicas, 1);
+    assert!(warnings.is_empty(), "{warnings:?}");
+    for n in [1usize, 3, 5] {
+        let (c, warnings) = load(&with(&format!("  replicas: {n}"))).unwrap();
+        assert_eq!(c.nats.replicas, n);
+        assert!(warnings.is_empty(), "nats.replicas is a known key: {warnings:?}");
+    }
+    for bad in ["0", "2", "7", "three", "-3", "3.0"] {
+        let (key, msg) = err(&with(&format!("  replicas: {bad}")));
+        assert_eq!(key, "nats.replicas", "value {bad}: {msg}");
+        assert!(msg.contains("nats.replicas") && msg.contains("1, 3 or 5"), "value {bad}: {msg}");
+        assert!(msg.contains(&format!("`{bad}`")), "the message quotes the value: {msg}");
+    }
+    // From the environment too, naming the variable; and the client view (the CLI) reads it.
+    let e = load_env(&minimal(), &[("NATS_REPLICAS", "2")]).unwrap_err().to_string();
+    assert!(e.contains("nats.replicas") && e.contains("NATS_REPLICAS"), "{e}");
+    assert_eq!(load_env(&minimal(), &[("NATS_REPLICAS", "3")]).unwrap().nats.replicas, 3);
+    let (c, _) =
+        ClientConfig::from_yaml("environment: development\nnats:\n  replicas: 5\n", &no_env).unwrap();
+    assert_eq!(c.nats.replicas, 5);
+    let e = ClientConfig::from_yaml("environment: development\nnats:\n  replicas: 4\n", &no_env).unwrap_err();
+    assert!(e.to_string().contains("nats.replicas"), "{e}");
+}
+
+#[test]
+fn nats_url_may_list_several_servers() {
+    let text = format!(
+        "{}\nnats:\n  url: \"nats://127.0.0.1:4222, nats://127.0.0.1:4223,nats://127.0.0.1:4224\"\n",
+        without("nats")
+    );
+    let (c, _) = load(&text).unwrap();
+    assert_eq!(
+        c.nats.servers(),
+        ["nats://127.0.0.1:4222", "nats://127.0.0.1:4223", "nats://127.0.0.1:4224"],
+        "in the order written, blanks trimmed"
+    );
+    assert_eq!(load(&minimal()).unwrap().0.nats.servers(), ["nats://127.0.0.1:4222"]);
+    // Every listed server is checked.
+    let (key, msg) = err(&format!("{}\nnats:\n  url: \"nats://a:4222,http://b:4222\"\n", without("nats")));
+    assert_eq!(key, "nats.url");
+    assert!(msg.contains("http://b:4222"), "names the bad entry: {msg}");
+    let (key, _) = err(&format!("{}\nnats:\n  url: \" , \"\n", without("nats")));
+    assert_eq!(key, "nats.url");
+}

@@ -77,9 +77,9 @@ pub enum StartError {
     /// The backup scheduler could not start.
     #[error("backups: {0}")]
     Backup(#[from] mpcium_store::StoreError),
-    /// JetStream setup failed.
-    #[error("JetStream: {0}")]
-    JetStream(async_nats::Error),
+    /// A stream or consumer could not be created or brought to `nats.replicas`.
+    #[error(transparent)]
+    Replicas(#[from] crate::replicas::ReplicaError),
     /// The result consumers on `mpc` could not be created.
     #[error(transparent)]
     ResultConsumers(#[from] crate::result_consumers::ResultConsumerError),
@@ -199,22 +199,46 @@ pub fn install_tls_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
+/// The servers of a `nats.url` that lists one or several (comma-separated, as the Go client
+/// accepts), in the order written.
+pub fn nats_servers(url: &str) -> Vec<String> {
+    url.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
+}
+
+/// Client options every connection of a node (and of the CLI) to a NATS cluster uses: the
+/// servers of `nats.url` are tried in the order written (node i lists its own server i first),
+/// and servers the cluster advertises are added to the pool, so the client reconnects to another
+/// server when its own dies (forever: the node has no use without NATS).
+pub fn cluster_options(options: async_nats::ConnectOptions) -> async_nats::ConnectOptions {
+    options.retain_servers_order().max_reconnects(None)
+}
+
 async fn connect(params: &NodeParams) -> Result<async_nats::Client, StartError> {
     install_tls_provider();
     let url = &params.nats_url;
-    let options = params
-        .nats_options
-        .clone()
-        .name(format!("mpcium-{}", params.node_name))
-        .custom_inbox_prefix(inbox_prefix(&params.node_id));
-    match options.clone().connect(url).await {
+    let servers = nats_servers(url);
+    let options = cluster_options(
+        params
+            .nats_options
+            .clone()
+            .name(format!("mpcium-{}", params.node_name))
+            .custom_inbox_prefix(inbox_prefix(&params.node_id)),
+    )
+    .event_callback(|event| async move {
+        match event {
+            async_nats::Event::Connected => tracing::info!("NATS connected"),
+            async_nats::Event::Disconnected => tracing::warn!("NATS disconnected; reconnecting"),
+            other => tracing::debug!(event = %other, "NATS event"),
+        }
+    });
+    match options.clone().connect(servers.clone()).await {
         Ok(client) => Ok(client),
         Err(source) if is_refusal(&source) => Err(StartError::NatsRefused { url: url.clone(), source }),
         Err(e) => {
             tracing::warn!(url = %url, error = %e, "NATS not reachable yet; retrying in the background");
             options
                 .retry_on_initial_connect()
-                .connect(url)
+                .connect(servers)
                 .await
                 .map_err(|source| StartError::Nats { url: url.clone(), source })
         }
@@ -253,7 +277,8 @@ pub async fn start(params: NodeParams) -> Result<RunningNode, StartError> {
     let client = connect(&params).await?;
     let js = async_nats::jetstream::new(client.clone());
     let heartbeat = Heartbeat::every(params.heartbeat);
-    let registry = Registry::open(&js, heartbeat).await?;
+    let replicas = params.service.replicas;
+    let registry = Registry::open_with_replicas(&js, heartbeat, replicas).await?;
     for (name, id) in &params.register_peers {
         match registry.register_peer(name, id).await {
             Ok(true) => tracing::info!(name, id, "peer registered"),
@@ -295,8 +320,8 @@ pub async fn start(params: NodeParams) -> Result<RunningNode, StartError> {
         }
         None => None,
     };
-    service.ensure_streams().await.map_err(StartError::JetStream)?;
-    crate::result_consumers::ensure_result_consumers(&results_js).await?;
+    service.ensure_streams().await?;
+    crate::result_consumers::ensure_result_consumers_with_replicas(&results_js, replicas).await?;
     registry.announce(&directory, &params.identity, now_ms()).await?;
     registry.spawn_heartbeat(directory.clone(), params.identity.clone(), heartbeat, stop_rx.clone());
     crate::liveness::spawn(probes, stop_rx.clone());

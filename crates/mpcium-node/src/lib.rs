@@ -14,6 +14,7 @@
 //! - [`health`]: `/health` and `/metrics`.
 //! - [`control`]: session start, echo, abort and done messages.
 //! - [`status`]: the cluster at a glance (registry + `/metrics`), for `mpcium-cli status`.
+//! - [`replicas`]: `nats.replicas` for every stream, KV bucket and durable consumer.
 //! - [`result_consumers`]: the unscoped result consumers on `mpc` every node creates at start.
 
 pub mod control;
@@ -25,6 +26,7 @@ pub mod liveness;
 pub mod pairkey;
 pub mod presign;
 pub mod registry;
+pub mod replicas;
 pub mod result_consumers;
 pub mod service;
 pub mod session;

@@ -208,6 +208,7 @@ async fn run(args: StartArgs) -> Result<()> {
                 pool_size: cfg.presign.pool_size,
                 wallets: cfg.presign.wallets.clone(),
             },
+            replicas: cfg.nats.replicas,
         },
         register_peers,
         health_address: cfg.healthcheck.enabled.then(|| cfg.healthcheck.bind_address()),

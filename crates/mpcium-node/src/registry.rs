@@ -64,6 +64,9 @@ pub enum RegistryError {
         /// What NATS said.
         source: async_nats::Error,
     },
+    /// A bucket could not be created or brought to `nats.replicas`.
+    #[error(transparent)]
+    Replicas(#[from] crate::replicas::ReplicaError),
     /// A stored value did not parse.
     #[error("corrupt entry {key} in {bucket}: {reason}")]
     Corrupt {
@@ -413,24 +416,58 @@ impl Heartbeat {
     }
 }
 
-async fn open_bucket(js: &jetstream::Context, config: kv::Config) -> Result<kv::Store, RegistryError> {
-    let bucket: &'static str = match config.bucket.as_str() {
-        PEERS_BUCKET => PEERS_BUCKET,
-        READY_BUCKET => READY_BUCKET,
-        REQUESTS_BUCKET => REQUESTS_BUCKET,
-        BANS_BUCKET => BANS_BUCKET,
-        PRESIG_USED_BUCKET => PRESIG_USED_BUCKET,
-        _ => KEYINFO_BUCKET,
-    };
-    if let Ok(store) = js.get_key_value(config.bucket.clone()).await {
-        return Ok(store);
+/// Read a key of `mpc_requests` that a create just found present. With more than one replica a
+/// read is a direct get that any replica may answer, and a follower may not have applied the
+/// write yet (JetStream's direct gets are not read-after-write): "absent" right after "exists"
+/// means "not visible here yet", so it is read again for up to 2 s before it counts.
+async fn get_existing(store: &kv::Store, key: &str) -> Result<Option<bytes::Bytes>, RegistryError> {
+    let start = Instant::now();
+    loop {
+        let value = store.get(key).await.map_err(|e| kv_err(REQUESTS_BUCKET)(e.into()))?;
+        if value.is_some() || start.elapsed() > Duration::from_secs(2) {
+            return Ok(value);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    js.create_key_value(config).await.map_err(|e| kv_err(bucket)(e.into()))
+}
+
+/// Every registry bucket (each is the JetStream stream `KV_<bucket>`).
+pub const BUCKETS: [&str; 6] =
+    [PEERS_BUCKET, READY_BUCKET, KEYINFO_BUCKET, REQUESTS_BUCKET, BANS_BUCKET, PRESIG_USED_BUCKET];
+
+/// Open a bucket, creating it with `replicas` when absent and bringing an existing one to
+/// `replicas` in place; `None`: create with one, leave an existing one as it is (see
+/// [`crate::replicas`]).
+async fn open_bucket(
+    js: &jetstream::Context,
+    config: kv::Config,
+    replicas: Option<usize>,
+) -> Result<kv::Store, RegistryError> {
+    Ok(crate::replicas::ensure_bucket(js, config, replicas).await?)
 }
 
 impl Registry {
-    /// Open the buckets, creating them when absent.
+    /// Open the buckets, creating them when absent with one replica (a single nats-server);
+    /// existing buckets are left as they are.
     pub async fn open(js: &jetstream::Context, heartbeat: Heartbeat) -> Result<Self, RegistryError> {
+        Self::open_buckets(js, heartbeat, None).await
+    }
+
+    /// Open the buckets, creating them when absent, each with `replicas` copies in the NATS
+    /// cluster (`nats.replicas`); an existing bucket with another count is updated in place.
+    pub async fn open_with_replicas(
+        js: &jetstream::Context,
+        heartbeat: Heartbeat,
+        replicas: usize,
+    ) -> Result<Self, RegistryError> {
+        Self::open_buckets(js, heartbeat, Some(replicas)).await
+    }
+
+    async fn open_buckets(
+        js: &jetstream::Context,
+        heartbeat: Heartbeat,
+        replicas: Option<usize>,
+    ) -> Result<Self, RegistryError> {
         let peers = open_bucket(
             js,
             kv::Config {
@@ -439,6 +476,7 @@ impl Registry {
                 history: 1,
                 ..Default::default()
             },
+            replicas,
         )
         .await?;
         let ready = open_bucket(
@@ -450,6 +488,7 @@ impl Registry {
                 max_age: heartbeat.ttl,
                 ..Default::default()
             },
+            replicas,
         )
         .await?;
         let keyinfo = open_bucket(
@@ -460,6 +499,7 @@ impl Registry {
                 history: 5,
                 ..Default::default()
             },
+            replicas,
         )
         .await?;
         let requests = open_bucket(
@@ -470,6 +510,7 @@ impl Registry {
                 history: 1,
                 ..Default::default()
             },
+            replicas,
         )
         .await?;
         let bans = open_bucket(
@@ -481,6 +522,7 @@ impl Registry {
                 history: 1,
                 ..Default::default()
             },
+            replicas,
         )
         .await?;
         // No max_age, no size limit: a record must outlive every copy of its presignature, and
@@ -494,6 +536,7 @@ impl Registry {
                 history: 1,
                 ..Default::default()
             },
+            replicas,
         )
         .await?;
         Ok(Self { peers, ready, keyinfo, requests, bans, presig_used })
@@ -688,8 +731,7 @@ impl Registry {
         match self.requests.create(&key, claim.to_owned().into()).await {
             Ok(_) => Ok(Claim::New),
             Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {
-                let existing =
-                    self.requests.get(&key).await.map_err(|e| kv_err(REQUESTS_BUCKET)(e.into()))?;
+                let existing = get_existing(&self.requests, &key).await?;
                 Ok(if existing.as_deref() == Some(claim.as_bytes()) { Claim::Same } else { Claim::Duplicate })
             }
             Err(e) => Err(kv_err(REQUESTS_BUCKET)(e.into())),
@@ -710,13 +752,11 @@ impl Registry {
         match self.requests.create(&key, event.clone()).await {
             Ok(_) => Ok(event),
             Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {
-                self.requests.get(&key).await.map_err(|e| kv_err(REQUESTS_BUCKET)(e.into()))?.ok_or_else(
-                    || RegistryError::Corrupt {
-                        bucket: REQUESTS_BUCKET,
-                        key,
-                        reason: "settled result vanished".into(),
-                    },
-                )
+                get_existing(&self.requests, &key).await?.ok_or_else(|| RegistryError::Corrupt {
+                    bucket: REQUESTS_BUCKET,
+                    key,
+                    reason: "settled result vanished".into(),
+                })
             }
             Err(e) => Err(kv_err(REQUESTS_BUCKET)(e.into())),
         }

@@ -1,6 +1,9 @@
 //! The three unscoped durable result consumers on stream `mpc` (`mpc_keygen_result`,
 //! `mpc_signing_result`, `mpc_reshare_result`; spec §3.3), created at start as the original's
 //! node does, so a client that binds to them by name finds them. The node never reads them.
+//! With `nats.replicas` above 1 they are made with that many replicas (the `mpc` stream is
+//! WorkQueue: JetStream wants its consumers on as many servers as the stream), and one the node
+//! made before with another count is brought to it.
 
 use async_nats::jetstream;
 use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
@@ -36,11 +39,22 @@ pub fn consumer_config(spec: &ConsumerSpec) -> pull::Config {
     }
 }
 
-/// Creates the three consumers when absent (the stream `mpc` must exist). One that exists with
-/// the same configuration is left as is; one that a client created with another configuration
-/// is left as is too, with a warning naming both filters: overwriting it would take results
-/// away from that client. Any other failure (e.g. no permission) is an error.
+/// Creates the three consumers when absent (the stream `mpc` must exist), with one replica.
+/// See [`ensure_result_consumers_with_replicas`].
 pub async fn ensure_result_consumers(js: &jetstream::Context) -> Result<(), ResultConsumerError> {
+    ensure_result_consumers_with_replicas(js, 1).await
+}
+
+/// Creates the three consumers when absent (the stream `mpc` must exist), with
+/// [`crate::replicas::consumer_replicas`]. One that exists with the same configuration is left
+/// as is, or only brought to the replica count when that is all that differs; one that a client
+/// created with another configuration is left as is, with a warning naming both filters:
+/// overwriting it would take results away from that client. Any other failure (e.g. no
+/// permission) is an error.
+pub async fn ensure_result_consumers_with_replicas(
+    js: &jetstream::Context,
+    replicas: usize,
+) -> Result<(), ResultConsumerError> {
     let error = |spec: &ConsumerSpec, reason: String| ResultConsumerError {
         name: spec.durable_name.clone(),
         filter: spec.filter_subject.clone(),
@@ -50,11 +64,28 @@ pub async fn ensure_result_consumers(js: &jetstream::Context) -> Result<(), Resu
         .get_stream(streams::RESULT_STREAM.name)
         .await
         .map_err(|e| error(&streams::node_result_consumers()[0], e.to_string()))?;
+    let want = crate::replicas::consumer_replicas(replicas);
     for spec in streams::node_result_consumers() {
-        match stream.create_consumer_strict(consumer_config(&spec)).await {
+        let mut config = consumer_config(&spec);
+        config.num_replicas = want;
+        match stream.create_consumer_strict(config.clone()).await {
             Ok(_) => tracing::debug!(consumer = %spec.durable_name, "result consumer present"),
             Err(e) if e.kind() == ConsumerCreateStrictErrorKind::AlreadyExists => {
-                let existing = match stream.consumer_info(&spec.durable_name).await {
+                let info = stream.consumer_info(&spec.durable_name).await;
+                if let Ok(info) = &info
+                    && same_but_replicas(&info.config, &config)
+                {
+                    let consumer = stream
+                        .get_consumer::<pull::Config>(&spec.durable_name)
+                        .await
+                        .map_err(|e| error(&spec, e.to_string()))?;
+                    let what = format!("consumer {} on stream mpc", spec.durable_name);
+                    crate::replicas::set_consumer_replicas(js, &stream, consumer, replicas, &what)
+                        .await
+                        .map_err(|e| error(&spec, e.to_string()))?;
+                    continue;
+                }
+                let existing = match info {
                     Ok(info) if info.config.filter_subjects.is_empty() => info.config.filter_subject,
                     Ok(info) => info.config.filter_subjects.join(" "),
                     Err(e) => format!("unknown ({e})"),
@@ -70,4 +101,17 @@ pub async fn ensure_result_consumers(js: &jetstream::Context) -> Result<(), Resu
         }
     }
     Ok(())
+}
+
+/// Whether an existing consumer is the one the node makes, up to its replica count.
+fn same_but_replicas(existing: &jetstream::consumer::Config, ours: &pull::Config) -> bool {
+    existing.durable_name == ours.durable_name
+        && existing.filter_subject == ours.filter_subject
+        && existing.filter_subjects.is_empty()
+        && existing.deliver_policy == ours.deliver_policy
+        && existing.ack_policy == ours.ack_policy
+        && existing.ack_wait == ours.ack_wait
+        && existing.max_deliver == ours.max_deliver
+        && existing.backoff == ours.backoff
+        && existing.max_ack_pending == ours.max_ack_pending
 }

@@ -74,6 +74,9 @@ pub struct ServiceConfig {
     pub session_timeout: Duration,
     /// `presign.*`: the ECDSA presignature pool.
     pub presign: PresignSettings,
+    /// `nats.replicas`: copies of the request and result streams and of the request consumers
+    /// in the NATS cluster (see [`crate::replicas`]).
+    pub replicas: usize,
 }
 
 /// The running request service of one node.
@@ -219,8 +222,10 @@ impl Service {
         self.transport.directory().me()
     }
 
-    /// Create the client-facing streams if absent (same configs as the Go node).
-    pub async fn ensure_streams(&self) -> Result<(), async_nats::Error> {
+    /// Create the client-facing streams if absent (same configs as the Go node, with
+    /// `nats.replicas` copies); an existing stream with another replica count is updated in
+    /// place, the rest of its configuration kept.
+    pub async fn ensure_streams(&self) -> Result<(), crate::replicas::ReplicaError> {
         for spec in [
             &mpcium_api::streams::KEYGEN_REQUEST_STREAM,
             &mpcium_api::streams::SIGNING_REQUEST_STREAM,
@@ -244,7 +249,7 @@ impl Service {
                 duplicate_window: spec.duplicate_window,
                 ..Default::default()
             };
-            self.js.get_or_create_stream(config).await?;
+            crate::replicas::ensure_stream(&self.js, config, self.cfg.replicas).await?;
         }
         Ok(())
     }

@@ -182,6 +182,7 @@ impl Keys {
                 max_request_bytes: 1024 * 1024,
                 session_timeout: Duration::from_secs(30),
                 presign: Default::default(),
+                replicas: 1,
             },
             register_peers: Vec::new(),
             health_address: None,
@@ -472,6 +473,7 @@ fn nats_config(
 ) -> mpcium_config::NatsConfig {
     mpcium_config::NatsConfig {
         url,
+        replicas: 1,
         username: user.map(str::to_owned),
         password: password.map(|p| mpcium_config::SecretString::new(p.to_owned())),
         tls: mpcium_config::NatsTlsConfig {

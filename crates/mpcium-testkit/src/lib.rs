@@ -5,8 +5,13 @@
 //! workspace (what `scripts/install-tools.sh` installs), then `PATH`.
 //!
 //! [`pki`] makes throw-away certificates for servers started with TLS ([`NatsServer::start_with`]).
+//! [`cluster`] starts a NATS cluster (3 servers with routes and clustered JetStream) on loopback,
+//! one of which can be killed with SIGKILL and restarted.
 
+pub mod cluster;
 pub mod pki;
+
+pub use cluster::NatsCluster;
 
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};

@@ -27,7 +27,8 @@ pub struct TestPki {
     dir: tempfile::TempDir,
     /// The CA certificate the server trusts and clients verify the server with.
     pub ca_cert: PathBuf,
-    /// The server's certificate (SAN `localhost`, `127.0.0.1`).
+    /// The server's certificate (SAN `localhost`, `127.0.0.1`; usable for both ends of a route
+    /// between servers: server and client authentication).
     pub server: CertFiles,
     /// The client certificate issued by the unrelated CA.
     pub foreign_client: CertFiles,
@@ -45,7 +46,8 @@ impl TestPki {
             &ca,
             "server",
             "localhost",
-            "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+            // clientAuth too: in a NATS cluster a server also dials its peers' routes with it.
+            "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n",
         )?;
         for name in clients {
             issue(d, &ca, &format!("client-{name}"), name, CLIENT_EXT)?;

@@ -33,7 +33,7 @@ pub fn run(ctx: &Context, args: BansArgs) -> anyhow::Result<()> {
     }
     let mut bans = nats_client::runtime()?.block_on(async {
         let client = nats_client::connect(&config).await?;
-        let registry = nats_client::open_registry(client).await?;
+        let registry = nats_client::open_registry(client, Some(config.nats.replicas)).await?;
         anyhow::Ok(match &args.wallet {
             Some(wallet) => registry.ban_notices(wallet).await?,
             None => registry.all_ban_notices().await?,

@@ -317,7 +317,7 @@ impl Run<'_> {
                     tokio::time::timeout(nats_client::CONNECT_TIMEOUT, async_nats::connect(self.nats_url))
                         .await
                         .map_err(|_| anyhow::anyhow!("connect timed out"))??;
-                nats_client::open_registry(client).await
+                nats_client::open_registry(client, None).await
             }
             .await;
             match opened {

@@ -135,7 +135,7 @@ pub fn run(ctx: &Context, args: RegisterPeersArgs) -> anyhow::Result<()> {
     }
     let outcomes = nats_client::runtime()?.block_on(async {
         let client = nats_client::connect(&config).await?;
-        let registry = nats_client::open_registry(client.clone()).await?;
+        let registry = nats_client::open_registry(client.clone(), Some(config.nats.replicas)).await?;
         let outcomes = register_all(&registry, &peers).await;
         // Make sure the writes reached the server before the process exits.
         let _ = client.flush().await;

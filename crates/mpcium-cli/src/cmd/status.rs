@@ -37,7 +37,7 @@ pub fn run(ctx: &Context, args: StatusArgs) -> anyhow::Result<()> {
     }
     let status = nats_client::runtime()?.block_on(async {
         let client = nats_client::connect(&config).await?;
-        let registry = nats_client::open_registry(client).await?;
+        let registry = nats_client::open_registry(client, Some(config.nats.replicas)).await?;
         anyhow::Ok(ClusterStatus::collect(&registry, &args.metrics).await?)
     })?;
     print!("{}", status.render(mpcium_node::registry::now_ms()));

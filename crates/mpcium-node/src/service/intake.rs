@@ -19,21 +19,22 @@ impl Service {
         keygen: bool,
     ) -> Result<(), async_nats::Error> {
         let stream = self.js.get_stream(stream_name).await?;
-        let consumer = stream
-            .get_or_create_consumer(
-                &spec.durable_name,
-                pull::Config {
-                    durable_name: Some(spec.durable_name.clone()),
-                    filter_subject: spec.filter_subject.clone(),
-                    ack_policy: jetstream::consumer::AckPolicy::Explicit,
-                    ack_wait: spec.ack_wait,
-                    max_deliver: spec.max_deliver,
-                    backoff: spec.backoff.clone(),
-                    max_ack_pending: spec.max_ack_pending,
-                    ..Default::default()
-                },
-            )
-            .await?;
+        let consumer = crate::replicas::ensure_pull_consumer(
+            &self.js,
+            &stream,
+            pull::Config {
+                durable_name: Some(spec.durable_name.clone()),
+                filter_subject: spec.filter_subject.clone(),
+                ack_policy: jetstream::consumer::AckPolicy::Explicit,
+                ack_wait: spec.ack_wait,
+                max_deliver: spec.max_deliver,
+                backoff: spec.backoff.clone(),
+                max_ack_pending: spec.max_ack_pending,
+                ..Default::default()
+            },
+            self.cfg.replicas,
+        )
+        .await?;
         let _puller = self.drain.track_puller();
         self.wait_for_quorum().await;
         let mut messages = consumer.messages().await?;
@@ -146,9 +147,10 @@ impl Service {
             && let Ok(Some(event)) = self.registry.settled_result(&key).await
         {
             tracing::info!(subject = %msg.subject, "request answered before; republishing its result");
-            progress.abort();
             let body = String::from_utf8_lossy(&event).into_owned();
-            match self.publish(subject, key, body).await {
+            let published = self.publish(subject, key, body).await;
+            progress.abort();
+            match published {
                 Ok(()) => drop(msg.ack().await),
                 Err(e) => {
                     tracing::error!(error = %e, "could not republish a result; leaving the request for redelivery");
@@ -228,19 +230,53 @@ impl Service {
 
     /// Publish a result event, or the one settled earlier for the same request message (see
     /// [`Registry::settle_result`]): a client never gets two different results for one request.
+    ///
+    /// A failure is retried for up to [`PUBLISH_RETRY_FOR`] (the request's in-progress acks keep
+    /// it ours meanwhile): in a NATS cluster, a stream whose leader was on a server that died
+    /// takes nothing until it has elected another (4 to 9 s), and a request naked at once
+    /// instead would spend its few deliveries (`max_deliver` 4, fixed by the wire) within a
+    /// second each and be dropped by JetStream unanswered.
     pub(super) async fn publish(
         &self,
         subject: String,
         msg_id: String,
         body: String,
     ) -> Result<(), async_nats::Error> {
-        let body = self.registry.settle_result(&msg_id, body.into()).await?;
+        let started = std::time::Instant::now();
+        let mut pause = Duration::from_millis(250);
+        loop {
+            match self.publish_once(subject.clone(), &msg_id, body.clone()).await {
+                Ok(()) => return Ok(()),
+                Err(e) if started.elapsed() + pause < PUBLISH_RETRY_FOR => {
+                    tracing::debug!(error = %e, msg_id = %msg_id, "result not stored yet; retrying");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(2));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    async fn publish_once(
+        &self,
+        subject: String,
+        msg_id: &str,
+        body: String,
+    ) -> Result<(), async_nats::Error> {
+        let body = self.registry.settle_result(msg_id, body.into()).await?;
         let mut headers = async_nats::HeaderMap::new();
-        headers.insert(subjects::MSG_ID_HEADER, msg_id.as_str());
-        self.js.publish_with_headers(subject, headers, body).await?.await?;
+        headers.insert(subjects::MSG_ID_HEADER, msg_id);
+        let ack = self.js.publish_with_headers(subject.clone(), headers, body).await?.await?;
+        // A duplicate means JetStream holds an earlier publication of this result (the same
+        // Nats-Msg-Id) within its duplicate window.
+        tracing::debug!(subject = %subject, msg_id = %msg_id, stream_seq = ack.sequence, duplicate = ack.duplicate, "result stored");
         Ok(())
     }
 }
+
+/// How long a result that cannot be stored is retried before its request is handed back: longer
+/// than a JetStream leader election, shorter than the request's AckWait (30 s).
+const PUBLISH_RETRY_FOR: Duration = Duration::from_secs(20);
 
 /// How long a stopping puller keeps handing back requests still arriving, at most, and after how
 /// long without one it stops.

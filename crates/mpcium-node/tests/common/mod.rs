@@ -100,6 +100,11 @@ impl Cluster {
         c
     }
 
+    /// Replace the last change made to each node's parameters (for nodes started from now on).
+    pub fn set_tweak(&mut self, tweak: Tweak) {
+        self.spec.tweak = Some(tweak);
+    }
+
     /// The path of node `i`'s store.
     pub fn store_path(&self, i: usize) -> PathBuf {
         self.dir.path().join(format!("node{i}.db"))
@@ -148,6 +153,7 @@ impl Cluster {
                 // Off unless a test turns it on: background presign sessions would blur what
                 // other tests measure.
                 presign: mpcium_node::presign::PresignSettings::default(),
+                replicas: 1,
             },
             register_peers: Vec::new(),
             health_address: (self.spec.health_on == Some(i))
