@@ -144,6 +144,8 @@ fn controls() -> Vec<(&'static str, Control)> {
                 code: String::new(),
                 reason: String::new(),
                 output: serde_json::json!({"signature": "abcd", "recovery": 1, "ratio": 0.25, "list": [1, null]}),
+                attestation: "c2lnbmF0dXJl".into(),
+                key_infos: Vec::new(),
             }),
         ),
     ]
@@ -176,6 +178,8 @@ fn node_messages() {
         version: 2,
         public_key: "02".to_owned() + &"ab".repeat(32),
         public_shares: BTreeMap::from([(1, "03".to_owned() + &"cd".repeat(32)), (2, "02".repeat(33))]),
+        signatures: BTreeMap::from([("node0".to_owned(), "c2ln".to_owned())]),
+        request: String::new(),
     };
     write("registry_record", "keyinfo.json", &with_selector(1, &serde_json::to_vec(&info).expect("json")));
     write("registry_record", "wallet_id.txt", &with_selector(2, "wallet with spaces/ü".as_bytes()));
