@@ -321,9 +321,12 @@ fn load_size() -> usize {
     std::env::var("MPCIUM_CLUSTER_SIGNATURES").ok().and_then(|v| v.parse().ok()).unwrap_or(1000)
 }
 
-// Not run by default: in 2 of the last 9 runs readiness lapsed after the kill and 3–9 % of the
-// requests failed (`ERROR_NOT_MAJORITY`, session timeouts), past the bound below; the cause is
-// not found yet (issue #14 stays open). Run it with `cargo test -p mpcium-node --test
+// Not run by default: in 2 of 9 runs 3–9 % of the requests failed, past the bound below
+// (`ERROR_NOT_MAJORITY`): peers' ready records lapse locally while `mpc_ready`'s Raft leader is
+// being elected and no heartbeat can be stored. Refreshing readiness on probe answers passed 5
+// of 5 runs (1–5 failures each) but made a node whose service died while its transport lives look
+// ready for good; the fix to build is to stop expiring peers while this node's own heartbeat
+// cannot be stored (issue #14 stays open). Run it with `cargo test -p mpcium-node --test
 // nats_cluster -- --ignored`.
 #[ignore = "flaky: readiness lapses after a NATS server is killed (issue #14 open)"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
