@@ -8,7 +8,7 @@ use zeroize::Zeroizing;
 
 use crate::error::{Result, StoreError};
 use crate::keys::{BAN_PREFIX, RecordKey, ShareKind, wallet_component};
-use crate::store::{RECORDS, Store, append_change, check_value};
+use crate::store::{RECORDS, Store, append_change, check_value, insert_new};
 
 /// A counterparty this node must not run DKLs23 with for one wallet's ECDSA key: a failed OT
 /// consistency check leaks bits of this node's OT secret to it (selective failure), so it is
@@ -43,15 +43,10 @@ impl Store {
             sealed.push((key, bytes));
         }
         let txn = self.begin_write()?;
-        {
-            let mut records = txn.open_table(RECORDS)?;
-            for (key, bytes) in &sealed {
-                if records.get(key.as_str())?.is_some() {
-                    drop(records);
-                    txn.abort()?;
-                    return Err(StoreError::RecordExists { key: key.as_str().to_owned() });
-                }
-                records.insert(key.as_str(), bytes.as_slice())?;
+        for (key, bytes) in &sealed {
+            if !insert_new(&txn, key, bytes)? {
+                txn.abort()?;
+                return Err(StoreError::RecordExists { key: key.as_str().to_owned() });
             }
         }
         for (key, _) in &sealed {

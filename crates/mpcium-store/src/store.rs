@@ -16,6 +16,17 @@ use crate::keys::{MAX_VALUE_LEN, RecordKey, presignature_prefix};
 pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 /// key name → `0x01 || nonce24 || XChaCha20-Poly1305(DEK, value, aad)`.
 pub(crate) const RECORDS: TableDefinition<&str, &[u8]> = TableDefinition::new("records");
+
+/// Insert a sealed record unless `key` holds one already (create-only writes: shares,
+/// presignatures, replay records); whether it was inserted. The caller aborts on `false`.
+pub(crate) fn insert_new(txn: &WriteTransaction, key: &RecordKey, sealed: &[u8]) -> Result<bool> {
+    let mut records = txn.open_table(RECORDS)?;
+    if records.get(key.as_str())?.is_some() {
+        return Ok(false);
+    }
+    records.insert(key.as_str(), sealed)?;
+    Ok(true)
+}
 /// sequence → key name, appended in the same transaction as the write it describes.
 pub(crate) const CHANGES: TableDefinition<u64, &str> = TableDefinition::new("changes");
 
@@ -329,16 +340,7 @@ impl Store {
         check_value(&key, data)?;
         let sealed = self.seal_value(&key, data)?;
         let txn = self.begin_write()?;
-        let existed = {
-            let mut records = txn.open_table(RECORDS)?;
-            if records.get(key.as_str())?.is_some() {
-                true
-            } else {
-                records.insert(key.as_str(), sealed.as_slice())?;
-                false
-            }
-        };
-        if existed {
+        if !insert_new(&txn, &key, &sealed)? {
             txn.abort()?;
             return Err(StoreError::PresignatureExists {
                 wallet_id: wallet_id.to_owned(),
@@ -433,16 +435,7 @@ impl Store {
         let stamp = fsutil::UtcTime::now().rfc3339();
         let sealed = self.seal_value(&key, stamp.as_bytes())?;
         let txn = self.begin_write()?;
-        let existed = {
-            let mut records = txn.open_table(RECORDS)?;
-            if records.get(key.as_str())?.is_some() {
-                true
-            } else {
-                records.insert(key.as_str(), sealed.as_slice())?;
-                false
-            }
-        };
-        if existed {
+        if !insert_new(&txn, &key, &sealed)? {
             txn.abort()?;
             return Err(StoreError::DuplicateRequest {
                 wallet_id: wallet_id.to_owned(),
