@@ -71,10 +71,7 @@ impl Statement<'_> {
     /// The bytes a participant signs.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = DOMAIN.to_vec();
-        let mut field = |bytes: &[u8]| {
-            out.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
-            out.extend_from_slice(bytes);
-        };
+        let mut field = |bytes: &[u8]| push_field(&mut out, bytes);
         match self {
             Statement::Keygen { wallet_id, ecdsa_pub_key, eddsa_pub_key } => {
                 field(b"keygen");
@@ -109,6 +106,13 @@ impl Statement<'_> {
         }
         out
     }
+}
+
+/// Append one field of a signed statement: its length (4 bytes, big-endian), then its bytes. The
+/// node's other signed statements (key info) use the same encoding.
+pub fn push_field(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
+    out.extend_from_slice(bytes);
 }
 
 /// One participant's signature over a result's [`Statement`].

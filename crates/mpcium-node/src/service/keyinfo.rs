@@ -62,10 +62,7 @@ impl MadeKeyInfos {
 /// length-prefixed; participants sorted (the list is a set).
 pub fn statement(curve: &str, wallet: &str, info: &KeyInfo) -> Vec<u8> {
     let mut out = DOMAIN.to_vec();
-    let mut field = |bytes: &[u8]| {
-        out.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
-        out.extend_from_slice(bytes);
-    };
+    let mut field = |bytes: &[u8]| mpcium_api::attestation::push_field(&mut out, bytes);
     field(curve.as_bytes());
     field(wallet.as_bytes());
     field(&info.version.to_be_bytes());
@@ -99,11 +96,12 @@ impl Service {
         self.made_keyinfos.add(session, SignedKeyInfo { curve, info, signature });
     }
 
-    fn holder_signed(&self, curve: &str, wallet: &str, info: &KeyInfo, node: &str, signature: &str) -> bool {
+    /// Whether `node` signed `statement` (a key info's [`statement`]) with `signature`.
+    fn holder_signed(&self, statement: &[u8], node: &str, signature: &str) -> bool {
         let Some(key) = self.transport.directory().identity(node) else { return false };
         let Ok(bytes) = STANDARD.decode(signature) else { return false };
         let Ok(sig) = Signature::from_slice(&bytes) else { return false };
-        key.verify_strict(&statement(curve, wallet, &unsigned(info)), &sig).is_ok()
+        key.verify_strict(statement, &sig).is_ok()
     }
 
     /// A key info read from `mpc_keyinfo`, believed only if every holder it lists signed it and
@@ -141,12 +139,11 @@ impl Service {
 
     fn signed_by_every_holder(&self, kind: KeyType, wallet: &str, info: &KeyInfo) -> Result<(), Failure> {
         let curve = curve_name(kind);
+        let signed = statement(curve, wallet, info);
         let unsigned_by: Vec<&String> = info
             .participant_peer_ids
             .iter()
-            .filter(|n| {
-                info.signatures.get(*n).is_none_or(|s| !self.holder_signed(curve, wallet, info, n, s))
-            })
+            .filter(|n| info.signatures.get(*n).is_none_or(|s| !self.holder_signed(&signed, n, s)))
             .collect();
         if info.participant_peer_ids.is_empty() || !unsigned_by.is_empty() {
             tracing::warn!(
@@ -246,7 +243,7 @@ impl Service {
                 };
                 let curve = curve_name(kind);
                 if !info.participant_peer_ids.contains(&node)
-                    || !self.holder_signed(curve, wallet, &info, &node, &signature)
+                    || !self.holder_signed(&statement(curve, wallet, &info), &node, &signature)
                 {
                     tracing::warn!(%node, wallet, curve, "key info signature does not verify; left out");
                     continue;
