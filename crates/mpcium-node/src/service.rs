@@ -316,8 +316,7 @@ impl Service {
             // The coordinator verified the request when it pulled it.
             let mine = self.participate(&start, session, own).await;
             let made = self.made_keyinfos.take(&session);
-            if let Ok(output) = &mine {
-                signatures.insert(self.me().to_owned(), self.attest(&start, output));
+            if mine.is_ok() {
                 key_infos.insert(self.me().to_owned(), made);
             }
             outputs.insert(self.me().to_owned(), mine);
@@ -368,6 +367,9 @@ impl Service {
             return Err(Failure::new(f.code.clone(), format!("{}: {}", self.me(), f.reason)));
         }
         let mut agreed: Option<Output> = None;
+        // This node's own output is among the agreed ones when it took part: it signs the agreed
+        // statement below, once.
+        let mine = outputs.get(self.me()).is_some_and(Result::is_ok);
         for (node, outcome) in outputs {
             match outcome {
                 Err(f) => return Err(Failure::new(f.code, format!("{node}: {}", f.reason))),
@@ -388,7 +390,7 @@ impl Service {
         if matches!(start.op, SessionOp::Keygen | SessionOp::Reshare) {
             self.store_signed_keyinfos(&wallet_of(&start), key_infos).await?;
         }
-        let attestations = self.verified_attestations(&start, &output, signatures);
+        let attestations = self.verified_attestations(&start, &output, signatures, mine);
         Ok(Agreed { output, attestations })
     }
 

@@ -78,16 +78,18 @@ impl Service {
     }
 
     /// The attestations among `signatures` (node → base64 signature) that verify against the
-    /// nodes' identity keys; a bad one is logged and left out (the client then sees fewer).
+    /// nodes' identity keys, with this node's own when `mine` (it computed the agreed output); a
+    /// bad one is logged and left out (the client then sees fewer).
     pub(super) fn verified_attestations(
         &self,
         start: &SessionStart,
         output: &Output,
         signatures: BTreeMap<String, String>,
+        mine: bool,
     ) -> Vec<Attestation> {
         let Some(bytes) = statement_bytes(start, output) else { return Vec::new() };
         let dir = self.transport.directory();
-        signatures
+        let mut verified: BTreeMap<String, Attestation> = signatures
             .into_iter()
             .map(|(node_id, signature)| Attestation { node_id, signature })
             .filter(|a| {
@@ -97,6 +99,12 @@ impl Service {
                 }
                 ok
             })
-            .collect()
+            .map(|a| (a.node_id.clone(), a))
+            .collect();
+        if mine {
+            let own = Attestation::new(self.me(), &self.transport.sign_statement(&bytes));
+            verified.insert(self.me().to_owned(), own);
+        }
+        verified.into_values().collect()
     }
 }
