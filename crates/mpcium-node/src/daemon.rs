@@ -322,8 +322,15 @@ pub async fn start(params: NodeParams) -> Result<RunningNode, StartError> {
     };
     service.ensure_streams().await?;
     crate::result_consumers::ensure_result_consumers_with_replicas(&results_js, replicas).await?;
-    registry.announce(&directory, &params.identity, now_ms()).await?;
-    registry.spawn_heartbeat(directory.clone(), params.identity.clone(), heartbeat, stop_rx.clone());
+    let started_at_ms = now_ms();
+    registry.announce(&directory, &params.identity, started_at_ms).await?;
+    registry.spawn_heartbeat(
+        directory.clone(),
+        params.identity.clone(),
+        heartbeat,
+        started_at_ms,
+        stop_rx.clone(),
+    );
     crate::liveness::spawn(probes, stop_rx.clone());
     registry.spawn_watch(directory.clone(), stop_rx);
     let drain = service.drainer();

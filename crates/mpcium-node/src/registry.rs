@@ -188,6 +188,8 @@ pub fn keyinfo_key(curve: &str, wallet_id: &str) -> String {
 #[derive(Debug)]
 struct PeerState {
     last_seen: Instant,
+    /// When this node first saw the peer's current process (its current `started_at_ms`).
+    first_seen: Instant,
     started_at_ms: u64,
     pair_key: PairKey,
     /// Its ready key was deleted (graceful shutdown): not ready, but sessions already running
@@ -296,17 +298,23 @@ impl PeerDirectory {
             return false;
         };
         if let Ok(mut peers) = self.peers.write() {
-            let restarted =
-                peers.get(&record.node_id).is_some_and(|p| p.started_at_ms != record.started_at_ms);
+            let now = Instant::now();
+            let previous = peers.get(&record.node_id);
+            let restarted = previous.is_some_and(|p| p.started_at_ms != record.started_at_ms);
             if restarted {
                 tracing::info!(node = %record.node_id, "peer restarted");
                 // A new process announced itself: whatever was found absent was the old one.
                 self.mark_present(&record.node_id);
             }
+            let first_seen = match previous {
+                Some(p) if !restarted => p.first_seen,
+                _ => now,
+            };
             peers.insert(
                 record.node_id.clone(),
                 PeerState {
-                    last_seen: Instant::now(),
+                    last_seen: now,
+                    first_seen,
                     started_at_ms: record.started_at_ms,
                     pair_key,
                     withdrawn: false,
@@ -352,6 +360,16 @@ impl PeerDirectory {
         if was {
             tracing::info!(node = %node_id, "peer answers again");
         }
+    }
+
+    /// Whether this node first saw the peer's current process less than `within` ago. In a
+    /// NATS cluster a new subscription reaches the other servers a little after the ready
+    /// record that announces it, so "no responders" from such a peer means "not yet", not
+    /// "gone".
+    pub fn is_new(&self, node_id: &str, within: Duration) -> bool {
+        self.peers
+            .read()
+            .is_ok_and(|peers| peers.get(node_id).is_some_and(|p| p.first_seen.elapsed() < within))
     }
 
     /// Whether a peer was found absent and has not answered since.
@@ -624,16 +642,18 @@ impl Registry {
     }
 
     /// Keep announcing every `heartbeat.period` until `stop` is set; logs (does not end) on a
-    /// failed put, so a NATS outage does not kill the node.
+    /// failed put, so a NATS outage does not kill the node. `started_at_ms` is the one given to
+    /// [`announce`](Self::announce): a different one would tell the peers the node restarted.
     pub fn spawn_heartbeat(
         &self,
         dir: PeerDirectory,
         identity: SigningKey,
         heartbeat: Heartbeat,
+        started_at_ms: u64,
         mut stop: tokio::sync::watch::Receiver<bool>,
     ) -> tokio::task::JoinHandle<()> {
         let registry = self.clone();
-        let started = now_ms();
+        let started = started_at_ms;
         tokio::spawn(async move {
             loop {
                 if let Err(e) = registry.announce(&dir, &identity, started).await {

@@ -68,6 +68,12 @@ pub const MAX_REMEMBERED_STARTS: usize = 65536;
 /// counts the participant absent (a crashed process is known at once: NATS answers "no
 /// responders"; this bounds a peer that is cut off but still has its subscription).
 pub const START_ACK_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long after a peer's process is first seen a "no responders" from it means "its
+/// subscription has not reached our NATS server yet" (a cluster propagates interest between
+/// servers after the ready record may have arrived), not "gone": the request is retried.
+pub const NEW_PEER_GRACE: Duration = Duration::from_secs(2);
+/// The pause between such retries.
+const NOT_YET_RETRY: Duration = Duration::from_millis(50);
 /// The NATS header of a session start that names the acknowledgement subject of the client
 /// request the session serves. If the coordinator goes away, each participant that took the
 /// start hands the request back to JetStream (a NAK with a short delay), so another node runs it
@@ -657,8 +663,22 @@ impl Transport {
         timeout: Duration,
     ) -> Probe {
         let subject = node_subject(node);
-        let request = async_nats::Request::new().payload(bytes).headers(headers).timeout(Some(timeout));
-        match self.client.send_request(subject.clone(), request).await {
+        let began = tokio::time::Instant::now();
+        let answer = loop {
+            let request = async_nats::Request::new()
+                .payload(bytes.clone())
+                .headers(headers.clone())
+                .timeout(Some(timeout));
+            let answer = self.client.send_request(subject.clone(), request).await;
+            let not_yet = matches!(&answer, Err(e) if e.kind() == async_nats::RequestErrorKind::NoResponders)
+                && self.dir.is_new(node, NEW_PEER_GRACE)
+                && began.elapsed() + NOT_YET_RETRY < timeout;
+            if !not_yet {
+                break answer;
+            }
+            tokio::time::sleep(NOT_YET_RETRY).await;
+        };
+        match answer {
             Ok(_) => {
                 self.dir.mark_present(node);
                 Probe::Answered

@@ -36,7 +36,13 @@ async fn nodes_become_ready_share_pair_keys_and_expire() {
         let registry = Registry::open(&js, hb).await.unwrap();
         let dir = PeerDirectory::new(&ids[i], identities.clone(), ExchangeKey::generate(), hb.ttl);
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let beat = registry.spawn_heartbeat(dir.clone(), keys[i].clone(), hb, stop_rx.clone());
+        let beat = registry.spawn_heartbeat(
+            dir.clone(),
+            keys[i].clone(),
+            hb,
+            mpcium_node::registry::now_ms(),
+            stop_rx.clone(),
+        );
         let watch = registry.spawn_watch(dir.clone(), stop_rx);
         nodes.push((registry, dir, stop_tx, beat, watch));
     }

@@ -105,7 +105,13 @@ async fn cluster(n: usize) -> Cluster {
         let js = async_nats::jetstream::new(client.clone());
         let registry = Registry::open(&js, hb).await.unwrap();
         let dir = PeerDirectory::new(&ids[i], identities.clone(), ExchangeKey::generate(), hb.ttl);
-        registry.spawn_heartbeat(dir.clone(), keys[i].clone(), hb, stop_rx.clone());
+        registry.spawn_heartbeat(
+            dir.clone(),
+            keys[i].clone(),
+            hb,
+            mpcium_node::registry::now_ms(),
+            stop_rx.clone(),
+        );
         registry.spawn_watch(dir.clone(), stop_rx.clone());
         transports.push(Transport::new(client, keys[i].clone(), dir));
     }
