@@ -41,6 +41,7 @@ pub const PRESIG_USED_BUCKET: &str = "mpc_presig_used";
 pub const BANS_BUCKET: &str = "mpc_bans";
 
 pub mod bans;
+mod retry;
 
 /// The outcome of claiming a request id.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -209,6 +210,23 @@ pub struct PeerDirectory {
     absent: Arc<RwLock<HashMap<String, Instant>>>,
     /// Bumped whenever a peer is found absent, so waiting sessions look again at once.
     absences: Arc<tokio::sync::watch::Sender<u64>>,
+    /// How this node's own heartbeat fares: while it cannot be stored, nobody's can (the ready
+    /// bucket is electing a leader after a NATS server died, or this node's server is gone), so
+    /// a peer's silence says nothing about the peer and its record does not lapse.
+    own_beat: Arc<RwLock<OwnBeat>>,
+}
+
+/// This node's own heartbeat puts (see [`PeerDirectory::beat_started`]).
+#[derive(Debug, Default)]
+struct OwnBeat {
+    /// Since when every put was stored (none yet, or the last one failed: `None`).
+    stored_since: Option<Instant>,
+    /// The put in flight, since when.
+    pending_since: Option<Instant>,
+    /// When the last put was stored.
+    last_stored: Option<Instant>,
+    /// When the ready watch last delivered this node's own record.
+    last_echo: Option<Instant>,
 }
 
 impl PeerDirectory {
@@ -227,7 +245,56 @@ impl PeerDirectory {
             peers: Arc::new(RwLock::new(HashMap::new())),
             absent: Arc::new(RwLock::new(HashMap::new())),
             absences: Arc::new(tokio::sync::watch::channel(0).0),
+            own_beat: Arc::new(RwLock::new(OwnBeat::default())),
         }
+    }
+
+    /// This node's heartbeat put started.
+    pub fn beat_started(&self) {
+        if let Ok(mut beat) = self.own_beat.write() {
+            beat.pending_since = Some(Instant::now());
+        }
+    }
+
+    /// This node's heartbeat put was stored (`true`) or failed.
+    pub fn beat_ended(&self, stored: bool) {
+        if let Ok(mut beat) = self.own_beat.write() {
+            beat.pending_since = None;
+            if !stored {
+                beat.stored_since = None;
+            } else {
+                let now = Instant::now();
+                beat.last_stored = Some(now);
+                beat.stored_since.get_or_insert(now);
+            }
+        }
+    }
+
+    /// Whether the ready watch is stuck: a heartbeat of this node was stored more than `grace`
+    /// ago and the watch has not delivered it. (After a NATS server dies a watch can stay
+    /// silent without an error; every peer's record would then lapse here.)
+    pub fn watch_is_stuck(&self, grace: Duration) -> bool {
+        self.own_beat.read().is_ok_and(|beat| {
+            beat.last_stored.is_some_and(|stored| {
+                stored.elapsed() > grace && beat.last_echo.is_none_or(|echo| echo < stored)
+            })
+        })
+    }
+
+    /// Whether peers' records may lapse now: this node's own heartbeats have been stored for a
+    /// whole TTL (time for every live peer to have stored one too), and none is stuck for more
+    /// than a heartbeat period (a third of the TTL).
+    fn records_can_lapse(&self, now: Instant) -> bool {
+        self.own_beat.read().is_ok_and(|beat| {
+            beat.stored_since.is_some_and(|t| now.duration_since(t) >= self.ttl)
+                && beat.pending_since.is_none_or(|t| now.duration_since(t) < self.ttl / 3)
+        })
+    }
+
+    /// Whether a peer's ready record holds: not withdrawn, and heard from within the TTL unless
+    /// records cannot lapse now.
+    fn holds(&self, state: &PeerState, now: Instant, can_lapse: bool) -> bool {
+        !state.withdrawn && (!can_lapse || now.duration_since(state.last_seen) < self.ttl)
     }
 
     /// This node's id.
@@ -250,17 +317,17 @@ impl PeerDirectory {
         ids
     }
 
-    /// The nodes ready now (self included), sorted: a fresh ready record, not withdrawn, and not
+    /// The nodes ready now (self included), sorted: a fresh ready record (or one that cannot
+    /// lapse now: see [`records_can_lapse`](Self::records_can_lapse)), not withdrawn, and not
     /// found absent since.
     pub fn ready(&self) -> Vec<String> {
         let now = Instant::now();
         let absent = self.absent.read().map(|a| a.clone()).unwrap_or_default();
+        let can_lapse = self.records_can_lapse(now);
         let mut ids: Vec<String> = match self.peers.read() {
             Ok(peers) => peers
                 .iter()
-                .filter(|(id, s)| {
-                    !s.withdrawn && now.duration_since(s.last_seen) < self.ttl && !absent.contains_key(*id)
-                })
+                .filter(|(id, s)| self.holds(s, now, can_lapse) && !absent.contains_key(*id))
                 .map(|(id, _)| id.clone())
                 .collect(),
             Err(_) => Vec::new(),
@@ -283,6 +350,9 @@ impl PeerDirectory {
     /// sender is unknown or the signature is bad.
     pub fn observe(&self, record: &ReadyRecord) -> bool {
         if record.node_id == self.me {
+            if let Ok(mut beat) = self.own_beat.write() {
+                beat.last_echo = Some(Instant::now());
+            }
             return true;
         }
         let Some(identity) = self.identities.get(&record.node_id) else {
@@ -386,10 +456,11 @@ impl PeerDirectory {
     /// included, to see them come back).
     pub fn known_peers(&self) -> Vec<String> {
         let now = Instant::now();
+        let can_lapse = self.records_can_lapse(now);
         match self.peers.read() {
             Ok(peers) => peers
                 .iter()
-                .filter(|(_, s)| !s.withdrawn && now.duration_since(s.last_seen) < self.ttl)
+                .filter(|(_, s)| self.holds(s, now, can_lapse))
                 .map(|(id, _)| id.clone())
                 .collect(),
             Err(_) => Vec::new(),
@@ -418,6 +489,10 @@ pub struct Registry {
     presig_used: kv::Store,
 }
 
+/// How often the ready watch is checked for being stuck (and how late this node's own stored
+/// heartbeat may come back through it).
+const WATCH_CHECK: Duration = Duration::from_secs(2);
+
 /// How often a node re-announces itself, and after how long silence a peer counts as gone.
 #[derive(Debug, Clone, Copy)]
 pub struct Heartbeat {
@@ -441,7 +516,7 @@ impl Heartbeat {
 async fn get_existing(store: &kv::Store, key: &str) -> Result<Option<bytes::Bytes>, RegistryError> {
     let start = Instant::now();
     loop {
-        let value = store.get(key).await.map_err(|e| kv_err(REQUESTS_BUCKET)(e.into()))?;
+        let value = retry::get(store, key).await.map_err(|e| kv_err(REQUESTS_BUCKET)(e.into()))?;
         if value.is_some() || start.elapsed() > Duration::from_secs(2) {
             return Ok(value);
         }
@@ -656,7 +731,10 @@ impl Registry {
         let started = started_at_ms;
         tokio::spawn(async move {
             loop {
-                if let Err(e) = registry.announce(&dir, &identity, started).await {
+                dir.beat_started();
+                let stored = registry.announce(&dir, &identity, started).await;
+                dir.beat_ended(stored.is_ok());
+                if let Err(e) = stored {
                     tracing::warn!(error = %e, "heartbeat failed");
                 }
                 tokio::select! {
@@ -680,16 +758,28 @@ impl Registry {
         tokio::spawn(async move {
             loop {
                 match ready.watch_with_history(">").await {
-                    Ok(mut watch) => loop {
-                        tokio::select! {
-                            entry = watch.next() => match entry {
-                                Some(Ok(entry)) => apply(&dir, entry),
-                                Some(Err(e)) => { tracing::warn!(error = %e, "ready watch error"); break; }
-                                None => break,
-                            },
-                            _ = stop.changed() => return,
+                    Ok(mut watch) => {
+                        // An interval, not a sleep per entry: entries keep coming while the
+                        // watch lags, and the check must still run.
+                        let mut check =
+                            tokio::time::interval_at(tokio::time::Instant::now() + WATCH_CHECK, WATCH_CHECK);
+                        loop {
+                            tokio::select! {
+                                entry = watch.next() => match entry {
+                                    Some(Ok(entry)) => apply(&dir, entry),
+                                    Some(Err(e)) => { tracing::warn!(error = %e, "ready watch error"); break; }
+                                    None => break,
+                                },
+                                _ = check.tick() => {
+                                    if dir.watch_is_stuck(WATCH_CHECK) {
+                                        tracing::warn!("the ready watch did not deliver this node's own heartbeat; watching again");
+                                        break;
+                                    }
+                                }
+                                _ = stop.changed() => return,
+                            }
                         }
-                    },
+                    }
                     Err(e) => tracing::warn!(error = %e, "cannot watch the ready bucket"),
                 }
                 tokio::select! {
@@ -709,7 +799,9 @@ impl Registry {
     /// A wallet's key info for one curve, if the wallet exists.
     pub async fn keyinfo(&self, curve: &str, wallet_id: &str) -> Result<Option<KeyInfo>, RegistryError> {
         let key = keyinfo_key(curve, wallet_id);
-        let Some(bytes) = self.keyinfo.get(&key).await.map_err(|e| kv_err(KEYINFO_BUCKET)(e.into()))? else {
+        let Some(bytes) =
+            retry::get(&self.keyinfo, &key).await.map_err(|e| kv_err(KEYINFO_BUCKET)(e.into()))?
+        else {
             return Ok(None);
         };
         serde_json::from_slice(&bytes).map(Some).map_err(|e| RegistryError::Corrupt {
@@ -732,7 +824,7 @@ impl Registry {
             key: key.clone(),
             reason: e.to_string(),
         })?;
-        self.keyinfo.put(&key, bytes.into()).await.map_err(|e| kv_err(KEYINFO_BUCKET)(e.into()))?;
+        retry::put(&self.keyinfo, &key, bytes.into()).await.map_err(|e| kv_err(KEYINFO_BUCKET)(e.into()))?;
         Ok(())
     }
 }
@@ -748,7 +840,7 @@ impl Registry {
     ) -> Result<Claim, RegistryError> {
         let key =
             format!("{}.{}", keyinfo_key("tx", wallet_id), keyinfo_key("id", tx_id).replacen("id.", "", 1));
-        match self.requests.create(&key, claim.to_owned().into()).await {
+        match retry::create(&self.requests, &key, claim.to_owned().into()).await {
             Ok(_) => Ok(Claim::New),
             Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {
                 let existing = get_existing(&self.requests, &key).await?;
@@ -769,7 +861,7 @@ impl Registry {
         event: bytes::Bytes,
     ) -> Result<bytes::Bytes, RegistryError> {
         let key = settled_key(msg_id);
-        match self.requests.create(&key, event.clone()).await {
+        match retry::create(&self.requests, &key, event.clone()).await {
             Ok(_) => Ok(event),
             Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {
                 get_existing(&self.requests, &key).await?.ok_or_else(|| RegistryError::Corrupt {
@@ -786,7 +878,7 @@ impl Registry {
 impl Registry {
     /// The result event settled for `msg_id`, if the request message was answered already.
     pub async fn settled_result(&self, msg_id: &str) -> Result<Option<bytes::Bytes>, RegistryError> {
-        self.requests.get(settled_key(msg_id)).await.map_err(|e| kv_err(REQUESTS_BUCKET)(e.into()))
+        retry::get(&self.requests, &settled_key(msg_id)).await.map_err(|e| kv_err(REQUESTS_BUCKET)(e.into()))
     }
 
     /// Remove a wallet's key info for one curve (a keygen that made only one of its two keys).

@@ -321,8 +321,15 @@ impl Service {
             }
             outputs.insert(self.me().to_owned(), mine);
         }
+        // Done reports sent while this node's connection is down are lost: a signature stops.
+        let epoch = self.transport.connection_epoch();
+        let watch_connection = start.op == SessionOp::Sign;
         while outputs.len() < members.len() {
-            match tokio::time::timeout_at(deadline, done_inbox.recv()).await {
+            let report = tokio::select! {
+                report = tokio::time::timeout_at(deadline, done_inbox.recv()) => report,
+                _ = self.transport.connection_lost(epoch), if watch_connection => return Err(connection_lost()),
+            };
+            match report {
                 Ok(Some(m)) => {
                     if !members.contains(&m.envelope.sender) || m.envelope.kind != Kind::Control {
                         continue;
@@ -420,18 +427,32 @@ impl Service {
                 key_infos: Vec::new(),
             },
         };
-        if let Err(e) = self
-            .transport
-            .send_public(
-                Kind::Control,
-                done_id(&start.envelope.session),
-                0,
-                std::slice::from_ref(&s.coordinator),
-                Control::Done(report).encode(),
-            )
-            .await
+        let report = Control::Done(report).encode();
+        let send = || async {
+            if let Err(e) = self
+                .transport
+                .send_public(
+                    Kind::Control,
+                    done_id(&start.envelope.session),
+                    0,
+                    std::slice::from_ref(&s.coordinator),
+                    report.clone(),
+                )
+                .await
+            {
+                tracing::warn!(error = %e, "could not report to the coordinator");
+            }
+        };
+        let epoch = self.transport.connection_epoch();
+        send().await;
+        // A report written just before this node's NATS connection dropped may be lost with the
+        // connection: sent again once it is back (the coordinator keeps the first it gets).
+        if s.op == SessionOp::Sign
+            && tokio::time::timeout(RESEND_WINDOW, self.transport.connection_lost(epoch)).await.is_ok()
         {
-            tracing::warn!(error = %e, "could not report to the coordinator");
+            self.transport.connected().await;
+            tracing::info!("the NATS connection dropped right after a done report; sending it again");
+            send().await;
         }
     }
 
@@ -450,10 +471,15 @@ impl Service {
             ));
         }
         // Past the drain deadline the others hear "aborted" at once (the notice below) instead of
-        // timing out on this node.
+        // timing out on this node. A signature whose node lost its NATS connection meanwhile
+        // stops the same way, with `ERROR_NETWORK_CONNECTION`: messages to it may have been
+        // dropped, and the coordinator runs the request again (`service/sign.rs`).
+        let epoch = self.transport.connection_epoch();
+        let watch_connection = matches!(start.op, SessionOp::Sign | SessionOp::Presign);
         let outcome = tokio::select! {
             outcome = self.participate_checked(start, session, own) => outcome,
             _ = self.drain.reached(Phase::Abandoning) => Err(shutting_down()),
+            _ = self.transport.connection_lost(epoch), if watch_connection => Err(connection_lost()),
         };
         if let Err(f) = &outcome
             && !f.peers_told
@@ -545,6 +571,17 @@ impl Service {
 /// The failure of work abandoned at shutdown.
 fn shutting_down() -> Failure {
     Failure::new(ErrorCode::OperationAborted, "the node is shutting down")
+}
+
+/// How long after sending a done report a dropped NATS connection makes this node send it again.
+const RESEND_WINDOW: Duration = Duration::from_secs(1);
+
+/// The failure of a session whose node lost its NATS connection while it ran.
+fn connection_lost() -> Failure {
+    Failure::new(
+        ErrorCode::NetworkConnection,
+        "this node's NATS connection dropped during the session; messages to it may be lost",
+    )
 }
 
 /// Every node that takes part in an announced session: the participants, or for a reshare the

@@ -74,6 +74,8 @@ pub const START_ACK_TIMEOUT: Duration = Duration::from_secs(2);
 pub const NEW_PEER_GRACE: Duration = Duration::from_secs(2);
 /// The pause between such retries.
 const NOT_YET_RETRY: Duration = Duration::from_millis(50);
+/// How often a running session looks at its node's NATS connection.
+const CONNECTION_CHECK: Duration = Duration::from_millis(50);
 /// The NATS header of a session start that names the acknowledgement subject of the client
 /// request the session serves. If the coordinator goes away, each participant that took the
 /// start hands the request back to JetStream (a NAK with a short delay), so another node runs it
@@ -321,6 +323,34 @@ impl Transport {
     /// This node's peer directory.
     pub fn directory(&self) -> &PeerDirectory {
         &self.dir
+    }
+
+    /// How many times this node's NATS connection was established: a session notes it at its
+    /// start, and a change (or a connection that is down) means messages sent to this node in
+    /// between may be lost (see [`connection_lost`](Self::connection_lost)).
+    pub fn connection_epoch(&self) -> u64 {
+        self.client.statistics().connects.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Resolves once this node's NATS connection is up.
+    pub async fn connected(&self) {
+        while self.client.connection_state() != async_nats::connection::State::Connected {
+            tokio::time::sleep(CONNECTION_CHECK).await;
+        }
+    }
+
+    /// Resolves once this node's NATS connection dropped after `epoch` was read: core NATS
+    /// drops what is published to a subscription while its connection is away, so a session
+    /// running across the drop may wait for a message that will never come.
+    pub async fn connection_lost(&self, epoch: u64) {
+        loop {
+            if self.connection_epoch() != epoch
+                || self.client.connection_state() != async_nats::connection::State::Connected
+            {
+                return;
+            }
+            tokio::time::sleep(CONNECTION_CHECK).await;
+        }
     }
 
     /// This node's identity signature over `statement` (a result attestation; its bytes start

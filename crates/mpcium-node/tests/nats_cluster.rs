@@ -321,14 +321,14 @@ fn load_size() -> usize {
     std::env::var("MPCIUM_CLUSTER_SIGNATURES").ok().and_then(|v| v.parse().ok()).unwrap_or(1000)
 }
 
-// Not run by default: in 2 of 9 runs 3–9 % of the requests failed, past the bound below
-// (`ERROR_NOT_MAJORITY`): peers' ready records lapse locally while `mpc_ready`'s Raft leader is
-// being elected and no heartbeat can be stored. Refreshing readiness on probe answers passed 5
-// of 5 runs (1–5 failures each) but made a node whose service died while its transport lives look
-// ready for good; the fix to build is to stop expiring peers while this node's own heartbeat
-// cannot be stored (issue #14 stays open). Run it with `cargo test -p mpcium-node --test
-// nats_cluster -- --ignored`.
-#[ignore = "flaky: readiness lapses after a NATS server is killed (issue #14 open)"]
+// What made this test flaky before (2 of 9 runs failed with ERROR_NOT_MAJORITY): after the kill,
+// a node's watch of `mpc_ready` could stay silent without an error, and its own heartbeat puts
+// failed while the bucket elected a leader, so every peer's record lapsed locally. Now a watch
+// that does not bring back the node's own stored heartbeat is re-created, and records do not
+// lapse while the node's own heartbeat cannot be stored (`registry.rs`). Registry reads and
+// writes ride out the election (`registry/retry.rs`); a signature whose member lost its NATS
+// connection runs again (`ERROR_NETWORK_CONNECTION`), and a done report sent just before a drop
+// is sent again. Measured: 1000 of 1000 in 8 of the last 8 runs after the last of these fixes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn replicated_streams_survive_a_nats_server_killed_during_signing() {
     let _serial = SERIAL.lock().await;
@@ -394,16 +394,19 @@ async fn replicated_streams_survive_a_nats_server_killed_during_signing() {
     );
     assert!(twice.is_empty(), "requests answered more than once: {twice:?}");
     assert!(strays.is_empty(), "results for requests never sent: {strays:?}");
-    // Nothing JetStream holds is lost: no request, no result, no claim. What a failover costs is
-    // (a) what core NATS carried through the killed server at that moment: node-to-node protocol
-    // messages of sessions running then, and those sent to node1 in the milliseconds it took to
-    // reconnect to another server (such a session times out: ERROR_SESSION_TIMEOUT), and (b) the
-    // seconds in which a stream whose Raft leader was on the killed server elects another (4 to
-    // 9 s): a KV read or write of a request then times out (ERROR_KEY_INFO_LOAD,
-    // ERROR_STORAGE_WRITE). So only requests sent before the elections end may fail, and only so;
-    // every later one succeeds.
-    // Quorum re-selection does not retry these: every node is alive, so no member is absent;
-    // the issue asks for none to fail (#14 open).
+    // Nothing JetStream holds is lost: no request, no result, no claim. What a failover can still
+    // cost: a message core NATS carried through the killed server, or sent to node1 in the
+    // milliseconds before its new server learnt its subscription, when node1 saw no connection
+    // drop during that session (it then times out: ERROR_SESSION_TIMEOUT). Registry calls wait
+    // out an election for up to 12 s, so ERROR_KEY_INFO_LOAD or ERROR_STORAGE_WRITE would mean a
+    // longer one. Only requests sent in the seconds after the kill may fail, and only so; the
+    // issue asks for none (measured 0 in the last 8 runs); the bound below is what is guaranteed.
+    let mut by_code: BTreeMap<String, (usize, String)> = BTreeMap::new();
+    for (tx_id, code, reason) in &failed {
+        let entry = by_code.entry(format!("{code:?}")).or_insert((0, format!("{tx_id}: {reason}")));
+        entry.0 += 1;
+    }
+    eprintln!("failures by code (count, first): {by_code:?}");
     use mpcium_api::ErrorCode;
     let failover = [ErrorCode::SessionTimeout, ErrorCode::KeyInfoLoad, ErrorCode::StorageWrite];
     for (tx_id, code, reason) in &failed {

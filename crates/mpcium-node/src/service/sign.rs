@@ -12,6 +12,9 @@ use crate::registry::{Claim, KeyInfo};
 use crate::session::run_protocol;
 use crate::transport::SessionInbox;
 
+/// How many times one signing request runs again because a member's NATS connection dropped.
+const MAX_RECONNECT_RERUNS: u32 = 3;
+
 impl Service {
     pub(super) async fn coordinate_sign(
         &self,
@@ -108,10 +111,34 @@ impl Service {
         // Quorum re-selection (`service/reselect.rs`): an attempt that failed because a chosen
         // signer is absent runs again with other ready holders, within the request's deadline;
         // each node found absent stays out of this request's later attempts.
+        // An attempt one of whose members lost its NATS connection meanwhile
+        // (`ERROR_NETWORK_CONNECTION`: its messages may be lost; every member is alive) runs again
+        // with the same choice, a few times.
         let until = tokio::time::Instant::now() + self.cfg.session_timeout;
         let mut excluded: Vec<String> = Vec::new();
+        let mut reconnects = 0;
+        // Each attempt is a new session: its request id (`<tx id>#<delivery>`) gets the
+        // attempt's number, which a participant does not read (it reads the tx id and the
+        // delivery's stream sequence).
+        let mut attempt = 0u32;
         loop {
-            match self.sign_attempt(&req, body, client, delivery, &info, kind, &apart, &excluded).await {
+            let delivery = if attempt == 0 { delivery.to_owned() } else { format!("{delivery}.{attempt}") };
+            attempt += 1;
+            match self.sign_attempt(&req, body, client, &delivery, &info, kind, &apart, &excluded).await {
+                Err((f, _))
+                    if f.code == ErrorCode::NetworkConnection
+                        && reconnects < MAX_RECONNECT_RERUNS
+                        && tokio::time::Instant::now() < until =>
+                {
+                    reconnects += 1;
+                    tracing::warn!(
+                        wallet = %req.wallet_id,
+                        tx_id = %req.tx_id,
+                        reason = %f.reason,
+                        "a signer's NATS connection dropped; running the request again"
+                    );
+                    self.metrics.reselections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
                 Err((f, gone))
                     if gone.iter().any(|g| !excluded.contains(g)) && tokio::time::Instant::now() < until =>
                 {
