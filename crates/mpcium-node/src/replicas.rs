@@ -209,11 +209,40 @@ async fn ensure_pull_consumer_once(
     let name = config.durable_name.clone().unwrap_or_default();
     let what = format!("consumer {name} on stream {}", stream.cached_info().config.name);
     config.num_replicas = consumer_replicas(replicas);
+    let (ack_wait, backoff, max_deliver) = (config.ack_wait, config.backoff.clone(), config.max_deliver);
     let consumer = stream
         .get_or_create_consumer(&name, config)
         .await
         .map_err(|e| classify(js, replicas, &what, e.into()))?;
+    let consumer =
+        set_consumer_timing(js, stream, consumer, (ack_wait, backoff, max_deliver), replicas, &what).await?;
     set_consumer_replicas(js, stream, consumer, replicas, &what).await
+}
+
+/// Bring an existing consumer's AckWait, back-off and delivery limit to this release's (an
+/// earlier release, or the original, made it with others).
+async fn set_consumer_timing(
+    js: &jetstream::Context,
+    stream: &stream::Stream,
+    consumer: consumer::PullConsumer,
+    (ack_wait, backoff, max_deliver): (std::time::Duration, Vec<std::time::Duration>, i64),
+    replicas: usize,
+    what: &str,
+) -> Result<consumer::PullConsumer, ReplicaError> {
+    let current = &consumer.cached_info().config;
+    if current.ack_wait == ack_wait && current.backoff == backoff && current.max_deliver == max_deliver {
+        return Ok(consumer);
+    }
+    let from = current.ack_wait;
+    let mut config =
+        <consumer::pull::Config as consumer::FromConsumer>::try_from_consumer_config(current.clone())
+            .map_err(|source| ReplicaError::JetStream { what: what.to_owned(), source })?;
+    config.ack_wait = ack_wait;
+    config.backoff = backoff;
+    config.max_deliver = max_deliver;
+    let updated = stream.update_consumer(config).await.map_err(|e| classify(js, replicas, what, e.into()))?;
+    tracing::info!(consumer = %what, ?from, to = ?ack_wait, "consumer AckWait and back-off changed");
+    Ok(updated)
 }
 
 /// Bring an existing consumer to [`consumer_replicas`] (no change with one replica: a consumer

@@ -752,6 +752,11 @@ impl Transport {
                 tracing::debug!(error = %e, "could not note a request to a peer");
             }
         }
+        // Out of this process before the work starts: a note still in the client's buffer dies
+        // with a killed process, and the request would wait for its AckWait.
+        if let Err(e) = self.client.flush().await {
+            tracing::debug!(error = %e, "could not flush the request notes");
+        }
     }
 
     /// Remember the request a coordinator's session serves (its acknowledgement subject), to
@@ -778,7 +783,7 @@ impl Transport {
 
     /// A coordinator is absent: hand the requests its recent sessions served back to JetStream
     /// for immediate redelivery to a live node, instead of their redelivery after AckWait and
-    /// BackOff (30 s). A request that was answered already is acknowledged and stays so (the
+    /// BackOff (5 s for signing). A request that was answered already is acknowledged and stays so (the
     /// server ignores the notice); one that runs again is answered with its settled result if
     /// the coordinator published one (`Registry::settle_result`).
     async fn hand_back_requests_of(&self, coordinator: &str) {

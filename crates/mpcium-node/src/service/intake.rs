@@ -35,9 +35,16 @@ impl Service {
             self.cfg.replicas,
         )
         .await?;
+        // Acknowledge progress five times per AckWait: a late one or two do not let the request
+        // go to another node while this one works on it.
+        let progress_every = spec.ack_wait / 5;
         let _puller = self.drain.track_puller();
         self.wait_for_quorum().await;
-        let mut messages = consumer.messages().await?;
+        // Pull requests expire within half an AckWait: a node cut off from NATS (its connection
+        // still open on the server until a ping fails) must not keep one that a redelivery of
+        // the request it took would go to.
+        let expires = spec.ack_wait / 2;
+        let mut messages = consumer.stream().expires(expires).heartbeat(expires / 2).messages().await?;
         tracing::info!(consumer = %spec.durable_name, "pulling requests");
         // Pulled but not started when the drain began.
         let mut held = Vec::new();
@@ -67,7 +74,7 @@ impl Service {
             let in_flight = self.drain.track();
             tokio::spawn(async move {
                 let (_permit, _in_flight) = (permit, in_flight);
-                this.handle_request(msg, keygen).await;
+                this.handle_request(msg, keygen, progress_every).await;
             });
         }
         // Draining: collect what the pull has delivered (or still delivers, until the server sees
@@ -106,18 +113,29 @@ impl Service {
         }
     }
 
-    pub(super) async fn handle_request(&self, msg: jetstream::Message, keygen: bool) {
+    pub(super) async fn handle_request(
+        &self,
+        msg: jetstream::Message,
+        keygen: bool,
+        progress_every: Duration,
+    ) {
         tracing::debug!(subject = %msg.subject, "request pulled");
+        // The peers may hand a signing request back if this node goes away with it: told first,
+        // before anything that waits (the settled-result read below waits out a NATS election).
+        let handback = if keygen { None } else { msg.reply.as_ref().map(|r| r.to_string()) };
+        if let Some(subject) = &handback {
+            self.transport.note_request(subject).await;
+        }
         let client = client_id_of(msg.headers.as_ref());
         let (seq, delivered) = msg.info().map(|i| (i.stream_sequence, i.delivered)).unwrap_or((0, 0));
         let delivery = format!("{seq}.{delivered}");
         let claim = seq.to_string();
-        // Keep the request from being redelivered while we work (AckWait is 30 s).
+        // Keep the request from being redelivered while we work.
         let progress = {
             let msg = msg.clone();
             tokio::spawn(async move {
                 loop {
-                    tokio::time::sleep(Duration::from_secs(10)).await;
+                    tokio::time::sleep(progress_every).await;
                     if msg.ack_with(jetstream::AckKind::Progress).await.is_err() {
                         break;
                     }
@@ -178,11 +196,6 @@ impl Service {
                 )
                 .await
             } else {
-                // The peers may hand the request back if this node goes away mid-request.
-                let handback = msg.reply.as_ref().map(|r| r.to_string());
-                if let Some(subject) = &handback {
-                    self.transport.note_request(subject).await;
-                }
                 let event = super::reselect::HANDBACK
                     .scope(
                         handback,
@@ -275,7 +288,7 @@ impl Service {
 }
 
 /// How long a result that cannot be stored is retried before its request is handed back: longer
-/// than a JetStream leader election, shorter than the request's AckWait (30 s).
+/// than a JetStream leader election (the request's progress acks keep it this node's meanwhile).
 const PUBLISH_RETRY_FOR: Duration = Duration::from_secs(20);
 
 /// How long a stopping puller keeps handing back requests still arriving, at most, and after how
@@ -284,7 +297,7 @@ const HAND_BACK_LINGER: Duration = Duration::from_secs(1);
 const HAND_BACK_IDLE: Duration = Duration::from_millis(150);
 
 /// Give a pulled request back to JetStream for immediate redelivery (to any node). The delay is
-/// explicit because a nak without one is delayed by the consumer's BackOff (30 s) instead.
+/// explicit because a nak without one is delayed by the consumer's BackOff instead.
 async fn hand_back(msg: &jetstream::Message) {
     let nak = jetstream::AckKind::Nak(Some(Duration::from_millis(10)));
     if let Err(e) = msg.ack_with(nak).await {
