@@ -208,7 +208,7 @@ async fn a_killed_node_is_routed_around_inside_each_request() {
     assert_eq!(at_kill.len(), in_flight.len());
     // Every request in flight at the kill is re-run with another quorum at once, except those the
     // killed node had pulled and not yet announced to any participant: nobody else knows them,
-    // and JetStream redelivers them after the consumer's BackOff (30 s, spec §3.3). None waits
+    // and JetStream redelivers them after the consumer's BackOff (30 s, docs/wire.md §2.2). None waits
     // for a session timeout.
     assert!(
         quantile(&at_kill, 0.5) <= Duration::from_secs(2),
@@ -301,7 +301,7 @@ async fn a_partitioned_node_is_routed_around_by_the_start_acknowledgement() {
     // Requests whose coordinator is live route around node2: its start acknowledgement times
     // out (2 s) and the request runs again with the others. Requests the server handed to
     // node2's own pull before the cut are known to nobody else and come back on JetStream's
-    // redelivery (30 s BackOff, spec §3.3). None fails.
+    // redelivery (30 s BackOff, docs/wire.md §2.2). None fails.
     assert!(
         quantile(&latencies, 0.5) < Duration::from_secs(5),
         "requests wait for the cut-off node: {latencies:?}\n{}",
