@@ -1,4 +1,4 @@
-//! Authorizer co-signatures (config `authorization.*`, spec §3.6).
+//! Authorizer co-signatures (config `authorization.*`, docs/wire.md §5.3).
 //!
 //! Rules, in the original's order: when disabled, authorizer signatures are ignored. Otherwise
 //! every `required_authorizers` ID must be among the supplied signatures; if none are supplied and

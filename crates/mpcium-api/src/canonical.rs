@@ -1,4 +1,4 @@
-//! The exact bytes an initiator and an authorizer sign (spec §3.6).
+//! The exact bytes an initiator and an authorizer sign (docs/wire.md §5).
 //!
 //! The node re-derives these bytes from the *decoded* request, so they must equal what Go's
 //! `json.Marshal` produces from the same values; they are written with [`crate::gojson`].
@@ -11,7 +11,7 @@
 //!
 //! **Our extension, [`SigningMode::Strict`]** (`security.strict_requests`): the original leaves
 //! `derivation_path` outside the signature, so a signed sign request can be replayed with another
-//! path (spec §15). In strict mode the sign bytes are the five compatible fields followed by
+//! path (docs/wire.md §13). In strict mode the sign bytes are the five compatible fields followed by
 //! `"derivation_path"` in Go JSON (`null` when absent, `[]` when empty, else `[44,60,0,0,0]`):
 //! `{"key_type":…,"wallet_id":…,"network_internal_code":…,"tx_id":…,"tx":…,"derivation_path":[…]}`.
 //! Keygen and reshare bytes already cover every request field and are the same in both modes.

@@ -1,4 +1,4 @@
-//! `error_code` values of result events (spec §3.8, Go `event.ErrorCode`).
+//! `error_code` values of result events (docs/wire.md §7, Go `event.ErrorCode`).
 //!
 //! Decoding choice: an unknown code string is **kept**, as [`ErrorCode::Other`], instead of
 //! failing. A Go client accepts any string there, and a client built from this crate must keep
@@ -102,7 +102,7 @@ error_codes! {
 
 impl ErrorCode {
     /// The original's fallback classifier (`event.GetErrorCodeFromError`): a case-insensitive
-    /// substring match on an error's text, first match wins (spec §3.8).
+    /// substring match on an error's text, first match wins (docs/wire.md §7).
     ///
     /// Our node sets codes explicitly; this exists for parity when an error only has text (and to
     /// document why the original reports what it reports).

@@ -14,8 +14,6 @@
 
 use base64::Engine as _;
 
-const HEX: &[u8; 16] = b"0123456789abcdef";
-
 /// Appends `s` to `out` as a Go-escaped JSON string literal (with the surrounding quotes).
 pub fn write_string(out: &mut String, s: &str) {
     out.push('"');
@@ -30,10 +28,8 @@ pub fn write_string(out: &mut String, s: &str) {
             '\t' => out.push_str("\\t"),
             '<' | '>' | '&' | '\u{00}'..='\u{1f}' => {
                 // Every char in this arm is ASCII, so it fits one byte.
-                let b = c as u32 as u8;
                 out.push_str("\\u00");
-                out.push(char::from(HEX[usize::from(b >> 4)]));
-                out.push(char::from(HEX[usize::from(b & 0x0f)]));
+                out.push_str(&hex::encode([c as u32 as u8]));
             }
             '\u{2028}' => out.push_str("\\u2028"),
             '\u{2029}' => out.push_str("\\u2029"),

@@ -1,5 +1,5 @@
 //! Identifiers that end up as NATS subject tokens, header values, consumer names and store keys:
-//! wallet IDs, tx IDs, reshare session IDs and client IDs (spec §3.4).
+//! wallet IDs, tx IDs, reshare session IDs and client IDs (docs/wire.md §3).
 
 use crate::error_code::ErrorCode;
 

@@ -1,4 +1,4 @@
-//! Request messages a client sends (spec §3.5): field names, order and encodings of the Go structs
+//! Request messages a client sends (docs/wire.md §4): field names, order and encodings of the Go structs
 //! in `pkg/types/initiator_msg.go`.
 //!
 //! Decoding (`from_json`) is Go-tolerant: unknown fields are ignored, missing fields and `null`

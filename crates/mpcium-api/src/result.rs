@@ -1,4 +1,4 @@
-//! Result events published to stream `mpc` (spec §3.7, Go `pkg/event`).
+//! Result events published to stream `mpc` (docs/wire.md §6, Go `pkg/event`).
 //!
 //! `to_json` writes Go's bytes exactly (field order, `null` for absent byte fields, `""` for the
 //! error code and reason of a success). `from_json` is Go-tolerant like the request decoders,

@@ -1,4 +1,4 @@
-//! JetStream stream and durable-consumer definitions of the original (spec §3.2, §3.3), as plain
+//! JetStream stream and durable-consumer definitions of the original (docs/wire.md §2), as plain
 //! data for whoever talks to NATS. The Go node and Go client both `CreateOrUpdate` these, so ours
 //! must be identical or the two sides fight over the configuration.
 
@@ -199,7 +199,7 @@ pub fn reshare_result_consumer(client: Option<&ClientId>) -> ConsumerSpec {
 }
 
 /// The three unscoped result consumers every node creates at start, as the original's node does
-/// (spec §3.3): `mpc_keygen_result`, `mpc_signing_result`, `mpc_reshare_result` on `mpc`. Nodes
+/// (docs/wire.md §2.3): `mpc_keygen_result`, `mpc_signing_result`, `mpc_reshare_result` on `mpc`. Nodes
 /// never read them; a client without a `ClientID` binds to them by name.
 pub fn node_result_consumers() -> [ConsumerSpec; 3] {
     [keygen_result_consumer(None), signing_result_consumer(None), reshare_result_consumer(None)]

@@ -1,4 +1,4 @@
-//! Subjects, headers and idempotency keys of the client-facing wire (spec §3.1, §3.4, §3.7, §3.9).
+//! Subjects, headers and idempotency keys of the client-facing wire (docs/wire.md §1, §3, §6.1, §8.1).
 //! Pure functions; nothing here talks to NATS.
 //!
 //! A client ID scopes result routing: `None` gives the original's legacy, unscoped names.

@@ -1,4 +1,4 @@
-//! Initiator public keys and signature checks (spec §3.6 "Algorithms", config §2.1).
+//! Initiator public keys and signature checks (docs/wire.md §5.2, §12.2).
 //!
 //! - `ed25519`: key = hex of the 32-byte public key; signature = 64-byte RFC 8032 signature over
 //!   the raw bytes. We use `verify_strict` (rejects small-order keys and `R`, non-canonical `S`),

@@ -1,4 +1,4 @@
-//! The bytes an initiator and authorizers sign (spec §3.6), checked byte for byte against strings
+//! The bytes an initiator and authorizers sign (docs/wire.md §5), checked byte for byte against strings
 //! written by hand from the spec and from Go's `encoding/json` rules.
 
 use mpcium_api::canonical::{SigningMode, keygen_signed_bytes, reshare_signed_bytes, sign_signed_bytes};

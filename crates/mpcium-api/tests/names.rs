@@ -1,4 +1,4 @@
-//! Stream, consumer, subject, header and idempotency-key names (spec §3.2–§3.4, §3.7, §3.9).
+//! Stream, consumer, subject, header and idempotency-key names (docs/wire.md §2, §3, §6.1, §8.1).
 
 use std::time::Duration;
 

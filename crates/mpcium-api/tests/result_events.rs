@@ -1,4 +1,4 @@
-//! Result events (spec §3.7), byte for byte against strings written by hand from the Go structs.
+//! Result events (docs/wire.md §6), byte for byte against strings written by hand from the Go structs.
 
 use mpcium_api::result::{MAX_DELIVERY_REASON, PublicKeyFormatError};
 use mpcium_api::{

@@ -1,4 +1,4 @@
-//! Initiator keys, signature verification and the authorization rules (spec §3.6, config §2.1).
+//! Initiator keys, signature verification and the authorization rules (docs/wire.md §5, §12.2).
 //! Signatures are made here with real keys; tampered ones must fail.
 
 use std::collections::BTreeMap;

@@ -1,5 +1,5 @@
 //! Derive HD child addresses client-side, exactly as the nodes derive the keys they sign with
-//! (spec §6.3: non-hardened derivation from the cluster's `chain_code`).
+//! (docs/wire.md §11: non-hardened derivation from the cluster's `chain_code`).
 //!
 //! Inputs come from a keygen result and the cluster config:
 //!

@@ -1,4 +1,4 @@
-//! JetStream setup (the three streams, the three durable result consumers of spec §3.2–3.3) and
+//! JetStream setup (the three streams, the three durable result consumers of docs/wire.md §2) and
 //! the loops that pull result events and hand them to the [`Router`].
 
 use std::sync::Arc;

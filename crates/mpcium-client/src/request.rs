@@ -12,7 +12,7 @@ use mpcium_api::{
 use crate::error::ClientError;
 use crate::signer::Signer;
 
-/// An authorizer whose signature the client attaches to every request (spec §3.6
+/// An authorizer whose signature the client attaches to every request (docs/wire.md §5.3
 /// "Authorization"): `id` must match a key in the nodes' `authorization.authorizer_public_keys`.
 #[derive(Clone)]
 pub struct Authorizer {

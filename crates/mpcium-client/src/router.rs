@@ -2,7 +2,7 @@
 //!
 //! Keys: keygen by `wallet_id`, signing by `tx_id`, reshare by the session ID (last token of the
 //! result subject). The first event for a key claims the waiter; later ones (a node's duplicate
-//! or a redelivery with a new SessionID, spec §3.9) go to the callback like any unclaimed event.
+//! or a redelivery with a new SessionID, docs/wire.md §8.1) go to the callback like any unclaimed event.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};

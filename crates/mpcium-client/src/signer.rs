@@ -1,6 +1,6 @@
 //! Initiator (and authorizer) signers: what signs the canonical request bytes.
 //!
-//! Rules of the wire (spec §3.6): `ed25519` = RFC 8032 signature over the raw bytes (64 bytes);
+//! Rules of the wire (docs/wire.md §5.2): `ed25519` = RFC 8032 signature over the raw bytes (64 bytes);
 //! `p256` = ECDSA P-256 over SHA-256 of the raw bytes, ASN.1 DER. [`LocalSigner`] holds the key in
 //! memory (from the original's key files, plain or age-encrypted); `KmsSigner` (feature `kms`)
 //! asks AWS KMS.

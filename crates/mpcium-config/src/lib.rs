@@ -1,4 +1,4 @@
-//! Configuration of mpcium-rs: the `config.yaml` of the original `mpcium` (spec §2).
+//! Configuration of mpcium-rs: the `config.yaml` of the original `mpcium` (docs/wire.md §12.2).
 //!
 //! * [`NodeConfig`]: everything a node reads, validated, with the original's defaults.
 //! * [`ClientConfig`]: the subset `mpcium-cli` needs (`environment`, `nats.*`).

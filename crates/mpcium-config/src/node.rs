@@ -1,4 +1,4 @@
-//! [`NodeConfig`]: the validated `config.yaml` of a node (`mpcium start`), spec §2.1 plus the
+//! [`NodeConfig`]: the validated `config.yaml` of a node (`mpcium start`), docs/wire.md §12.2 plus the
 //! keys mpcium-rs adds (`security.*`, `presign.*`, `limits.*`, `node.*`).
 
 use std::collections::BTreeMap;
@@ -87,7 +87,7 @@ pub struct AuthorizationConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SecurityConfig {
     /// `security.strict_requests` (default false): reject requests the original would accept but
-    /// that are unsafe (see spec §15), instead of only logging them.
+    /// that are unsafe (see docs/wire.md §13), instead of only logging them.
     pub strict_requests: bool,
 }
 

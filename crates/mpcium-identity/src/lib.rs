@@ -1,4 +1,4 @@
-//! Identity and key files of mpcium-rs, in the original's formats (spec §1.3):
+//! Identity and key files of mpcium-rs, in the original's formats (docs/wire.md §12.1):
 //!
 //! | file | type / functions |
 //! |---|---|

@@ -1,4 +1,4 @@
-//! A node's identity (spec §1.3): `<dir>/<node>_identity.json` (public) and
+//! A node's identity (docs/wire.md §12.1): `<dir>/<node>_identity.json` (public) and
 //! `<dir>/<node>_private.key` — 128 hex chars of Go's 64-byte Ed25519 private key (seed‖public
 //! key), no newline — or its age-encrypted form `<dir>/<node>_private.key.age`.
 

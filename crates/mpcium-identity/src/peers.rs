@@ -1,5 +1,5 @@
 //! `peers.json`: the cluster membership, a JSON object node name → node ID
-//! (`{"node0":"<uuid>",…}`, spec §1.3).
+//! (`{"node0":"<uuid>",…}`, docs/wire.md §12.1).
 //!
 //! It lives in this crate (not the config crate) because it is the index of the identity files:
 //! `generate-identity` looks a node's ID up here and the node checks each `<name>_identity.json`

@@ -1,4 +1,4 @@
-//! Request-signing keys of event initiators and authorizers (spec §1.3):
+//! Request-signing keys of event initiators and authorizers (docs/wire.md §12.1):
 //!
 //! * initiator: `<name>.identity.json` ([`InitiatorIdentity`]) and `<name>.key` / `<name>.key.age`;
 //! * authorizer: `<name>.authorizer.identity.json` ([`AuthorizerIdentity`]) and

@@ -427,13 +427,12 @@ pub fn authorization_policy(
 pub fn api_key(
     key: &mpcium_config::PublicKey,
 ) -> Result<mpcium_api::verify::PublicKey, mpcium_api::verify::KeyParseError> {
-    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
     match key {
         mpcium_config::PublicKey::Ed25519(bytes) => {
-            mpcium_api::verify::PublicKey::parse(mpcium_api::verify::Algorithm::Ed25519, &hex(bytes))
+            mpcium_api::verify::PublicKey::parse(mpcium_api::verify::Algorithm::Ed25519, &hex::encode(bytes))
         }
         mpcium_config::PublicKey::P256 { spki_der } => {
-            mpcium_api::verify::PublicKey::parse(mpcium_api::verify::Algorithm::P256, &hex(spki_der))
+            mpcium_api::verify::PublicKey::parse(mpcium_api::verify::Algorithm::P256, &hex::encode(spki_der))
         }
     }
 }

@@ -6,7 +6,7 @@
 //! and recipient, with the encoded header as associated data, and a random 24-byte nonce (so a
 //! nonce never repeats, also across restarts). Receivers reject a message whose signature, session,
 //! recipients or sequence number is not what they expect: the original signed neither the session
-//! nor the recipients of its broadcasts, and did not sign p2p messages at all (spec §15).
+//! nor the recipients of its broadcasts, and did not sign p2p messages at all (docs/wire.md §13).
 //!
 //! Encoding (all integers big-endian):
 //! `magic "MPE1" | kind u8 | session [32] | sender (u8 len ‖ bytes) | recipients (u8 count, each

@@ -219,10 +219,29 @@ impl HealthView {
     }
 }
 
+/// The pause after a failed accept of the health endpoint.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
 /// Serve `/health` and `/metrics` on `listener` until the task is dropped.
 pub async fn serve(listener: TcpListener, view: std::sync::Arc<HealthView>) {
+    // An accept error (out of file descriptors, most often) repeats at once: back off instead of
+    // spinning, and warn once per burst of them.
+    let mut failing = false;
     loop {
-        let Ok((mut stream, _)) = listener.accept().await else { continue };
+        let mut stream = match listener.accept().await {
+            Ok((stream, _)) => {
+                failing = false;
+                stream
+            }
+            Err(e) => {
+                if !failing {
+                    tracing::warn!(error = %e, "health endpoint: accept failed; retrying every 100 ms");
+                    failing = true;
+                }
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
+                continue;
+            }
+        };
         let view = view.clone();
         tokio::spawn(async move {
             let mut buf = vec![0u8; 4096];

@@ -1,5 +1,5 @@
 //! The three unscoped durable result consumers on stream `mpc` (`mpc_keygen_result`,
-//! `mpc_signing_result`, `mpc_reshare_result`; spec §3.3), created at start as the original's
+//! `mpc_signing_result`, `mpc_reshare_result`; docs/wire.md §2.3), created at start as the original's
 //! node does, so a client that binds to them by name finds them. The node never reads them.
 //! With `nats.replicas` above 1 they are made with that many replicas (the `mpc` stream is
 //! WorkQueue: JetStream wants its consumers on as many servers as the stream), and one the node

@@ -6,7 +6,7 @@
 //! Every request is checked in full before any work (JSON, ids, sizes, initiator signature,
 //! authorization) and every failure is answered with an error event carrying the code of the
 //! place it happened: nothing is dropped silently (the original drops signing requests with a
-//! bad signature, spec §3.10).
+//! bad signature, docs/wire.md §8.2).
 
 use std::sync::Arc;
 use std::time::Duration;

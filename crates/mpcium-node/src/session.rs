@@ -194,7 +194,7 @@ pub async fn run_protocol<P: Protocol>(
 }
 
 fn short_hex(id: &[u8; 32]) -> String {
-    id[..8].iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(&id[..8])
 }
 
 impl Run<'_> {

@@ -1,5 +1,5 @@
 //! A starting node creates the three unscoped result consumers on `mpc` with the original's
-//! names, filters and settings (spec §3.3), and leaves alone one that a client made differently.
+//! names, filters and settings (docs/wire.md §2.3), and leaves alone one that a client made differently.
 
 mod common;
 

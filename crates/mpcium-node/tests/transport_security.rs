@@ -103,7 +103,7 @@ impl SecureServer {
 fn random_password() -> String {
     let mut bytes = [0u8; 16];
     OsRng.fill_bytes(&mut bytes);
-    format!("pw{}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>())
+    format!("pw{}", hex::encode(bytes))
 }
 
 /// `deploy/nats-server.conf` with its certificate paths pointed at the test PKI, and without
@@ -155,8 +155,7 @@ impl Keys {
             &StoreOptions::insecure_for_tests(),
         )
         .unwrap();
-        let initiator_hex: String =
-            self.initiator.verifying_key().to_bytes().iter().map(|b| format!("{b:02x}")).collect();
+        let initiator_hex = hex::encode(self.initiator.verifying_key().to_bytes());
         NodeParams {
             node_id: NODES[i].1.to_owned(),
             node_name: NODES[i].0.to_owned(),

@@ -6,6 +6,9 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
 use crate::error::{Result, StoreError};
 
 /// Mode of every file this crate writes.
@@ -85,16 +88,9 @@ pub fn sibling(path: &Path, suffix: &str) -> PathBuf {
     path.with_file_name(name)
 }
 
-/// A UTC calendar time.
+/// A UTC calendar time, to the second.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct UtcTime {
-    year: i64,
-    month: u32,
-    day: u32,
-    hour: u32,
-    minute: u32,
-    second: u32,
-}
+pub struct UtcTime(OffsetDateTime);
 
 impl UtcTime {
     /// The current time.
@@ -103,42 +99,28 @@ impl UtcTime {
         Self::from_unix(secs)
     }
 
-    /// Converts seconds since the Unix epoch (civil-from-days, proleptic Gregorian calendar).
+    /// Converts seconds since the Unix epoch (a time past what `time` represents gives the epoch).
     pub fn from_unix(secs: u64) -> Self {
-        let days = (secs / 86_400) as i64;
-        let rem = secs % 86_400;
-        let z = days + 719_468;
-        let era = z.div_euclid(146_097);
-        let doe = z.rem_euclid(146_097);
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        let mp = (5 * doy + 2) / 153;
-        let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-        let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-        let year = yoe + era * 400 + i64::from(month <= 2);
-        UtcTime {
-            year,
-            month,
-            day,
-            hour: (rem / 3600) as u32,
-            minute: (rem % 3600 / 60) as u32,
-            second: (rem % 60) as u32,
-        }
+        let t = i64::try_from(secs).ok().and_then(|s| OffsetDateTime::from_unix_timestamp(s).ok());
+        UtcTime(t.unwrap_or(OffsetDateTime::UNIX_EPOCH))
     }
 
-    /// RFC 3339, e.g. `2026-11-21T20:18:23Z`.
+    /// RFC 3339, e.g. `2026-11-21T20:18:23Z` (empty past the year 9999).
     pub fn rfc3339(&self) -> String {
-        format!(
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-            self.year, self.month, self.day, self.hour, self.minute, self.second
-        )
+        self.0.format(&Rfc3339).unwrap_or_default()
     }
 
     /// The backup file-name form, e.g. `2026-11-21_20-18-23`.
     pub fn file_stamp(&self) -> String {
+        let t = self.0;
         format!(
             "{:04}-{:02}-{:02}_{:02}-{:02}-{:02}",
-            self.year, self.month, self.day, self.hour, self.minute, self.second
+            t.year(),
+            u8::from(t.month()),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second()
         )
     }
 }

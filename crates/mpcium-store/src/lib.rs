@@ -10,8 +10,7 @@
 //! returns (`Durability::Immediate`, two-phase commit enabled here), one file, MVCC read
 //! transactions that give backups a consistent snapshot, and a stable file format. Key shares
 //! are small and written rarely, which suits a copy-on-write B-tree. No embedded store offers
-//! usable encryption at rest or Badger-style incremental backup, so both live in this crate
-//! (comparison: `research/infra.md` §3).
+//! usable encryption at rest or Badger-style incremental backup, so both live in this crate.
 //!
 //! ## On-disk format of the store
 //! Three redb tables:

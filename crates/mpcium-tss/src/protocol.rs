@@ -239,11 +239,7 @@ impl ExecutionId {
 
 impl std::fmt::Debug for ExecutionId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "ExecutionId(")?;
-        for b in &self.0[..8] {
-            write!(f, "{b:02x}")?;
-        }
-        write!(f, "…)")
+        write!(f, "ExecutionId({}…)", hex::encode(&self.0[..8]))
     }
 }
 

@@ -1,4 +1,4 @@
-//! BIP32 public derivation against the BIP32 test vectors (spec §6.3).
+//! BIP32 public derivation against the BIP32 test vectors (docs/wire.md §11).
 
 use k256::sha2::{Digest, Sha256};
 use mpcium_tss::ecdsa::{HdError, derive_child, derive_child_key};
@@ -11,21 +11,7 @@ struct Xpub {
 
 /// Base58check-decode an xpub (78 bytes + 4-byte double-SHA-256 checksum).
 fn xpub(s: &str) -> Xpub {
-    const ALPHABET: &[u8] = b"123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
-    let mut bytes: Vec<u8> = Vec::new(); // little-endian base-256 accumulator
-    for c in s.bytes() {
-        let mut carry = ALPHABET.iter().position(|a| *a == c).expect("base58 character") as u32;
-        for b in bytes.iter_mut() {
-            carry += u32::from(*b) * 58;
-            *b = carry as u8;
-            carry >>= 8;
-        }
-        while carry > 0 {
-            bytes.push(carry as u8);
-            carry >>= 8;
-        }
-    }
-    bytes.reverse();
+    let bytes = bs58::decode(s).into_vec().expect("base58 characters");
     assert_eq!(bytes.len(), 82, "xpub length");
     let (payload, checksum) = bytes.split_at(78);
     assert_eq!(&Sha256::digest(Sha256::digest(payload))[..4], checksum, "base58check checksum");

@@ -78,7 +78,7 @@ fn last(shares: &[KeyShare], k: usize) -> Vec<&KeyShare> {
     shares.iter().skip(shares.len() - k).collect()
 }
 
-// ---- HD derivation from the definition (spec §6.3), written independently of the crate ----
+// ---- HD derivation from the definition (docs/wire.md §11), written independently of the crate ----
 
 const P_HEX: &str = "7fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffed";
 

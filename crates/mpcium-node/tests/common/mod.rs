@@ -124,8 +124,7 @@ impl Cluster {
     pub fn params_with(&self, i: usize, store: Store) -> NodeParams {
         let peers: HashMap<String, VerifyingKey> =
             self.ids.iter().cloned().zip(self.keys.iter().map(|k| k.verifying_key())).collect();
-        let initiator_hex: String =
-            self.initiator.verifying_key().to_bytes().iter().map(|b| format!("{b:02x}")).collect();
+        let initiator_hex = hex::encode(self.initiator.verifying_key().to_bytes());
         let mut params = NodeParams {
             node_id: self.ids[i].clone(),
             node_name: self.ids[i].clone(),

@@ -29,10 +29,6 @@ pub fn node_binary() -> PathBuf {
         .map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_mpcium")), PathBuf::from)
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// One node process: its directory, health port, and the running child (if any).
 pub struct NodeProcess {
     /// `node<i>`.
@@ -219,7 +215,8 @@ impl ProcessCluster {
             }
             let mut password = [0u8; 16];
             OsRng.fill_bytes(&mut password);
-            write_private_file(&node_dir.join("store.password"), hex(&password).as_bytes(), false).unwrap();
+            write_private_file(&node_dir.join("store.password"), hex::encode(password).as_bytes(), false)
+                .unwrap();
             let health_port = mpcium_testkit::free_port().unwrap();
             let config = format!(
                 "environment: development\n\
@@ -234,8 +231,8 @@ impl ProcessCluster {
                  nats:\n  url: \"{nats_url}\"\n\
                  healthcheck:\n  enabled: true\n  address: \"127.0.0.1:{health_port}\"\n\
                  node:\n  heartbeat_seconds: 1\n",
-                initiator = hex(initiator.verifying_key().as_bytes()),
-                chain = hex(&chain_code),
+                initiator = hex::encode(initiator.verifying_key().as_bytes()),
+                chain = hex::encode(chain_code),
             );
             write_private_file(&node_dir.join("config.yaml"), config.as_bytes(), false).unwrap();
             nodes.push(NodeProcess {

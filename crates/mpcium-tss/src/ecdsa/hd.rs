@@ -1,4 +1,4 @@
-//! Non-hardened BIP32 public derivation (spec §6.3): the child keys a wallet signs for.
+//! Non-hardened BIP32 public derivation (docs/wire.md §11): the child keys a wallet signs for.
 //!
 //! For each index `i < 2^31`: `I = HMAC-SHA512(chain code, SEC1-compressed parent ‖ i as u32 BE)`,
 //! `IL` (first 32 bytes, big-endian) must be below the curve order and non-zero, the child key is
@@ -17,7 +17,7 @@ pub const HARDENED: u32 = 1 << 31;
 /// A derivation to sign with: the cluster's master chain code and a non-hardened path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HdPath {
-    /// The master chain code (one value for the whole cluster, spec §6.3).
+    /// The master chain code (one value for the whole cluster, docs/wire.md §11).
     pub chain_code: [u8; 32],
     /// The child indexes, each below 2^31.
     pub path: Vec<u32>,

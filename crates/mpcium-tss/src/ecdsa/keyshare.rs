@@ -227,14 +227,10 @@ impl fmt::Debug for KeyShare {
             .field("id", &self.id())
             .field("threshold", &self.threshold)
             .field("participants", &self.participants())
-            .field("public_key", &hex32(self.party.pk.to_sec1_point(true).as_bytes()))
+            .field("public_key", &hex::encode(self.party.pk.to_sec1_point(true).as_bytes()))
             .field("secret", &"<redacted>")
             .finish()
     }
-}
-
-pub(crate) fn hex32(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 impl Serialize for KeyShare {

@@ -36,7 +36,7 @@
 //! the key until a [`Reshare`] (which runs a fresh [`Setup`]) has replaced the pairwise state.
 //!
 //! HD wallets: [`derive_child`] is BIP32 non-hardened public derivation with the cluster's
-//! chain code (spec §6.3); signing with an [`HdPath`] shifts every share by the path's tweak.
+//! chain code (docs/wire.md §11); signing with an [`HdPath`] shifts every share by the path's tweak.
 
 mod abort;
 mod hd;

@@ -11,7 +11,7 @@ use super::signer::{Outcome, SignCore};
 use crate::driver::Driver;
 use crate::protocol::{Action, ExecutionId, PartyId, Protocol, ProtocolError};
 
-/// A finished ECDSA signature in the original's result format (spec §3.7).
+/// A finished ECDSA signature in the original's result format (docs/wire.md §6.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EcdsaSignature {
     /// `r`, 32 bytes big-endian.

@@ -1,4 +1,4 @@
-//! Non-hardened HD derivation for Ed25519 exactly as the original mpcium does it (spec §6.3);
+//! Non-hardened HD derivation for Ed25519 exactly as the original mpcium does it (docs/wire.md §11);
 //! this is neither SLIP-10 nor BIP32-Ed25519, but clients derive addresses with it.
 //!
 //! Per path index `i` (< 2^31): `I = HMAC-SHA512(key = chain code, ser_P(parent) ‖ be32(i))`

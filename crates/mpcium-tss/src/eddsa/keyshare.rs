@@ -53,14 +53,10 @@ impl fmt::Debug for KeyShare {
         f.debug_struct("KeyShare")
             .field("party", &self.party)
             .field("threshold", &self.threshold)
-            .field("public_key", &hex(&self.public_key_bytes()))
+            .field("public_key", &hex::encode(self.public_key_bytes()))
             .field("signing_share", &"<redacted>")
             .finish()
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The FROST identifier of a party id (the same Shamir evaluation point).

@@ -11,7 +11,7 @@
 //! * [`Reshare`]: new committee and/or threshold, or refresh, same public key.
 //! * [`KeyShare`]: the validated, versioned, zeroized share; [`KeyShare::to_bytes`] /
 //!   [`KeyShare::from_bytes`] add a checksum.
-//! * [`derive_child`]: the original's non-standard non-hardened Ed25519 derivation (spec §6.3).
+//! * [`derive_child`]: the original's non-standard non-hardened Ed25519 derivation (docs/wire.md §11).
 //!
 //! Every message carries the [`ExecutionId`](crate::ExecutionId) in its envelope and is refused
 //! (blaming the sender) if it belongs to another run.

@@ -81,7 +81,7 @@ impl Sign {
         })))
     }
 
-    /// Like [`new`](Self::new), signing for the child key at `path` (spec §6.3 derivation from
+    /// Like [`new`](Self::new), signing for the child key at `path` (docs/wire.md §11 derivation from
     /// the cluster's `chain_code`): every share is shifted by the derivation tweak.
     pub fn with_derivation(
         exec: ExecutionId,
