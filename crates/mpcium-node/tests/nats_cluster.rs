@@ -325,10 +325,11 @@ fn load_size() -> usize {
 // a node's watch of `mpc_ready` could stay silent without an error, and its own heartbeat puts
 // failed while the bucket elected a leader, so every peer's record lapsed locally. Now a watch
 // that does not bring back the node's own stored heartbeat is re-created, and records do not
-// lapse while the node's own heartbeat cannot be stored (`registry.rs`). Registry reads and
-// writes ride out the election (`registry/retry.rs`); a signature whose member lost its NATS
-// connection runs again (`ERROR_NETWORK_CONNECTION`), and a done report sent just before a drop
-// is sent again. Measured: 1000 of 1000 in 8 of the last 8 runs after the last of these fixes.
+// lapse while the node's own heartbeat cannot be stored (`registry/ready.rs`,
+// `registry/directory.rs`). Registry reads and writes ride out the election
+// (`registry/retry.rs`); a signature whose member lost its NATS connection runs again
+// (`ERROR_NETWORK_CONNECTION`), and a done report sent just before a drop is sent again.
+// Measured: 1000 of 1000 in 8 of the last 8 runs after the last of these fixes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn replicated_streams_survive_a_nats_server_killed_during_signing() {
     let _serial = SERIAL.lock().await;
