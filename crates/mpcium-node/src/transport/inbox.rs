@@ -1,0 +1,338 @@
+//! This node's inbox: every inbound envelope verified, opened and routed to its session's
+//! [`SessionInbox`], buffered for a session not started yet, or taken as a session start (once,
+//! and within [`MAX_CONCURRENT_STARTS`]); all within the memory bounds.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use tokio::sync::mpsc;
+
+use super::{
+    HANDBACK_FROM_HEADER, HANDBACK_HEADER, Inbound, MAX_CONCURRENT_STARTS, MAX_PENDING_BYTES,
+    MAX_PENDING_PER_SESSION, MAX_PENDING_SESSIONS, MAX_QUEUED_BYTES, MAX_REMEMBERED_STARTS, SESSION_QUEUE,
+    START_MEMORY, StartRequest, Transport, TransportError, done_id, node_subject,
+};
+use crate::control::{AbortNotice, Control, DoneReport};
+use crate::envelope::{Envelope, Kind, Payload};
+
+/// How long messages for a not-yet-started session are kept.
+const PENDING_TTL: Duration = Duration::from_secs(30);
+/// How long to wait for the server to confirm our inbox subscription.
+const SYNC_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The sequence number of a refusal sent outside a protocol run (as the service's aborts).
+const REFUSAL_SEQ: u32 = u32::MAX - 1;
+
+struct Pending {
+    since: Instant,
+    messages: Vec<Inbound>,
+    bytes: usize,
+}
+
+#[derive(Default)]
+pub(super) struct Routes {
+    live: HashMap<[u8; 32], mpsc::Sender<Inbound>>,
+    pending: HashMap<[u8; 32], Pending>,
+    pending_bytes: usize,
+    /// Session ids started here (or opened), oldest first, for [`START_MEMORY`].
+    started: VecDeque<([u8; 32], Instant)>,
+    started_ids: HashSet<[u8; 32]>,
+}
+
+impl Routes {
+    /// Remember `id` as started; false if it was already (a replayed start).
+    fn remember_start(&mut self, id: [u8; 32], now: Instant) -> bool {
+        while let Some((old, at)) = self.started.front().copied() {
+            if now.duration_since(at) < START_MEMORY && self.started.len() < MAX_REMEMBERED_STARTS {
+                break;
+            }
+            self.started.pop_front();
+            self.started_ids.remove(&old);
+        }
+        if self.live.contains_key(&id) || !self.started_ids.insert(id) {
+            return false;
+        }
+        self.started.push_back((id, now));
+        true
+    }
+}
+
+/// The receiving end of one session's messages; unregisters itself when dropped.
+pub struct SessionInbox {
+    id: [u8; 32],
+    rx: mpsc::Receiver<Inbound>,
+    routes: Arc<Mutex<Routes>>,
+    queued: Arc<AtomicUsize>,
+}
+
+impl SessionInbox {
+    /// The next message, or `None` if the transport is gone.
+    pub async fn recv(&mut self) -> Option<Inbound> {
+        let m = self.rx.recv().await?;
+        self.queued.fetch_sub(m.size(), Ordering::Relaxed);
+        Some(m)
+    }
+
+    /// The session id.
+    pub fn id(&self) -> [u8; 32] {
+        self.id
+    }
+}
+
+impl Drop for SessionInbox {
+    fn drop(&mut self) {
+        if let Ok(mut routes) = self.routes.lock() {
+            routes.live.remove(&self.id);
+        }
+        self.rx.close();
+        while let Ok(m) = self.rx.try_recv() {
+            self.queued.fetch_sub(m.size(), Ordering::Relaxed);
+        }
+    }
+}
+
+impl Transport {
+    /// Subscribe to this node's inbox; session starts are sent to the returned channel.
+    pub async fn listen(&self) -> Result<mpsc::Receiver<StartRequest>, TransportError> {
+        let mut sub = self
+            .client
+            .subscribe(node_subject(self.dir.me()))
+            .await
+            .map_err(|e| TransportError::Subscribe(e.into()))?;
+        // Make sure the server has the subscription before anyone is told we are listening.
+        self.sync_with_server().await?;
+        let (tx, rx) = mpsc::channel(1024);
+        let this = self.clone();
+        tokio::spawn(async move {
+            while let Some(msg) = sub.next().await {
+                // A request (a session start, or a liveness probe) is acknowledged on receipt:
+                // the sender learns this process is there and reads its inbox.
+                if let Some(reply) = msg.reply {
+                    let _ = this.client.publish(reply, bytes::Bytes::new()).await;
+                }
+                if msg.payload.is_empty() {
+                    // A probe, or a coordinator's note of a request it took.
+                    let header =
+                        |name: &str| msg.headers.as_ref().and_then(|h| h.get(name)).map(|v| v.to_string());
+                    if let (Some(from), Some(subject)) =
+                        (header(HANDBACK_FROM_HEADER), header(HANDBACK_HEADER))
+                        && this.dir.identity(&from).is_some()
+                    {
+                        this.remember_handback(&from, &subject);
+                    }
+                    continue;
+                }
+                let handback =
+                    msg.headers.as_ref().and_then(|h| h.get(HANDBACK_HEADER)).map(|v| v.to_string());
+                this.accept(&msg.payload, handback, &tx).await;
+            }
+        });
+        Ok(rx)
+    }
+
+    /// Wait until the server has processed everything this connection sent before. `flush` only
+    /// writes the socket; a message to ourselves comes back only after the server took in the
+    /// earlier subscriptions, because it handles one connection's commands in order.
+    async fn sync_with_server(&self) -> Result<(), TransportError> {
+        let inbox = self.client.new_inbox();
+        let mut probe =
+            self.client.subscribe(inbox.clone()).await.map_err(|e| TransportError::Subscribe(e.into()))?;
+        self.client
+            .publish(inbox.clone(), bytes::Bytes::new())
+            .await
+            .map_err(|e| TransportError::Publish { subject: inbox, source: e.into() })?;
+        match tokio::time::timeout(SYNC_TIMEOUT, probe.next()).await {
+            Ok(Some(_)) => Ok(()),
+            Ok(None) => Err(TransportError::Subscribe("connection closed while subscribing".into())),
+            Err(_) => Err(TransportError::Subscribe("the server did not confirm the subscription".into())),
+        }
+    }
+
+    async fn accept(&self, bytes: &[u8], handback: Option<String>, starts: &mpsc::Sender<StartRequest>) {
+        let envelope = match Envelope::decode(bytes) {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::warn!(error = %e, "dropping malformed envelope");
+                return;
+            }
+        };
+        let Some(key) = self.dir.identity(&envelope.sender) else {
+            tracing::warn!(sender = %envelope.sender, "dropping envelope from an unknown node");
+            return;
+        };
+        if let Err(e) = envelope.verify(key) {
+            tracing::warn!(error = %e, "dropping envelope");
+            return;
+        }
+        let payload = match envelope.kind {
+            Kind::Private => {
+                let Some(pair) = self.dir.pair_key(&envelope.sender) else {
+                    tracing::warn!(sender = %envelope.sender, "private envelope from a peer without exchange key");
+                    return;
+                };
+                match envelope.open(self.dir.me(), &pair) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "dropping envelope");
+                        return;
+                    }
+                }
+            }
+            _ => Payload::from(envelope.payload.clone()),
+        };
+        if envelope.kind == Kind::Control
+            && let Ok(control @ Control::Start(_)) = Control::decode(&payload)
+        {
+            if let (Some(subject), Control::Start(s)) = (&handback, &control)
+                && s.coordinator == envelope.sender
+            {
+                self.remember_handback(&envelope.sender, subject);
+            }
+            self.take_start(envelope, control, starts).await;
+            return;
+        }
+        self.route(Inbound { envelope, payload });
+    }
+
+    /// Hand a session start to the dispatcher, once per session id and within
+    /// [`MAX_CONCURRENT_STARTS`].
+    async fn take_start(&self, envelope: Envelope, control: Control, starts: &mpsc::Sender<StartRequest>) {
+        let fresh = self.routes.lock().is_ok_and(|mut r| r.remember_start(envelope.session, Instant::now()));
+        if !fresh {
+            self.counters.replayed_starts.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(sender = %envelope.sender, "session start for a session started before (a replay); ignored");
+            return;
+        }
+        let Ok(slot) = self.start_slots.clone().try_acquire_owned() else {
+            self.counters.refused_starts.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(sender = %envelope.sender, "too many sessions at once; session start refused");
+            self.refuse_start(&envelope, &control).await;
+            return;
+        };
+        if starts.send(StartRequest { envelope, control, slot }).await.is_err() {
+            tracing::warn!("session start dropped: dispatcher gone");
+        }
+    }
+
+    /// Tell a refused session's members (its coordinator with an outcome report) at once, so
+    /// nobody waits for this node until the session times out.
+    async fn refuse_start(&self, envelope: &Envelope, control: &Control) {
+        let Control::Start(start) = control else { return };
+        let code = mpcium_api::ErrorCode::ConcurrencyLimit.as_str().to_owned();
+        let reason = format!("{} handles {MAX_CONCURRENT_STARTS} sessions already", self.dir.me());
+        let mut members: Vec<String> =
+            start.participants.iter().chain(&start.new_participants).chain(&start.dealers).cloned().collect();
+        members.sort();
+        members.dedup();
+        members.retain(|m| m != self.dir.me());
+        let notice = AbortNotice { code: code.clone(), reason: reason.clone(), culprits: vec![] };
+        let abort = Control::Abort(notice).encode();
+        let report = DoneReport {
+            ok: false,
+            code,
+            reason,
+            output: serde_json::Value::Null,
+            attestation: String::new(),
+            key_infos: Vec::new(),
+        };
+        let done = Control::Done(report).encode();
+        let sent = async {
+            self.send_public(Kind::Control, envelope.session, REFUSAL_SEQ, &members, abort).await?;
+            self.send_public(
+                Kind::Control,
+                done_id(&envelope.session),
+                0,
+                std::slice::from_ref(&envelope.sender),
+                done,
+            )
+            .await
+        };
+        if let Err(e) = sent.await {
+            tracing::warn!(error = %e, "could not tell a refused session's members");
+        }
+    }
+
+    fn route(&self, inbound: Inbound) {
+        let Ok(mut routes) = self.routes.lock() else { return };
+        let id = inbound.envelope.session;
+        if let Some(tx) = routes.live.get(&id) {
+            let size = inbound.size();
+            if self.queued.load(Ordering::Relaxed) + size > MAX_QUEUED_BYTES {
+                self.drop_message("the running sessions' queues are full");
+                return;
+            }
+            self.queued.fetch_add(size, Ordering::Relaxed);
+            match tx.try_send(inbound) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    self.queued.fetch_sub(size, Ordering::Relaxed);
+                    self.drop_message("a session's queue is full");
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => {
+                    self.queued.fetch_sub(size, Ordering::Relaxed);
+                    routes.live.remove(&id);
+                }
+            }
+            return;
+        }
+        let now = Instant::now();
+        let mut expired = 0;
+        routes.pending.retain(|_, p| {
+            let keep = now.duration_since(p.since) < PENDING_TTL;
+            if !keep {
+                expired += p.bytes;
+            }
+            keep
+        });
+        routes.pending_bytes -= expired;
+        if !routes.pending.contains_key(&id) && routes.pending.len() >= MAX_PENDING_SESSIONS {
+            self.drop_message("too many unknown sessions buffered");
+            return;
+        }
+        let size = inbound.size();
+        if routes.pending_bytes + size > MAX_PENDING_BYTES {
+            self.drop_message("the buffer of unknown sessions is full");
+            return;
+        }
+        let pending = routes.pending.entry(id).or_insert_with(|| Pending {
+            since: now,
+            messages: Vec::new(),
+            bytes: 0,
+        });
+        if pending.messages.len() >= MAX_PENDING_PER_SESSION {
+            self.drop_message("an unknown session's buffer is full");
+            return;
+        }
+        pending.messages.push(inbound);
+        pending.bytes += size;
+        routes.pending_bytes += size;
+    }
+
+    fn drop_message(&self, why: &'static str) {
+        self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(why, "dropping a message");
+    }
+
+    /// Start receiving a session's messages (including those that arrived before). The id is
+    /// remembered like a start's, so a start for it arriving later is a replay.
+    pub fn open_session(&self, id: [u8; 32]) -> SessionInbox {
+        let (tx, rx) = mpsc::channel(SESSION_QUEUE);
+        if let Ok(mut routes) = self.routes.lock() {
+            if let Some(pending) = routes.pending.remove(&id) {
+                routes.pending_bytes -= pending.bytes;
+                for m in pending.messages {
+                    let size = m.size();
+                    if tx.try_send(m).is_ok() {
+                        self.queued.fetch_add(size, Ordering::Relaxed);
+                    }
+                }
+            }
+            routes.remember_start(id, Instant::now());
+            routes.live.insert(id, tx);
+        }
+        SessionInbox { id, rx, routes: self.routes.clone(), queued: self.queued.clone() }
+    }
+}
