@@ -18,7 +18,8 @@
 use mpcium_api::ErrorCode;
 
 use super::check::OwnRequest;
-use super::{ABORT_SEQ, Failure, Service, protocol_runs, session_id, session_members};
+use super::participant::{ABORT_SEQ, protocol_runs};
+use super::{Failure, Service, session_id, session_members};
 use crate::control::{AbortNotice, Control, SessionStart};
 use crate::envelope::Kind;
 

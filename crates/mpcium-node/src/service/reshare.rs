@@ -9,9 +9,10 @@ use mpcium_api::{ClientId, ErrorCode, ResharingMessage, ResharingResultEvent, su
 use mpcium_tss::{ExecutionId, KeyType, PartyId};
 
 use super::check::{OwnRequest, ReshareStart, Verified, old_key_digest};
+use super::participant::shutting_down;
 use super::{
     Failure, Output, RESHARE_SUBJECT, Service, curve_name, ecdsa_xy, hex, hex_vec, key_type_of,
-    old_key_from_info, old_key_hex, session_members, share_kind, shutting_down,
+    old_key_from_info, old_key_hex, session_members, share_kind,
 };
 use crate::control::{SessionOp, SessionStart};
 use crate::drain::Phase;

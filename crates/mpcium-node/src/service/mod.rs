@@ -3,6 +3,9 @@
 //! result event, then ack) and the participant side (check the announced request itself, run the
 //! protocol, store the share, report to the coordinator).
 //!
+//! Sessions themselves run in `coordinator` (announce, collect and agree on the outcomes) and
+//! `participant` (take a session start, check it, run this node's part, report).
+//!
 //! Every request is checked in full before any work (JSON, ids, sizes, initiator signature,
 //! authorization) and every failure is answered with an error event carrying the code of the
 //! place it happened: nothing is dropped silently (the original drops signing requests with a
@@ -12,24 +15,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, stream};
-/// The sequence number of an abort notice sent outside the protocol run (session starts use
-/// `u32::MAX`; protocol messages count up from 0).
-const ABORT_SEQ: u32 = u32::MAX - 1;
-
-/// How long a starting node waits for t+1 ready nodes before it pulls requests.
-const QUORUM_WAIT: Duration = Duration::from_secs(30);
-
-/// The core NATS subject of reshare requests (the original's).
-pub const RESHARE_SUBJECT: &str = "mpc:reshare";
-
 use mpcium_api::{AuthorizationPolicy, ErrorCode, SigningMode};
 use mpcium_store::{ShareKind, Store};
 use mpcium_tss::{ExecutionContext, ExecutionId, KeyType, Operation, PartyId};
 use tokio::sync::Semaphore;
 
-use crate::control::{AbortNotice, Control, DoneReport, SessionOp, SessionOutput as Output, SessionStart};
-use crate::drain::{Drain, Phase};
-use crate::envelope::Kind;
+use crate::control::{SessionOp, SessionOutput as Output, SessionStart};
+use crate::drain::Drain;
 use crate::health::Metrics;
 use crate::presign::{PresignPool, PresignSettings};
 use crate::registry::{KeyInfo, Registry};
@@ -39,18 +31,25 @@ use crate::transport::{StartRequest, Transport};
 mod attest;
 mod bans;
 mod check;
+mod coordinator;
 mod intake;
 mod keygen;
 mod keyinfo;
+mod participant;
 mod presign;
 mod quorum;
 mod reselect;
 mod reshare;
 mod sign;
 
-use check::OwnRequest;
 pub use check::old_key_digest;
 pub use keyinfo::{SignedKeyInfo, statement as keyinfo_statement};
+
+/// How long a starting node waits for t+1 ready nodes before it pulls requests.
+const QUORUM_WAIT: Duration = Duration::from_secs(30);
+
+/// The core NATS subject of reshare requests (the original's).
+pub const RESHARE_SUBJECT: &str = "mpc:reshare";
 
 /// What the service needs to know and own.
 pub struct ServiceConfig {
@@ -289,263 +288,6 @@ impl Service {
         Ok(())
     }
 
-    // ---------- coordination ----------
-
-    /// Announce a session to its participants, take part if this node is one, and wait for
-    /// every participant's outcome. Returns the (agreed) output with the participants'
-    /// attestations of it that verify.
-    async fn coordinate_attested(
-        &self,
-        start: SessionStart,
-        own: Option<OwnRequest>,
-    ) -> Result<Agreed, Failure> {
-        let session = session_id(&start)?;
-        let done = done_id(&session);
-        let mut done_inbox = self.transport.open_session(done);
-        let members = session_members(&start);
-        let others: Vec<String> = members.iter().filter(|p| *p != self.me()).cloned().collect();
-        // Acknowledged by each, or the attempt ends at once (`service/reselect.rs`).
-        self.announce_start(&start, session, &others).await?;
-        // One deadline for the whole session, this node's own part included: a coordinator whose
-        // own part timed out on a dead peer must not then wait a second full timeout for it.
-        let deadline = tokio::time::Instant::now() + self.cfg.session_timeout + Duration::from_secs(5);
-        let mut outputs = std::collections::BTreeMap::new();
-        let mut signatures = std::collections::BTreeMap::new();
-        let mut key_infos = std::collections::BTreeMap::new();
-        if members.iter().any(|p| p == self.me()) {
-            // The coordinator verified the request when it pulled it.
-            let mine = self.participate(&start, session, own).await;
-            let made = self.made_keyinfos.take(&session);
-            if mine.is_ok() {
-                key_infos.insert(self.me().to_owned(), made);
-            }
-            outputs.insert(self.me().to_owned(), mine);
-        }
-        // Done reports sent while this node's connection is down are lost: a signature stops.
-        let epoch = self.transport.connection_epoch();
-        let watch_connection = start.op == SessionOp::Sign;
-        while outputs.len() < members.len() {
-            let report = tokio::select! {
-                report = tokio::time::timeout_at(deadline, done_inbox.recv()) => report,
-                _ = self.transport.connection_lost(epoch), if watch_connection => return Err(connection_lost()),
-            };
-            match report {
-                Ok(Some(m)) => {
-                    if !members.contains(&m.envelope.sender) || m.envelope.kind != Kind::Control {
-                        continue;
-                    }
-                    let decoded = Control::decode(&m.payload);
-                    if let Err(e) = &decoded {
-                        tracing::warn!(node = %m.envelope.sender, error = %e, "undecodable done report; ignored");
-                    }
-                    if let Ok(Control::Done(report)) = decoded {
-                        if report.ok && !outputs.contains_key(&m.envelope.sender) {
-                            signatures.insert(m.envelope.sender.clone(), report.attestation.clone());
-                            key_infos.insert(m.envelope.sender.clone(), report.key_infos.clone());
-                        }
-                        let outcome = if report.ok {
-                            serde_json::from_value::<Output>(report.output).map_err(|e| {
-                                Failure::new(ErrorCode::MessageFormat, format!("malformed outcome: {e}"))
-                            })
-                        } else {
-                            Err(Failure::new(peer_code(&report.code), report.reason))
-                        };
-                        outputs.entry(m.envelope.sender.clone()).or_insert(outcome);
-                    }
-                }
-                Ok(None) => break,
-                Err(_) => {
-                    let missing: Vec<_> =
-                        start.participants.iter().filter(|p| !outputs.contains_key(*p)).collect();
-                    return Err(Failure::new(
-                        ErrorCode::SessionTimeout,
-                        format!("no outcome from {missing:?}"),
-                    ));
-                }
-            }
-        }
-        // This node's own failure first when it names culprits: the reason the client reads
-        // must not be chosen by another node (a peer could word it to blame an honest one).
-        // A failure of its own that blames nobody (it heard from everyone, the run still did not
-        // finish) says less than a peer's that names who stayed silent.
-        if let Some(Err(f)) = outputs.get(self.me())
-            && (f.names_culprits || outputs.iter().all(|(n, o)| n == self.me() || o.is_ok()))
-        {
-            return Err(Failure::new(f.code.clone(), format!("{}: {}", self.me(), f.reason)));
-        }
-        let mut agreed: Option<Output> = None;
-        // This node's own output is among the agreed ones when it took part: it signs the agreed
-        // statement below, once.
-        let mine = outputs.get(self.me()).is_some_and(Result::is_ok);
-        for (node, outcome) in outputs {
-            match outcome {
-                Err(f) => return Err(Failure::new(f.code, format!("{node}: {}", f.reason))),
-                Ok(v) => match &agreed {
-                    None => agreed = Some(v),
-                    Some(a) if *a == v => {}
-                    Some(_) => {
-                        return Err(Failure::new(
-                            ErrorCode::DataCorruption,
-                            format!("{node} reports a different result"),
-                        ));
-                    }
-                },
-            }
-        }
-        let output =
-            agreed.ok_or_else(|| Failure::new(ErrorCode::InsufficientParticipants, "no participants"))?;
-        if matches!(start.op, SessionOp::Keygen | SessionOp::Reshare) {
-            self.store_signed_keyinfos(&wallet_of(&start), key_infos).await?;
-        }
-        let attestations = self.verified_attestations(&start, &output, signatures, mine);
-        Ok(Agreed { output, attestations })
-    }
-
-    async fn on_start(&self, start: StartRequest) {
-        let Control::Start(s) = start.control else { return };
-        if start.envelope.sender != s.coordinator {
-            tracing::warn!(sender = %start.envelope.sender, "session start not sent by its coordinator; ignored");
-            return;
-        }
-        let outcome = self.participate(&s, start.envelope.session, None).await;
-        let key_infos = self.made_keyinfos.take(&start.envelope.session);
-        let report = match outcome {
-            Ok(output) => DoneReport {
-                ok: true,
-                code: String::new(),
-                reason: String::new(),
-                attestation: self.attest(&s, &output),
-                output: serde_json::to_value(output).unwrap_or_default(),
-                key_infos,
-            },
-            Err(f) => DoneReport {
-                ok: false,
-                code: f.code.as_str().to_owned(),
-                reason: f.reason,
-                output: serde_json::Value::Null,
-                attestation: String::new(),
-                key_infos: Vec::new(),
-            },
-        };
-        let report = Control::Done(report).encode();
-        let send = || async {
-            if let Err(e) = self
-                .transport
-                .send_public(
-                    Kind::Control,
-                    done_id(&start.envelope.session),
-                    0,
-                    std::slice::from_ref(&s.coordinator),
-                    report.clone(),
-                )
-                .await
-            {
-                tracing::warn!(error = %e, "could not report to the coordinator");
-            }
-        };
-        let epoch = self.transport.connection_epoch();
-        send().await;
-        // A report written just before this node's NATS connection dropped may be lost with the
-        // connection: sent again once it is back (the coordinator keeps the first it gets).
-        if s.op == SessionOp::Sign
-            && tokio::time::timeout(RESEND_WINDOW, self.transport.connection_lost(epoch)).await.is_ok()
-        {
-            self.transport.connected().await;
-            tracing::info!("the NATS connection dropped right after a done report; sending it again");
-            send().await;
-        }
-    }
-
-    /// This node's part of a session: verify the client's request (unless this node did as the
-    /// coordinator: `own`), check the announcement against it, then run the protocol.
-    async fn participate(
-        &self,
-        start: &SessionStart,
-        session: [u8; 32],
-        own: Option<OwnRequest>,
-    ) -> Result<Output, Failure> {
-        if session_id(start)? != session {
-            return Err(Failure::new(
-                ErrorCode::MessageVerification,
-                "session id does not match its announcement",
-            ));
-        }
-        // Past the drain deadline the others hear "aborted" at once (the notice below) instead of
-        // timing out on this node. A signature whose node lost its NATS connection meanwhile
-        // stops the same way, with `ERROR_NETWORK_CONNECTION`: messages to it may have been
-        // dropped, and the coordinator runs the request again (`service/sign.rs`).
-        let epoch = self.transport.connection_epoch();
-        let watch_connection = matches!(start.op, SessionOp::Sign | SessionOp::Presign);
-        let outcome = tokio::select! {
-            outcome = self.participate_checked(start, session, own) => outcome,
-            _ = self.drain.reached(Phase::Abandoning) => Err(shutting_down()),
-            _ = self.transport.connection_lost(epoch), if watch_connection => Err(connection_lost()),
-        };
-        if let Err(f) = &outcome
-            && !f.peers_told
-        {
-            // Failed before or after the protocol: stop the others now instead of letting
-            // them wait for this node until their session times out.
-            let others: Vec<String> = session_members(start).into_iter().filter(|p| p != self.me()).collect();
-            let notice =
-                AbortNotice { code: f.code.as_str().to_owned(), reason: f.reason.clone(), culprits: vec![] };
-            for run in protocol_runs(start, session) {
-                if let Err(e) = self
-                    .transport
-                    .send_public(
-                        Kind::Control,
-                        run,
-                        ABORT_SEQ,
-                        &others,
-                        Control::Abort(notice.clone()).encode(),
-                    )
-                    .await
-                {
-                    tracing::warn!(error = %e, "could not send an abort notice");
-                }
-            }
-        }
-        outcome
-    }
-
-    async fn participate_checked(
-        &self,
-        start: &SessionStart,
-        session: [u8; 32],
-        own: Option<OwnRequest>,
-    ) -> Result<Output, Failure> {
-        if !session_members(start).iter().any(|p| p == self.me()) {
-            return Err(Failure::new(ErrorCode::ParticipantNotFound, "not a participant"));
-        }
-        self.metrics.session_started();
-        // Open before the checks: the others' first messages wait here, not in the transport's
-        // short-lived buffer. A keygen opens one inbox per protocol run instead.
-        let mut inbox = (start.op != SessionOp::Keygen).then(|| self.transport.open_session(session));
-        if start.op == SessionOp::Presign {
-            let inbox = inbox.as_mut().expect("opened above");
-            return self.presign_part(start, session, inbox).await;
-        }
-        let coordinating = own.is_some();
-        match (self.verified_request(start, own)?, inbox.as_mut()) {
-            (OwnRequest::Keygen(req), _) => {
-                let checked = self.check_keygen_start(start, &req).await?;
-                self.keygen_part(start, checked, session).await
-            }
-            (OwnRequest::Sign(req), Some(inbox)) => {
-                check::request_id_names(start, &req.tx_id)?;
-                if !coordinating {
-                    self.check_sign_claim(start, &req).await?;
-                }
-                self.sign_part(start, &req, session, inbox).await
-            }
-            (OwnRequest::Reshare(req), Some(inbox)) => {
-                let checked = self.check_reshare_start(start, req).await?;
-                self.reshare_part(start, checked, session, inbox).await
-            }
-            _ => Err(Failure::new(ErrorCode::InvalidSessionType, "request does not match the operation")),
-        }
-    }
-
     /// A wallet's key info for one curve, checked (signed by every holder it lists, not older
     /// than a share held here: `service/keyinfo.rs`), or `ERROR_KEY_NOT_FOUND`.
     async fn load_keyinfo(&self, kind: KeyType, wallet: &str) -> Result<KeyInfo, Failure> {
@@ -566,22 +308,6 @@ impl Service {
             timeout: self.cfg.session_timeout,
         }
     }
-}
-
-/// The failure of work abandoned at shutdown.
-fn shutting_down() -> Failure {
-    Failure::new(ErrorCode::OperationAborted, "the node is shutting down")
-}
-
-/// How long after sending a done report a dropped NATS connection makes this node send it again.
-const RESEND_WINDOW: Duration = Duration::from_secs(1);
-
-/// The failure of a session whose node lost its NATS connection while it ran.
-fn connection_lost() -> Failure {
-    Failure::new(
-        ErrorCode::NetworkConnection,
-        "this node's NATS connection dropped during the session; messages to it may be lost",
-    )
 }
 
 /// Every node that takes part in an announced session: the participants, or for a reshare the
@@ -704,17 +430,6 @@ fn session_id(start: &SessionStart) -> Result<[u8; 32], Failure> {
         .bind(b"dealers", &dealers)
         .bind(b"old-key", &old_key);
     Ok(terms.0)
-}
-
-/// The ids of the protocol runs of an announced session: its own id, or for a keygen one per
-/// curve (abort notices go to each).
-fn protocol_runs(start: &SessionStart, session: [u8; 32]) -> Vec<[u8; 32]> {
-    match start.op {
-        SessionOp::Keygen => {
-            [KeyType::Secp256k1, KeyType::Ed25519].into_iter().map(|k| keygen::run_id(session, k)).collect()
-        }
-        _ => vec![session],
-    }
 }
 
 fn wallet_of(start: &SessionStart) -> String {

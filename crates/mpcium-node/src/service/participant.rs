@@ -1,0 +1,193 @@
+//! A participant's side of a session: take a session start, check the announcement and the
+//! client's request it carries, run this node's part of the protocol, tell the others at once
+//! when it fails, and report the outcome to the coordinator.
+
+use std::time::Duration;
+
+use mpcium_api::ErrorCode;
+use mpcium_tss::KeyType;
+
+use super::check::{self, OwnRequest};
+use super::{Failure, Output, Service, done_id, keygen, session_id, session_members};
+use crate::control::{AbortNotice, Control, DoneReport, SessionOp, SessionStart};
+use crate::drain::Phase;
+use crate::envelope::Kind;
+use crate::transport::StartRequest;
+
+/// The sequence number of an abort notice sent outside the protocol run (session starts use
+/// `u32::MAX`; protocol messages count up from 0).
+pub(super) const ABORT_SEQ: u32 = u32::MAX - 1;
+
+impl Service {
+    pub(super) async fn on_start(&self, start: StartRequest) {
+        let Control::Start(s) = start.control else { return };
+        if start.envelope.sender != s.coordinator {
+            tracing::warn!(sender = %start.envelope.sender, "session start not sent by its coordinator; ignored");
+            return;
+        }
+        let outcome = self.participate(&s, start.envelope.session, None).await;
+        let key_infos = self.made_keyinfos.take(&start.envelope.session);
+        let report = match outcome {
+            Ok(output) => DoneReport {
+                ok: true,
+                code: String::new(),
+                reason: String::new(),
+                attestation: self.attest(&s, &output),
+                output: serde_json::to_value(output).unwrap_or_default(),
+                key_infos,
+            },
+            Err(f) => DoneReport {
+                ok: false,
+                code: f.code.as_str().to_owned(),
+                reason: f.reason,
+                output: serde_json::Value::Null,
+                attestation: String::new(),
+                key_infos: Vec::new(),
+            },
+        };
+        let report = Control::Done(report).encode();
+        let send = || async {
+            if let Err(e) = self
+                .transport
+                .send_public(
+                    Kind::Control,
+                    done_id(&start.envelope.session),
+                    0,
+                    std::slice::from_ref(&s.coordinator),
+                    report.clone(),
+                )
+                .await
+            {
+                tracing::warn!(error = %e, "could not report to the coordinator");
+            }
+        };
+        let epoch = self.transport.connection_epoch();
+        send().await;
+        // A report written just before this node's NATS connection dropped may be lost with the
+        // connection: sent again once it is back (the coordinator keeps the first it gets).
+        if s.op == SessionOp::Sign
+            && tokio::time::timeout(RESEND_WINDOW, self.transport.connection_lost(epoch)).await.is_ok()
+        {
+            self.transport.connected().await;
+            tracing::info!("the NATS connection dropped right after a done report; sending it again");
+            send().await;
+        }
+    }
+
+    /// This node's part of a session: verify the client's request (unless this node did as the
+    /// coordinator: `own`), check the announcement against it, then run the protocol.
+    pub(super) async fn participate(
+        &self,
+        start: &SessionStart,
+        session: [u8; 32],
+        own: Option<OwnRequest>,
+    ) -> Result<Output, Failure> {
+        if session_id(start)? != session {
+            return Err(Failure::new(
+                ErrorCode::MessageVerification,
+                "session id does not match its announcement",
+            ));
+        }
+        // Past the drain deadline the others hear "aborted" at once (the notice below) instead of
+        // timing out on this node. A signature whose node lost its NATS connection meanwhile
+        // stops the same way, with `ERROR_NETWORK_CONNECTION`: messages to it may have been
+        // dropped, and the coordinator runs the request again (`service/sign.rs`).
+        let epoch = self.transport.connection_epoch();
+        let watch_connection = matches!(start.op, SessionOp::Sign | SessionOp::Presign);
+        let outcome = tokio::select! {
+            outcome = self.participate_checked(start, session, own) => outcome,
+            _ = self.drain.reached(Phase::Abandoning) => Err(shutting_down()),
+            _ = self.transport.connection_lost(epoch), if watch_connection => Err(connection_lost()),
+        };
+        if let Err(f) = &outcome
+            && !f.peers_told
+        {
+            // Failed before or after the protocol: stop the others now instead of letting
+            // them wait for this node until their session times out.
+            let others: Vec<String> = session_members(start).into_iter().filter(|p| p != self.me()).collect();
+            let notice =
+                AbortNotice { code: f.code.as_str().to_owned(), reason: f.reason.clone(), culprits: vec![] };
+            for run in protocol_runs(start, session) {
+                if let Err(e) = self
+                    .transport
+                    .send_public(
+                        Kind::Control,
+                        run,
+                        ABORT_SEQ,
+                        &others,
+                        Control::Abort(notice.clone()).encode(),
+                    )
+                    .await
+                {
+                    tracing::warn!(error = %e, "could not send an abort notice");
+                }
+            }
+        }
+        outcome
+    }
+
+    async fn participate_checked(
+        &self,
+        start: &SessionStart,
+        session: [u8; 32],
+        own: Option<OwnRequest>,
+    ) -> Result<Output, Failure> {
+        if !session_members(start).iter().any(|p| p == self.me()) {
+            return Err(Failure::new(ErrorCode::ParticipantNotFound, "not a participant"));
+        }
+        self.metrics.session_started();
+        // Open before the checks: the others' first messages wait here, not in the transport's
+        // short-lived buffer. A keygen opens one inbox per protocol run instead.
+        let mut inbox = (start.op != SessionOp::Keygen).then(|| self.transport.open_session(session));
+        if start.op == SessionOp::Presign {
+            let inbox = inbox.as_mut().expect("opened above");
+            return self.presign_part(start, session, inbox).await;
+        }
+        let coordinating = own.is_some();
+        match (self.verified_request(start, own)?, inbox.as_mut()) {
+            (OwnRequest::Keygen(req), _) => {
+                let checked = self.check_keygen_start(start, &req).await?;
+                self.keygen_part(start, checked, session).await
+            }
+            (OwnRequest::Sign(req), Some(inbox)) => {
+                check::request_id_names(start, &req.tx_id)?;
+                if !coordinating {
+                    self.check_sign_claim(start, &req).await?;
+                }
+                self.sign_part(start, &req, session, inbox).await
+            }
+            (OwnRequest::Reshare(req), Some(inbox)) => {
+                let checked = self.check_reshare_start(start, req).await?;
+                self.reshare_part(start, checked, session, inbox).await
+            }
+            _ => Err(Failure::new(ErrorCode::InvalidSessionType, "request does not match the operation")),
+        }
+    }
+}
+
+/// The failure of work abandoned at shutdown.
+pub(super) fn shutting_down() -> Failure {
+    Failure::new(ErrorCode::OperationAborted, "the node is shutting down")
+}
+
+/// How long after sending a done report a dropped NATS connection makes this node send it again.
+const RESEND_WINDOW: Duration = Duration::from_secs(1);
+
+/// The failure of a session whose node lost its NATS connection while it ran.
+pub(super) fn connection_lost() -> Failure {
+    Failure::new(
+        ErrorCode::NetworkConnection,
+        "this node's NATS connection dropped during the session; messages to it may be lost",
+    )
+}
+
+/// The ids of the protocol runs of an announced session: its own id, or for a keygen one per
+/// curve (abort notices go to each).
+pub(super) fn protocol_runs(start: &SessionStart, session: [u8; 32]) -> Vec<[u8; 32]> {
+    match start.op {
+        SessionOp::Keygen => {
+            [KeyType::Secp256k1, KeyType::Ed25519].into_iter().map(|k| keygen::run_id(session, k)).collect()
+        }
+        _ => vec![session],
+    }
+}
