@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use ed25519_dalek::{SigningKey, VerifyingKey};
 
 use super::ReadyRecord;
+use super::ready::WATCH_CHECK;
 use crate::pairkey::{ExchangeKey, PairKey};
 
 /// What this node knows of one peer.
@@ -48,10 +49,8 @@ struct OwnBeat {
     stored_since: Option<Instant>,
     /// The put in flight, since when.
     pending_since: Option<Instant>,
-    /// When the last put was stored.
-    last_stored: Option<Instant>,
-    /// When the ready watch last delivered this node's own record.
-    last_echo: Option<Instant>,
+    /// Since when a stored put has not come back through the ready watch (the first such put).
+    unechoed_since: Option<Instant>,
 }
 
 impl PeerDirectory {
@@ -89,8 +88,8 @@ impl PeerDirectory {
                 beat.stored_since = None;
             } else {
                 let now = Instant::now();
-                beat.last_stored = Some(now);
                 beat.stored_since.get_or_insert(now);
+                beat.unechoed_since.get_or_insert(now);
             }
         }
     }
@@ -99,21 +98,20 @@ impl PeerDirectory {
     /// ago and the watch has not delivered it. (After a NATS server dies a watch can stay
     /// silent without an error; every peer's record would then lapse here.)
     pub fn watch_is_stuck(&self, grace: Duration) -> bool {
-        self.own_beat.read().is_ok_and(|beat| {
-            beat.last_stored.is_some_and(|stored| {
-                stored.elapsed() > grace && beat.last_echo.is_none_or(|echo| echo < stored)
-            })
-        })
+        self.own_beat.read().is_ok_and(|beat| beat.unechoed_since.is_some_and(|t| t.elapsed() > grace))
     }
 
     /// Whether peers' records may lapse now: this node's own heartbeats have been stored for a
-    /// whole TTL (time for every live peer to have stored one too), and none is stuck for more
-    /// than a heartbeat period (a third of the TTL).
+    /// whole TTL (time for every live peer to have stored one too), none is stuck for more than
+    /// a heartbeat period (a third of the TTL), and the ready watch brings them back (a watch
+    /// that does not would not bring the peers' either; once it works again its history
+    /// refreshes every live peer at once).
     fn records_can_lapse(&self, now: Instant) -> bool {
-        self.own_beat.read().is_ok_and(|beat| {
+        let healthy = self.own_beat.read().is_ok_and(|beat| {
             beat.stored_since.is_some_and(|t| now.duration_since(t) >= self.ttl)
                 && beat.pending_since.is_none_or(|t| now.duration_since(t) < self.ttl / 3)
-        })
+        });
+        healthy && !self.watch_is_stuck(WATCH_CHECK)
     }
 
     /// Whether a peer's ready record holds: not withdrawn, and heard from within the TTL unless
@@ -176,7 +174,7 @@ impl PeerDirectory {
     pub fn observe(&self, record: &ReadyRecord) -> bool {
         if record.node_id == self.me {
             if let Ok(mut beat) = self.own_beat.write() {
-                beat.last_echo = Some(Instant::now());
+                beat.unechoed_since = None;
             }
             return true;
         }
@@ -300,5 +298,65 @@ impl PeerDirectory {
 
     pub(super) fn record(&self, identity: &SigningKey, started_at_ms: u64) -> ReadyRecord {
         ReadyRecord::new(&self.me, &self.exchange.public(), started_at_ms, identity)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand_core::OsRng;
+
+    /// A peer's silence makes it lapse only while this node's own heartbeats are stored and
+    /// come back through the watch: otherwise nobody's could, and the silence says nothing.
+    #[test]
+    fn a_silent_peer_lapses_only_while_this_nodes_own_heartbeat_goes_round() {
+        let ttl = Duration::from_millis(300);
+        let (me, peer) = (SigningKey::generate(&mut OsRng), SigningKey::generate(&mut OsRng));
+        let identities = HashMap::from([("node1".to_owned(), peer.verifying_key())]);
+        let own_record = ReadyRecord::new("node0", &ExchangeKey::generate().public(), 1, &me);
+        let peer_record = ReadyRecord::new("node1", &ExchangeKey::generate().public(), 1, &peer);
+        // `stored`: the put succeeds; `echoed`: the watch brings it back.
+        let beat = |dir: &PeerDirectory, stored: bool, echoed: bool| {
+            dir.beat_started();
+            dir.beat_ended(stored);
+            if stored && echoed {
+                assert!(dir.observe(&own_record));
+            }
+        };
+        let beat_for = |dir: &PeerDirectory, how_long: Duration, stored: bool, echoed: bool| {
+            let until = Instant::now() + how_long;
+            while Instant::now() < until {
+                beat(dir, stored, echoed);
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        };
+        let fresh = || {
+            let dir = PeerDirectory::new("node0", identities.clone(), ExchangeKey::generate(), ttl);
+            beat(&dir, true, true);
+            assert!(dir.observe(&peer_record));
+            dir
+        };
+        let both = vec!["node0".to_owned(), "node1".to_owned()];
+
+        // Healthy: the peer falls silent and lapses after the TTL.
+        let dir = fresh();
+        beat_for(&dir, ttl + Duration::from_millis(150), true, true);
+        assert_eq!(dir.ready(), vec!["node0".to_owned()]);
+
+        // This node's own puts fail (the ready bucket is electing a leader): the peer stays.
+        let dir = fresh();
+        beat_for(&dir, ttl + Duration::from_millis(150), false, false);
+        assert_eq!(dir.ready(), both);
+        // Stored again: lapsing resumes only a whole TTL later.
+        beat_for(&dir, ttl / 2, true, true);
+        assert_eq!(dir.ready(), both);
+        beat_for(&dir, ttl, true, true);
+        assert_eq!(dir.ready(), vec!["node0".to_owned()]);
+
+        // Stored but not brought back by the watch for longer than its check: the peer stays.
+        let dir = fresh();
+        beat_for(&dir, WATCH_CHECK + Duration::from_millis(300), true, false);
+        assert!(dir.watch_is_stuck(WATCH_CHECK));
+        assert_eq!(dir.ready(), both);
     }
 }

@@ -66,7 +66,7 @@ impl ReadyRecord {
 
 /// How often the ready watch is checked for being stuck (and how late this node's own stored
 /// heartbeat may come back through it).
-const WATCH_CHECK: Duration = Duration::from_secs(2);
+pub(super) const WATCH_CHECK: Duration = Duration::from_secs(2);
 
 /// How often a node re-announces itself, and after how long silence a peer counts as gone.
 #[derive(Debug, Clone, Copy)]
