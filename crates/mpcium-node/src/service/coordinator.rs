@@ -89,10 +89,21 @@ impl Service {
         // must not be chosen by another node (a peer could word it to blame an honest one).
         // A failure of its own that blames nobody (it heard from everyone, the run still did not
         // finish) says less than a peer's that names who stayed silent.
+        // A failure that can lead to a re-run (a lost connection, a timeout, an absent peer:
+        // `service/sign.rs`) never hides another member's failed check: the request must not run
+        // again around a check that failed (selective-failure probing).
+        let check_failed = |n: &String, o: &Result<Output, Failure>| {
+            n != self.me() && o.as_ref().is_err_and(|f| !may_rerun(f))
+        };
+        let a_peer_check_failed = outputs.iter().any(|(n, o)| check_failed(n, o));
         if let Some(Err(f)) = outputs.get(self.me())
             && (f.names_culprits || outputs.iter().all(|(n, o)| n == self.me() || o.is_ok()))
+            && !(may_rerun(f) && a_peer_check_failed)
         {
             return Err(Failure::new(f.code.clone(), format!("{}: {}", self.me(), f.reason)));
+        }
+        if let Some((node, Err(f))) = outputs.iter().find(|(n, o)| check_failed(n, o)) {
+            return Err(Failure::new(f.code.clone(), format!("{node}: {}", f.reason)));
         }
         let mut agreed: Option<Output> = None;
         // This node's own output is among the agreed ones when it took part: it signs the agreed
@@ -121,4 +132,10 @@ impl Service {
         let attestations = self.verified_attestations(&start, &output, signatures, mine);
         Ok(Agreed { output, attestations })
     }
+}
+
+/// Whether a failure is one the signing path may run again after (`service/sign.rs`): never a
+/// failed check, a ban, a refusal or a tampering verdict.
+fn may_rerun(f: &Failure) -> bool {
+    matches!(f.code, ErrorCode::NetworkConnection | ErrorCode::SessionTimeout | ErrorCode::PeerUnavailable)
 }

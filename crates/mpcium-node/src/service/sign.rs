@@ -113,10 +113,11 @@ impl Service {
         // each node found absent stays out of this request's later attempts.
         // An attempt one of whose members lost its NATS connection meanwhile
         // (`ERROR_NETWORK_CONNECTION`: its messages may be lost; every member is alive) runs again
-        // with the same choice, a few times.
+        // with the same choice, a few times; one that timed out with every member present, once.
         let until = tokio::time::Instant::now() + self.cfg.session_timeout;
         let mut excluded: Vec<String> = Vec::new();
         let mut reconnects = 0;
+        let mut timed_out = false;
         // Each attempt is a new session: its request id (`<tx id>#<delivery>`) gets the
         // attempt's number, which a participant does not read (it reads the tx id and the
         // delivery's stream sequence).
@@ -136,6 +137,18 @@ impl Service {
                         tx_id = %req.tx_id,
                         reason = %f.reason,
                         "a signer's NATS connection dropped; running the request again"
+                    );
+                    self.metrics.reselections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+                Err((f, gone)) if f.code == ErrorCode::SessionTimeout && gone.is_empty() && !timed_out => {
+                    // Every member alive and the session still timed out: messages were lost
+                    // (a NATS server died under them). Once more, past the deadline if need be.
+                    timed_out = true;
+                    tracing::warn!(
+                        wallet = %req.wallet_id,
+                        tx_id = %req.tx_id,
+                        reason = %f.reason,
+                        "a session timed out with every signer present; running the request again once"
                     );
                     self.metrics.reselections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 }
