@@ -1,6 +1,6 @@
 //! Writing files that may hold secrets: created 0600 (directories 0700) through a temporary file
-//! in the same directory, then moved into place, so a reader never sees half a key and a crash
-//! leaves either the old file or the new one.
+//! in the same directory, fsynced, then moved into place and the directory fsynced, so a reader
+//! never sees half a key and a crash leaves either the old file or the new one.
 
 use std::fs::{self, DirBuilder, OpenOptions};
 use std::io::Write;
@@ -60,8 +60,11 @@ pub fn write_private_file(path: &Path, contents: &[u8], overwrite: bool) -> Resu
     });
     if result.is_err() {
         let _ = fs::remove_file(&temp);
+        return result;
     }
-    result
+    // The new name must survive a crash too, as the store's writer makes its own (a rename or
+    // link is durable only once its directory is).
+    fs::File::open(&parent).and_then(|d| d.sync_all()).map_err(|e| IdentityError::io(&parent, e))
 }
 
 fn write_temp(temp: &Path, contents: &[u8]) -> Result<(), IdentityError> {

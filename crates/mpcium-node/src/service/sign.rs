@@ -125,48 +125,27 @@ impl Service {
         loop {
             let delivery = if attempt == 0 { delivery.to_owned() } else { format!("{delivery}.{attempt}") };
             attempt += 1;
-            match self.sign_attempt(&req, body, client, &delivery, &info, kind, &apart, &excluded).await {
-                Err((f, _))
-                    if f.code == ErrorCode::NetworkConnection
-                        && reconnects < MAX_RECONNECT_RERUNS
-                        && tokio::time::Instant::now() < until =>
-                {
+            let outcome =
+                self.sign_attempt(&req, body, client, &delivery, &info, kind, &apart, &excluded).await;
+            let Err((f, gone)) = &outcome else { return outcome.map_err(|(f, _)| f) };
+            let in_time = tokio::time::Instant::now() < until;
+            let why =
+                if f.code == ErrorCode::NetworkConnection && reconnects < MAX_RECONNECT_RERUNS && in_time {
                     reconnects += 1;
-                    tracing::warn!(
-                        wallet = %req.wallet_id,
-                        tx_id = %req.tx_id,
-                        reason = %f.reason,
-                        "a signer's NATS connection dropped; running the request again"
-                    );
-                    self.metrics.reselections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                }
-                Err((f, gone)) if f.code == ErrorCode::SessionTimeout && gone.is_empty() && !timed_out => {
-                    // Every member alive and the session still timed out: messages were lost
-                    // (a NATS server died under them). Once more, past the deadline if need be.
+                    "a signer's NATS connection dropped; running the request again"
+                } else if f.code == ErrorCode::SessionTimeout && gone.is_empty() && !timed_out {
+                    // Every member alive and the session still timed out: messages were lost (a NATS
+                    // server died under them). Once more, past the deadline if need be.
                     timed_out = true;
-                    tracing::warn!(
-                        wallet = %req.wallet_id,
-                        tx_id = %req.tx_id,
-                        reason = %f.reason,
-                        "a session timed out with every signer present; running the request again once"
-                    );
-                    self.metrics.reselections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                }
-                Err((f, gone))
-                    if gone.iter().any(|g| !excluded.contains(g)) && tokio::time::Instant::now() < until =>
-                {
-                    tracing::warn!(
-                        wallet = %req.wallet_id,
-                        tx_id = %req.tx_id,
-                        absent = ?gone,
-                        reason = %f.reason,
-                        "a signer is absent; running the request again with other signers"
-                    );
-                    self.metrics.reselections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    excluded.extend(gone);
-                }
-                outcome => return outcome.map_err(|(f, _)| f),
-            }
+                    "a session timed out with every signer present; running the request again once"
+                } else if gone.iter().any(|g| !excluded.contains(g)) && in_time {
+                    excluded.extend(gone.iter().cloned());
+                    "a signer is absent; running the request again with other signers"
+                } else {
+                    return outcome.map_err(|(f, _)| f);
+                };
+            tracing::warn!(wallet = %req.wallet_id, tx_id = %req.tx_id, absent = ?gone, reason = %f.reason, "{why}");
+            self.metrics.reselections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
     }
 
