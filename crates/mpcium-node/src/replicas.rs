@@ -177,10 +177,11 @@ pub fn consumer_replicas(replicas: usize) -> usize {
 
 /// How long [`ensure_pull_consumer`] retries a JetStream failure: a stream just brought to more
 /// replicas moves its consumers too, and JetStream may time out meanwhile.
-const CONSUMER_RETRY_FOR: std::time::Duration = std::time::Duration::from_secs(60);
+pub(crate) const CONSUMER_RETRY_FOR: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Create a durable pull consumer when absent, with [`consumer_replicas`]; an existing one with
-/// another replica count is updated to it (the rest of its configuration is kept). Failures other
+/// another replica count, AckWait, back-off or delivery limit is updated to these, in one update
+/// (the rest of its configuration is kept). Failures other
 /// than [`ReplicaError::TooFewServers`] are retried for up to a minute.
 pub async fn ensure_pull_consumer(
     js: &jetstream::Context,
@@ -214,35 +215,52 @@ async fn ensure_pull_consumer_once(
         .get_or_create_consumer(&name, config)
         .await
         .map_err(|e| classify(js, replicas, &what, e.into()))?;
-    let consumer =
-        set_consumer_timing(js, stream, consumer, (ack_wait, backoff, max_deliver), replicas, &what).await?;
-    set_consumer_replicas(js, stream, consumer, replicas, &what).await
-}
-
-/// Bring an existing consumer's AckWait, back-off and delivery limit to this release's (an
-/// earlier release, or the original, made it with others).
-async fn set_consumer_timing(
-    js: &jetstream::Context,
-    stream: &stream::Stream,
-    consumer: consumer::PullConsumer,
-    (ack_wait, backoff, max_deliver): (std::time::Duration, Vec<std::time::Duration>, i64),
-    replicas: usize,
-    what: &str,
-) -> Result<consumer::PullConsumer, ReplicaError> {
+    // An existing consumer keeps its configuration but for what this release sets: its
+    // AckWait, back-off and delivery limit (an earlier release, or the original, made it with
+    // others) and its replicas.
     let current = &consumer.cached_info().config;
-    if current.ack_wait == ack_wait && current.backoff == backoff && current.max_deliver == max_deliver {
+    let timing_differs =
+        current.ack_wait != ack_wait || current.backoff != backoff || current.max_deliver != max_deliver;
+    if !timing_differs && !replicas_differ(current, replicas) {
         return Ok(consumer);
     }
-    let from = current.ack_wait;
+    let from = (current.ack_wait, current.num_replicas);
+    let updated = reconfigure(js, stream, &consumer, replicas, &what, |c| {
+        c.ack_wait = ack_wait;
+        c.backoff = backoff;
+        c.max_deliver = max_deliver;
+    })
+    .await?;
+    tracing::info!(consumer = %what, ?from, to = ?(ack_wait, updated.cached_info().config.num_replicas), "consumer AckWait, back-off and replicas brought to this release's");
+    Ok(updated)
+}
+
+/// Whether an existing consumer's replica count is not [`consumer_replicas`] (never with one
+/// replica: a consumer with 0 follows its stream).
+fn replicas_differ(current: &consumer::Config, replicas: usize) -> bool {
+    let want = consumer_replicas(replicas);
+    want != 0 && current.num_replicas != want
+}
+
+/// Update an existing consumer: its configuration as it is, with `edit` applied and the replicas
+/// brought to [`consumer_replicas`] (kept with one replica).
+async fn reconfigure(
+    js: &jetstream::Context,
+    stream: &stream::Stream,
+    consumer: &consumer::PullConsumer,
+    replicas: usize,
+    what: &str,
+    edit: impl FnOnce(&mut consumer::pull::Config),
+) -> Result<consumer::PullConsumer, ReplicaError> {
+    let current = &consumer.cached_info().config;
     let mut config =
         <consumer::pull::Config as consumer::FromConsumer>::try_from_consumer_config(current.clone())
             .map_err(|source| ReplicaError::JetStream { what: what.to_owned(), source })?;
-    config.ack_wait = ack_wait;
-    config.backoff = backoff;
-    config.max_deliver = max_deliver;
-    let updated = stream.update_consumer(config).await.map_err(|e| classify(js, replicas, what, e.into()))?;
-    tracing::info!(consumer = %what, ?from, to = ?ack_wait, "consumer AckWait and back-off changed");
-    Ok(updated)
+    edit(&mut config);
+    if replicas_differ(current, replicas) {
+        config.num_replicas = consumer_replicas(replicas);
+    }
+    stream.update_consumer(config).await.map_err(|e| classify(js, replicas, what, e.into()))
 }
 
 /// Bring an existing consumer to [`consumer_replicas`] (no change with one replica: a consumer
@@ -254,17 +272,11 @@ pub async fn set_consumer_replicas(
     replicas: usize,
     what: &str,
 ) -> Result<consumer::PullConsumer, ReplicaError> {
-    let want = consumer_replicas(replicas);
     let current = consumer.cached_info().config.num_replicas;
-    if want == 0 || current == want {
+    if !replicas_differ(&consumer.cached_info().config, replicas) {
         return Ok(consumer);
     }
-    let mut config = <consumer::pull::Config as consumer::FromConsumer>::try_from_consumer_config(
-        consumer.cached_info().config.clone(),
-    )
-    .map_err(|source| ReplicaError::JetStream { what: what.to_owned(), source })?;
-    config.num_replicas = want;
-    let updated = stream.update_consumer(config).await.map_err(|e| classify(js, replicas, what, e.into()))?;
-    tracing::info!(consumer = %what, from = current, to = want, "consumer replicas changed (nats.replicas)");
+    let updated = reconfigure(js, stream, &consumer, replicas, what, |_| {}).await?;
+    tracing::info!(consumer = %what, from = current, to = consumer_replicas(replicas), "consumer replicas changed (nats.replicas)");
     Ok(updated)
 }

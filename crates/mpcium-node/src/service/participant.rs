@@ -105,25 +105,33 @@ impl Service {
             // Failed before or after the protocol: stop the others now instead of letting
             // them wait for this node until their session times out.
             let others: Vec<String> = session_members(start).into_iter().filter(|p| p != self.me()).collect();
-            let notice =
-                AbortNotice { code: f.code.as_str().to_owned(), reason: f.reason.clone(), culprits: vec![] };
-            for run in protocol_runs(start, session) {
-                if let Err(e) = self
-                    .transport
-                    .send_public(
-                        Kind::Control,
-                        run,
-                        ABORT_SEQ,
-                        &others,
-                        Control::Abort(notice.clone()).encode(),
-                    )
-                    .await
-                {
-                    tracing::warn!(error = %e, "could not send an abort notice");
-                }
-            }
+            self.send_abort(start, session, &others, &f.code, &f.reason).await;
         }
         outcome
+    }
+
+    /// Tell `members` to stop each protocol run of the session, with `code` and `reason`.
+    pub(super) async fn send_abort(
+        &self,
+        start: &SessionStart,
+        session: [u8; 32],
+        members: &[String],
+        code: &ErrorCode,
+        reason: &str,
+    ) {
+        if members.is_empty() {
+            return;
+        }
+        let notice =
+            AbortNotice { code: code.as_str().to_owned(), reason: reason.to_owned(), culprits: vec![] };
+        let abort = Control::Abort(notice).encode();
+        for run in protocol_runs(start, session) {
+            if let Err(e) =
+                self.transport.send_public(Kind::Control, run, ABORT_SEQ, members, abort.clone()).await
+            {
+                tracing::warn!(error = %e, "could not send an abort notice");
+            }
+        }
     }
 
     async fn participate_checked(

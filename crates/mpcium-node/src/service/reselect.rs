@@ -18,10 +18,8 @@
 use mpcium_api::ErrorCode;
 
 use super::check::OwnRequest;
-use super::participant::{ABORT_SEQ, protocol_runs};
 use super::{Failure, Service, session_id, session_members};
-use crate::control::{AbortNotice, Control, SessionStart};
-use crate::envelope::Kind;
+use crate::control::{Control, SessionStart};
 
 tokio::task_local! {
     /// The acknowledgement subject of the client request the current task serves (set by the
@@ -104,20 +102,7 @@ impl Service {
 
     /// An abort notice to `members` for each protocol run of the session.
     async fn tell_to_stop(&self, start: &SessionStart, session: [u8; 32], members: &[String], reason: &str) {
-        if members.is_empty() {
-            return;
-        }
-        let notice = AbortNotice {
-            code: ErrorCode::PeerUnavailable.as_str().to_owned(),
-            reason: reason.to_owned(),
-            culprits: vec![],
-        };
-        for run in protocol_runs(start, session) {
-            let abort = Control::Abort(notice.clone()).encode();
-            if let Err(e) = self.transport.send_public(Kind::Control, run, ABORT_SEQ, members, abort).await {
-                tracing::warn!(error = %e, "could not tell a session's members to stop");
-            }
-        }
+        self.send_abort(start, session, members, &ErrorCode::PeerUnavailable, reason).await;
     }
 }
 
