@@ -55,6 +55,24 @@ pub async fn ensure_result_consumers_with_replicas(
     js: &jetstream::Context,
     replicas: usize,
 ) -> Result<(), ResultConsumerError> {
+    // As the request consumers (`replicas::ensure_pull_consumer`): while a stream moves to more
+    // replicas JetStream may time out; retried for up to a minute.
+    let start = std::time::Instant::now();
+    loop {
+        match ensure_result_consumers_once(js, replicas).await {
+            Err(e) if start.elapsed() < crate::replicas::CONSUMER_RETRY_FOR => {
+                tracing::warn!(error = %e, "result consumers not ensured yet; retrying");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+async fn ensure_result_consumers_once(
+    js: &jetstream::Context,
+    replicas: usize,
+) -> Result<(), ResultConsumerError> {
     let error = |spec: &ConsumerSpec, reason: String| ResultConsumerError {
         name: spec.durable_name.clone(),
         filter: spec.filter_subject.clone(),

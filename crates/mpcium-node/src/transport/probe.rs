@@ -40,9 +40,13 @@ impl Transport {
         self.client.statistics().connects.load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    fn is_connected(&self) -> bool {
+        self.client.connection_state() == async_nats::connection::State::Connected
+    }
+
     /// Resolves once this node's NATS connection is up.
     pub async fn connected(&self) {
-        while self.client.connection_state() != async_nats::connection::State::Connected {
+        while !self.is_connected() {
             tokio::time::sleep(CONNECTION_CHECK).await;
         }
     }
@@ -52,9 +56,7 @@ impl Transport {
     /// running across the drop may wait for a message that will never come.
     pub async fn connection_lost(&self, epoch: u64) {
         loop {
-            if self.connection_epoch() != epoch
-                || self.client.connection_state() != async_nats::connection::State::Connected
-            {
+            if self.connection_epoch() != epoch || !self.is_connected() {
                 return;
             }
             tokio::time::sleep(CONNECTION_CHECK).await;
@@ -108,6 +110,7 @@ impl Transport {
     ) -> Probe {
         let subject = node_subject(node);
         let began = tokio::time::Instant::now();
+        let epoch = self.connection_epoch();
         let answer = loop {
             let request = async_nats::Request::new()
                 .payload(bytes.clone())
@@ -127,6 +130,11 @@ impl Transport {
                 self.dir.mark_present(node);
                 Probe::Answered
             }
+            // Our own connection dropped or changed meanwhile: a "no responders" or a silence
+            // then says nothing about the peer (the new server may not know its inbox yet).
+            Err(e) if self.connection_epoch() != epoch || !self.is_connected() => {
+                Probe::Failed(TransportError::Publish { subject, source: e.into() })
+            }
             Err(e) => match e.kind() {
                 async_nats::RequestErrorKind::NoResponders => {
                     self.dir.mark_absent(node);
@@ -134,14 +142,9 @@ impl Transport {
                     Probe::Gone
                 }
                 async_nats::RequestErrorKind::TimedOut => {
-                    // Only when our own connection is up: otherwise nobody could have answered.
-                    if self.client.connection_state() == async_nats::connection::State::Connected {
-                        self.dir.mark_absent(node);
-                        self.hand_back_requests_of(node).await;
-                        Probe::Silent
-                    } else {
-                        Probe::Failed(TransportError::Publish { subject, source: e.into() })
-                    }
+                    self.dir.mark_absent(node);
+                    self.hand_back_requests_of(node).await;
+                    Probe::Silent
                 }
                 _ => Probe::Failed(TransportError::Publish { subject, source: e.into() }),
             },
