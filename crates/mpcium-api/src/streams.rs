@@ -115,11 +115,17 @@ pub const DEFAULT_MAX_CONCURRENT_SIGNING: i64 = 20;
 
 const THIRTY_SECONDS: Duration = Duration::from_secs(30);
 
-/// The signing consumer's AckWait (and each redelivery's back-off). The original waits 30 s;
-/// here a node working on a request acknowledges progress every second, so a request held by a
+/// The signing consumer's AckWait, the first delivery's (the original waits 30 s). A node
+/// working on a request acknowledges progress five times per AckWait, so a request held by a
 /// node that died or was cut off before it could tell its peers goes to another node after
-/// 5 s instead of 30 s (docs/wire.md, our departures).
-pub const SIGNING_ACK_WAIT: Duration = Duration::from_secs(5);
+/// 1.5 s instead of 30 s (docs/wire.md, our departures).
+pub const SIGNING_ACK_WAIT: Duration = Duration::from_millis(1500);
+
+/// The signing consumer's BackOff (JetStream takes its first value as the AckWait): later
+/// deliveries wait longer, so the four span about half a minute (a NATS leader election takes
+/// 4 to 9 s) before JetStream gives a request up.
+pub const SIGNING_BACKOFF: [Duration; 3] =
+    [SIGNING_ACK_WAIT, Duration::from_secs(5), Duration::from_secs(10)];
 
 fn request_consumer(
     name: &str,
@@ -127,6 +133,7 @@ fn request_consumer(
     filter: &str,
     max_ack_pending: i64,
     ack_wait: Duration,
+    backoff: Vec<Duration>,
 ) -> ConsumerSpec {
     ConsumerSpec {
         durable_name: sanitize_consumer_name(name),
@@ -134,7 +141,7 @@ fn request_consumer(
         filter_subject: filter.to_owned(),
         ack_wait,
         max_deliver: 4,
-        backoff: vec![ack_wait; 3],
+        backoff,
         max_ack_pending,
     }
 }
@@ -147,6 +154,7 @@ pub fn keygen_request_consumer(max_concurrent_keygen: i64) -> ConsumerSpec {
         subjects::KEYGEN_REQUEST_FILTER,
         max_concurrent_keygen,
         THIRTY_SECONDS,
+        vec![THIRTY_SECONDS; 3],
     )
 }
 
@@ -158,6 +166,7 @@ pub fn signing_request_consumer(max_concurrent_signing: i64) -> ConsumerSpec {
         subjects::SIGNING_REQUEST_FILTER,
         max_concurrent_signing,
         SIGNING_ACK_WAIT,
+        SIGNING_BACKOFF.to_vec(),
     )
 }
 

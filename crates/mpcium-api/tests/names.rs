@@ -63,9 +63,10 @@ fn request_consumers_of_section_3_3() {
     assert_eq!(s.filter_subject, "mpc.signing_request.*");
     assert_eq!(s.max_deliver, 4);
     assert_eq!(s.max_ack_pending, 20);
-    // Our departure from the original's 30 s (docs/wire.md): progress is acknowledged every second.
-    assert_eq!(s.ack_wait, Duration::from_secs(5));
-    assert_eq!(s.backoff, vec![Duration::from_secs(5); 3]);
+    // Our departure from the original's 30 s (docs/wire.md): progress is acknowledged every
+    // 300 ms; later redeliveries back off so the four deliveries span about half a minute.
+    assert_eq!(s.ack_wait, Duration::from_millis(1500));
+    assert_eq!(s.backoff, vec![Duration::from_millis(1500), Duration::from_secs(5), Duration::from_secs(10)]);
 }
 
 #[test]

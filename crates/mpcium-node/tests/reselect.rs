@@ -209,7 +209,7 @@ async fn a_killed_node_is_routed_around_inside_each_request() {
     // Every request in flight at the kill is re-run with another quorum at once, except one the
     // killed node received in the instant before it died, before its note to the peers left the
     // process: nobody else knows it, and JetStream redelivers it after the signing consumer's
-    // AckWait (5 s, docs/wire.md §2.2). None waits for a session timeout or the original's 30 s.
+    // AckWait (1.5 s, docs/wire.md §2.2). None waits for a session timeout or the original's 30 s.
     assert!(
         quantile(&at_kill, 0.5) <= Duration::from_secs(2),
         "requests in flight at the kill wait: {at_kill:?}\n{}",
@@ -301,7 +301,7 @@ async fn a_partitioned_node_is_routed_around_by_the_start_acknowledgement() {
     // Requests whose coordinator is live route around node2: its start acknowledgement times
     // out (2 s) and the request runs again with the others. Requests the server handed to
     // node2's own pull before the cut are known to nobody else and come back on JetStream's
-    // redelivery, after the signing consumer's AckWait (5 s, docs/wire.md §2.2; node2's pull requests expired
+    // redelivery, after the signing consumer's AckWait (1.5 s, docs/wire.md §2.2; node2's pull requests expired
     // meanwhile, so the redelivery goes to a live node). None fails, none waits 30 s.
     assert!(
         quantile(&latencies, 0.5) < Duration::from_secs(5),

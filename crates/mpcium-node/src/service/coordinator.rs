@@ -139,3 +139,34 @@ impl Service {
 fn may_rerun(f: &Failure) -> bool {
     matches!(f.code, ErrorCode::NetworkConnection | ErrorCode::SessionTimeout | ErrorCode::PeerUnavailable)
 }
+
+/// Whether a request's final failure may be gone on another delivery (`service/intake.rs` gives
+/// it back to JetStream instead of answering): re-runnable, and naming nobody. A silent member
+/// named by a timeout is answered at once, as a failed check is.
+pub(super) fn is_transient(f: &Failure) -> bool {
+    may_rerun(f) && !f.names_culprits
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_an_unattributed_re_runnable_failure_is_transient() {
+        for code in [ErrorCode::NetworkConnection, ErrorCode::SessionTimeout, ErrorCode::PeerUnavailable] {
+            assert!(is_transient(&Failure::new(code.clone(), "x")), "{code:?}");
+            let named = Failure { names_culprits: true, ..Failure::new(code.clone(), "x") };
+            assert!(!is_transient(&named), "{code:?} naming a culprit");
+        }
+        for code in [
+            ErrorCode::MessageVerification,
+            ErrorCode::DataCorruption,
+            ErrorCode::OperationAborted,
+            ErrorCode::NotMajority,
+            ErrorCode::SessionDuplicate,
+            ErrorCode::KeyNotFound,
+        ] {
+            assert!(!is_transient(&Failure::new(code.clone(), "x")), "{code:?}");
+        }
+    }
+}

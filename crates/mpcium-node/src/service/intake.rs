@@ -38,6 +38,7 @@ impl Service {
         // Acknowledge progress five times per AckWait: a late one or two do not let the request
         // go to another node while this one works on it.
         let progress_every = spec.ack_wait / 5;
+        let spec_max_deliver = spec.max_deliver;
         let _puller = self.drain.track_puller();
         self.wait_for_quorum().await;
         // Pull requests expire within half an AckWait: a node cut off from NATS (its connection
@@ -74,7 +75,7 @@ impl Service {
             let in_flight = self.drain.track();
             tokio::spawn(async move {
                 let (_permit, _in_flight) = (permit, in_flight);
-                this.handle_request(msg, keygen, progress_every).await;
+                this.handle_request(msg, keygen, progress_every, spec_max_deliver).await;
             });
         }
         // Draining: collect what the pull has delivered (or still delivers, until the server sees
@@ -118,6 +119,7 @@ impl Service {
         msg: jetstream::Message,
         keygen: bool,
         progress_every: Duration,
+        max_deliver: i64,
     ) {
         tracing::debug!(subject = %msg.subject, "request pulled");
         // The peers may hand a signing request back if this node goes away with it: told first,
@@ -195,8 +197,9 @@ impl Service {
                     event.to_json(),
                 )
                 .await
+                .map(|()| Settle::Published)
             } else {
-                let event = super::reselect::HANDBACK
+                let answer = super::reselect::HANDBACK
                     .scope(
                         handback,
                         self.coordinate_sign(
@@ -208,9 +211,29 @@ impl Service {
                         ),
                     )
                     .await;
+                // A failure that another try may not have (a NATS failover under the session, a
+                // peer that did not answer) is not settled while JetStream has deliveries left:
+                // the request goes back for another delivery, maybe to another node. A redelivery
+                // that raced this one (its progress acks were lost in the failover) may be
+                // running already; the first settled result wins either way, so a transient
+                // failure here must not be the one that does.
+                let event = answer.event;
+                if answer.transient && delivered < max_deliver {
+                    tracing::warn!(
+                        tx_id = %event.tx_id,
+                        code = ?event.error_code,
+                        reason = %event.error_reason,
+                        delivered,
+                        "a transient failure; handing the request back for another delivery"
+                    );
+                    self.metrics.reselections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    return Ok(Settle::Redeliver);
+                }
                 self.metrics.record("sign", event.error_code.as_ref().map(|c| c.as_str()), started.elapsed());
                 let key = subjects::signing_idempotency_key(client.as_ref(), &event.tx_id, Some(&claim));
-                self.publish(subjects::signing_result_subject(client.as_ref()), key, event.to_json()).await
+                self.publish(subjects::signing_result_subject(client.as_ref()), key, event.to_json())
+                    .await
+                    .map(|()| Settle::Published)
             }
         };
         let published = tokio::select! {
@@ -228,10 +251,13 @@ impl Service {
         };
         progress.abort();
         match published {
-            Ok(()) => {
+            Ok(Settle::Published) => {
                 if let Err(e) = msg.ack().await {
                     tracing::warn!(error = %e, "ack failed");
                 }
+            }
+            Ok(Settle::Redeliver) => {
+                let _ = msg.ack_with(jetstream::AckKind::Nak(Some(REDELIVER_AFTER))).await;
             }
             Err(e) => {
                 // Not acked: JetStream redelivers and the request is answered then.
@@ -289,6 +315,18 @@ impl Service {
 
 /// How long a result that cannot be stored is retried before its request is handed back: longer
 /// than a JetStream leader election (the request's progress acks keep it this node's meanwhile).
+/// What became of a request the node worked on.
+enum Settle {
+    /// Its result is stored in stream `mpc`: acknowledge the request.
+    Published,
+    /// A transient failure, not settled: give the request back for another delivery.
+    Redeliver,
+}
+
+/// How long a request handed back after a transient failure waits before its next delivery
+/// (a NATS failover settles meanwhile; the next delivery's AckWait follows the BackOff).
+const REDELIVER_AFTER: Duration = Duration::from_secs(1);
+
 const PUBLISH_RETRY_FOR: Duration = Duration::from_secs(20);
 
 /// How long a stopping puller keeps handing back requests still arriving, at most, and after how

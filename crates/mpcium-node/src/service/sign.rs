@@ -15,6 +15,21 @@ use crate::transport::SessionInbox;
 /// How many times one signing request runs again because a member's NATS connection dropped.
 const MAX_RECONNECT_RERUNS: u32 = 3;
 
+/// A signing request's answer, and whether another try might change it.
+pub(super) struct SignAnswer {
+    pub(super) event: SigningResultEvent,
+    /// A failure another delivery may not have ([`super::coordinator::is_transient`]): the
+    /// intake gives the request back to JetStream instead of answering, while deliveries are
+    /// left.
+    pub(super) transient: bool,
+}
+
+impl From<SigningResultEvent> for SignAnswer {
+    fn from(event: SigningResultEvent) -> Self {
+        Self { event, transient: false }
+    }
+}
+
 impl Service {
     pub(super) async fn coordinate_sign(
         &self,
@@ -23,7 +38,7 @@ impl Service {
         delivery: &str,
         claim: &str,
         subject_token: &str,
-    ) -> SigningResultEvent {
+    ) -> SignAnswer {
         let req = match self.verify_sign(body) {
             Ok(r) => r,
             Err(err) => {
@@ -37,7 +52,8 @@ impl Service {
                     &req.network_internal_code,
                     f.code,
                     &f.reason,
-                );
+                )
+                .into();
             }
         };
         let (wallet, tx_id, network) =
@@ -53,26 +69,30 @@ impl Service {
         };
         let (output, attestations) = match self.sign(req, body, client, delivery, claim).await {
             Ok(agreed) => (agreed.output, agreed.attestations),
-            Err(f) => return SigningResultEvent::error(&wallet, &tx_id, &network, f.code, &f.reason),
+            Err(f) => {
+                let transient = super::coordinator::is_transient(&f);
+                let event = SigningResultEvent::error(&wallet, &tx_id, &network, f.code, &f.reason);
+                return SignAnswer { event, transient };
+            }
         };
         let (mut event, verifying_key) = match output {
             Output::EcdsaSignature { r, s, v, verifying_key } => match (hex_to::<32>(&r), hex_to::<32>(&s)) {
                 (Some(r), Some(s)) => {
                     (SigningResultEvent::ecdsa_success(&wallet, &tx_id, &network, &r, &s, v), verifying_key)
                 }
-                _ => return malformed(),
+                _ => return malformed().into(),
             },
             Output::EddsaSignature { signature, verifying_key } => match hex_to::<64>(&signature) {
                 Some(sig) => {
                     (SigningResultEvent::eddsa_success(&wallet, &tx_id, &network, &sig), verifying_key)
                 }
-                None => return malformed(),
+                None => return malformed().into(),
             },
-            _ => return malformed(),
+            _ => return malformed().into(),
         };
         event.verifying_key = super::hex_vec(&verifying_key);
         event.attestations = attestations;
-        event
+        event.into()
     }
 
     pub(super) async fn sign(
