@@ -323,7 +323,7 @@ pub async fn start(params: NodeParams) -> Result<RunningNode, StartError> {
     service.ensure_streams().await?;
     crate::result_consumers::ensure_result_consumers_with_replicas(&results_js, replicas).await?;
     let started_at_ms = now_ms();
-    registry.announce(&directory, &params.identity, started_at_ms).await?;
+    registry.announce_at_start(&directory, &params.identity, started_at_ms).await?;
     registry.spawn_heartbeat(
         directory.clone(),
         params.identity.clone(),

@@ -218,15 +218,17 @@ impl Registry {
 
     /// Register a peer name → id; an existing equal entry is kept, a different one is a conflict.
     pub async fn register_peer(&self, name: &str, node_id: &str) -> Result<bool, RegistryError> {
-        if let Some(existing) = self.peers.get(name).await.map_err(|e| kv_err(PEERS_BUCKET)(e.into()))? {
+        // Retried through a leader election (done at start, when buckets may just have moved).
+        if let Some(existing) =
+            retry::get(&self.peers, name).await.map_err(|e| kv_err(PEERS_BUCKET)(e.into()))?
+        {
             let existing = String::from_utf8_lossy(&existing).into_owned();
             if existing == node_id {
                 return Ok(false);
             }
             return Err(RegistryError::Conflict { name: name.into(), existing, wanted: node_id.into() });
         }
-        self.peers
-            .create(name, node_id.to_owned().into())
+        retry::create(&self.peers, name, node_id.to_owned().into())
             .await
             .map_err(|e| kv_err(PEERS_BUCKET)(e.into()))?;
         Ok(true)

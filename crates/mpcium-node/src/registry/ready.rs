@@ -105,21 +105,45 @@ impl Registry {
         Ok(out)
     }
 
-    /// Announce this node as ready (once).
+    /// Announce this node as ready (once; a heartbeat: a failure is the heartbeat loop's to
+    /// handle).
     pub async fn announce(
         &self,
         dir: &PeerDirectory,
         identity: &SigningKey,
         started_at_ms: u64,
     ) -> Result<(), RegistryError> {
-        let record = dir.record(identity, started_at_ms);
-        let bytes = serde_json::to_vec(&record).map_err(|e| RegistryError::Corrupt {
+        let bytes = Self::ready_record(dir, identity, started_at_ms)?;
+        self.ready.put(dir.me(), bytes.into()).await.map_err(|e| kv_err(READY_BUCKET)(e.into()))?;
+        Ok(())
+    }
+
+    /// The first announcement at start, retried through a leader election (a bucket moved to
+    /// more replicas at this start may answer "stream not found" for a moment), so a node
+    /// does not refuse to start for it.
+    pub async fn announce_at_start(
+        &self,
+        dir: &PeerDirectory,
+        identity: &SigningKey,
+        started_at_ms: u64,
+    ) -> Result<(), RegistryError> {
+        let bytes = Self::ready_record(dir, identity, started_at_ms)?;
+        super::retry::put(&self.ready, dir.me(), bytes.into())
+            .await
+            .map_err(|e| kv_err(READY_BUCKET)(e.into()))?;
+        Ok(())
+    }
+
+    fn ready_record(
+        dir: &PeerDirectory,
+        identity: &SigningKey,
+        started_at_ms: u64,
+    ) -> Result<Vec<u8>, RegistryError> {
+        serde_json::to_vec(&dir.record(identity, started_at_ms)).map_err(|e| RegistryError::Corrupt {
             bucket: READY_BUCKET,
             key: dir.me().to_owned(),
             reason: e.to_string(),
-        })?;
-        self.ready.put(dir.me(), bytes.into()).await.map_err(|e| kv_err(READY_BUCKET)(e.into()))?;
-        Ok(())
+        })
     }
 
     /// Withdraw this node's readiness (graceful shutdown).

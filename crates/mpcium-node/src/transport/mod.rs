@@ -190,6 +190,8 @@ pub struct Transport {
     /// Per coordinator, the acknowledgement subjects of the client requests its recent
     /// sessions with this node served (see [`HANDBACK_HEADER`]).
     handbacks: Arc<Mutex<Handbacks>>,
+    /// This node's NATS connection: how many times it was made, and whether it is up.
+    connection: tokio::sync::watch::Receiver<probe::ConnectionState>,
     #[cfg(feature = "test-malice")]
     malice: MaliceSwitch,
 }
@@ -198,6 +200,7 @@ impl Transport {
     /// A transport for this node (call [`listen`](Self::listen) to start receiving).
     pub fn new(client: async_nats::Client, identity: SigningKey, dir: PeerDirectory) -> Self {
         Self {
+            connection: probe::watch_connection(client.clone()),
             client,
             identity,
             dir,

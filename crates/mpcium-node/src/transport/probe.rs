@@ -19,6 +19,34 @@ const NOT_YET_RETRY: Duration = Duration::from_millis(50);
 /// How often a running session looks at its node's NATS connection.
 const CONNECTION_CHECK: Duration = Duration::from_millis(50);
 
+/// This node's NATS connection as one poller sees it (async-nats has no event stream a
+/// library can subscribe to after the connection is made: the daemon owns its callback).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct ConnectionState {
+    /// How many times the connection was established.
+    epoch: u64,
+    /// Whether it is up now.
+    up: bool,
+}
+
+/// One poller per transport publishes the connection's state; sessions wait on the watch
+/// instead of polling each on its own. It stops when every receiver is gone.
+pub(super) fn watch_connection(client: async_nats::Client) -> tokio::sync::watch::Receiver<ConnectionState> {
+    let read = move || ConnectionState {
+        epoch: client.statistics().connects.load(std::sync::atomic::Ordering::Relaxed),
+        up: client.connection_state() == async_nats::connection::State::Connected,
+    };
+    let (tx, rx) = tokio::sync::watch::channel(read());
+    tokio::spawn(async move {
+        while !tx.is_closed() {
+            tokio::time::sleep(CONNECTION_CHECK).await;
+            let now = read();
+            tx.send_if_modified(|seen| std::mem::replace(seen, now) != now);
+        }
+    });
+    rx
+}
+
 /// What a [`Transport::probe`] found.
 #[derive(Debug)]
 pub enum Probe {
@@ -40,26 +68,29 @@ impl Transport {
         self.client.statistics().connects.load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// Whether the connection is up right now (read from the client, not the poller's view).
     fn is_connected(&self) -> bool {
         self.client.connection_state() == async_nats::connection::State::Connected
     }
 
     /// Resolves once this node's NATS connection is up.
     pub async fn connected(&self) {
-        while !self.is_connected() {
-            tokio::time::sleep(CONNECTION_CHECK).await;
-        }
+        let mut watch = self.connection.clone();
+        let _ = watch.wait_for(|c| c.up).await;
     }
 
     /// Resolves once this node's NATS connection dropped after `epoch` was read: core NATS
     /// drops what is published to a subscription while its connection is away, so a session
     /// running across the drop may wait for a message that will never come.
     pub async fn connection_lost(&self, epoch: u64) {
-        loop {
-            if self.connection_epoch() != epoch || !self.is_connected() {
-                return;
-            }
-            tokio::time::sleep(CONNECTION_CHECK).await;
+        if self.connection_epoch() != epoch || !self.is_connected() {
+            return;
+        }
+        // The poller's view may lag the live one by a check; an older epoch is not a drop.
+        let mut watch = self.connection.clone();
+        if watch.wait_for(|c| c.epoch > epoch || (c.epoch == epoch && !c.up)).await.is_err() {
+            // The poller is gone only when the transport is: nothing to wait for.
+            std::future::pending::<()>().await;
         }
     }
 
