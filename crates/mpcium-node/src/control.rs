@@ -154,8 +154,8 @@ pub struct DoneReport {
     pub code: String,
     /// On failure: why.
     pub reason: String,
-    /// On success: the operation's public output (a [`SessionOutput`] as JSON).
-    pub output: serde_json::Value,
+    /// On success: the operation's public output (`null` on failure).
+    pub output: Option<SessionOutput>,
     /// On success: this participant's signature (base64) over the result's statement
     /// (`mpcium_api::attestation`); empty for sessions no client reads.
     #[serde(default)]
@@ -244,7 +244,7 @@ mod tests {
             ok: true,
             code: String::new(),
             reason: String::new(),
-            output: serde_json::json!({"kind": "reshare", "public_key": "02ab"}),
+            output: Some(SessionOutput::Reshare { public_key: "02ab".into() }),
             attestation: "c2ln".into(),
             key_infos: vec![crate::service::SignedKeyInfo {
                 curve: "ecdsa".into(),

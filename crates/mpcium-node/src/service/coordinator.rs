@@ -57,7 +57,14 @@ impl Service {
                     }
                     let decoded = Control::decode(&m.payload);
                     if let Err(e) = &decoded {
-                        tracing::warn!(node = %m.envelope.sender, error = %e, "undecodable done report; ignored");
+                        // Signed by a member, so its own fault: named, not waited out.
+                        tracing::warn!(node = %m.envelope.sender, error = %e, "undecodable control message");
+                        outputs.entry(m.envelope.sender.clone()).or_insert_with(|| {
+                            Err(Failure::new(
+                                ErrorCode::MessageFormat,
+                                format!("{} sent an undecodable report: {e}", m.envelope.sender),
+                            ))
+                        });
                     }
                     if let Ok(Control::Done(report)) = decoded {
                         if report.ok && !outputs.contains_key(&m.envelope.sender) {
@@ -65,8 +72,11 @@ impl Service {
                             key_infos.insert(m.envelope.sender.clone(), report.key_infos.clone());
                         }
                         let outcome = if report.ok {
-                            serde_json::from_value::<Output>(report.output).map_err(|e| {
-                                Failure::new(ErrorCode::MessageFormat, format!("malformed outcome: {e}"))
+                            report.output.ok_or_else(|| {
+                                Failure::new(
+                                    ErrorCode::MessageFormat,
+                                    format!("{} reported success without an outcome", m.envelope.sender),
+                                )
                             })
                         } else {
                             Err(Failure::new(peer_code(&report.code), report.reason))

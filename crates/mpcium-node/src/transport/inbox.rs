@@ -234,7 +234,7 @@ impl Transport {
             ok: false,
             code,
             reason,
-            output: serde_json::Value::Null,
+            output: None,
             attestation: String::new(),
             key_infos: Vec::new(),
         };
