@@ -2,7 +2,9 @@
 //! Consul and shell scripts).
 //!
 //! 1. Generates (first run) or reuses (later runs) a devnet directory: peers, node identities,
-//!    an Ed25519 event initiator, per-node `config.yaml` (see [`layout`] for the tree).
+//!    an Ed25519 event initiator, per-node `config.yaml` (see [`layout`] for the tree). For one
+//!    run, `--initiator-identity` trusts another initiator (e.g. P-256) instead, and each
+//!    `--authorizer` turns authorization on with that authorizer required.
 //! 2. Starts `nats-server` with JetStream on a free 127.0.0.1 port, its store inside the
 //!    directory, and registers the peers in the registry (`mpc_peers`).
 //! 3. Starts `mpcium start -n node<i> -c config.yaml` per node (working directory `node<i>/`,
@@ -93,6 +95,14 @@ pub struct DevnetArgs {
     /// When ready, write a JSON description of the devnet here (removed on exit).
     #[arg(long, value_name = "PATH")]
     pub ready_file: Option<PathBuf>,
+    /// For this run, the nodes trust this initiator (a `<name>.identity.json` of
+    /// `generate-initiator`, Ed25519 or P-256) instead of the devnet's own Ed25519 one.
+    #[arg(long, value_name = "FILE")]
+    pub initiator_identity: Option<PathBuf>,
+    /// For this run, turn on `authorization` and require a co-signature of this authorizer (a
+    /// `<name>.authorizer.identity.json` of `generate-authorizer`); repeatable, all required.
+    #[arg(long = "authorizer", value_name = "FILE")]
+    pub authorizers: Vec<PathBuf>,
 }
 
 /// SIGINT, SIGTERM and SIGHUP, caught from the very start so no signal can kill devnet while
@@ -136,9 +146,13 @@ struct ReadyInfo<'a> {
     devnet_pid: u32,
     dir: &'a Path,
     threshold: usize,
-    initiator_key: PathBuf,
+    /// The devnet's own initiator key; null when `--initiator-identity` replaced it.
+    initiator_key: Option<PathBuf>,
     initiator_identity: PathBuf,
     initiator_public_key: &'a str,
+    initiator_algorithm: &'static str,
+    /// Names of the authorizers every request needs (`--authorizer`).
+    authorizers: Vec<&'a str>,
     nodes: Vec<NodeInfo>,
 }
 
@@ -168,8 +182,24 @@ async fn run_devnet(args: DevnetArgs) -> anyhow::Result<()> {
         false => Some(process::find_node_binary(args.mpcium.as_deref())?),
     };
     let layout = Layout::create(&args.dir)?;
-    let (state, created) =
+    let (mut state, created) =
         layout::prepare(&layout, args.nodes.map(usize::from), args.threshold.map(usize::from))?;
+    let initiator = match &args.initiator_identity {
+        Some(path) => Some(
+            mpcium_identity::InitiatorIdentity::read(path)
+                .with_context(|| format!("--initiator-identity {}", path.display()))?,
+        ),
+        None => None,
+    };
+    let authorizers = args
+        .authorizers
+        .iter()
+        .map(|path| {
+            mpcium_identity::AuthorizerIdentity::read(path)
+                .with_context(|| format!("--authorizer {}", path.display()))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    state.trust(initiator, authorizers)?;
     println!(
         "{} devnet in {} ({} nodes, threshold {})",
         if created { "Created" } else { "Reusing" },
@@ -447,9 +477,11 @@ impl Run<'_> {
             devnet_pid: std::process::id(),
             dir: self.layout.root(),
             threshold: self.state.threshold,
-            initiator_key: initiator.key,
-            initiator_identity: initiator.identity,
+            initiator_key: self.args.initiator_identity.is_none().then_some(initiator.key),
+            initiator_identity: self.args.initiator_identity.clone().unwrap_or(initiator.identity),
             initiator_public_key: &self.state.initiator_public_key,
+            initiator_algorithm: self.state.initiator_algorithm.as_str(),
+            authorizers: self.state.authorizers.iter().map(|a| a.name.as_str()).collect(),
             nodes,
         }
     }
@@ -468,7 +500,16 @@ impl Run<'_> {
         );
         println!("  NATS URL        {}", self.nats_url);
         println!("  directory       {}", layout.root().display());
-        println!("  initiator key   {}  (Ed25519 seed, hex)", initiator.key.display());
+        match &self.args.initiator_identity {
+            None => println!("  initiator key   {}  (Ed25519 seed, hex)", initiator.key.display()),
+            Some(path) => {
+                println!("  initiator       {}  ({})", path.display(), self.state.initiator_algorithm)
+            }
+        }
+        if !self.state.authorizers.is_empty() {
+            let names: Vec<&str> = self.state.authorizers.iter().map(|a| a.name.as_str()).collect();
+            println!("  authorizers     {}  (every request needs all)", names.join(", "));
+        }
         println!(
             "  initiator pub   {}  (every node's event_initiator_pubkey)",
             self.state.initiator_public_key

@@ -3,7 +3,7 @@
 //! ```text
 //! <dir>/devnet.json                    marker (node count, creation time), written last
 //! <dir>/event_initiator.key            initiator Ed25519 seed (hex, 0600)
-//! <dir>/event_initiator.identity.json  its public key
+//! <dir>/event_initiator.identity.json  its public key (trusted unless `--initiator-identity`)
 //! <dir>/nats/                          nats.conf, nats.log, jetstream/ (the registry survives restarts)
 //! <dir>/node<i>/config.yaml            rewritten on every start (NATS and health ports change)
 //! <dir>/node<i>/peers.json
@@ -22,9 +22,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, bail, ensure};
 use mpcium_config::{NodeConfig, NodeOverrides};
 use mpcium_identity::{
-    DEFAULT_IDENTITY_DIR, DEFAULT_INITIATOR_NAME, DEFAULT_PEERS_FILE, InitiatorIdentity, KeyProtection,
-    Peers, SignerAlgorithm, SignerFiles, create_initiator, create_private_dir, generate_node_identity,
-    initiator_paths, node_identity_path, node_private_key_path, write_node_identity, write_private_file,
+    AuthorizerIdentity, DEFAULT_IDENTITY_DIR, DEFAULT_INITIATOR_NAME, DEFAULT_PEERS_FILE, InitiatorIdentity,
+    KeyProtection, Peers, SignerAlgorithm, SignerFiles, create_initiator, create_private_dir,
+    generate_node_identity, initiator_paths, node_identity_path, node_private_key_path, write_node_identity,
+    write_private_file,
 };
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
@@ -111,8 +112,13 @@ pub struct State {
     pub names: Vec<String>,
     /// `mpc_threshold`.
     pub threshold: usize,
-    /// Hex of the initiator's Ed25519 public key (`event_initiator_pubkey`).
+    /// Hex of the trusted initiator's public key (`event_initiator_pubkey`): the devnet's own
+    /// Ed25519 one unless [`State::trust`] replaced it.
     pub initiator_public_key: String,
+    /// `event_initiator_algorithm`.
+    pub initiator_algorithm: SignerAlgorithm,
+    /// Authorizers every request must be co-signed by (`authorization.*`); none: authorization off.
+    pub authorizers: Vec<AuthorizerIdentity>,
     chain_code: Zeroizing<String>,
     passwords: Vec<Zeroizing<String>>,
 }
@@ -123,7 +129,41 @@ impl fmt::Debug for State {
             .field("names", &self.names)
             .field("threshold", &self.threshold)
             .field("initiator_public_key", &self.initiator_public_key)
+            .field("initiator_algorithm", &self.initiator_algorithm)
+            .field("authorizers", &self.authorizers.iter().map(|a| &a.name).collect::<Vec<_>>())
             .finish_non_exhaustive()
+    }
+}
+
+impl State {
+    /// For this run, trusts `initiator` (an identity file of `generate-initiator`, Ed25519 or
+    /// P-256) instead of the devnet's own initiator, and turns authorization on with every one of
+    /// `authorizers` required. Nothing is stored: configs are rewritten on every start.
+    pub fn trust(
+        &mut self,
+        initiator: Option<InitiatorIdentity>,
+        authorizers: Vec<AuthorizerIdentity>,
+    ) -> anyhow::Result<()> {
+        if let Some(initiator) = initiator {
+            self.initiator_algorithm = initiator.algorithm()?;
+            self.initiator_public_key = initiator.public_key;
+        }
+        for (i, authorizer) in authorizers.iter().enumerate() {
+            authorizer.algorithm()?;
+            ensure!(
+                !authorizer.name.is_empty()
+                    && authorizer.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'),
+                "authorizer name `{}` is not made of letters, digits, `_` and `-`",
+                authorizer.name
+            );
+            ensure!(
+                authorizers[..i].iter().all(|a| a.name != authorizer.name),
+                "authorizer `{}` is given twice",
+                authorizer.name
+            );
+        }
+        self.authorizers = authorizers;
+        Ok(())
     }
 }
 
@@ -206,6 +246,8 @@ fn generate(layout: &Layout, nodes: usize, threshold: usize) -> anyhow::Result<S
         names,
         threshold,
         initiator_public_key: initiator_identity.public_key,
+        initiator_algorithm: SignerAlgorithm::Ed25519,
+        authorizers: Vec::new(),
         chain_code: random_hex(32)?,
         passwords,
     };
@@ -276,7 +318,9 @@ fn load(layout: &Layout, nodes: Option<usize>, threshold: Option<usize>) -> anyh
         peers,
         names,
         threshold,
+        initiator_algorithm: initiator.algorithm()?,
         initiator_public_key: initiator.public_key,
+        authorizers: Vec::new(),
         chain_code: chain_code.unwrap_or_default(),
         passwords,
     })
@@ -293,10 +337,31 @@ pub const PINNED_KEYS: &[&str] = &[
     "event_initiator_pubkey",
     "event_initiator_algorithm",
     "chain_code",
+    "authorization.enabled",
+    "authorization.required_authorizers",
     "nats.url",
     "healthcheck.enabled",
     "healthcheck.address",
 ];
+
+/// The `authorization` section: off without authorizers, else every one of them required.
+fn render_authorization(authorizers: &[AuthorizerIdentity]) -> String {
+    if authorizers.is_empty() {
+        return String::new();
+    }
+    let names: Vec<String> = authorizers.iter().map(|a| format!("\"{}\"", a.name)).collect();
+    let mut text = format!(
+        "authorization:\n  enabled: true\n  required_authorizers: [{}]\n  authorizer_public_keys:\n",
+        names.join(", ")
+    );
+    for a in authorizers {
+        text.push_str(&format!(
+            "    {}:\n      public_key: \"{}\"\n      algorithm: {}\n",
+            a.name, a.public_key, a.algorithm
+        ));
+    }
+    text
+}
 
 fn render_config(state: &State, index: usize, nats_url: &str, health_port: u16) -> Zeroizing<String> {
     let password = state.passwords.get(index).map(|p| p.as_str()).unwrap_or_default();
@@ -312,7 +377,7 @@ fn render_config(state: &State, index: usize, nats_url: &str, health_port: u16) 
          backup_dir: \"./backups\"\n\
          mpc_threshold: {threshold}\n\
          event_initiator_pubkey: \"{pubkey}\"\n\
-         event_initiator_algorithm: ed25519\n\
+         event_initiator_algorithm: {algorithm}\n\
          chain_code: \"{chain_code}\"\n\
          max_concurrent_keygen: 2\n\
          max_concurrent_signing: 10\n\
@@ -320,8 +385,11 @@ fn render_config(state: &State, index: usize, nats_url: &str, health_port: u16) 
          \x20 url: \"{nats_url}\"\n\
          healthcheck:\n\
          \x20 enabled: true\n\
-         \x20 address: \"127.0.0.1:{health_port}\"\n",
+         \x20 address: \"127.0.0.1:{health_port}\"\n\
+         {authorization}",
         threshold = state.threshold,
+        algorithm = state.initiator_algorithm,
+        authorization = render_authorization(&state.authorizers),
         pubkey = state.initiator_public_key,
         chain_code = state.chain_code.as_str(),
     ))
@@ -392,6 +460,49 @@ mod tests {
 
         let err = prepare(&layout, Some(4), None).unwrap_err().to_string();
         assert!(err.contains("3 nodes, not 4"), "{err}");
+    }
+
+    #[test]
+    fn trusts_another_initiator_and_requires_every_authorizer_for_a_run() {
+        let tmp = tempfile::tempdir().unwrap();
+        let layout = Layout::create(&tmp.path().join("net")).unwrap();
+        let (mut state, _) = prepare(&layout, Some(2), Some(1)).unwrap();
+        let keys = tmp.path().join("keys");
+        create_private_dir(&keys).unwrap();
+        let (initiator, ..) =
+            create_initiator(&keys, "go", SignerAlgorithm::P256, KeyProtection::Plain, false).unwrap();
+        let authorizer = |name, algorithm| {
+            mpcium_identity::create_authorizer(&keys, name, algorithm, KeyProtection::Plain, false).unwrap().0
+        };
+        let authorizers =
+            vec![authorizer("risk", SignerAlgorithm::Ed25519), authorizer("ops", SignerAlgorithm::P256)];
+        let twice = vec![authorizers[0].clone(), authorizers[0].clone()];
+        let err = state.trust(None, twice).unwrap_err().to_string();
+        assert!(err.contains("given twice"), "{err}");
+
+        state.trust(Some(initiator.clone()), authorizers).unwrap();
+        write_configs(&layout, &state, "nats://127.0.0.1:4222", &[0, 0]).unwrap();
+        let (config, _) = NodeConfig::from_yaml(
+            &std::fs::read_to_string(layout.config("node1")).unwrap(),
+            &|_| None,
+            NodeOverrides::default(),
+        )
+        .unwrap();
+        let expected_initiator =
+            mpcium_config::PublicKey::parse(mpcium_config::KeyAlgorithm::P256, &initiator.public_key)
+                .unwrap();
+        assert_eq!(config.event_initiator, expected_initiator);
+        assert!(config.authorization.enabled);
+        assert_eq!(config.authorization.required_authorizers, ["risk", "ops"]);
+        assert_eq!(config.authorization.authorizer_public_keys.keys().collect::<Vec<_>>(), ["ops", "risk"]);
+
+        // The next run without the flags trusts the devnet's own initiator again, no authorizers.
+        let (state, _) = prepare(&layout, None, None).unwrap();
+        write_configs(&layout, &state, "nats://127.0.0.1:4222", &[0, 0]).unwrap();
+        let text = std::fs::read_to_string(layout.config("node0")).unwrap();
+        let (config, _) = NodeConfig::from_yaml(&text, &|_| None, NodeOverrides::default()).unwrap();
+        assert!(!config.authorization.enabled);
+        assert!(text.contains("event_initiator_algorithm: ed25519"), "{text}");
     }
 
     #[test]

@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# The Go interop test: a Go client (interop/go, Go's NATS client and standard crypto, written from
+# docs/wire.md) drives real mpcium-rs clusters started by `mpcium-cli devnet`, and verifies every
+# signature in Go. Two clusters, one after the other:
+#   1. the devnet's own Ed25519 initiator (plain key file), no authorization;
+#   2. a P-256 initiator with an age-encrypted key file, and authorization on with two required
+#      authorizers: `risk` (Ed25519, age-encrypted key) and `ops` (P-256, plain key);
+#   3. with MPCIUM_WITH_KMS=1 (scripts/test.sh sets it): a P-256 initiator whose key is in AWS KMS,
+#      played by the moto emulator (installed by scripts/install-tools.sh).
+# Locally a missing `go` is a skip; with CI=true it is a failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if ! command -v go >/dev/null && [ -x /usr/local/go/bin/go ]; then
+  export PATH="/usr/local/go/bin:$PATH"
+fi
+if ! command -v go >/dev/null; then
+  if [ "${CI:-}" = true ]; then
+    echo "interop-go: \`go\` is not installed; CI needs it for the Go interop test" >&2
+    exit 1
+  fi
+  echo "interop-go: SKIPPED: no \`go\` on PATH (install Go 1.26 to run the Go interop test)"
+  exit 0
+fi
+bin="$(bash scripts/install-tools.sh)"
+export MPCIUM_NATS_SERVER="$bin/nats-server"
+cargo build --release --locked -p mpcium-node -p mpcium-cli
+cli="$PWD/target/release/mpcium-cli"
+
+work="$(mktemp -d)"
+devnet=""
+moto=""
+stop_devnet() {
+  if [ -n "$devnet" ]; then
+    kill -INT "$devnet" 2>/dev/null || true
+    wait "$devnet" 2>/dev/null || true
+    devnet=""
+  fi
+}
+stop_moto() {
+  if [ -n "$moto" ]; then
+    kill "$moto" 2>/dev/null || true
+    wait "$moto" 2>/dev/null || true
+    moto=""
+  fi
+}
+trap 'stop_devnet; stop_moto; rm -rf "$work"' EXIT
+
+# start_devnet NAME [devnet flags…]: starts a 3-node devnet (t=1) and waits for its ready file.
+start_devnet() {
+  local name="$1"
+  shift
+  ready="$work/$name.ready.json"
+  "$cli" devnet --dir "$work/$name" --nodes 3 --threshold 1 --ready-file "$ready" "$@" \
+    >"$work/$name.out" 2>&1 &
+  devnet=$!
+  for _ in $(seq 1 240); do
+    [ -s "$ready" ] && return 0
+    if ! kill -0 "$devnet" 2>/dev/null; then
+      echo "interop-go: devnet $name failed to start:" >&2
+      cat "$work/$name.out" >&2
+      exit 1
+    fi
+    sleep 0.5
+  done
+  echo "interop-go: devnet $name not ready after 120 s:" >&2
+  cat "$work/$name.out" >&2
+  exit 1
+}
+
+# run_go_test NAME: the Go test against the running devnet (environment set by the caller).
+run_go_test() {
+  echo "== Go interop test against cluster $1"
+  if ! (cd interop/go && MPCIUM_INTEROP_READY="$ready" go test -count=1 -v ./... 2>&1 | tee "$work/$1.go-test.log"); then
+    echo "interop-go: the Go test failed against cluster $1; node logs:" >&2
+    tail -n 30 "$work/$1"/node*/node.log >&2 || true
+    exit 1
+  fi
+}
+
+start=$(date +%s)
+start_devnet ed25519
+MPCIUM_INTEROP_INITIATOR_KEY="$work/ed25519/event_initiator.key" MPCIUM_INTEROP_INITIATOR_ALG=ed25519 \
+  run_go_test ed25519
+stop_devnet
+
+keys="$work/keys"
+mkdir -m 700 "$keys"
+pass="$work/passphrase"
+(umask 077 && printf 'interop-go passphrase!\n' >"$pass")
+"$cli" generate-initiator -n go_initiator -a p256 -o "$keys" --encrypt --passphrase-file "$pass" >/dev/null
+"$cli" generate-authorizer -n risk -a ed25519 -o "$keys" --encrypt --passphrase-file "$pass" >/dev/null
+"$cli" generate-authorizer -n ops -a p256 -o "$keys" >/dev/null
+start_devnet p256-authorized --initiator-identity "$keys/go_initiator.identity.json" \
+  --authorizer "$keys/risk.authorizer.identity.json" --authorizer "$keys/ops.authorizer.identity.json"
+MPCIUM_INTEROP_INITIATOR_KEY="$keys/go_initiator.key.age" MPCIUM_INTEROP_INITIATOR_ALG=p256 \
+  MPCIUM_INTEROP_PASSPHRASE_FILE="$pass" \
+  MPCIUM_INTEROP_AUTHORIZERS="risk:ed25519:$keys/risk.authorizer.key.age,ops:p256:$keys/ops.authorizer.key" \
+  run_go_test p256-authorized
+stop_devnet
+
+if [ "${MPCIUM_WITH_KMS:-0}" != 1 ]; then
+  echo "interop-go: KMS initiator SKIPPED (set MPCIUM_WITH_KMS=1 to run it against the moto emulator)"
+else
+  [ -x "$bin/moto_server" ] || { echo "interop-go: $bin/moto_server is missing" >&2; exit 1; }
+  port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  "$bin/moto_server" -H 127.0.0.1 -p "$port" >"$work/moto.log" 2>&1 &
+  moto=$!
+  for _ in $(seq 1 60); do
+    python3 -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1)' "$port" \
+      2>/dev/null && break
+    sleep 0.5
+  done
+  endpoint="http://127.0.0.1:$port"
+  key_id=$(cd interop/go && go run ./cmd/kms-initiator -endpoint "$endpoint" -identity "$work/kms.identity.json")
+  start_devnet p256-kms --initiator-identity "$work/kms.identity.json"
+  MPCIUM_INTEROP_KMS_KEY_ID="$key_id" MPCIUM_INTEROP_KMS_ENDPOINT="$endpoint" run_go_test p256-kms
+  stop_devnet
+  stop_moto
+fi
+echo "== Go interop test passed against every cluster in $(($(date +%s) - start)) s"
