@@ -132,7 +132,7 @@ fn controls() -> Vec<(&'static str, Control)> {
         (
             "abort",
             Control::Abort(AbortNotice {
-                code: "ERROR_SIGNING_FAILURE".into(),
+                code: mpcium_api::ErrorCode::SigningFailure,
                 reason: "peer sent a bad message".into(),
                 culprits: vec!["node2".into()],
             }),
@@ -141,9 +141,9 @@ fn controls() -> Vec<(&'static str, Control)> {
             "done",
             Control::Done(DoneReport {
                 ok: true,
-                code: String::new(),
+                code: None,
                 reason: String::new(),
-                output: serde_json::json!({"signature": "abcd", "recovery": 1, "ratio": 0.25, "list": [1, null]}),
+                output: Some(mpcium_node::control::SessionOutput::Reshare { public_key: "02ab".into() }),
                 attestation: "c2lnbmF0dXJl".into(),
                 key_infos: Vec::new(),
             }),

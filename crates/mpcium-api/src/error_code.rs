@@ -5,7 +5,7 @@
 //! reading events from a newer node that adds codes. Known strings always decode to their named
 //! variant, so [`ErrorCode::from_wire`] followed by [`ErrorCode::as_str`] returns the input.
 
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 macro_rules! error_codes {
     ($( $(#[$doc:meta])* $variant:ident => $text:literal, )*) => {
@@ -143,6 +143,12 @@ impl std::fmt::Display for ErrorCode {
     }
 }
 
+impl Serialize for ErrorCode {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
 impl<'de> Deserialize<'de> for ErrorCode {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let text = String::deserialize(d)?;
@@ -151,7 +157,7 @@ impl<'de> Deserialize<'de> for ErrorCode {
 }
 
 /// Result-event `error_code` field: `""` or `null` (success events) → `None`.
-pub(crate) fn optional_error_code<'de, D: Deserializer<'de>>(d: D) -> Result<Option<ErrorCode>, D::Error> {
+pub fn optional_error_code<'de, D: Deserializer<'de>>(d: D) -> Result<Option<ErrorCode>, D::Error> {
     let text: Option<String> = Option::deserialize(d)?;
     Ok(text.filter(|t| !t.is_empty()).map(|t| ErrorCode::from_wire(&t)))
 }

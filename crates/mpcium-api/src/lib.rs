@@ -34,7 +34,7 @@ pub use attestation::{Attestation, AttestationError, Statement};
 pub use authorization::{AuthorizationError, AuthorizationPolicy};
 pub use canonical::{InitiatorMessage, SigningMode, authorizer_payload};
 pub use decode::{DecodeError, MAX_MESSAGE_BYTES};
-pub use error_code::ErrorCode;
+pub use error_code::{ErrorCode, optional_error_code};
 pub use ids::{ClientId, IdError, IdKind};
 pub use key_type::KeyType;
 pub use request::{AuthorizerSignature, GenerateKeyMessage, ResharingMessage, SignTxMessage};

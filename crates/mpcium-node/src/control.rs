@@ -4,6 +4,7 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use mpcium_api::ErrorCode;
 use serde::{Deserialize, Serialize};
 
 /// The largest control message accepted.
@@ -137,12 +138,17 @@ pub struct EchoReport {
 /// A participant's abort.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AbortNotice {
-    /// The wire error code.
-    pub code: String,
+    /// The wire error code (a peer's unknown code is read as `ERROR_OPERATION_ABORTED` by
+    /// whoever acts on it).
+    pub code: ErrorCode,
     /// Why.
     pub reason: String,
     /// The node ids it blames.
     pub culprits: Vec<String>,
+}
+
+fn code_or_empty<S: serde::Serializer>(code: &Option<ErrorCode>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(code.as_ref().map_or("", |c| c.as_str()))
 }
 
 /// A participant's outcome.
@@ -150,8 +156,9 @@ pub struct AbortNotice {
 pub struct DoneReport {
     /// Success or not.
     pub ok: bool,
-    /// On failure: the wire error code.
-    pub code: String,
+    /// On failure: the wire error code (`""` on success).
+    #[serde(serialize_with = "code_or_empty", deserialize_with = "mpcium_api::optional_error_code")]
+    pub code: Option<ErrorCode>,
     /// On failure: why.
     pub reason: String,
     /// On success: the operation's public output (`null` on failure).
@@ -242,7 +249,7 @@ mod tests {
         };
         let done = Control::Done(DoneReport {
             ok: true,
-            code: String::new(),
+            code: None,
             reason: String::new(),
             output: Some(SessionOutput::Reshare { public_key: "02ab".into() }),
             attestation: "c2ln".into(),

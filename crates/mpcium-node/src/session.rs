@@ -10,6 +10,7 @@
 //! equivocated, and the run ends naming it. A participant that fails sends an abort notice so the
 //! others stop at once instead of waiting for the timeout.
 
+use mpcium_api::ErrorCode;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
@@ -29,9 +30,6 @@ const VIEW_GRACE: Duration = Duration::from_secs(2);
 
 /// How often a waiting run checks whether a participant restarted.
 const PEER_CHECK_PERIOD: Duration = Duration::from_millis(500);
-
-/// The code of an abort notice sent because the session timed out.
-const TIMEOUT_CODE: &str = "ERROR_SESSION_TIMEOUT";
 
 /// Who takes part in a run and how long it may take.
 #[derive(Debug, Clone)]
@@ -79,7 +77,7 @@ pub enum SessionError {
         /// Who aborted.
         by: String,
         /// Its wire error code.
-        code: String,
+        code: ErrorCode,
         /// Its reason.
         reason: String,
         /// Whom it blames.
@@ -106,10 +104,10 @@ impl SessionError {
     }
 
     /// The wire error code of an abort notice for this error.
-    fn code(&self) -> &'static str {
+    fn code(&self) -> ErrorCode {
         match self {
-            Self::Timeout { .. } => TIMEOUT_CODE,
-            _ => "ERROR_OPERATION_ABORTED",
+            Self::Timeout { .. } => ErrorCode::SessionTimeout,
+            _ => ErrorCode::OperationAborted,
         }
     }
 }
@@ -323,7 +321,7 @@ impl Run<'_> {
                         // from some participants (the notice's sender included, when it never
                         // took part), they are the ones to name, not the peer that gave up first.
                         let missing = self.missing();
-                        if a.code == TIMEOUT_CODE && !missing.is_empty() {
+                        if a.code == ErrorCode::SessionTimeout && !missing.is_empty() {
                             return Err(SessionError::Timeout { waiting_for: missing });
                         }
                         return Err(SessionError::PeerAborted {
@@ -534,8 +532,7 @@ impl Run<'_> {
     /// Tell the others to stop (every participant that stops sends one notice, so that those
     /// still waiting stop at once and the one that stopped first gets everyone's view).
     async fn notify_abort(&mut self, e: &SessionError) {
-        let notice =
-            AbortNotice { code: e.code().into(), reason: e.to_string(), culprits: e.culprits().to_vec() };
+        let notice = AbortNotice { code: e.code(), reason: e.to_string(), culprits: e.culprits().to_vec() };
         let sent = self
             .transport
             .send_public(Kind::Control, self.spec.id, self.seq, &self.others, Control::Abort(notice).encode())

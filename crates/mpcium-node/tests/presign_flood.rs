@@ -79,7 +79,7 @@ async fn a_presign_flood_from_one_owner_is_refused_and_other_owners_still_refill
             && let Ok(Control::Done(d)) = Control::decode(&m.payload)
         {
             assert!(!d.ok, "{d:?}");
-            assert_eq!(d.code, "ERROR_RESOURCE_EXHAUSTED", "{d:?}");
+            assert_eq!(d.code, Some(mpcium_api::ErrorCode::ResourceExhausted), "{d:?}");
             refused += 1;
         }
     }

@@ -240,12 +240,14 @@ async fn session_starts_over_the_cap_are_refused_at_once_and_the_coordinator_is_
         .unwrap();
     let abort = tokio::time::timeout(Duration::from_secs(10), coordinator_run.recv()).await.unwrap().unwrap();
     match Control::decode(&abort.payload).unwrap() {
-        Control::Abort(a) => assert_eq!(a.code, "ERROR_CONCURRENCY_LIMIT"),
+        Control::Abort(a) => assert_eq!(a.code, mpcium_api::ErrorCode::ConcurrencyLimit),
         other => panic!("expected an abort notice, got {other:?}"),
     }
     let done = tokio::time::timeout(Duration::from_secs(10), coordinator_done.recv()).await.unwrap().unwrap();
     match Control::decode(&done.payload).unwrap() {
-        Control::Done(d) => assert!(!d.ok && d.code == "ERROR_CONCURRENCY_LIMIT", "{d:?}"),
+        Control::Done(d) => {
+            assert!(!d.ok && d.code == Some(mpcium_api::ErrorCode::ConcurrencyLimit), "{d:?}")
+        }
         other => panic!("expected an outcome report, got {other:?}"),
     }
     no_start_within(&mut starts, Duration::from_millis(300)).await;

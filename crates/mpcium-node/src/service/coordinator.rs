@@ -79,7 +79,10 @@ impl Service {
                                 )
                             })
                         } else {
-                            Err(Failure::new(peer_code(&report.code), report.reason))
+                            Err(Failure::new(
+                                peer_code(&report.code.unwrap_or(ErrorCode::OperationAborted)),
+                                report.reason,
+                            ))
                         };
                         outputs.entry(m.envelope.sender.clone()).or_insert(outcome);
                     }

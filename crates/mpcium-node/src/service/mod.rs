@@ -136,10 +136,10 @@ impl From<SessionError> for Failure {
 
 /// A code a peer reported: one of the wire's known codes, or `ERROR_OPERATION_ABORTED` (a peer
 /// does not get to put free text where clients and metrics expect a code).
-fn peer_code(code: &str) -> ErrorCode {
-    match ErrorCode::from_wire(code) {
+fn peer_code(code: &ErrorCode) -> ErrorCode {
+    match code {
         ErrorCode::Other(_) => ErrorCode::OperationAborted,
-        known => known,
+        known => known.clone(),
     }
 }
 

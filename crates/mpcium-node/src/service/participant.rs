@@ -30,7 +30,7 @@ impl Service {
         let report = match outcome {
             Ok(output) => DoneReport {
                 ok: true,
-                code: String::new(),
+                code: None,
                 reason: String::new(),
                 attestation: self.attest(&s, &output),
                 output: Some(output),
@@ -38,7 +38,7 @@ impl Service {
             },
             Err(f) => DoneReport {
                 ok: false,
-                code: f.code.as_str().to_owned(),
+                code: Some(f.code),
                 reason: f.reason,
                 output: None,
                 attestation: String::new(),
@@ -122,8 +122,7 @@ impl Service {
         if members.is_empty() {
             return;
         }
-        let notice =
-            AbortNotice { code: code.as_str().to_owned(), reason: reason.to_owned(), culprits: vec![] };
+        let notice = AbortNotice { code: code.clone(), reason: reason.to_owned(), culprits: vec![] };
         let abort = Control::Abort(notice).encode();
         for run in protocol_runs(start, session) {
             if let Err(e) =

@@ -221,7 +221,7 @@ impl Transport {
     /// nobody waits for this node until the session times out.
     async fn refuse_start(&self, envelope: &Envelope, control: &Control) {
         let Control::Start(start) = control else { return };
-        let code = mpcium_api::ErrorCode::ConcurrencyLimit.as_str().to_owned();
+        let code = mpcium_api::ErrorCode::ConcurrencyLimit;
         let reason = format!("{} handles {MAX_CONCURRENT_STARTS} sessions already", self.dir.me());
         let mut members: Vec<String> =
             start.participants.iter().chain(&start.new_participants).chain(&start.dealers).cloned().collect();
@@ -232,7 +232,7 @@ impl Transport {
         let abort = Control::Abort(notice).encode();
         let report = DoneReport {
             ok: false,
-            code,
+            code: Some(code),
             reason,
             output: None,
             attestation: String::new(),
