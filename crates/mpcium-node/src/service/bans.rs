@@ -33,8 +33,7 @@ impl Service {
         version: u32,
         members: &[String],
     ) -> Result<(), Failure> {
-        let bans =
-            self.store.bans(wallet).map_err(|e| Failure::new(ErrorCode::StorageRead, e.to_string()))?;
+        let bans = self.store.bans(wallet).map_err(Failure::because(ErrorCode::StorageRead))?;
         match bans.iter().find(|b| b.key_version == version && members.contains(&b.node_id)) {
             Some(ban) => Err(Failure::new(
                 ErrorCode::OperationAborted,

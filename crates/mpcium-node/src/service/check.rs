@@ -132,8 +132,7 @@ impl Service {
         if let Some(own) = own {
             return Ok(own);
         }
-        let body =
-            start.request_bytes().map_err(|e| Failure::new(ErrorCode::MessageFormat, e.to_string()))?;
+        let body = start.request_bytes().map_err(Failure::because(ErrorCode::MessageFormat))?;
         Ok(match start.op {
             SessionOp::Keygen => OwnRequest::Keygen(self.verify_keygen(&body).map_err(|(_, f)| f)?),
             SessionOp::Sign => OwnRequest::Sign(self.verify_sign(&body).map_err(|e| e.1)?),
@@ -184,11 +183,11 @@ impl Service {
                 .registry
                 .keyinfo(curve_name(kind), &req.wallet_id)
                 .await
-                .map_err(|e| Failure::new(ErrorCode::KeyInfoLoad, e.to_string()))?;
+                .map_err(Failure::because(ErrorCode::KeyInfoLoad))?;
             let held = self
                 .store
                 .share_versions(share_kind(kind), &req.wallet_id)
-                .map_err(|e| Failure::new(ErrorCode::StorageRead, e.to_string()))?;
+                .map_err(Failure::because(ErrorCode::StorageRead))?;
             if info.is_some() || !held.is_empty() {
                 return Err(Failure::new(
                     ErrorCode::KeyAlreadyExists,
@@ -291,7 +290,7 @@ impl Service {
             .registry
             .claim_request(&req.wallet_id, &req.tx_id, sequence)
             .await
-            .map_err(|e| Failure::new(ErrorCode::StorageWrite, e.to_string()))?
+            .map_err(Failure::because(ErrorCode::StorageWrite))?
         {
             Claim::New | Claim::Same => Ok(()),
             Claim::Duplicate => Err(Failure::new(
@@ -309,7 +308,7 @@ impl Service {
         let stored = self
             .store
             .get_share(share_kind(kind), wallet, version)
-            .map_err(|e| Failure::new(ErrorCode::KeyLoad, e.to_string()))?
+            .map_err(Failure::because(ErrorCode::KeyLoad))?
             .ok_or_else(|| Failure::new(ErrorCode::KeyNotFound, "no share for this wallet on this node"))?;
         fn decoding(e: impl std::fmt::Display) -> Failure {
             Failure::new(ErrorCode::KeyDecoding, e.to_string())
@@ -350,7 +349,7 @@ impl Service {
             .registry
             .claim_request(&req.wallet_id, &tag, run)
             .await
-            .map_err(|e| Failure::new(ErrorCode::StorageWrite, e.to_string()))?
+            .map_err(Failure::because(ErrorCode::StorageWrite))?
         {
             Claim::New | Claim::Same => {}
             Claim::Duplicate => return Err(duplicate()),

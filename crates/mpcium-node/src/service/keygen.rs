@@ -64,7 +64,7 @@ impl Service {
                 .registry
                 .keyinfo(curve_name(kind), &req.wallet_id)
                 .await
-                .map_err(|e| Failure::new(ErrorCode::KeyInfoLoad, e.to_string()))?;
+                .map_err(Failure::because(ErrorCode::KeyInfoLoad))?;
             if exists.is_some() {
                 return Err(Failure::new(
                     ErrorCode::KeyAlreadyExists,
@@ -162,18 +162,16 @@ impl Service {
         let (share, public_key_hex, public) = match kind {
             KeyType::Secp256k1 => {
                 let proto = mpcium_tss::ecdsa::Keygen::new(eid, me, t, n as u16)
-                    .map_err(|e| Failure::new(ErrorCode::KeyGeneration, e.to_string()))?;
+                    .map_err(Failure::because(ErrorCode::KeyGeneration))?;
                 let share = run_protocol(&self.transport, &mut inbox, &spec, proto).await?;
-                let bytes =
-                    share.to_bytes().map_err(|e| Failure::new(ErrorCode::KeyEncoding, e.to_string()))?;
+                let bytes = share.to_bytes().map_err(Failure::because(ErrorCode::KeyEncoding))?;
                 (bytes, hex(&share.public_key_xy()), old_key_hex(&share.old_key()))
             }
             KeyType::Ed25519 => {
                 let proto = mpcium_tss::eddsa::Keygen::new(eid, me, &ids, t)
-                    .map_err(|e| Failure::new(ErrorCode::KeyGeneration, e.to_string()))?;
+                    .map_err(Failure::because(ErrorCode::KeyGeneration))?;
                 let share = run_protocol(&self.transport, &mut inbox, &spec, proto).await?;
-                let bytes =
-                    share.to_bytes().map_err(|e| Failure::new(ErrorCode::KeyEncoding, e.to_string()))?;
+                let bytes = share.to_bytes().map_err(Failure::because(ErrorCode::KeyEncoding))?;
                 (bytes, hex(&share.public_key_bytes()), old_key_hex(&share.old_key()))
             }
         };

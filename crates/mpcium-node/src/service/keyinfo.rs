@@ -117,7 +117,7 @@ impl Service {
         let held = self
             .store
             .share_versions(share_kind(kind), wallet)
-            .map_err(|e| Failure::new(ErrorCode::StorageRead, e.to_string()))?;
+            .map_err(Failure::because(ErrorCode::StorageRead))?;
         if let Some(newest) = held.iter().max().filter(|v| **v > info.version) {
             tracing::warn!(
                 wallet,
@@ -270,7 +270,7 @@ impl Service {
             self.registry
                 .put_keyinfo(&curve, wallet, &info)
                 .await
-                .map_err(|e| Failure::new(ErrorCode::KeyInfoSave, e.to_string()))?;
+                .map_err(Failure::because(ErrorCode::KeyInfoSave))?;
         }
         Ok(())
     }

@@ -111,11 +111,38 @@ pub struct Failure {
     peers_told: bool,
     /// Whether this node's own run named culprits (a failed check or who stayed silent).
     names_culprits: bool,
+    /// The error this failure came from, kept for logs and callers that look inside (its text
+    /// is the reason).
+    source: Option<std::sync::Arc<dyn std::error::Error + Send + Sync>>,
 }
 
 impl Failure {
     fn new(code: ErrorCode, reason: impl Into<String>) -> Self {
-        Self { code, reason: reason.into(), peers_told: false, names_culprits: false }
+        Self { code, reason: reason.into(), peers_told: false, names_culprits: false, source: None }
+    }
+
+    /// A failure with `code` caused by an error: its text is the reason, the error the source
+    /// (for `map_err`).
+    fn because<E>(code: ErrorCode) -> impl FnOnce(E) -> Self
+    where
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        move |e| {
+            let reason = e.to_string();
+            Self { source: Some(std::sync::Arc::new(e)), ..Self::new(code, reason) }
+        }
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code, self.reason)
+    }
+}
+
+impl std::error::Error for Failure {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.as_deref().map(|e| e as &(dyn std::error::Error + 'static))
     }
 }
 
@@ -130,7 +157,8 @@ impl From<SessionError> for Failure {
             SessionError::Transport(_) => ErrorCode::PeerUnavailable,
         };
         let names_culprits = !e.culprits().is_empty();
-        Self { code, reason: e.to_string(), peers_told: true, names_culprits }
+        let reason = e.to_string();
+        Self { code, reason, peers_told: true, names_culprits, source: Some(std::sync::Arc::new(e)) }
     }
 }
 
@@ -295,7 +323,7 @@ impl Service {
             .registry
             .keyinfo(curve_name(kind), wallet)
             .await
-            .map_err(|e| Failure::new(ErrorCode::KeyInfoLoad, e.to_string()))?
+            .map_err(Failure::because(ErrorCode::KeyInfoLoad))?
             .ok_or_else(|| Failure::new(ErrorCode::KeyNotFound, format!("wallet {wallet} not found")))?;
         self.check_keyinfo(kind, wallet, info)
     }
@@ -388,8 +416,7 @@ fn session_id(start: &SessionStart) -> Result<[u8; 32], Failure> {
         // One announcement for both curves; each curve's run has its own id (`keygen::run_id`).
         SessionOp::Keygen => (Operation::Keygen, KeyType::Secp256k1),
         SessionOp::Sign | SessionOp::Presign | SessionOp::Reshare => {
-            let body =
-                start.request_bytes().map_err(|e| Failure::new(ErrorCode::MessageFormat, e.to_string()))?;
+            let body = start.request_bytes().map_err(Failure::because(ErrorCode::MessageFormat))?;
             let key_type = serde_json::from_slice::<serde_json::Value>(&body)
                 .ok()
                 .and_then(|v| v.get("key_type").and_then(|k| k.as_str()).map(str::to_owned))
@@ -447,4 +474,20 @@ fn hex(bytes: &[u8]) -> String {
 
 fn hex_to<const N: usize>(text: &str) -> Option<[u8; N]> {
     hex_vec(text)?.try_into().ok()
+}
+
+#[cfg(test)]
+mod failure_tests {
+    use super::*;
+
+    #[test]
+    fn a_failure_keeps_the_error_it_came_from() {
+        let io = std::io::Error::other("disk on fire");
+        let f = Err::<(), _>(io).map_err(Failure::because(ErrorCode::StorageWrite)).unwrap_err();
+        assert_eq!(f.code, ErrorCode::StorageWrite);
+        assert_eq!(f.reason, "disk on fire");
+        let source = std::error::Error::source(&f).expect("the source is kept");
+        assert_eq!(source.to_string(), "disk on fire");
+        assert!(source.downcast_ref::<std::io::Error>().is_some());
+    }
 }

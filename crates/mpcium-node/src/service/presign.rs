@@ -127,8 +127,7 @@ impl Service {
         inbox: &mut SessionInbox,
     ) -> Result<Output, Failure> {
         let wallet = wallet_of(start);
-        let body =
-            start.request_bytes().map_err(|e| Failure::new(ErrorCode::MessageFormat, e.to_string()))?;
+        let body = start.request_bytes().map_err(Failure::because(ErrorCode::MessageFormat))?;
         let key_type = serde_json::from_slice::<serde_json::Value>(&body)
             .ok()
             .and_then(|v| v.get("key_type").and_then(|k| k.as_str()).map(str::to_owned));
@@ -206,15 +205,14 @@ impl Service {
         let stored = self
             .store
             .get_share(ShareKind::Ecdsa, &wallet, info.version)
-            .map_err(|e| Failure::new(ErrorCode::KeyLoad, e.to_string()))?
+            .map_err(Failure::because(ErrorCode::KeyLoad))?
             .ok_or_else(|| Failure::new(ErrorCode::KeyNotFound, "no share for this wallet on this node"))?;
         let share = mpcium_tss::ecdsa::KeyShare::from_bytes(&stored)
-            .map_err(|e| Failure::new(ErrorCode::KeyDecoding, e.to_string()))?;
+            .map_err(Failure::because(ErrorCode::KeyDecoding))?;
         let proto = mpcium_tss::ecdsa::Presign::new(ExecutionId(session), &share, &signers, None)
-            .map_err(|e| Failure::new(ErrorCode::SigningFailure, e.to_string()))?;
+            .map_err(Failure::because(ErrorCode::SigningFailure))?;
         let presignature = self.run_dkls(&wallet, info.version, inbox, &spec, proto).await?;
-        let bytes =
-            presignature.to_bytes().map_err(|e| Failure::new(ErrorCode::KeyEncoding, e.to_string()))?;
+        let bytes = presignature.to_bytes().map_err(Failure::because(ErrorCode::KeyEncoding))?;
         self.store.put_presignature(&wallet, id.as_str(), &bytes).map_err(|e| match e {
             // A replayed announcement must not overwrite the presignature made first.
             mpcium_store::StoreError::PresignatureExists { .. } => {
@@ -342,7 +340,7 @@ impl Service {
         let bytes = self
             .store
             .take_presignature(&req.wallet_id, presignature)
-            .map_err(|e| Failure::new(ErrorCode::StorageWrite, e.to_string()))?
+            .map_err(Failure::because(ErrorCode::StorageWrite))?
             .ok_or_else(|| {
                 Failure::new(
                     ErrorCode::ResourceExhausted,
@@ -350,7 +348,7 @@ impl Service {
                 )
             })?;
         let presig = mpcium_tss::ecdsa::Presignature::from_bytes(&bytes)
-            .map_err(|e| Failure::new(ErrorCode::KeyDecoding, e.to_string()))?;
+            .map_err(Failure::because(ErrorCode::KeyDecoding))?;
         let expected_key =
             super::hex(&<mpcium_tss::curve::Secp256k1 as mpcium_tss::curve::Curve>::point_to_bytes(
                 &presig.public_key().to_projective(),

@@ -54,7 +54,7 @@ impl Service {
             .transport
             .announce(session, others, Control::Start(start.clone()).encode(), handback().as_deref())
             .await
-            .map_err(|e| Failure::new(ErrorCode::PeerUnavailable, e.to_string()))?;
+            .map_err(Failure::because(ErrorCode::PeerUnavailable))?;
         if absent.is_empty() {
             return Ok(());
         }

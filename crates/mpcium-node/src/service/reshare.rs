@@ -196,8 +196,7 @@ impl Service {
                 new: position(&start.new_participants, n),
             })
             .collect();
-        let roster = Roster::new(roster_members)
-            .map_err(|e| Failure::new(ErrorCode::InvalidThreshold, e.to_string()))?;
+        let roster = Roster::new(roster_members).map_err(Failure::because(ErrorCode::InvalidThreshold))?;
         let me = position(&members, self.me())
             .ok_or_else(|| Failure::new(ErrorCode::ParticipantNotFound, "not a member"))?;
         let ids: Vec<PartyId> = (1..=members.len() as PartyId).collect();
@@ -209,7 +208,7 @@ impl Service {
             Some(
                 self.store
                     .get_share(share_kind(kind), &req.wallet_id, info.version)
-                    .map_err(|e| Failure::new(ErrorCode::KeyLoad, e.to_string()))?
+                    .map_err(Failure::because(ErrorCode::KeyLoad))?
                     .ok_or_else(|| {
                         Failure::new(ErrorCode::KeyNotFound, "no share for this wallet on this node")
                     })?,
@@ -225,17 +224,15 @@ impl Service {
                     .as_ref()
                     .map(|b| mpcium_tss::ecdsa::KeyShare::from_bytes(b))
                     .transpose()
-                    .map_err(|e| Failure::new(ErrorCode::KeyDecoding, e.to_string()))?;
+                    .map_err(Failure::because(ErrorCode::KeyDecoding))?;
                 let old_key = old_key_from_info::<mpcium_tss::curve::Secp256k1>(&info)?;
                 let public_key = hex(&ecdsa_xy(&old_key.public_key));
                 let proto =
                     mpcium_tss::ecdsa::Reshare::new(eid, me, roster, new_t, old_key, old_share.as_ref())
-                        .map_err(|e| Failure::new(ErrorCode::ReshareFailure, e.to_string()))?;
+                        .map_err(Failure::because(ErrorCode::ReshareFailure))?;
                 match run_protocol(&self.transport, inbox, &spec, proto).await? {
                     mpcium_tss::ecdsa::ReshareResult::Share(share) => {
-                        let bytes = share
-                            .to_bytes()
-                            .map_err(|e| Failure::new(ErrorCode::KeyEncoding, e.to_string()))?;
+                        let bytes = share.to_bytes().map_err(Failure::because(ErrorCode::KeyEncoding))?;
                         (Some((bytes, old_key_hex(&share.old_key()))), public_key)
                     }
                     mpcium_tss::ecdsa::ReshareResult::Retired => (None, public_key),
@@ -246,7 +243,7 @@ impl Service {
                     .as_ref()
                     .map(|b| mpcium_tss::eddsa::KeyShare::from_bytes(b))
                     .transpose()
-                    .map_err(|e| Failure::new(ErrorCode::KeyDecoding, e.to_string()))?;
+                    .map_err(Failure::because(ErrorCode::KeyDecoding))?;
                 let old_key = old_key_from_info::<mpcium_tss::curve::Ed25519>(&info)?;
                 let public_key =
                     hex(&<mpcium_tss::curve::Ed25519 as mpcium_tss::curve::Curve>::point_to_bytes(
@@ -254,12 +251,10 @@ impl Service {
                     ));
                 let proto =
                     mpcium_tss::eddsa::Reshare::new(eid, me, roster, new_t, old_key, old_share.as_ref())
-                        .map_err(|e| Failure::new(ErrorCode::ReshareFailure, e.to_string()))?;
+                        .map_err(Failure::because(ErrorCode::ReshareFailure))?;
                 match run_protocol(&self.transport, inbox, &spec, proto).await? {
                     mpcium_tss::eddsa::ReshareResult::Share(share) => {
-                        let bytes = share
-                            .to_bytes()
-                            .map_err(|e| Failure::new(ErrorCode::KeyEncoding, e.to_string()))?;
+                        let bytes = share.to_bytes().map_err(Failure::because(ErrorCode::KeyEncoding))?;
                         (Some((bytes, old_key_hex(&share.old_key()))), public_key)
                     }
                     mpcium_tss::eddsa::ReshareResult::Retired => (None, public_key),
@@ -270,7 +265,7 @@ impl Service {
         if let Some((bytes, (pk, shares))) = new_share {
             self.store
                 .put_share(share_kind(kind), &req.wallet_id, new_version, &bytes)
-                .map_err(|e| Failure::new(ErrorCode::KeySave, e.to_string()))?;
+                .map_err(Failure::because(ErrorCode::KeySave))?;
             let info = KeyInfo {
                 participant_peer_ids: start.new_participants.clone(),
                 threshold: start.threshold,

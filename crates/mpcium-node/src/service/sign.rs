@@ -109,7 +109,7 @@ impl Service {
             .registry
             .claim_request(&req.wallet_id, &req.tx_id, claim)
             .await
-            .map_err(|e| Failure::new(ErrorCode::StorageWrite, e.to_string()))?
+            .map_err(Failure::because(ErrorCode::StorageWrite))?
         {
             Claim::New | Claim::Same => {}
             Claim::Duplicate => {
@@ -314,7 +314,7 @@ impl Service {
         let stored = self
             .store
             .get_share(share_kind(kind), &req.wallet_id, info.version)
-            .map_err(|e| Failure::new(ErrorCode::KeyLoad, e.to_string()))?
+            .map_err(Failure::because(ErrorCode::KeyLoad))?
             .ok_or_else(|| Failure::new(ErrorCode::KeyNotFound, "no share for this wallet on this node"))?;
         let eid = ExecutionId(session);
         let tx = req.tx.clone().unwrap_or_default();
@@ -322,7 +322,7 @@ impl Service {
         match kind {
             KeyType::Secp256k1 => {
                 let share = mpcium_tss::ecdsa::KeyShare::from_bytes(&stored)
-                    .map_err(|e| Failure::new(ErrorCode::KeyDecoding, e.to_string()))?;
+                    .map_err(Failure::because(ErrorCode::KeyDecoding))?;
                 let digest: [u8; 32] = tx
                     .as_slice()
                     .try_into()
@@ -330,12 +330,12 @@ impl Service {
                 let hd = (!path.is_empty())
                     .then_some(mpcium_tss::ecdsa::HdPath { chain_code: self.cfg.chain_code, path });
                 let proto = mpcium_tss::ecdsa::Sign::new(eid, &share, &signers, digest, hd.as_ref())
-                    .map_err(|e| Failure::new(ErrorCode::SigningFailure, e.to_string()))?;
+                    .map_err(Failure::because(ErrorCode::SigningFailure))?;
                 let key = match &hd {
                     None => share.public_key(),
                     Some(hd) => {
                         mpcium_tss::ecdsa::derive_child(&share.public_key(), &hd.chain_code, &hd.path)
-                            .map_err(|e| Failure::new(ErrorCode::SigningFailure, e.to_string()))?
+                            .map_err(Failure::because(ErrorCode::SigningFailure))?
                             .0
                     }
                 };
@@ -350,7 +350,7 @@ impl Service {
             }
             KeyType::Ed25519 => {
                 let share = mpcium_tss::eddsa::KeyShare::from_bytes(&stored)
-                    .map_err(|e| Failure::new(ErrorCode::KeyDecoding, e.to_string()))?;
+                    .map_err(Failure::because(ErrorCode::KeyDecoding))?;
                 let proto = if path.is_empty() {
                     mpcium_tss::eddsa::Sign::new(eid, &share, &signers, &tx)
                 } else {
@@ -363,12 +363,12 @@ impl Service {
                         &path,
                     )
                 }
-                .map_err(|e| Failure::new(ErrorCode::SigningFailure, e.to_string()))?;
+                .map_err(Failure::because(ErrorCode::SigningFailure))?;
                 let verifying_key = if path.is_empty() {
                     share.public_key_bytes()
                 } else {
                     mpcium_tss::eddsa::derive_child(&share.public_key_bytes(), &self.cfg.chain_code, &path)
-                        .map_err(|e| Failure::new(ErrorCode::SigningFailure, e.to_string()))?
+                        .map_err(Failure::because(ErrorCode::SigningFailure))?
                         .public_key
                 };
                 let sig = run_protocol(&self.transport, inbox, &spec, proto).await?;
