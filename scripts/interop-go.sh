@@ -23,8 +23,10 @@ if ! command -v go >/dev/null; then
 fi
 bin="$(bash scripts/install-tools.sh)"
 export MPCIUM_NATS_SERVER="$bin/nats-server"
-cargo build --release --locked -p mpcium-node -p mpcium-cli
-cli="$PWD/target/release/mpcium-cli"
+# The dev profile (optimised in this workspace) shares its dependencies with the test build that
+# scripts/test.sh runs first; a release build would add a whole cold build to CI.
+cargo build --locked -p mpcium-node -p mpcium-cli
+cli="$PWD/target/debug/mpcium-cli"
 
 work="$(mktemp -d)"
 devnet=""
