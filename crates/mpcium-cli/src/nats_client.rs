@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use mpcium_config::{ClientConfig, DEFAULT_HEARTBEAT_SECONDS, Environment};
-use mpcium_node::registry::{Heartbeat, Registry};
+use mpcium_registry::{Heartbeat, Registry};
 
 /// How long a connection attempt may take before the command gives up.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -15,9 +15,9 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Connects to `config.nats.url` (with user/password and TLS client certificate in production);
 /// a `nats.url` listing several servers (comma-separated) is tried in order.
 pub async fn connect(config: &ClientConfig) -> anyhow::Result<async_nats::Client> {
-    mpcium_node::daemon::install_tls_provider();
+    mpcium_registry::connect::install_tls_provider();
     let nats = &config.nats;
-    let mut options = mpcium_node::daemon::cluster_options(
+    let mut options = mpcium_registry::connect::cluster_options(
         async_nats::ConnectOptions::new().connection_timeout(CONNECT_TIMEOUT),
     );
     if config.environment == Environment::Production {

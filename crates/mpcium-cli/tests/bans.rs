@@ -4,8 +4,8 @@
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use mpcium_node::registry::bans::BanNotice;
-use mpcium_node::registry::{Heartbeat, Registry};
+use mpcium_registry::bans::BanNotice;
+use mpcium_registry::{Heartbeat, Registry};
 use mpcium_testkit::NatsServer;
 
 fn cli(dir: &std::path::Path, args: &[&str]) -> Output {

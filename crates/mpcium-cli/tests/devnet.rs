@@ -11,7 +11,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use mpcium_node::registry::{Heartbeat, Registry};
+use mpcium_registry::{Heartbeat, Registry};
 use rustix::process::{Pid, Signal, kill_process, test_kill_process};
 
 fn cli_binary() -> PathBuf {

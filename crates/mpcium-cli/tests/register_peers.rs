@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use mpcium_node::registry::{Heartbeat, Registry};
+use mpcium_registry::{Heartbeat, Registry};
 use mpcium_testkit::NatsServer;
 
 const ID0: &str = "6ba7b810-9dad-41d1-80b4-00c04fd430c8";

@@ -12,8 +12,8 @@
 //! `magic "MPE1" | kind u8 | session [32] | sender (u8 len ‖ bytes) | recipients (u8 count, each
 //! u8 len ‖ bytes) | seq u32 | payload (u32 len ‖ bytes) | signature [64]`.
 
-use chacha20poly1305::aead::{Aead, KeyInit, Payload as Aad};
-use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use chacha20poly1305::XNonce;
+use chacha20poly1305::aead::{Aead, Payload as Aad};
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use rand_core::{OsRng, RngCore};
 use sha2::{Digest, Sha256};
@@ -182,7 +182,7 @@ impl Envelope {
         let mut nonce = [0u8; NONCE_LEN];
         OsRng.fill_bytes(&mut nonce);
         let aad = env.header_bytes();
-        let cipher = XChaCha20Poly1305::new((&pair_key.0).into());
+        let cipher = pair_key.cipher();
         let sealed = cipher
             .encrypt(XNonce::from_slice(&nonce), Aad { msg: plaintext, aad: &aad })
             .map_err(|_| EnvelopeError::Malformed("payload too large to seal"))?;
@@ -212,7 +212,8 @@ impl Envelope {
         }
         let (nonce, sealed) = self.payload.split_at(NONCE_LEN);
         let aad = self.header_bytes();
-        XChaCha20Poly1305::new((&pair_key.0).into())
+        pair_key
+            .cipher()
             .decrypt(XNonce::from_slice(nonce), Aad { msg: sealed, aad: &aad })
             .map(Payload::from)
             .map_err(|_| EnvelopeError::Undecryptable { sender: self.sender.clone() })

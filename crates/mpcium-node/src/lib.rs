@@ -23,12 +23,13 @@ pub mod drain;
 pub mod envelope;
 pub mod health;
 pub mod liveness;
-pub mod pairkey;
 pub mod presign;
-pub mod registry;
-pub mod replicas;
 pub mod result_consumers;
 pub mod service;
 pub mod session;
-pub mod status;
 pub mod transport;
+
+// The registry client and what it brings live in `mpcium-registry`, so the CLI can reach the
+// registry without linking the daemon; their old paths here stay valid.
+pub use mpcium_registry as registry;
+pub use mpcium_registry::{pairkey, replicas, status};

@@ -11,7 +11,7 @@ use anyhow::Context as _;
 use clap::{Args, ValueEnum};
 use mpcium_config::{ClientConfig, Environment};
 use mpcium_identity::{DEFAULT_PEERS_FILE, Peers};
-use mpcium_node::registry::{Registry, RegistryError};
+use mpcium_registry::{Registry, RegistryError};
 
 use crate::cmd::Context;
 use crate::nats_client;
@@ -155,7 +155,7 @@ pub fn run(ctx: &Context, args: RegisterPeersArgs) -> anyhow::Result<()> {
     println!(
         "{registered} registered, {} skipped, in NATS KV bucket {} at {}",
         outcomes.len() - registered,
-        mpcium_node::registry::PEERS_BUCKET,
+        mpcium_registry::PEERS_BUCKET,
         config.nats.url
     );
     Ok(())

@@ -5,7 +5,7 @@
 
 use clap::Args;
 use mpcium_config::ClientConfig;
-use mpcium_node::status::ClusterStatus;
+use mpcium_registry::status::ClusterStatus;
 
 use crate::cmd::Context;
 use crate::cmd::register_peers::EnvironmentArg;
@@ -40,7 +40,7 @@ pub fn run(ctx: &Context, args: StatusArgs) -> anyhow::Result<()> {
         let registry = nats_client::open_registry(client, Some(config.nats.replicas)).await?;
         anyhow::Ok(ClusterStatus::collect(&registry, &args.metrics).await?)
     })?;
-    print!("{}", status.render(mpcium_node::registry::now_ms()));
+    print!("{}", status.render(mpcium_registry::now_ms()));
     if args.check {
         let ready = status.ready_count();
         if ready < status.peers.len() || !status.metrics_problems.is_empty() {

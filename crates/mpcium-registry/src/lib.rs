@@ -1,4 +1,7 @@
-//! The cluster registry on JetStream KV (the original used Consul).
+//! The cluster registry on JetStream KV (the original used Consul), and what the node daemon and
+//! the operator CLI share to reach it without the CLI linking the daemon: [`connect`] (NATS
+//! client options), [`replicas`] (`nats.replicas` for streams, buckets and consumers),
+//! [`pairkey`] (the exchange keys ready records carry) and [`status`] (the cluster at a glance).
 //!
 //! Six buckets:
 //! - `mpc_peers`: node name → node id, written by `mpcium-cli register-peers` or `mpcium start
@@ -43,11 +46,15 @@ pub const PRESIG_USED_BUCKET: &str = "mpc_presig_used";
 pub const BANS_BUCKET: &str = "mpc_bans";
 
 pub mod bans;
+pub mod connect;
 mod directory;
 mod keyinfo;
 mod ledger;
+pub mod pairkey;
 mod ready;
+pub mod replicas;
 mod retry;
+pub mod status;
 
 pub use directory::PeerDirectory;
 pub use keyinfo::{KeyInfo, keyinfo_key};

@@ -1,6 +1,6 @@
 //! The cluster at a glance (`mpcium-cli status`): peers and readiness from the registry (NATS KV),
 //! and per node its version, presignature pool, requests, bans and latest errors from its
-//! `/metrics` (the Prometheus text [`crate::health`] serves).
+//! `/metrics` (the Prometheus text the node's health endpoint serves).
 //!
 //! Kept next to the node because the metric names are the node's: a renamed metric breaks the
 //! status test, not an operator's terminal.
@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::registry::{Registry, RegistryError};
+use crate::{Registry, RegistryError};
 
 /// How long one `/metrics` fetch may take.
 pub const FETCH_TIMEOUT: Duration = Duration::from_secs(5);

@@ -62,6 +62,15 @@ impl std::fmt::Debug for ExchangeKey {
 #[derive(Clone, Zeroize, ZeroizeOnDrop, PartialEq, Eq)]
 pub struct PairKey(pub(crate) [u8; 32]);
 
+impl PairKey {
+    /// The AEAD under this key (the envelope seals point-to-point payloads with it); the key's
+    /// bytes never leave this type.
+    pub fn cipher(&self) -> chacha20poly1305::XChaCha20Poly1305 {
+        use chacha20poly1305::KeyInit;
+        chacha20poly1305::XChaCha20Poly1305::new((&self.0).into())
+    }
+}
+
 impl std::fmt::Debug for PairKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("PairKey(<redacted>)")

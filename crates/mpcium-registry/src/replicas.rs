@@ -177,7 +177,7 @@ pub fn consumer_replicas(replicas: usize) -> usize {
 
 /// How long [`ensure_pull_consumer`] retries a JetStream failure: a stream just brought to more
 /// replicas moves its consumers too, and JetStream may time out meanwhile.
-pub(crate) const CONSUMER_RETRY_FOR: std::time::Duration = std::time::Duration::from_secs(60);
+pub const CONSUMER_RETRY_FOR: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Create a durable pull consumer when absent, with [`consumer_replicas`]; an existing one with
 /// another replica count, AckWait, back-off or delivery limit is updated to these, in one update
