@@ -6,6 +6,7 @@ use std::fs;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+use mpcium_fs::IfExists;
 use redb::{ReadableDatabase, ReadableTable};
 use zeroize::Zeroizing;
 
@@ -15,7 +16,7 @@ use super::format::{
 };
 use crate::crypto;
 use crate::error::{Result, StoreError};
-use crate::fsutil::{self, UtcTime};
+use crate::fsutil::UtcTime;
 use crate::keys::{MAX_VALUE_LEN, RecordKey};
 use crate::store::{CHANGES, RECORDS, Store, open_record};
 
@@ -44,7 +45,7 @@ pub struct BackupOutcome {
 pub fn run_backup_once(store: &Store, backup_dir: &Path, node_name: &str) -> Result<Option<BackupOutcome>> {
     validate_node_name(node_name)?;
     let _serialised = store.lock_backups();
-    fsutil::ensure_private_dir(backup_dir)?;
+    mpcium_fs::ensure_private_dir(backup_dir)?;
     let latest = read_latest(backup_dir)?;
     let key = store.backup_key();
     let key_id = key.id();
@@ -83,9 +84,9 @@ pub fn run_backup_once(store: &Store, backup_dir: &Path, node_name: &str) -> Res
     let header = encode_header(&meta)?;
     let file_name = format!("backup-{node_name}-{}-{version}.enc", now.file_stamp());
     let path = backup_dir.join(&file_name);
-    let tmp = fsutil::sibling(&path, ".tmp");
+    let tmp = mpcium_fs::sibling(&path, ".tmp");
     let _ = fs::remove_file(&tmp);
-    let file = fsutil::create_private_file(&tmp)?;
+    let file = mpcium_fs::create_private_file(&tmp)?;
     let mut writer = ChunkWriter::new(BufWriter::new(file), &key.key, &nonce_prefix, &header, &tmp);
     let written = (|| -> Result<u64> {
         writer.out.write_all(&header).map_err(|e| StoreError::io(&tmp, e))?;
@@ -132,10 +133,10 @@ pub fn run_backup_once(store: &Store, backup_dir: &Path, node_name: &str) -> Res
             return Err(e);
         }
     };
-    fsutil::rename_durably(&tmp, &path)?;
+    mpcium_fs::rename_durably(&tmp, &path)?;
     let latest = LatestVersion { version, since: head, updated_at: now.rfc3339(), key_id: Some(key_id) };
     let json = serde_json::to_vec(&latest).map_err(|_| StoreError::Crypto("latest.version encoding"))?;
-    fsutil::write_atomic(&backup_dir.join(LATEST_FILE), &json)?;
+    mpcium_fs::write_private_file(&backup_dir.join(LATEST_FILE), &json, IfExists::Replace)?;
     tracing::info!(file = %file_name, version, since, next_since = head, full, entries, "backup written");
     Ok(Some(BackupOutcome { file: path, version, since, next_since: head, full, entries }))
 }
