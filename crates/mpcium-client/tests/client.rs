@@ -258,9 +258,27 @@ async fn two_client_ids_each_get_only_their_own_results() {
     {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Once each client's consumer has nothing left to deliver and nothing unacknowledged, every
+    // callback it will ever make for these events was made (a client acknowledges after routing).
+    until_consumer_settled(&nats, "mpc_keygen_result_svc_a").await;
+    until_consumer_settled(&nats, "mpc_keygen_result_svc_b").await;
     assert_eq!(*seen_a.lock().unwrap(), ["extra-a"]);
     assert_eq!(*seen_b.lock().unwrap(), ["extra-b"]);
+}
+
+/// Waits (up to 10 s) until the result consumer `name` has no message left to deliver and none
+/// unacknowledged.
+async fn until_consumer_settled(nats: &async_nats::Client, name: &str) {
+    let mpc = async_nats::jetstream::new(nats.clone()).get_stream("mpc").await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let info = mpc.consumer_info(name).await.unwrap();
+        if info.num_pending == 0 && info.num_ack_pending == 0 {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{name} never settled: {info:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 #[tokio::test]

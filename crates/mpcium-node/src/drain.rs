@@ -41,6 +41,12 @@ pub struct DrainReport {
     pub in_flight_at_start: usize,
     /// Work still in flight at the deadline (handed back or answered with an error).
     pub abandoned: usize,
+    /// Abandoned work that had not stopped when its grace ran out (0: every abandoned task
+    /// handed its request back or reported its abort).
+    pub still_running: usize,
+    /// Request pullers that had not stopped when their grace ran out (0: every puller handed
+    /// back what it held).
+    pub pullers_running: usize,
     /// How long the drain took.
     pub elapsed: Duration,
 }
@@ -132,20 +138,30 @@ impl Drain {
         });
         tracing::info!(in_flight = in_flight_at_start, ?deadline, "draining: no new requests are taken");
         let mut abandoned = 0;
+        let mut still_running = 0;
         if tokio::time::timeout(deadline, self.idle()).await.is_err() {
             abandoned = self.in_flight();
             tracing::warn!(abandoned, "drain deadline passed; handing the rest back");
             self.phase.send_replace(Phase::Abandoning);
             if tokio::time::timeout(ABANDON_GRACE, self.idle()).await.is_err() {
-                tracing::warn!(left = self.in_flight(), "some work did not stop in time");
+                still_running = self.in_flight();
+                tracing::warn!(left = still_running, "some work did not stop in time");
             }
         }
         // The pullers stopped at once when the drain began; waiting for them here makes sure what
         // they hand back is handed back before the service stops.
+        let mut pullers_running = 0;
         if tokio::time::timeout(PULL_STOP_GRACE, self.pullers_stopped()).await.is_err() {
-            tracing::warn!("a request puller did not stop in time");
+            pullers_running = *self.pullers.borrow();
+            tracing::warn!(pullers_running, "a request puller did not stop in time");
         }
-        DrainReport { in_flight_at_start, abandoned, elapsed: started.elapsed() }
+        DrainReport {
+            in_flight_at_start,
+            abandoned,
+            still_running,
+            pullers_running,
+            elapsed: started.elapsed(),
+        }
     }
 }
 

@@ -213,12 +213,12 @@ async fn an_equivocating_broadcaster_is_named() {
     for (i, t) in c.transports[..2].iter().enumerate() {
         let t = t.clone();
         let s = spec(&c, id, i);
+        // Opened before node2 sends anything, so every message below is routed to the session.
+        let mut inbox = t.open_session(id);
         tasks.push(tokio::spawn(async move {
-            let mut inbox = t.open_session(id);
             run_protocol(&t, &mut inbox, &s, Toy::new((i + 1) as PartyId, 3)).await
         }));
     }
-    tokio::time::sleep(Duration::from_millis(200)).await;
     let evil = &c.identities[2];
     let a =
         Envelope::seal_public(Kind::Broadcast, id, "node2", 0, 3u16.to_be_bytes().to_vec(), evil).unwrap();

@@ -1,6 +1,6 @@
 //! Transport security on a real nats-server configured with the shipped `deploy/nats-server.conf`
 //! (TLS with client certificates, one user per node and one per client application, each allowed
-//! only its own subjects), with throw-away certificates made by `openssl`:
+//! only its own subjects), with throw-away certificates (`mpcium_testkit::pki`):
 //! - three nodes connect over TLS with their own users, become ready, and make a key and two
 //!   signatures for a client connected as its own user;
 //! - a node with a certificate from another CA, or with a wrong password, is refused at start

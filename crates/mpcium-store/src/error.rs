@@ -203,6 +203,15 @@ impl StoreError {
     }
 }
 
+impl From<mpcium_fs::PrivateFileError> for StoreError {
+    fn from(e: mpcium_fs::PrivateFileError) -> Self {
+        match e {
+            mpcium_fs::PrivateFileError::AlreadyExists { path } => StoreError::AlreadyExists { path },
+            mpcium_fs::PrivateFileError::Io { path, source } => StoreError::Io { path, source },
+        }
+    }
+}
+
 macro_rules! from_redb {
     ($($t:ty),*) => {$(
         impl From<$t> for StoreError {

@@ -7,7 +7,6 @@ use redb::{ReadableDatabase, ReadableTable};
 
 use crate::crypto;
 use crate::error::{Result, StoreError};
-use crate::fsutil;
 use crate::kdf::StoreOptions;
 use crate::keys::RecordKey;
 use crate::store::{CHANGES, RECORDS, Store, open_record, seal_record};
@@ -54,7 +53,7 @@ impl PreparedRotation {
 
     /// Renames the staged copy over the original (atomic) and syncs the directory.
     pub fn commit(self) -> Result<()> {
-        fsutil::rename_durably(&self.staged, &self.target)?;
+        mpcium_fs::rename_durably(&self.staged, &self.target)?;
         tracing::info!(path = %self.target.display(), "store re-encrypted under a new data key");
         Ok(())
     }
@@ -62,7 +61,7 @@ impl PreparedRotation {
 
 /// Path of the staged copy used by a data-key rotation of `path`.
 pub fn rotation_staging_path(path: &Path) -> PathBuf {
-    fsutil::sibling(path, ".rekey-tmp")
+    mpcium_fs::sibling(path, ".rekey-tmp")
 }
 
 /// Writes a copy of the store at `path` with every record but the presignatures re-sealed under

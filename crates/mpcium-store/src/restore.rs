@@ -8,7 +8,6 @@ use redb::Durability;
 
 use crate::backup::{BackupFile, Frame, read_latest};
 use crate::error::{Result, StoreError};
-use crate::fsutil;
 use crate::kdf::{SecretKey, StoreOptions};
 use crate::store::{RECORDS, Store, append_change, check_value, key_id};
 
@@ -117,7 +116,7 @@ pub fn recover(
         }
     }
 
-    let tmp = fsutil::sibling(recovery_path, &format!(".recovering-{}", std::process::id()));
+    let tmp = mpcium_fs::sibling(recovery_path, &format!(".recovering-{}", std::process::id()));
     let _ = fs::remove_file(&tmp);
     let result = (|| -> Result<usize> {
         let store = Store::create(&tmp, password, options)?;
@@ -137,9 +136,9 @@ pub fn recover(
             return Err(e);
         }
     };
-    if let Err(e) = fsutil::rename_durably(&tmp, recovery_path) {
+    if let Err(e) = mpcium_fs::rename_durably(&tmp, recovery_path) {
         let _ = fs::remove_file(&tmp);
-        return Err(e);
+        return Err(e.into());
     }
     let node_name = chain.first().map(|f| f.meta.node_name.clone()).unwrap_or_default();
     tracing::info!(files = chain.len(), keys = keys_count, node = %node_name, path = %recovery_path.display(), "store recovered");

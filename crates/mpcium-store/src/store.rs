@@ -156,9 +156,9 @@ impl Store {
     ) -> Result<Self> {
         check_new_password(password)?;
         let (header, backup_key) = new_header(password, &dek, options)?;
-        fsutil::create_private_dir_if_missing(&fsutil::parent_dir(path))?;
+        mpcium_fs::create_private_dir_if_missing(&mpcium_fs::parent_dir(path))?;
         // Create the file ourselves so that it is 0600 from the first byte.
-        drop(fsutil::create_private_file(path)?);
+        drop(mpcium_fs::create_private_file(path)?);
         let db = Database::builder().create(path).map_err(|e| map_open_error(path, e))?;
         let store = Store { db, path: path.to_owned(), dek, backup_key, backup_lock: Default::default() };
         let txn = store.begin_write()?;
@@ -170,7 +170,7 @@ impl Store {
             txn.open_table(CHANGES)?;
         }
         txn.commit()?;
-        fsutil::sync_parent(path)?;
+        mpcium_fs::sync_parent(path)?;
         tracing::info!(path = %path.display(), "created encrypted store");
         Ok(store)
     }

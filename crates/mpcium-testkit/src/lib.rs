@@ -28,9 +28,9 @@ pub enum HarnessError {
          or set MPCIUM_NATS_SERVER"
     )]
     NatsServerMissing,
-    /// The `openssl` command (used to make test certificates) was not found.
-    #[error("openssl not found: install it (Debian: `apt-get install openssl`) to make test certificates")]
-    OpensslMissing,
+    /// A test certificate could not be made.
+    #[error("test certificate: {0}")]
+    Certificate(#[from] rcgen::Error),
     /// Spawning or talking to the process failed.
     #[error("nats-server: {0}")]
     Io(#[from] io::Error),

@@ -1,14 +1,20 @@
-//! Throw-away X.509 material for TLS tests, made with the `openssl` command-line tool (present on
-//! Debian and most CI images) in a temporary directory: a CA, a server certificate for
-//! `localhost`/`127.0.0.1`, one client certificate per name, and a client certificate signed by a
-//! second, unrelated CA (what a stranger would present).
+//! Throw-away X.509 material for TLS tests, made in-process with `rcgen` in a temporary
+//! directory: a CA, a server certificate for `localhost`/`127.0.0.1`, one client certificate per
+//! name, and a client certificate signed by a second, unrelated CA (what a stranger would present).
 //!
 //! Keys are P-256 (fast to make; accepted by nats-server and rustls). Certificates are valid for
-//! one day.
+//! one day (from a minute ago, so a server's clock a little behind ours still accepts them).
 
-use std::io;
+use std::fs::OpenOptions;
+use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose, SanType, SerialNumber,
+};
+use time::{Duration, OffsetDateTime};
 
 use crate::HarnessError;
 
@@ -40,30 +46,30 @@ impl TestPki {
     pub fn generate(clients: &[&str]) -> Result<Self, HarnessError> {
         let dir = tempfile::tempdir()?;
         let d = dir.path();
-        let ca = make_ca(d, "ca", "mpcium test CA")?;
-        let server = issue(
+        let ca = Ca::new(d, "ca", "mpcium test CA")?;
+        let server = ca.issue(
             d,
-            &ca,
             "server",
             "localhost",
+            vec![
+                SanType::DnsName("localhost".try_into()?),
+                SanType::IpAddress(std::net::Ipv4Addr::LOCALHOST.into()),
+            ],
             // clientAuth too: in a NATS cluster a server also dials its peers' routes with it.
-            "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n",
+            &[ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth],
         )?;
         for name in clients {
-            issue(d, &ca, &format!("client-{name}"), name, CLIENT_EXT)?;
+            ca.issue(d, &format!("client-{name}"), name, Vec::new(), CLIENT_EKU)?;
         }
-        let foreign_ca = make_ca(d, "foreign-ca", "unrelated CA")?;
-        let foreign_client = issue(d, &foreign_ca, "foreign-client", "stranger", CLIENT_EXT)?;
-        Ok(Self { ca_cert: ca.cert, server, foreign_client, dir })
+        let foreign_ca = Ca::new(d, "foreign-ca", "unrelated CA")?;
+        let foreign_client = foreign_ca.issue(d, "foreign-client", "stranger", Vec::new(), CLIENT_EKU)?;
+        Ok(Self { ca_cert: ca.files.cert, server, foreign_client, dir })
     }
 
     /// The certificate issued to `name` by the test CA (it must be one of the names given to
     /// [`TestPki::generate`]).
     pub fn client(&self, name: &str) -> CertFiles {
-        CertFiles {
-            cert: self.dir.path().join(format!("client-{name}-cert.pem")),
-            key: self.dir.path().join(format!("client-{name}-key.pem")),
-        }
+        files(self.dir.path(), &format!("client-{name}"))
     }
 
     /// The directory holding every file.
@@ -72,86 +78,71 @@ impl TestPki {
     }
 }
 
-const CLIENT_EXT: &str = "extendedKeyUsage=clientAuth\n";
+const CLIENT_EKU: &[ExtendedKeyUsagePurpose] = &[ExtendedKeyUsagePurpose::ClientAuth];
 
-fn make_ca(dir: &Path, stem: &str, cn: &str) -> Result<CertFiles, HarnessError> {
-    let files = files(dir, stem);
-    openssl(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-        "-days",
-        "1",
-        "-subj",
-        &format!("/CN={cn}"),
-        "-addext",
-        "basicConstraints=critical,CA:TRUE",
-        "-addext",
-        "keyUsage=critical,keyCertSign,cRLSign",
-        "-keyout",
-        path_str(&files.key)?,
-        "-out",
-        path_str(&files.cert)?,
-    ])?;
-    Ok(files)
+/// A certificate authority: its files and what it signs with.
+struct Ca {
+    files: CertFiles,
+    issuer: Issuer<'static, KeyPair>,
 }
 
-fn issue(
-    dir: &Path,
-    ca: &CertFiles,
-    stem: &str,
-    cn: &str,
-    extensions: &str,
-) -> Result<CertFiles, HarnessError> {
-    let files = files(dir, stem);
-    let csr = dir.join(format!("{stem}.csr"));
-    let ext = dir.join(format!("{stem}.ext"));
-    std::fs::write(
-        &ext,
-        format!("basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\n{extensions}"),
-    )?;
-    openssl(&[
-        "req",
-        "-new",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-        "-subj",
-        &format!("/CN={cn}"),
-        "-keyout",
-        path_str(&files.key)?,
-        "-out",
-        path_str(&csr)?,
-    ])?;
-    openssl(&[
-        "x509",
-        "-req",
-        "-days",
-        "1",
-        "-in",
-        path_str(&csr)?,
-        "-CA",
-        path_str(&ca.cert)?,
-        "-CAkey",
-        path_str(&ca.key)?,
-        "-set_serial",
-        &format!("{}", serial()),
-        "-extfile",
-        path_str(&ext)?,
-        "-out",
-        path_str(&files.cert)?,
-    ])?;
-    Ok(files)
+impl Ca {
+    /// A self-signed CA (`basicConstraints` critical CA:TRUE, key usage keyCertSign + cRLSign).
+    fn new(dir: &Path, stem: &str, cn: &str) -> Result<Self, HarnessError> {
+        let key = KeyPair::generate()?;
+        let mut params = base_params(cn);
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let cert = params.self_signed(&key)?;
+        let files = files(dir, stem);
+        write_pem(&files.cert, &cert.pem(), 0o644)?;
+        write_pem(&files.key, &key.serialize_pem(), 0o600)?;
+        Ok(Self { files, issuer: Issuer::new(params, key) })
+    }
+
+    /// An end-entity certificate (CA:FALSE, key usage digitalSignature) for `cn` with the given
+    /// subject alternative names and extended key usages, signed by this CA.
+    fn issue(
+        &self,
+        dir: &Path,
+        stem: &str,
+        cn: &str,
+        sans: Vec<SanType>,
+        eku: &[ExtendedKeyUsagePurpose],
+    ) -> Result<CertFiles, HarnessError> {
+        let key = KeyPair::generate()?;
+        let mut params = base_params(cn);
+        params.is_ca = IsCa::ExplicitNoCa;
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = eku.to_vec();
+        params.subject_alt_names = sans;
+        params.use_authority_key_identifier_extension = true;
+        let cert = params.signed_by(&key, &self.issuer)?;
+        let files = files(dir, stem);
+        write_pem(&files.cert, &cert.pem(), 0o644)?;
+        write_pem(&files.key, &key.serialize_pem(), 0o600)?;
+        Ok(files)
+    }
+}
+
+/// Subject `CN=cn`, a serial distinct between the certificates of this process, valid one day.
+fn base_params(cn: &str) -> CertificateParams {
+    let mut params = CertificateParams::default();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params.distinguished_name.push(DnType::CommonName, cn);
+    params.serial_number = Some(SerialNumber::from(serial()));
+    let now = OffsetDateTime::now_utc();
+    params.not_before = now - Duration::minutes(1);
+    params.not_after = now + Duration::days(1);
+    params
 }
 
 fn files(dir: &Path, stem: &str) -> CertFiles {
     CertFiles { cert: dir.join(format!("{stem}-cert.pem")), key: dir.join(format!("{stem}-key.pem")) }
+}
+
+fn write_pem(path: &Path, pem: &str, mode: u32) -> io::Result<()> {
+    OpenOptions::new().write(true).create_new(true).mode(mode).open(path)?.write_all(pem.as_bytes())
 }
 
 /// A serial number distinct between the certificates of one PKI.
@@ -161,21 +152,23 @@ fn serial() -> u64 {
     NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
-fn path_str(p: &Path) -> Result<&str, HarnessError> {
-    p.to_str().ok_or_else(|| HarnessError::Io(io::Error::other(format!("non-UTF-8 path {}", p.display()))))
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-fn openssl(args: &[&str]) -> Result<(), HarnessError> {
-    let out = Command::new("openssl").args(args).output().map_err(|e| match e.kind() {
-        io::ErrorKind::NotFound => HarnessError::OpensslMissing,
-        _ => HarnessError::Io(e),
-    })?;
-    if !out.status.success() {
-        return Err(HarnessError::Io(io::Error::other(format!(
-            "openssl {} failed: {}",
-            args.first().copied().unwrap_or_default(),
-            String::from_utf8_lossy(&out.stderr)
-        ))));
+    #[test]
+    fn makes_every_file_with_private_keys_0600() {
+        use std::os::unix::fs::PermissionsExt;
+        let pki = TestPki::generate(&["node0"]).unwrap();
+        let client = pki.client("node0");
+        for path in [&pki.ca_cert, &pki.server.cert, &client.cert, &pki.foreign_client.cert] {
+            let text = std::fs::read_to_string(path).unwrap();
+            assert!(text.starts_with("-----BEGIN CERTIFICATE-----"), "{}", path.display());
+        }
+        for path in [&pki.server.key, &client.key, &pki.foreign_client.key] {
+            let text = std::fs::read_to_string(path).unwrap();
+            assert!(text.starts_with("-----BEGIN PRIVATE KEY-----"), "{}", path.display());
+            assert_eq!(std::fs::metadata(path).unwrap().permissions().mode() & 0o777, 0o600);
+        }
     }
-    Ok(())
 }
