@@ -16,7 +16,9 @@
 //! - [`status`]: the cluster at a glance (registry + `/metrics`), for `mpcium-cli status`.
 //! - [`replicas`]: `nats.replicas` for every stream, KV bucket and durable consumer.
 //! - [`result_consumers`]: the unscoped result consumers on `mpc` every node creates at start.
+//! - [`audit`]: the tamper-evident audit trail (stream `mpc-audit`, per-node signed hash chains).
 
+pub mod audit;
 pub mod control;
 pub mod daemon;
 pub mod drain;

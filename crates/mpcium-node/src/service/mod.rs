@@ -29,6 +29,7 @@ use crate::session::{SessionError, SessionSpec};
 use crate::transport::{StartRequest, Transport};
 
 mod attest;
+mod audit;
 mod bans;
 mod check;
 mod coordinator;
@@ -91,6 +92,7 @@ pub struct Service {
     pool: PresignPool,
     drain: Drain,
     made_keyinfos: keyinfo::MadeKeyInfos,
+    audit: crate::audit::AuditLog,
 }
 
 /// A session's agreed output and the participants' attestations of it that verify.
@@ -111,11 +113,13 @@ pub struct Failure {
     peers_told: bool,
     /// Whether this node's own run named culprits (a failed check or who stayed silent).
     names_culprits: bool,
+    /// Who this node's own run named (for the audit trail).
+    culprits: Vec<String>,
 }
 
 impl Failure {
     fn new(code: ErrorCode, reason: impl Into<String>) -> Self {
-        Self { code, reason: reason.into(), peers_told: false, names_culprits: false }
+        Self { code, reason: reason.into(), peers_told: false, names_culprits: false, culprits: Vec::new() }
     }
 }
 
@@ -129,8 +133,8 @@ impl From<SessionError> for Failure {
             SessionError::Invalid(_) => ErrorCode::SessionInitialization,
             SessionError::Transport(_) => ErrorCode::PeerUnavailable,
         };
-        let names_culprits = !e.culprits().is_empty();
-        Self { code, reason: e.to_string(), peers_told: true, names_culprits }
+        let culprits = e.culprits().to_vec();
+        Self { code, reason: e.to_string(), peers_told: true, names_culprits: !culprits.is_empty(), culprits }
     }
 }
 
@@ -174,17 +178,18 @@ fn party_ids(committee: &[String], nodes: &[String]) -> Result<Vec<PartyId>, Fai
 }
 
 impl Service {
-    /// Assemble the service.
+    /// Assemble the service; it records to the audit trail through `audit`.
     pub fn new(
         cfg: ServiceConfig,
         js: jetstream::Context,
         registry: Registry,
         transport: Transport,
         store: Arc<Store>,
+        audit: crate::audit::AuditLog,
     ) -> Arc<Self> {
         let keygen_slots = Arc::new(Semaphore::new(cfg.max_concurrent_keygen.max(1)));
         let signing_slots = Arc::new(Semaphore::new(cfg.max_concurrent_signing.max(1)));
-        let metrics = Arc::new(Metrics::default());
+        let metrics = Arc::new(Metrics::with_audit(audit.counters()));
         let pool = PresignPool::new(cfg.presign.clone());
         let service = Arc::new(Self {
             cfg,
@@ -198,6 +203,7 @@ impl Service {
             pool,
             drain: Drain::new(),
             made_keyinfos: Default::default(),
+            audit,
         });
         service.count_bans();
         service
@@ -222,8 +228,8 @@ impl Service {
     }
 
     /// Create the client-facing streams if absent (same configs as the Go node, with
-    /// `nats.replicas` copies); an existing stream with another replica count is updated in
-    /// place, the rest of its configuration kept.
+    /// `nats.replicas` copies), and the audit trail's `mpc-audit` (ours); an existing stream with
+    /// another replica count is updated in place, the rest of its configuration kept.
     pub async fn ensure_streams(&self) -> Result<(), crate::replicas::ReplicaError> {
         for spec in [
             &mpcium_api::streams::KEYGEN_REQUEST_STREAM,
@@ -250,6 +256,7 @@ impl Service {
             };
             crate::replicas::ensure_stream(&self.js, config, self.cfg.replicas).await?;
         }
+        crate::audit::ensure_stream(&self.js, self.cfg.replicas).await?;
         Ok(())
     }
 

@@ -40,8 +40,20 @@ impl Service {
                 let client = super::intake::client_id_of(msg.headers.as_ref());
                 let delivery = crate::registry::now_ms().to_string();
                 let started = std::time::Instant::now();
-                let event = this.coordinate_reshare(&msg.payload, client.as_ref(), &delivery).await;
+                let mut facts = super::audit::RequestFacts::new("reshare", &msg.payload, client.as_ref());
+                let (event, trace) =
+                    super::audit::traced(this.coordinate_reshare(&msg.payload, client.as_ref(), &delivery))
+                        .await;
                 let Some((session_id, event)) = event else { return };
+                facts.request_id = format!("{session_id}#{delivery}");
+                facts.wallet_id = event.wallet_id.clone();
+                let error = event.error_code.as_ref().map(|c| (c, event.error_reason.as_str()));
+                let outcome = if error.is_some() {
+                    crate::audit::Outcome::Failure
+                } else {
+                    crate::audit::Outcome::Success
+                };
+                this.audit_request(facts, trace, outcome, error);
                 this.metrics.record(
                     "reshare",
                     event.error_code.as_ref().map(|c| c.as_str()),
