@@ -53,6 +53,9 @@ enum Command {
     /// Show the cluster at a glance: peers, readiness, versions, presignature pools, bans and
     /// latest errors (registry in NATS KV, and each node's /metrics given with --metrics).
     Status(cmd::status::StatusArgs),
+    /// The nodes' tamper-evident audit trail: `show` lists entries (by wallet, tx, time);
+    /// `verify` checks every node's signed hash chain and exits non-zero at a bad entry.
+    Audit(cmd::audit::AuditArgs),
     /// Print the version.
     Version,
 }
@@ -79,6 +82,7 @@ fn main() -> ExitCode {
         Command::Rekey(args) => cmd::rekey::run(&ctx, args),
         Command::Benchmark(args) => cmd::benchmark::run(&ctx, args),
         Command::Status(args) => cmd::status::run(&ctx, args),
+        Command::Audit(args) => cmd::audit::run(&ctx, args),
         Command::Version => cmd::version::run(),
     };
     match result {

@@ -26,7 +26,7 @@ mod signer;
 
 pub use error::IdentityError;
 pub use key_file::{KeyProtection, read_key_text};
-pub use meta::{now_rfc3339, rfc3339_utc};
+pub use meta::{now_rfc3339, parse_rfc3339_ms, rfc3339_utc};
 pub use names::{validate_authorizer_name, validate_file_name_part};
 pub use node::*;
 pub use passphrase::{PassphraseError, confirm_new_passphrase, validate_new_passphrase};

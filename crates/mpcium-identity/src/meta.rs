@@ -22,6 +22,14 @@ pub fn rfc3339_utc(secs: u64) -> String {
         .unwrap_or_default()
 }
 
+/// Parses an RFC 3339 time (any offset) into milliseconds since the Unix epoch; a time before
+/// the epoch or not RFC 3339 is refused with the reason.
+pub fn parse_rfc3339_ms(text: &str) -> Result<u64, String> {
+    let t = OffsetDateTime::parse(text, &Rfc3339)
+        .map_err(|e| format!("{text:?} is not an RFC 3339 time: {e}"))?;
+    u64::try_from(t.unix_timestamp_nanos() / 1_000_000).map_err(|_| format!("{text:?} is before 1970"))
+}
+
 /// The user running the command (`$USER`, else `$LOGNAME`, else `unknown`).
 pub fn current_user() -> String {
     std::env::var("USER")
@@ -52,6 +60,14 @@ pub fn machine_name() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parses_rfc3339_to_milliseconds() {
+        assert_eq!(parse_rfc3339_ms("1970-01-01T00:00:01.5Z"), Ok(1_500));
+        assert_eq!(parse_rfc3339_ms("2023-11-14T23:13:20+01:00"), Ok(1_700_000_000_000));
+        assert!(parse_rfc3339_ms("yesterday").is_err());
+        assert!(parse_rfc3339_ms("1969-12-31T23:59:59Z").is_err());
+    }
 
     #[test]
     fn formats_known_instants() {

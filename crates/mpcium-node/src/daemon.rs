@@ -106,6 +106,7 @@ pub struct RunningNode {
     service: tokio::task::JoinHandle<()>,
     drain: Drain,
     metrics: Arc<crate::health::Metrics>,
+    audit_writer: crate::audit::AuditWriter,
     health: Option<tokio::task::JoinHandle<()>>,
     backup: Option<BackupScheduler>,
     client: async_nats::Client,
@@ -162,6 +163,8 @@ impl RunningNode {
         }
         let report = self.drain.drain(deadline).await;
         self.service.abort();
+        // After the drain: the work it let finish has queued its audit records.
+        self.audit_writer.finish().await;
         if let Some(h) = &self.health {
             h.abort();
         }
@@ -182,6 +185,7 @@ impl RunningNode {
     pub fn kill(self) {
         let _ = self.stop.send(true);
         self.service.abort();
+        self.audit_writer.abort();
     }
 }
 
@@ -282,7 +286,10 @@ pub async fn start(params: NodeParams) -> Result<RunningNode, StartError> {
     let transport_counters = transport.counters();
     let results_js = js.clone();
     let probes = transport.clone();
-    let service = Service::new(params.service, js, registry.clone(), transport, params.store.clone());
+    // The writer waits for `mpc-audit` (made by `ensure_streams` below) and records meanwhile queue.
+    let (audit, audit_writer) =
+        crate::audit::writer::spawn(js.clone(), params.node_id.clone(), params.identity.clone());
+    let service = Service::new(params.service, js, registry.clone(), transport, params.store.clone(), audit);
     let health = match &params.health_address {
         Some(address) => {
             let listener = tokio::net::TcpListener::bind(address)
@@ -328,6 +335,7 @@ pub async fn start(params: NodeParams) -> Result<RunningNode, StartError> {
         service,
         drain,
         metrics,
+        audit_writer,
         health,
         backup,
         client,

@@ -5,8 +5,8 @@
 //! node's dependency tree.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -43,9 +43,16 @@ pub struct Metrics {
     pub reselections: AtomicU64,
     /// The presignature pool's counters.
     pub presign: crate::presign::PoolCounters,
+    /// The audit writer's counters (`crate::audit::writer`).
+    pub audit: Arc<crate::audit::AuditCounters>,
 }
 
 impl Metrics {
+    /// Counters that show the audit writer's too.
+    pub fn with_audit(audit: Arc<crate::audit::AuditCounters>) -> Self {
+        Self { audit, ..Default::default() }
+    }
+
     /// Record one answered request: its operation (`keygen`, `sign`, `reshare`), its error code
     /// (`None` for success) and how long it took.
     pub fn record(&self, op: &'static str, error_code: Option<&str>, elapsed: Duration) {
@@ -166,6 +173,24 @@ impl Metrics {
                 "counter",
                 "Presignatures refused because this node had used them before (restored copies).",
                 &p.reuse_refused,
+            ),
+            (
+                "mpcium_audit_written_total",
+                "counter",
+                "Audit entries stored in mpc-audit.",
+                &self.audit.written,
+            ),
+            (
+                "mpcium_audit_dropped_total",
+                "counter",
+                "Audit records not written (queue full, or still queued at shutdown).",
+                &self.audit.dropped,
+            ),
+            (
+                "mpcium_audit_retries_total",
+                "counter",
+                "Audit appends JetStream did not take at the first try (retried).",
+                &self.audit.retries,
             ),
         ];
         for (name, kind, help, value) in gauges {

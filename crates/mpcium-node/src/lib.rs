@@ -16,6 +16,7 @@
 //! - [`status`]: the cluster at a glance (registry + `/metrics`), for `mpcium-cli status`.
 //! - [`replicas`]: `nats.replicas` for every stream, KV bucket and durable consumer.
 //! - [`result_consumers`]: the unscoped result consumers on `mpc` every node creates at start.
+//! - [`audit`]: the tamper-evident audit trail (stream `mpc-audit`, per-node signed hash chains).
 
 pub mod control;
 pub mod daemon;
@@ -32,4 +33,4 @@ pub mod transport;
 // The registry client and what it brings live in `mpcium-registry`, so the CLI can reach the
 // registry without linking the daemon; their old paths here stay valid.
 pub use mpcium_registry as registry;
-pub use mpcium_registry::{pairkey, replicas, status};
+pub use mpcium_registry::{audit, pairkey, replicas, status};

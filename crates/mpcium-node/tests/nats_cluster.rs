@@ -31,8 +31,8 @@ use mpcium_testkit::NatsCluster;
 /// failover measured on a machine shared with two more such clusters measures the machine.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// The request and result streams.
-const STREAMS: [&str; 3] = ["mpc-keygen", "mpc-signing", "mpc"];
+/// The request and result streams, and the audit trail.
+const STREAMS: [&str; 4] = ["mpc-keygen", "mpc-signing", "mpc", "mpc-audit"];
 /// Durable consumers the nodes make: (stream, name).
 const CONSUMERS: [(&str, &str); 5] = [
     ("mpc-keygen", "mpc_keygen_consumer"),
@@ -52,6 +52,16 @@ fn all_streams() -> Vec<String> {
 /// writes) until its election ends, 4 to 9 s by nats-server's election timeouts: the tests' usual
 /// 500 ms heartbeat (1.5 s) would expire every peer during it, a 5 s one (15 s) outlasts it.
 const CLUSTER_HEARTBEAT: Duration = Duration::from_secs(5);
+
+/// Every node's audit chain checks (signatures, numbers without gaps, hash links).
+async fn assert_audit_intact(js: &jetstream::Context, c: &Cluster) {
+    let keys: HashMap<String, _> =
+        c.ids.iter().cloned().zip(c.keys.iter().map(|k| k.verifying_key())).collect();
+    let stored = mpcium_node::audit::trail::read_all(js).await.unwrap();
+    let report = mpcium_node::audit::trail::verify(&stored, &keys);
+    assert!(report.ok(), "audit chains broken: {:?}", report.problems);
+    assert_eq!(report.checked.len(), c.ids.len(), "every node wrote entries: {:?}", report.checked);
+}
 
 /// Nodes on `nats`, node i connected to server i first, with `nats.replicas = replicas`.
 fn spec_on(nats: &NatsCluster, replicas: usize) -> ClusterSpec {
@@ -443,6 +453,8 @@ async fn replicated_streams_survive_a_nats_server_killed_during_signing() {
     // The cluster still signs, through every node.
     let ev = w.sign(&w.sign_msg("ed25519", "wallet-r3", "tx-after-restart", b"after", None)).await;
     assert_eq!(ev.result_type.as_str(), "success", "{ev:?}");
+    // The audit trail rode out the kill and the restart: every chain intact.
+    assert_audit_intact(&js, &c).await;
     drop(c);
 }
 
@@ -503,6 +515,8 @@ async fn a_deployment_moves_from_one_replica_to_three_keeping_its_data() {
     eddsa_verify(kg.eddsa_pub_key.as_ref().unwrap(), b"after", &ev);
     let again = w.sign(&w.sign_msg("ed25519", "wallet-up", "tx-before", b"before", None)).await;
     assert_eq!(again.error_code, Some(mpcium_api::ErrorCode::SessionDuplicate), "{again:?}");
+    // Each node's audit chain continued across its restart and the move to three replicas.
+    assert_audit_intact(&js, &c).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

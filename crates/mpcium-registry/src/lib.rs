@@ -1,7 +1,8 @@
 //! The cluster registry on JetStream KV (the original used Consul), and what the node daemon and
 //! the operator CLI share to reach it without the CLI linking the daemon: [`connect`] (NATS
 //! client options), [`replicas`] (`nats.replicas` for streams, buckets and consumers),
-//! [`pairkey`] (the exchange keys ready records carry) and [`status`] (the cluster at a glance).
+//! [`pairkey`] (the exchange keys ready records carry), [`status`] (the cluster at a glance) and
+//! [`audit`] (the audit trail: written by the node, read and verified by the CLI).
 //!
 //! Six buckets:
 //! - `mpc_peers`: node name → node id, written by `mpcium-cli register-peers` or `mpcium start
@@ -45,6 +46,7 @@ pub const PRESIG_USED_BUCKET: &str = "mpc_presig_used";
 /// Bans announced by nodes (see [`bans`]).
 pub const BANS_BUCKET: &str = "mpc_bans";
 
+pub mod audit;
 pub mod bans;
 pub mod connect;
 mod directory;

@@ -1,5 +1,6 @@
 //! One module per command.
 
+pub mod audit;
 pub mod bans;
 pub mod benchmark;
 pub mod devnet;

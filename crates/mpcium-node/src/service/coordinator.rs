@@ -25,6 +25,7 @@ impl Service {
         let mut done_inbox = self.transport.open_session(done);
         let members = session_members(&start);
         let others: Vec<String> = members.iter().filter(|p| *p != self.me()).cloned().collect();
+        super::audit::note_session(&members);
         // Acknowledged by each, or the attempt ends at once (`service/reselect.rs`).
         self.announce_start(&start, session, &others).await?;
         // One deadline for the whole session, this node's own part included: a coordinator whose
@@ -37,6 +38,9 @@ impl Service {
             // The coordinator verified the request when it pulled it.
             let mine = self.participate(&start, session, own).await;
             let made = self.made_keyinfos.take(&session);
+            if let Err(f) = &mine {
+                super::audit::note_culprits(&f.culprits);
+            }
             if mine.is_ok() {
                 key_infos.insert(self.me().to_owned(), made);
             }
@@ -89,8 +93,9 @@ impl Service {
                 }
                 Ok(None) => break,
                 Err(_) => {
-                    let missing: Vec<_> =
-                        start.participants.iter().filter(|p| !outputs.contains_key(*p)).collect();
+                    let missing: Vec<String> =
+                        start.participants.iter().filter(|p| !outputs.contains_key(*p)).cloned().collect();
+                    super::audit::note_culprits(&missing);
                     return Err(Failure::new(
                         ErrorCode::SessionTimeout,
                         format!("no outcome from {missing:?}"),

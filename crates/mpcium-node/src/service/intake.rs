@@ -8,7 +8,9 @@ use async_nats::jetstream::{self, consumer::pull};
 use futures_util::StreamExt;
 use mpcium_api::{ClientId, GenerateKeyMessage, SignTxMessage, subjects};
 
+use super::audit::{self, RequestFacts};
 use super::{QUORUM_WAIT, Service};
+use crate::audit::Outcome;
 use crate::drain::Phase;
 
 impl Service {
@@ -180,9 +182,21 @@ impl Service {
             return;
         }
         let work = async {
+            let mut facts =
+                RequestFacts::new(if keygen { "keygen" } else { "sign" }, &msg.payload, client.as_ref());
             if keygen {
-                let event =
-                    self.coordinate_keygen(&msg.payload, client.as_ref(), &delivery, &subject_token).await;
+                let (event, trace) = audit::traced(self.coordinate_keygen(
+                    &msg.payload,
+                    client.as_ref(),
+                    &delivery,
+                    &subject_token,
+                ))
+                .await;
+                facts.request_id = format!("{}#{delivery}", event.wallet_id);
+                facts.wallet_id = event.wallet_id.clone();
+                let error = event.error_code.as_ref().map(|c| (c, event.error_reason.as_str()));
+                let outcome = if error.is_some() { Outcome::Failure } else { Outcome::Success };
+                self.audit_request(facts, trace, outcome, error);
                 self.metrics.record(
                     "keygen",
                     event.error_code.as_ref().map(|c| c.as_str()),
@@ -199,18 +213,11 @@ impl Service {
                 .await
                 .map(|()| Settle::Published)
             } else {
-                let answer = super::reselect::HANDBACK
-                    .scope(
-                        handback,
-                        self.coordinate_sign(
-                            &msg.payload,
-                            client.as_ref(),
-                            &delivery,
-                            &claim,
-                            &subject_token,
-                        ),
-                    )
-                    .await;
+                let (answer, trace) = audit::traced(super::reselect::HANDBACK.scope(
+                    handback,
+                    self.coordinate_sign(&msg.payload, client.as_ref(), &delivery, &claim, &subject_token),
+                ))
+                .await;
                 // A failure that another try may not have (a NATS failover under the session, a
                 // peer that did not answer) is not settled while JetStream has deliveries left:
                 // the request goes back for another delivery, maybe to another node. A redelivery
@@ -218,7 +225,18 @@ impl Service {
                 // running already; the first settled result wins either way, so a transient
                 // failure here must not be the one that does.
                 let event = answer.event;
-                if answer.transient && delivered < max_deliver {
+                let handed_back = answer.transient && delivered < max_deliver;
+                facts.request_id = format!("{}#{delivery}", event.tx_id);
+                facts.wallet_id = event.wallet_id.clone();
+                facts.tx_id = Some(event.tx_id.clone());
+                let error = event.error_code.as_ref().map(|c| (c, event.error_reason.as_str()));
+                let outcome = match (handed_back, error.is_some()) {
+                    (true, _) => Outcome::HandedBack,
+                    (false, true) => Outcome::Failure,
+                    (false, false) => Outcome::Success,
+                };
+                self.audit_request(facts, trace, outcome, error);
+                if handed_back {
                     tracing::warn!(
                         tx_id = %event.tx_id,
                         code = ?event.error_code,

@@ -29,6 +29,7 @@ use crate::session::{SessionError, SessionSpec};
 use crate::transport::{StartRequest, Transport};
 
 mod attest;
+mod audit;
 mod bans;
 mod check;
 mod coordinator;
@@ -91,6 +92,7 @@ pub struct Service {
     pool: PresignPool,
     drain: Drain,
     made_keyinfos: keyinfo::MadeKeyInfos,
+    audit: crate::audit::AuditLog,
 }
 
 /// A session's agreed output and the participants' attestations of it that verify.
@@ -114,11 +116,20 @@ pub struct Failure {
     /// The error this failure came from, kept for logs and callers that look inside (its text
     /// is the reason).
     source: Option<std::sync::Arc<dyn std::error::Error + Send + Sync>>,
+    /// Who this node's own run named (for the audit trail).
+    culprits: Vec<String>,
 }
 
 impl Failure {
     fn new(code: ErrorCode, reason: impl Into<String>) -> Self {
-        Self { code, reason: reason.into(), peers_told: false, names_culprits: false, source: None }
+        Self {
+            code,
+            reason: reason.into(),
+            peers_told: false,
+            names_culprits: false,
+            source: None,
+            culprits: Vec::new(),
+        }
     }
 
     /// A failure with `code` caused by an error: its text is the reason, the error the source
@@ -156,9 +167,16 @@ impl From<SessionError> for Failure {
             SessionError::Invalid(_) => ErrorCode::SessionInitialization,
             SessionError::Transport(_) => ErrorCode::PeerUnavailable,
         };
-        let names_culprits = !e.culprits().is_empty();
+        let culprits = e.culprits().to_vec();
         let reason = e.to_string();
-        Self { code, reason, peers_told: true, names_culprits, source: Some(std::sync::Arc::new(e)) }
+        Self {
+            code,
+            reason,
+            peers_told: true,
+            names_culprits: !culprits.is_empty(),
+            culprits,
+            source: Some(std::sync::Arc::new(e)),
+        }
     }
 }
 
@@ -202,17 +220,18 @@ fn party_ids(committee: &[String], nodes: &[String]) -> Result<Vec<PartyId>, Fai
 }
 
 impl Service {
-    /// Assemble the service.
+    /// Assemble the service; it records to the audit trail through `audit`.
     pub fn new(
         cfg: ServiceConfig,
         js: jetstream::Context,
         registry: Registry,
         transport: Transport,
         store: Arc<Store>,
+        audit: crate::audit::AuditLog,
     ) -> Arc<Self> {
         let keygen_slots = Arc::new(Semaphore::new(cfg.max_concurrent_keygen.max(1)));
         let signing_slots = Arc::new(Semaphore::new(cfg.max_concurrent_signing.max(1)));
-        let metrics = Arc::new(Metrics::default());
+        let metrics = Arc::new(Metrics::with_audit(audit.counters()));
         let pool = PresignPool::new(cfg.presign.clone());
         let service = Arc::new(Self {
             cfg,
@@ -226,6 +245,7 @@ impl Service {
             pool,
             drain: Drain::new(),
             made_keyinfos: Default::default(),
+            audit,
         });
         service.count_bans();
         service
@@ -250,8 +270,8 @@ impl Service {
     }
 
     /// Create the client-facing streams if absent (same configs as the Go node, with
-    /// `nats.replicas` copies); an existing stream with another replica count is updated in
-    /// place, the rest of its configuration kept.
+    /// `nats.replicas` copies), and the audit trail's `mpc-audit` (ours); an existing stream with
+    /// another replica count is updated in place, the rest of its configuration kept.
     pub async fn ensure_streams(&self) -> Result<(), crate::replicas::ReplicaError> {
         for spec in [
             &mpcium_api::streams::KEYGEN_REQUEST_STREAM,
@@ -278,6 +298,7 @@ impl Service {
             };
             crate::replicas::ensure_stream(&self.js, config, self.cfg.replicas).await?;
         }
+        crate::audit::ensure_stream(&self.js, self.cfg.replicas).await?;
         Ok(())
     }
 

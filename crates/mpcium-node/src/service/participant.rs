@@ -75,8 +75,21 @@ impl Service {
     }
 
     /// This node's part of a session: verify the client's request (unless this node did as the
-    /// coordinator: `own`), check the announcement against it, then run the protocol.
+    /// coordinator: `own`), check the announcement against it, then run the protocol. The
+    /// outcome is recorded in the audit trail.
     pub(super) async fn participate(
+        &self,
+        start: &SessionStart,
+        session: [u8; 32],
+        own: Option<OwnRequest>,
+    ) -> Result<Output, Failure> {
+        let started_at_ms = crate::registry::now_ms();
+        let outcome = self.participate_unrecorded(start, session, own).await;
+        self.audit_session(start, session, &outcome, started_at_ms);
+        outcome
+    }
+
+    async fn participate_unrecorded(
         &self,
         start: &SessionStart,
         session: [u8; 32],

@@ -58,6 +58,7 @@ impl Service {
         if absent.is_empty() {
             return Ok(());
         }
+        super::audit::note_culprits(&absent);
         let reason = format!("{absent:?} did not acknowledge the session start (absent)");
         let took: Vec<String> = others.iter().filter(|o| !absent.contains(o)).cloned().collect();
         self.tell_to_stop(start, session, &took, &reason).await;
@@ -94,6 +95,7 @@ impl Service {
                 }
             }
         };
+        super::audit::note_culprits(&abandoned);
         let reason = format!("{abandoned:?} went away during the session");
         let live: Vec<String> = others.iter().filter(|m| !abandoned.contains(m)).cloned().collect();
         self.tell_to_stop(&start, session, &live, &reason).await;

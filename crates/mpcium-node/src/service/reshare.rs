@@ -40,8 +40,28 @@ impl Service {
                 let client = super::intake::client_id_of(msg.headers.as_ref());
                 let delivery = crate::registry::now_ms().to_string();
                 let started = std::time::Instant::now();
-                let event = this.coordinate_reshare(&msg.payload, client.as_ref(), &delivery).await;
-                let Some((session_id, event)) = event else { return };
+                let mut facts = super::audit::RequestFacts::new("reshare", &msg.payload, client.as_ref());
+                let (event, trace) =
+                    super::audit::traced(this.coordinate_reshare(&msg.payload, client.as_ref(), &delivery))
+                        .await;
+                let (session_id, event) = match event {
+                    Ok(answer) => answer,
+                    Err(f) => {
+                        // Not answerable (no valid session id): recorded, not answered.
+                        let error = Some((&f.code, f.reason.as_str()));
+                        this.audit_request(facts, trace, crate::audit::Outcome::Failure, error);
+                        return;
+                    }
+                };
+                facts.request_id = format!("{session_id}#{delivery}");
+                facts.wallet_id = event.wallet_id.clone();
+                let error = event.error_code.as_ref().map(|c| (c, event.error_reason.as_str()));
+                let outcome = if error.is_some() {
+                    crate::audit::Outcome::Failure
+                } else {
+                    crate::audit::Outcome::Success
+                };
+                this.audit_request(facts, trace, outcome, error);
                 this.metrics.record(
                     "reshare",
                     event.error_code.as_ref().map(|c| c.as_str()),
@@ -62,7 +82,7 @@ impl Service {
         body: &[u8],
         client: Option<&ClientId>,
         delivery: &str,
-    ) -> Option<(String, ResharingResultEvent)> {
+    ) -> Result<(String, ResharingResultEvent), Failure> {
         let req = match self.verify_reshare(body) {
             Ok(r) => r,
             Err(err) => {
@@ -73,7 +93,7 @@ impl Service {
                 {
                     // No valid session id: there is no result subject to answer on.
                     tracing::warn!(reason = %f.reason, "reshare request without a usable session id; not answerable");
-                    return None;
+                    return Err(f);
                 }
                 let ev = ResharingResultEvent::error(
                     &req.wallet_id,
@@ -82,7 +102,7 @@ impl Service {
                     f.code,
                     &f.reason,
                 );
-                return Some((req.session_id, ev));
+                return Ok((req.session_id, ev));
             }
         };
         let (wallet, threshold, key_type, session_id) =
@@ -116,7 +136,7 @@ impl Service {
             ),
             Err(f) => ResharingResultEvent::error(&wallet, threshold, key_type, f.code, &f.reason),
         };
-        Some((session_id, ev))
+        Ok((session_id, ev))
     }
 
     async fn reshare(
