@@ -113,9 +113,7 @@ impl Registry {
         identity: &SigningKey,
         started_at_ms: u64,
     ) -> Result<(), RegistryError> {
-        let bytes = Self::ready_record(dir, identity, started_at_ms)?;
-        self.ready.put(dir.me(), bytes.into()).await.map_err(|e| kv_err(READY_BUCKET)(e.into()))?;
-        Ok(())
+        self.put_ready(dir, identity, started_at_ms, false).await
     }
 
     /// The first announcement at start, retried through a leader election (a bucket moved to
@@ -127,11 +125,23 @@ impl Registry {
         identity: &SigningKey,
         started_at_ms: u64,
     ) -> Result<(), RegistryError> {
-        let bytes = Self::ready_record(dir, identity, started_at_ms)?;
-        super::retry::put(&self.ready, dir.me(), bytes.into())
-            .await
-            .map_err(|e| kv_err(READY_BUCKET)(e.into()))?;
-        Ok(())
+        self.put_ready(dir, identity, started_at_ms, true).await
+    }
+
+    async fn put_ready(
+        &self,
+        dir: &PeerDirectory,
+        identity: &SigningKey,
+        started_at_ms: u64,
+        retried: bool,
+    ) -> Result<(), RegistryError> {
+        let bytes: bytes::Bytes = Self::ready_record(dir, identity, started_at_ms)?.into();
+        let stored = if retried {
+            super::retry::put(&self.ready, dir.me(), bytes).await
+        } else {
+            self.ready.put(dir.me(), bytes).await
+        };
+        stored.map(|_| ()).map_err(|e| kv_err(READY_BUCKET)(e.into()))
     }
 
     fn ready_record(
