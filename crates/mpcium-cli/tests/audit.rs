@@ -2,22 +2,13 @@
 //! wallet, transaction and time; `verify` passes on intact chains and fails, naming the entry,
 //! once one is deleted from the stream.
 
-use std::process::{Command, Output};
-
 use mpcium_identity::NodeIdentity;
 use mpcium_identity::ed25519_dalek::SigningKey;
 use mpcium_registry::audit::{self, AuditEntry, AuditRecord, Outcome, RecordKind};
 use mpcium_testkit::NatsServer;
 
-fn cli(dir: &std::path::Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mpcium-cli"))
-        .args(args)
-        .current_dir(dir)
-        .env_remove("NATS_URL")
-        .env_remove("ENVIRONMENT")
-        .output()
-        .unwrap()
-}
+mod common;
+use common::cli_in as cli;
 
 fn record(wallet: &str, tx: &str) -> AuditRecord {
     AuditRecord {

@@ -1,22 +1,14 @@
 //! `mpcium-cli bans` against a real nats-server: the bans nodes announced, all of them or one
 //! wallet's, as a table or JSON.
 
-use std::process::{Command, Output};
 use std::time::Duration;
 
 use mpcium_registry::bans::BanNotice;
 use mpcium_registry::{Heartbeat, Registry};
 use mpcium_testkit::NatsServer;
 
-fn cli(dir: &std::path::Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mpcium-cli"))
-        .args(args)
-        .current_dir(dir)
-        .env_remove("NATS_URL")
-        .env_remove("ENVIRONMENT")
-        .output()
-        .unwrap()
-}
+mod common;
+use common::cli_in as cli;
 
 fn notice(wallet: &str, by: &str, banned: &str, v: u32) -> BanNotice {
     BanNotice { wallet_id: wallet.into(), by: by.into(), banned: banned.into(), key_version: v }

@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use std::time::Duration;
 
 use mpcium_registry::{Heartbeat, Registry};
@@ -14,15 +13,8 @@ const ID1: &str = "6ba7b811-9dad-41d1-80b4-00c04fd430c8";
 const ID2: &str = "6ba7b812-9dad-41d1-80b4-00c04fd430c8";
 const OTHER: &str = "6ba7b819-9dad-41d1-80b4-00c04fd430c8";
 
-fn cli(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mpcium-cli"))
-        .args(args)
-        .current_dir(dir)
-        .env_remove("NATS_URL")
-        .env_remove("ENVIRONMENT")
-        .output()
-        .unwrap()
-}
+mod common;
+use common::cli_in as cli;
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
