@@ -115,7 +115,7 @@ impl Service {
         };
         let a_peer_check_failed = outputs.iter().any(|(n, o)| check_failed(n, o));
         if let Some(Err(f)) = outputs.get(self.me())
-            && (f.names_culprits || outputs.iter().all(|(n, o)| n == self.me() || o.is_ok()))
+            && (f.names_culprits() || outputs.iter().all(|(n, o)| n == self.me() || o.is_ok()))
             && !(may_rerun(f) && a_peer_check_failed)
         {
             return Err(Failure::new(f.code.clone(), format!("{}: {}", self.me(), f.reason)));
@@ -162,7 +162,7 @@ fn may_rerun(f: &Failure) -> bool {
 /// it back to JetStream instead of answering): re-runnable, and naming nobody. A silent member
 /// named by a timeout is answered at once, as a failed check is.
 pub(super) fn is_transient(f: &Failure) -> bool {
-    may_rerun(f) && !f.names_culprits
+    may_rerun(f) && !f.names_culprits()
 }
 
 #[cfg(test)]
@@ -173,7 +173,7 @@ mod tests {
     fn only_an_unattributed_re_runnable_failure_is_transient() {
         for code in [ErrorCode::NetworkConnection, ErrorCode::SessionTimeout, ErrorCode::PeerUnavailable] {
             assert!(is_transient(&Failure::new(code.clone(), "x")), "{code:?}");
-            let named = Failure { names_culprits: true, ..Failure::new(code.clone(), "x") };
+            let named = Failure { culprits: vec!["node2".into()], ..Failure::new(code.clone(), "x") };
             assert!(!is_transient(&named), "{code:?} naming a culprit");
         }
         for code in [

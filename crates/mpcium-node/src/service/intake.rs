@@ -331,8 +331,6 @@ impl Service {
     }
 }
 
-/// How long a result that cannot be stored is retried before its request is handed back: longer
-/// than a JetStream leader election (the request's progress acks keep it this node's meanwhile).
 /// What became of a request the node worked on.
 enum Settle {
     /// Its result is stored in stream `mpc`: acknowledge the request.
@@ -345,6 +343,8 @@ enum Settle {
 /// (a NATS failover settles meanwhile; the next delivery's AckWait follows the BackOff).
 const REDELIVER_AFTER: Duration = Duration::from_secs(1);
 
+/// How long a result that cannot be stored is retried before its request is handed back: longer
+/// than a JetStream leader election (the request's progress acks keep it this node's meanwhile).
 const PUBLISH_RETRY_FOR: Duration = Duration::from_secs(20);
 
 /// How long a stopping puller keeps handing back requests still arriving, at most, and after how

@@ -111,25 +111,22 @@ pub struct Failure {
     /// Whether the session's other members already know (the session layer sent them an
     /// abort notice, or the failure came from one).
     peers_told: bool,
-    /// Whether this node's own run named culprits (a failed check or who stayed silent).
-    names_culprits: bool,
     /// The error this failure came from, kept for logs and callers that look inside (its text
     /// is the reason).
     source: Option<std::sync::Arc<dyn std::error::Error + Send + Sync>>,
-    /// Who this node's own run named (for the audit trail).
+    /// Who this node's own run named: a failed check's culprits or who stayed silent (also for
+    /// the audit trail).
     culprits: Vec<String>,
 }
 
 impl Failure {
     fn new(code: ErrorCode, reason: impl Into<String>) -> Self {
-        Self {
-            code,
-            reason: reason.into(),
-            peers_told: false,
-            names_culprits: false,
-            source: None,
-            culprits: Vec::new(),
-        }
+        Self { code, reason: reason.into(), peers_told: false, source: None, culprits: Vec::new() }
+    }
+
+    /// Whether this node's own run named culprits.
+    fn names_culprits(&self) -> bool {
+        !self.culprits.is_empty()
     }
 
     /// A failure with `code` caused by an error: its text is the reason, the error the source
@@ -169,14 +166,7 @@ impl From<SessionError> for Failure {
         };
         let culprits = e.culprits().to_vec();
         let reason = e.to_string();
-        Self {
-            code,
-            reason,
-            peers_told: true,
-            names_culprits: !culprits.is_empty(),
-            culprits,
-            source: Some(std::sync::Arc::new(e)),
-        }
+        Self { code, reason, peers_told: true, culprits, source: Some(std::sync::Arc::new(e)) }
     }
 }
 

@@ -32,19 +32,25 @@ pub(super) struct ConnectionState {
 /// One poller per transport publishes the connection's state; sessions wait on the watch
 /// instead of polling each on its own. It stops when every receiver is gone.
 pub(super) fn watch_connection(client: async_nats::Client) -> tokio::sync::watch::Receiver<ConnectionState> {
-    let read = move || ConnectionState {
-        epoch: client.statistics().connects.load(std::sync::atomic::Ordering::Relaxed),
-        up: client.connection_state() == async_nats::connection::State::Connected,
-    };
-    let (tx, rx) = tokio::sync::watch::channel(read());
+    let (tx, rx) = tokio::sync::watch::channel(ConnectionState::of(&client));
     tokio::spawn(async move {
         while !tx.is_closed() {
             tokio::time::sleep(CONNECTION_CHECK).await;
-            let now = read();
+            let now = ConnectionState::of(&client);
             tx.send_if_modified(|seen| std::mem::replace(seen, now) != now);
         }
     });
     rx
+}
+
+impl ConnectionState {
+    /// The client's state right now.
+    fn of(client: &async_nats::Client) -> Self {
+        Self {
+            epoch: client.statistics().connects.load(std::sync::atomic::Ordering::Relaxed),
+            up: client.connection_state() == async_nats::connection::State::Connected,
+        }
+    }
 }
 
 /// What a [`Transport::probe`] found.
@@ -65,16 +71,19 @@ impl Transport {
     /// start, and a change (or a connection that is down) means messages sent to this node in
     /// between may be lost (see [`connection_lost`](Self::connection_lost)).
     pub fn connection_epoch(&self) -> u64 {
-        self.client.statistics().connects.load(std::sync::atomic::Ordering::Relaxed)
+        ConnectionState::of(&self.client).epoch
     }
 
     /// Whether the connection is up right now (read from the client, not the poller's view).
     fn is_connected(&self) -> bool {
-        self.client.connection_state() == async_nats::connection::State::Connected
+        ConnectionState::of(&self.client).up
     }
 
     /// Resolves once this node's NATS connection is up.
     pub async fn connected(&self) {
+        if self.is_connected() {
+            return;
+        }
         let mut watch = self.connection.clone();
         let _ = watch.wait_for(|c| c.up).await;
     }
