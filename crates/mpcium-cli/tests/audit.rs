@@ -40,9 +40,7 @@ fn audit_now() -> u64 {
 fn shows_and_verifies_the_trail() {
     let server = NatsServer::start().unwrap();
     let tmp = tempfile::tempdir().unwrap();
-    let config = tmp.path().join("config.yaml");
-    std::fs::write(&config, format!("environment: development\nnats:\n  url: \"{}\"\n", server.url()))
-        .unwrap();
+    let config = common::dev_config(tmp.path(), &server.url());
     let config = config.to_str().unwrap();
     let identity = tmp.path().join("identity");
     std::fs::create_dir(&identity).unwrap();

@@ -18,9 +18,7 @@ fn notice(wallet: &str, by: &str, banned: &str, v: u32) -> BanNotice {
 fn lists_the_announced_bans() {
     let server = NatsServer::start().unwrap();
     let tmp = tempfile::tempdir().unwrap();
-    let config = tmp.path().join("config.yaml");
-    std::fs::write(&config, format!("environment: development\nnats:\n  url: \"{}\"\n", server.url()))
-        .unwrap();
+    let config = common::dev_config(tmp.path(), &server.url());
     let config = config.to_str().unwrap();
 
     let out = cli(tmp.path(), &["-c", config, "bans"]);
