@@ -286,9 +286,9 @@ pub async fn start(params: NodeParams) -> Result<RunningNode, StartError> {
     let transport_counters = transport.counters();
     let results_js = js.clone();
     let probes = transport.clone();
-    // The writer waits for `mpc-audit` (made by `ensure_streams` below) and records meanwhile queue.
+    // The writer starts once `ensure_streams` below made `mpc-audit`; records queue meanwhile.
     let (audit, audit_writer) =
-        crate::audit::writer::spawn(js.clone(), params.node_id.clone(), params.identity.clone());
+        crate::audit::writer::prepare(js.clone(), params.node_id.clone(), params.identity.clone());
     let service = Service::new(params.service, js, registry.clone(), transport, params.store.clone(), audit);
     let health = match &params.health_address {
         Some(address) => {
@@ -308,6 +308,7 @@ pub async fn start(params: NodeParams) -> Result<RunningNode, StartError> {
         None => None,
     };
     service.ensure_streams().await?;
+    let audit_writer = audit_writer.start();
     crate::result_consumers::ensure_result_consumers_with_replicas(&results_js, replicas).await?;
     let started_at_ms = now_ms();
     registry.announce_at_start(&directory, &params.identity, started_at_ms).await?;

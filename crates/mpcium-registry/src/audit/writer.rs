@@ -93,12 +93,33 @@ impl AuditWriter {
 /// Start the node's writer. It reads the head of the node's chain once `mpc-audit` exists
 /// ([`super::ensure_stream`]), retrying meanwhile; records queue until then.
 pub fn spawn(js: jetstream::Context, node_id: String, key: SigningKey) -> (AuditLog, AuditWriter) {
+    let (log, pending) = prepare(js, node_id, key);
+    (log, pending.start())
+}
+
+/// The node's log, to record into at once, and its writer, to start once `mpc-audit` exists
+/// (a node makes the stream after assembling the service that records): records queue
+/// meanwhile.
+pub fn prepare(js: jetstream::Context, node_id: String, key: SigningKey) -> (AuditLog, PendingWriter) {
     let (queue, records) = mpsc::channel(QUEUE_CAPACITY);
     let counters = Arc::new(AuditCounters::default());
-    let (stop, stop_rx) = watch::channel(false);
     let chain = Chain { js, subject: node_subject(&node_id), node_id, key, counters: counters.clone() };
-    let task = tokio::spawn(chain.run(records, stop_rx));
-    (AuditLog { queue, counters }, AuditWriter { stop, task })
+    (AuditLog { queue, counters }, PendingWriter { chain, records })
+}
+
+/// A writer not started yet (see [`prepare`]).
+pub struct PendingWriter {
+    chain: Chain,
+    records: mpsc::Receiver<AuditRecord>,
+}
+
+impl PendingWriter {
+    /// Start writing what is queued and what comes.
+    pub fn start(self) -> AuditWriter {
+        let (stop, stop_rx) = watch::channel(false);
+        let task = tokio::spawn(self.chain.run(self.records, stop_rx));
+        AuditWriter { stop, task }
+    }
 }
 
 /// Where the node's chain stands: the last entry's seq and payload hash.
