@@ -122,7 +122,7 @@ fn split_secp(n: u16, t: u16) -> (OldKey<Secp256k1>, Vec<k256::Scalar>) {
         })
         .collect();
     let public_shares = (1..=n).map(|i| (i, evaluate_commitments::<Secp256k1>(&commitments, i))).collect();
-    (OldKey { threshold: t, public_key: commitments[0], public_shares }, shares)
+    (OldKey::new(t, commitments[0], public_shares), shares)
 }
 
 fn bench_secp256k1_reshare(c: &mut Criterion) {

@@ -14,6 +14,7 @@ pub mod curve;
 mod driver;
 pub mod ecdsa;
 pub mod eddsa;
+pub mod legacy;
 pub mod protocol;
 pub mod reshare;
 

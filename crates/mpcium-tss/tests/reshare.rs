@@ -42,11 +42,7 @@ fn split<C: Curve>(n: u16, t: u16) -> Split<C> {
         shares.insert(i, s);
         public_shares.insert(i, evaluate_commitments::<C>(&commitments, i));
     }
-    Split {
-        secret: coeffs[0],
-        old: OldKey { threshold: t, public_key: commitments[0], public_shares },
-        shares,
-    }
+    Split { secret: coeffs[0], old: OldKey::new(t, commitments[0], public_shares), shares }
 }
 
 fn interpolate<C: Curve>(shares: &[(PartyId, C::Scalar)]) -> C::Scalar {

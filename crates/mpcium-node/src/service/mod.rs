@@ -383,12 +383,11 @@ fn old_key_from_info<C: mpcium_tss::curve::Curve>(
     for (p, y) in &info.public_shares {
         public_shares.insert(*p, point(y)?);
     }
-    Ok(mpcium_tss::reshare::OldKey {
-        threshold: u16::try_from(info.threshold)
-            .map_err(|_| Failure::new(ErrorCode::InvalidThreshold, "threshold"))?,
-        public_key: point(&info.public_key)?,
+    Ok(mpcium_tss::reshare::OldKey::new(
+        u16::try_from(info.threshold).map_err(|_| Failure::new(ErrorCode::InvalidThreshold, "threshold"))?,
+        point(&info.public_key)?,
         public_shares,
-    })
+    ))
 }
 
 fn hex_vec(text: &str) -> Option<Vec<u8>> {

@@ -24,6 +24,7 @@ use super::keyshare::KeyShare;
 use super::wire::Inbox;
 use crate::curve::Secp256k1;
 use crate::driver::{Driver, Machine, Outbox};
+use crate::legacy::CheckedLegacyShare;
 use crate::protocol::{Action, ExecutionId, PartyId, Protocol, ProtocolError};
 use crate::reshare::{self as generic, OldKey, ReshareOutput, Roster};
 
@@ -69,15 +70,11 @@ struct ReshareCore {
 impl KeyShare {
     /// The public data of this key in the form resharing takes.
     pub fn old_key(&self) -> OldKey<Secp256k1> {
-        OldKey {
-            threshold: self.threshold,
-            public_key: self.public_key().to_projective(),
-            public_shares: self
-                .public_shares
-                .iter()
-                .map(|(p, a)| (*p, k256::ProjectivePoint::from(*a)))
-                .collect(),
-        }
+        OldKey::new(
+            self.threshold,
+            self.public_key().to_projective(),
+            self.public_shares.iter().map(|(p, a)| (*p, k256::ProjectivePoint::from(*a))).collect(),
+        )
     }
 
     pub(crate) fn secret_share(&self) -> Zeroizing<k256::Scalar> {
@@ -104,6 +101,37 @@ impl Reshare {
         old: OldKey<Secp256k1>,
         share: Option<&KeyShare>,
     ) -> Result<Self, ProtocolError> {
+        let dealer = roster.members().iter().any(|m| m.id == me && m.old.is_some());
+        let secret = match share {
+            Some(s) if dealer => Some(s.secret_share()),
+            _ => None,
+        };
+        Self::with_secret(exec, me, roster, new_threshold, old, secret)
+    }
+
+    /// Start member `me` of a conversion of an imported key ([`crate::legacy`]) onto a committee
+    /// of ours: the imported holders deal from their x-coordinates ([`CheckedLegacyShare::old_key`]
+    /// is `old`, and a dealer passes its checked share), the receivers end with DKLs23 shares of
+    /// the same public key.
+    pub fn import(
+        exec: ExecutionId,
+        me: PartyId,
+        roster: Roster,
+        new_threshold: u16,
+        old: OldKey<Secp256k1>,
+        share: Option<&CheckedLegacyShare<Secp256k1>>,
+    ) -> Result<Self, ProtocolError> {
+        Self::with_secret(exec, me, roster, new_threshold, old, share.map(|s| s.secret()))
+    }
+
+    fn with_secret(
+        exec: ExecutionId,
+        me: PartyId,
+        roster: Roster,
+        new_threshold: u16,
+        old: OldKey<Secp256k1>,
+        secret: Option<Zeroizing<k256::Scalar>>,
+    ) -> Result<Self, ProtocolError> {
         let new_to_transport: BTreeMap<PartyId, PartyId> =
             roster.members().iter().filter_map(|m| m.new.map(|n| (n, m.id))).collect();
         let n = new_to_transport.len() as PartyId;
@@ -111,11 +139,6 @@ impl Reshare {
             return Err(ProtocolError::InvalidInput("new ids must be 1..=n' for DKLs23".into()));
         }
         let transport_to_new = new_to_transport.iter().map(|(n, t)| (*t, *n)).collect();
-        let dealer = roster.members().iter().any(|m| m.id == me && m.old.is_some());
-        let secret = match share {
-            Some(s) if dealer => Some(s.secret_share()),
-            _ => None,
-        };
         let inner = generic::Reshare::new(exec, me, roster, new_threshold, old, secret)?;
         Ok(Self(Driver::new(ReshareCore {
             exec,

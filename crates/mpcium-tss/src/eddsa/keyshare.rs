@@ -196,11 +196,7 @@ impl KeyShare {
 
     /// The public data of this key in the form resharing takes.
     pub fn old_key(&self) -> OldKey<Ed25519> {
-        OldKey {
-            threshold: self.threshold,
-            public_key: self.public_key,
-            public_shares: self.public_shares.clone(),
-        }
+        OldKey::new(self.threshold, self.public_key, self.public_shares.clone())
     }
 
     /// The secret share (for resharing).

@@ -3,6 +3,7 @@
 //! share, identifiers = new party ids).
 
 use crate::curve::Ed25519;
+use crate::legacy::CheckedLegacyShare;
 use crate::protocol::{Action, ExecutionId, PartyId, Protocol, ProtocolError};
 use crate::reshare::{self as generic, OldKey, ReshareOutput, Roster};
 
@@ -39,6 +40,22 @@ impl Reshare {
             Some(s) if dealer => Some(s.secret().map_err(|e| ProtocolError::InvalidInput(e.to_string()))?),
             _ => None,
         };
+        Ok(Self { inner: generic::Reshare::new(exec, me, roster, new_threshold, old, secret)? })
+    }
+
+    /// Start member `me` of a conversion of an imported key ([`crate::legacy`]) onto a committee
+    /// of ours: the imported holders deal from their x-coordinates ([`CheckedLegacyShare::old_key`]
+    /// is `old`, and a dealer passes its checked share), the receivers end with FROST key shares
+    /// of the same public key.
+    pub fn import(
+        exec: ExecutionId,
+        me: PartyId,
+        roster: Roster,
+        new_threshold: u16,
+        old: OldKey<Ed25519>,
+        share: Option<&CheckedLegacyShare<Ed25519>>,
+    ) -> Result<Self, ProtocolError> {
+        let secret = share.map(|s| s.secret());
         Ok(Self { inner: generic::Reshare::new(exec, me, roster, new_threshold, old, secret)? })
     }
 

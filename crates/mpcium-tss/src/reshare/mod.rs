@@ -135,6 +135,29 @@ pub struct OldKey<C: Curve> {
     pub public_key: C::Point,
     /// The old holders' public shares `X_i = x_i·G`, by old id (at least the dealers').
     pub public_shares: BTreeMap<PartyId, C::Point>,
+    /// Where an old id's share sits when that is not at `x = id`: shares imported from another
+    /// system (tss-lib's sit at its party keys, large numbers; see [`crate::legacy`]). Empty for
+    /// keys made here.
+    pub evaluation_points: BTreeMap<PartyId, C::Scalar>,
+}
+
+impl<C: Curve> OldKey<C> {
+    /// The public data of a key made here: old id `i` holds the polynomial's value at `x = i`.
+    pub fn new(threshold: u16, public_key: C::Point, public_shares: BTreeMap<PartyId, C::Point>) -> Self {
+        Self { threshold, public_key, public_shares, evaluation_points: BTreeMap::new() }
+    }
+
+    /// The x-coordinate of old id `id`'s share.
+    pub fn evaluation_point(&self, id: PartyId) -> C::Scalar {
+        self.evaluation_points.get(&id).copied().unwrap_or_else(|| C::scalar_from_u64(u64::from(id)))
+    }
+
+    /// The Lagrange coefficient at 0 of each of `old_ids` over their evaluation points, or `None`
+    /// when two of them share a point.
+    fn lagrange_coefficients(&self, old_ids: &[PartyId]) -> Option<BTreeMap<PartyId, C::Scalar>> {
+        let xs: Vec<C::Scalar> = old_ids.iter().map(|&o| self.evaluation_point(o)).collect();
+        old_ids.iter().enumerate().map(|(i, &o)| lagrange_at_zero_of::<C>(&xs, i).map(|l| (o, l))).collect()
+    }
 }
 
 /// A new holder's result.
@@ -176,16 +199,32 @@ pub enum ReshareOutput<C: Curve> {
 /// The Lagrange coefficient at 0 of `x_i` over the evaluation points `xs`, or `None` if `xs`
 /// does not contain `x_i` or repeats a point.
 pub fn lagrange_at_zero<C: Curve>(xs: &[PartyId], x_i: PartyId) -> Option<C::Scalar> {
-    if !xs.contains(&x_i) || xs.iter().collect::<BTreeSet<_>>().len() != xs.len() {
+    if xs.iter().collect::<BTreeSet<_>>().len() != xs.len() {
         return None;
     }
-    let xi = C::scalar_from_u64(u64::from(x_i));
+    let i = xs.iter().position(|&x| x == x_i)?;
+    let points: Vec<C::Scalar> = xs.iter().map(|&x| C::scalar_from_u64(u64::from(x))).collect();
+    lagrange_at_zero_of::<C>(&points, i)
+}
+
+/// The Lagrange coefficient at 0 of `xs[i]` over the evaluation points `xs` (any scalars), or
+/// `None` if two points are equal or `i` is out of range.
+pub fn lagrange_at_zero_of<C: Curve>(xs: &[C::Scalar], i: usize) -> Option<C::Scalar> {
+    lagrange_at::<C>(xs, i, &C::scalar_from_u64(0))
+}
+
+/// The Lagrange basis polynomial of `xs[i]` over `xs`, evaluated at `x`: the weight of the value
+/// at `xs[i]` when interpolating at `x`. `None` if two points are equal or `i` is out of range.
+pub fn lagrange_at<C: Curve>(xs: &[C::Scalar], i: usize, x: &C::Scalar) -> Option<C::Scalar> {
+    let x_i = *xs.get(i)?;
     let mut num = C::scalar_from_u64(1);
     let mut den = C::scalar_from_u64(1);
-    for &x_j in xs.iter().filter(|&&x| x != x_i) {
-        let xj = C::scalar_from_u64(u64::from(x_j));
-        num = num * xj;
-        den = den * (xj - xi);
+    for &x_j in xs.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, x)| x) {
+        if x_j == x_i {
+            return None;
+        }
+        num = num * (*x - x_j);
+        den = den * (x_i - x_j);
     }
     Some(num * C::invert(&den)?)
 }
@@ -218,6 +257,8 @@ struct ReshareCore<C: Curve> {
     old: OldKey<C>,
     /// Dealers' old ids, in roster order (the Lagrange set).
     dealer_old_ids: Vec<PartyId>,
+    /// Each dealer's Lagrange coefficient at 0 over the dealers' evaluation points, by old id.
+    lambdas: BTreeMap<PartyId, C::Scalar>,
     /// This member's old share, if it deals.
     secret: Option<Zeroizing<C::Scalar>>,
     dealt: bool,
@@ -263,14 +304,18 @@ impl<C: Curve> Reshare<C> {
                 "new threshold {new_threshold} for {receivers} receivers: must be 1..{receivers}"
             ));
         }
+        if dealer_old_ids.iter().any(|&o| C::is_zero(&old.evaluation_point(o))) {
+            return invalid("a dealer's share sits at x = 0".into());
+        }
+        let Some(lambdas) = old.lagrange_coefficients(&dealer_old_ids) else {
+            return invalid("two dealers' shares sit at the same x".into());
+        };
         let mut sum = C::identity();
         for &o in &dealer_old_ids {
             let Some(x) = old.public_shares.get(&o) else {
                 return invalid(format!("no old public share for dealer {o}"));
             };
-            let lambda = lagrange_at_zero::<C>(&dealer_old_ids, o)
-                .ok_or_else(|| ProtocolError::Internal("lagrange coefficient".into()))?;
-            sum = sum + *x * lambda;
+            sum = sum + *x * lambdas[&o];
         }
         if sum != old.public_key {
             return invalid("the old public shares do not interpolate to the public key".into());
@@ -292,6 +337,7 @@ impl<C: Curve> Reshare<C> {
             new_threshold,
             old,
             dealer_old_ids,
+            lambdas,
             secret,
             dealt: false,
             commitments: BTreeMap::new(),
@@ -309,7 +355,9 @@ impl<C: Curve> ReshareCore<C> {
         let (Some(old_id), Some(secret)) = (self.me.old, self.secret.as_ref()) else {
             return Ok(());
         };
-        let lambda = lagrange_at_zero::<C>(&self.dealer_old_ids, old_id)
+        let lambda = *self
+            .lambdas
+            .get(&old_id)
             .ok_or_else(|| ProtocolError::Internal("lagrange coefficient".into()))?;
         let mut coefficients: Zeroizing<Vec<C::Scalar>> = Zeroizing::new(Vec::new());
         coefficients.push(lambda * **secret);
@@ -361,7 +409,9 @@ impl<C: Curve> ReshareCore<C> {
                     format!("commitment vector has {} entries, {} expected", c.len(), degree + 1),
                 ));
             }
-            let lambda = lagrange_at_zero::<C>(&self.dealer_old_ids, old_id)
+            let lambda = *self
+                .lambdas
+                .get(&old_id)
                 .ok_or_else(|| ProtocolError::Internal("lagrange coefficient".into()))?;
             let x_i = self
                 .old
