@@ -4,7 +4,8 @@
 //! - `ecdsa:<walletID>_v<N>` / `eddsa:<walletID>_v<N>`: key shares;
 //! - `setup:<name>`: engine setup data (e.g. pre-parameters);
 //! - `presig:<walletID>:<presigID>`: presignatures, consumed by [`crate::Store::take_presignature`];
-//! - `replay:<walletID>:<txID>`: the replay-protection journal.
+//! - `replay:<walletID>:<txID>`: the replay-protection journal;
+//! - `legacy:ecdsa:<walletID>_v<N>` / `legacy:eddsa:…`: shares imported from the original, staged.
 //!
 //! Every key is injective in its parts for any wallet id the wire accepts (`mpcium_api::ids`:
 //! up to 256 bytes, `:`, `/`, `=`, non-ASCII allowed). Share keys need no escaping: the prefix is
@@ -31,6 +32,7 @@ pub(crate) const PRESIG_PREFIX: &str = "presig:";
 pub(crate) const REPLAY_PREFIX: &str = "replay:";
 pub(crate) const SETUP_PREFIX: &str = "setup:";
 pub(crate) const BAN_PREFIX: &str = "ban:";
+pub(crate) const LEGACY_PREFIX: &str = "legacy:";
 
 /// A validated record key name: 1..=[`MAX_KEY_LEN`] bytes, no control characters.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -59,6 +61,13 @@ impl RecordKey {
     pub fn share(kind: ShareKind, wallet_id: &str, version: u32) -> Result<Self> {
         component(wallet_id)?;
         Self::new(format!("{}:{wallet_id}_v{version}", kind.prefix()))
+    }
+
+    /// `legacy:ecdsa:<walletID>_v<N>` / `legacy:eddsa:<walletID>_v<N>`: a share imported from the
+    /// original mpcium, staged until the cluster converts it (see [`crate::LegacyShareRecord`]).
+    pub fn legacy(kind: ShareKind, wallet_id: &str, version: u32) -> Result<Self> {
+        component(wallet_id)?;
+        Self::new(format!("{LEGACY_PREFIX}{}:{wallet_id}_v{version}", kind.prefix()))
     }
 
     /// `setup:<name>`.

@@ -91,6 +91,9 @@ pub enum LegacyError {
         /// The stated threshold.
         threshold: u16,
     },
+    /// The encoded share cannot be read (wrong curve, truncated, an invalid point or scalar).
+    #[error("malformed imported share: {0}")]
+    Malformed(&'static str),
     /// `t` public shares already give the public key: the polynomial's degree is below `t`.
     #[error("the shares' threshold is below the stated {0}: the threshold does not match the shares")]
     DegreeBelow(u16),
@@ -114,7 +117,67 @@ fn interpolate_at<C: Curve>(xs: &[C::Scalar], points: &[C::Point], x: &C::Scalar
     Some(acc)
 }
 
+const ENCODING_TAG: &[u8; 4] = b"LGS1";
+
 impl<C: Curve> LegacyShare<C> {
+    /// The share's bytes for the store: tag, key type, threshold, holder count, `me`, public
+    /// key, each holder's x-coordinate and public share, the secret (curve encodings).
+    pub fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
+        let mut out = Zeroizing::new(Vec::new());
+        out.extend_from_slice(ENCODING_TAG);
+        out.push(C::KEY_TYPE as u8);
+        out.extend_from_slice(&self.threshold.to_be_bytes());
+        out.extend_from_slice(&(self.holders.len() as u32).to_be_bytes());
+        out.extend_from_slice(&(self.me as u32).to_be_bytes());
+        out.extend_from_slice(&C::point_to_bytes(&self.public_key));
+        for h in &self.holders {
+            out.extend_from_slice(&C::scalar_to_bytes(&h.x));
+            out.extend_from_slice(&C::point_to_bytes(&h.public_share));
+        }
+        out.extend_from_slice(&C::scalar_to_bytes(&self.secret));
+        out
+    }
+
+    /// Read [`Self::to_bytes`]' output (unchecked: call [`Self::check`] next).
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, LegacyError> {
+        let mut rest = bytes.strip_prefix(ENCODING_TAG).ok_or(LegacyError::Malformed("tag"))?;
+        let mut take = |n: usize, what: &'static str| -> Result<&[u8], LegacyError> {
+            if rest.len() < n {
+                return Err(LegacyError::Malformed(what));
+            }
+            let (head, tail) = rest.split_at(n);
+            rest = tail;
+            Ok(head)
+        };
+        if take(1, "key type")?[0] != C::KEY_TYPE as u8 {
+            return Err(LegacyError::Malformed("a share of another curve"));
+        }
+        let threshold = u16::from_be_bytes(
+            take(2, "threshold")?.try_into().map_err(|_| LegacyError::Malformed("threshold"))?,
+        );
+        let n = u32::from_be_bytes(
+            take(4, "holders")?.try_into().map_err(|_| LegacyError::Malformed("holders"))?,
+        );
+        let me = u32::from_be_bytes(take(4, "me")?.try_into().map_err(|_| LegacyError::Malformed("me"))?);
+        if n > u32::from(PartyId::MAX) {
+            return Err(LegacyError::Malformed("holders"));
+        }
+        let point = |b: &[u8]| C::point_from_bytes(b).ok_or(LegacyError::Malformed("point"));
+        let scalar = |b: &[u8]| C::scalar_from_bytes(b).ok_or(LegacyError::Malformed("scalar"));
+        let public_key = point(take(C::POINT_LEN, "public key")?)?;
+        let mut holders = Vec::with_capacity(n as usize);
+        for _ in 0..n {
+            let x = scalar(take(C::SCALAR_LEN, "x")?)?;
+            let public_share = point(take(C::POINT_LEN, "public share")?)?;
+            holders.push(LegacyHolder { x, public_share });
+        }
+        let secret = Zeroizing::new(scalar(take(C::SCALAR_LEN, "secret")?)?);
+        if !rest.is_empty() {
+            return Err(LegacyError::Malformed("trailing bytes"));
+        }
+        Ok(Self { threshold, public_key, holders, me: me as usize, secret })
+    }
+
     /// Check the share against its public data (see the module docs).
     pub fn check(self) -> Result<CheckedLegacyShare<C>, LegacyError> {
         let n = self.holders.len();

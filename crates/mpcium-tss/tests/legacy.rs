@@ -261,3 +261,27 @@ fn a_dealer_that_deals_from_another_share_is_named() {
         }
     }
 }
+
+#[test]
+fn a_share_round_trips_through_bytes_and_refuses_other_curves_and_truncation() {
+    let s = sharing::<Secp256k1>(3, 1);
+    let bytes = s.share(1).to_bytes();
+    let back = LegacyShare::<Secp256k1>::from_bytes(&bytes).unwrap().check().unwrap();
+    assert_eq!(back.old_id(), 2);
+    assert_eq!(*back.secret(), s.secrets[1]);
+    assert_eq!(back.old_key(), s.checked()[1].old_key());
+    assert_eq!(
+        LegacyShare::<Ed25519>::from_bytes(&bytes).unwrap_err(),
+        LegacyError::Malformed("a share of another curve")
+    );
+    assert!(LegacyShare::<Secp256k1>::from_bytes(&bytes[..bytes.len() - 1]).is_err());
+    let mut longer = bytes.to_vec();
+    longer.push(0);
+    assert_eq!(
+        LegacyShare::<Secp256k1>::from_bytes(&longer).unwrap_err(),
+        LegacyError::Malformed("trailing bytes")
+    );
+    let e = sharing::<Ed25519>(4, 2);
+    let back = LegacyShare::<Ed25519>::from_bytes(&e.share(3).to_bytes()).unwrap().check().unwrap();
+    assert_eq!(back.public_key(), e.public_key);
+}
