@@ -56,6 +56,9 @@ enum Command {
     /// The nodes' tamper-evident audit trail: `show` lists entries (by wallet, tx, time);
     /// `verify` checks every node's signed hash chain and exits non-zero at a bad entry.
     Audit(cmd::audit::AuditArgs),
+    /// Take over an original mpcium node's wallets: `import` stages its shares (from its
+    /// stopped Badger store or its backups) for the cluster to convert (MIGRATING.md).
+    Migrate(cmd::migrate::MigrateArgs),
     /// Print the version.
     Version,
 }
@@ -83,6 +86,7 @@ fn main() -> ExitCode {
         Command::Benchmark(args) => cmd::benchmark::run(&ctx, args),
         Command::Status(args) => cmd::status::run(&ctx, args),
         Command::Audit(args) => cmd::audit::run(&ctx, args),
+        Command::Migrate(args) => cmd::migrate::run(&ctx, args),
         Command::Version => cmd::version::run(),
     };
     match result {

@@ -117,7 +117,7 @@ impl std::fmt::Display for RecordKey {
 }
 
 /// Which signature scheme a key share belongs to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum ShareKind {
     /// Threshold ECDSA over secp256k1.
     Ecdsa,

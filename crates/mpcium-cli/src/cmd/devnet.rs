@@ -103,6 +103,14 @@ pub struct DevnetArgs {
     /// `<name>.authorizer.identity.json` of `generate-authorizer`); repeatable, all required.
     #[arg(long = "authorizer", value_name = "FILE")]
     pub authorizers: Vec<PathBuf>,
+    /// When the devnet is created: take node names (node0…) and ids from this peers.json
+    /// instead of generating them (an original cluster's, to rehearse a migration: MIGRATING.md).
+    #[arg(long, value_name = "FILE")]
+    pub peers: Option<PathBuf>,
+    /// When the devnet is created: the cluster's HD chain code from this file (64 hex characters,
+    /// the original's `chain_code`) instead of a random one.
+    #[arg(long, value_name = "FILE")]
+    pub chain_code_file: Option<PathBuf>,
 }
 
 /// SIGINT, SIGTERM and SIGHUP, caught from the very start so no signal can kill devnet while
@@ -173,6 +181,18 @@ pub fn run(args: DevnetArgs) -> anyhow::Result<()> {
     nats_client::runtime()?.block_on(run_devnet(args))
 }
 
+/// A chain code file: 64 hex characters (surrounding whitespace ignored), stored lowercase.
+fn read_chain_code(path: &std::path::Path) -> anyhow::Result<zeroize::Zeroizing<String>> {
+    let text = zeroize::Zeroizing::new(
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?,
+    );
+    let code = zeroize::Zeroizing::new(text.trim().to_ascii_lowercase());
+    if code.len() != 64 || hex::decode(code.as_bytes()).is_err() {
+        anyhow::bail!("{}: a chain code is 64 hex characters", path.display());
+    }
+    Ok(code)
+}
+
 async fn run_devnet(args: DevnetArgs) -> anyhow::Result<()> {
     let mut signals = Signals::install()?;
     // Find everything before writing or starting anything.
@@ -182,8 +202,12 @@ async fn run_devnet(args: DevnetArgs) -> anyhow::Result<()> {
         false => Some(process::find_node_binary(args.mpcium.as_deref())?),
     };
     let layout = Layout::create(&args.dir)?;
+    let seed = layout::Seed {
+        peers: args.peers.as_deref().map(mpcium_identity::Peers::load).transpose()?,
+        chain_code: args.chain_code_file.as_deref().map(read_chain_code).transpose()?,
+    };
     let (mut state, created) =
-        layout::prepare(&layout, args.nodes.map(usize::from), args.threshold.map(usize::from))?;
+        layout::prepare(&layout, args.nodes.map(usize::from), args.threshold.map(usize::from), seed)?;
     let initiator = match &args.initiator_identity {
         Some(path) => Some(
             mpcium_identity::InitiatorIdentity::read(path)

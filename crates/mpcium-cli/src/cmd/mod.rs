@@ -8,6 +8,7 @@ pub mod generate_authorizer;
 pub mod generate_identity;
 pub mod generate_initiator;
 pub mod generate_peers;
+pub mod migrate;
 pub mod recover;
 pub mod register_peers;
 pub mod rekey;

@@ -9,7 +9,7 @@ use mpcium_tss::KeyType;
 
 use super::{Failure, Service, curve_name, key_type_of, old_key_hex, share_kind};
 use crate::control::{SessionOp, SessionStart};
-use crate::registry::{Claim, KeyInfo};
+use crate::registry::Claim;
 
 /// A client request that this node verified in full: size, JSON, ids and sizes, the
 /// initiator's signature and the authorizers. Only [`Service::verify_request`] makes one.
@@ -44,7 +44,8 @@ pub(super) struct KeygenStart {
 pub(super) struct ReshareStart {
     pub req: Verified<ResharingMessage>,
     pub kind: KeyType,
-    pub info: KeyInfo,
+    /// The old key: registry key info, or this node's staged import (`service/import.rs`).
+    pub base: super::import::ReshareBase,
 }
 
 fn mismatch(what: &str) -> Failure {
@@ -195,6 +196,15 @@ impl Service {
                 ));
             }
         }
+        if self.has_import(&req.wallet_id)? {
+            return Err(Failure::new(
+                ErrorCode::KeyAlreadyExists,
+                format!(
+                    "wallet {} is imported from the original and awaits conversion (a reshare)",
+                    req.wallet_id
+                ),
+            ));
+        }
         let me_index = start
             .participants
             .iter()
@@ -214,7 +224,8 @@ impl Service {
     ) -> Result<ReshareStart, Failure> {
         request_id_names(start, &req.session_id)?;
         let kind = key_type_of(&req.key_type)?;
-        let info = self.load_keyinfo(kind, &req.wallet_id).await?;
+        let base = self.load_reshare_base(kind, &req.wallet_id).await?;
+        let info = &base.info;
         if info.version != start.key_version {
             return Err(Failure::new(ErrorCode::SessionStale, "key version differs from the announcement"));
         }
@@ -256,8 +267,9 @@ impl Service {
         // The old key's public data every member deals or checks against: a dealer's own share
         // says what it is (the key info is only a copy anyone may write); the others take the
         // key info. All must name the same, or the run does not start.
-        let from_info = old_key_digest(info.threshold, &info.public_key, &info.public_shares);
-        if start.dealers.iter().any(|d| d == self.me()) {
+        let from_info = base.old_key_digest();
+        // A staged import is this node's own share already: nothing else to compare it with.
+        if !base.imported() && start.dealers.iter().any(|d| d == self.me()) {
             let own = self.own_old_key_digest(kind, &req.wallet_id, info.version)?;
             if own != from_info {
                 return Err(Failure::new(
@@ -273,7 +285,7 @@ impl Service {
             ));
         }
         self.claim_reshare(kind, &req, &start.request_id).await?;
-        Ok(ReshareStart { req, kind, info })
+        Ok(ReshareStart { req, kind, base })
     }
 
     /// A signing request runs for one request message only: the coordinator claimed `(wallet,

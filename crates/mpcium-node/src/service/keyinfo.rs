@@ -134,6 +134,7 @@ impl Service {
                 ),
             ));
         }
+        self.retire_converted_import(kind, wallet, info.version);
         Ok(info)
     }
 

@@ -33,6 +33,7 @@ mod audit;
 mod bans;
 mod check;
 mod coordinator;
+mod import;
 mod intake;
 mod keygen;
 mod keyinfo;

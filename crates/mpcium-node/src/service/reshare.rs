@@ -8,11 +8,11 @@ use futures_util::StreamExt;
 use mpcium_api::{ClientId, ErrorCode, ResharingMessage, ResharingResultEvent, subjects};
 use mpcium_tss::{ExecutionId, KeyType, PartyId};
 
-use super::check::{OwnRequest, ReshareStart, Verified, old_key_digest};
+use super::check::{OwnRequest, ReshareStart, Verified};
 use super::participant::shutting_down;
 use super::{
-    Failure, Output, RESHARE_SUBJECT, Service, curve_name, ecdsa_xy, hex, hex_vec, key_type_of,
-    old_key_from_info, old_key_hex, session_members, share_kind,
+    Failure, Output, RESHARE_SUBJECT, Service, curve_name, ecdsa_xy, hex, hex_vec, key_type_of, old_key_hex,
+    session_members, share_kind,
 };
 use crate::control::{SessionOp, SessionStart};
 use crate::drain::Phase;
@@ -147,7 +147,8 @@ impl Service {
         delivery: &str,
     ) -> Result<super::Agreed, Failure> {
         let kind = key_type_of(&req.key_type)?;
-        let info = self.load_keyinfo(kind, &req.wallet_id).await?;
+        let base = self.load_reshare_base(kind, &req.wallet_id).await?;
+        let info = &base.info;
         let ready = self.transport.directory().ready();
         let mut new_committee = req.node_ids.clone().unwrap_or_default();
         new_committee.sort();
@@ -189,7 +190,7 @@ impl Service {
             request_id,
             dealers,
             presignature: None,
-            old_key: Some(old_key_digest(info.threshold, &info.public_key, &info.public_shares)),
+            old_key: Some(base.old_key_digest()),
         }
         .with_request(body);
         self.coordinate_attested(start, Some(OwnRequest::Reshare(req))).await
@@ -203,7 +204,8 @@ impl Service {
         inbox: &mut SessionInbox,
     ) -> Result<Output, Failure> {
         use mpcium_tss::reshare::{Member, Roster};
-        let ReshareStart { req, kind, info } = checked;
+        let ReshareStart { req, kind, base } = checked;
+        let info = &base.info;
         let members = session_members(start);
         let position =
             |list: &[String], n: &str| list.iter().position(|x| x == n).map(|i| (i + 1) as PartyId);
@@ -224,7 +226,7 @@ impl Service {
         let new_t = u16::try_from(start.threshold)
             .map_err(|_| Failure::new(ErrorCode::InvalidThreshold, "threshold"))?;
         let dealer = start.dealers.iter().any(|d| d == self.me());
-        let stored = if dealer {
+        let stored = if dealer && !base.imported() {
             Some(
                 self.store
                     .get_share(share_kind(kind), &req.wallet_id, info.version)
@@ -245,11 +247,15 @@ impl Service {
                     .map(|b| mpcium_tss::ecdsa::KeyShare::from_bytes(b))
                     .transpose()
                     .map_err(Failure::because(ErrorCode::KeyDecoding))?;
-                let old_key = old_key_from_info::<mpcium_tss::curve::Secp256k1>(&info)?;
+                let old_key = base.old_key::<mpcium_tss::curve::Secp256k1>()?;
                 let public_key = hex(&ecdsa_xy(&old_key.public_key));
-                let proto =
+                let proto = if base.imported() {
+                    let imported = dealer.then(|| self.imported_share(&req.wallet_id)).transpose()?;
+                    mpcium_tss::ecdsa::Reshare::import(eid, me, roster, new_t, old_key, imported.as_ref())
+                } else {
                     mpcium_tss::ecdsa::Reshare::new(eid, me, roster, new_t, old_key, old_share.as_ref())
-                        .map_err(Failure::because(ErrorCode::ReshareFailure))?;
+                }
+                .map_err(Failure::because(ErrorCode::ReshareFailure))?;
                 match run_protocol(&self.transport, inbox, &spec, proto).await? {
                     mpcium_tss::ecdsa::ReshareResult::Share(share) => {
                         let bytes = share.to_bytes().map_err(Failure::because(ErrorCode::KeyEncoding))?;
@@ -264,14 +270,18 @@ impl Service {
                     .map(|b| mpcium_tss::eddsa::KeyShare::from_bytes(b))
                     .transpose()
                     .map_err(Failure::because(ErrorCode::KeyDecoding))?;
-                let old_key = old_key_from_info::<mpcium_tss::curve::Ed25519>(&info)?;
+                let old_key = base.old_key::<mpcium_tss::curve::Ed25519>()?;
                 let public_key =
                     hex(&<mpcium_tss::curve::Ed25519 as mpcium_tss::curve::Curve>::point_to_bytes(
                         &old_key.public_key,
                     ));
-                let proto =
+                let proto = if base.imported() {
+                    let imported = dealer.then(|| self.imported_share(&req.wallet_id)).transpose()?;
+                    mpcium_tss::eddsa::Reshare::import(eid, me, roster, new_t, old_key, imported.as_ref())
+                } else {
                     mpcium_tss::eddsa::Reshare::new(eid, me, roster, new_t, old_key, old_share.as_ref())
-                        .map_err(Failure::because(ErrorCode::ReshareFailure))?;
+                }
+                .map_err(Failure::because(ErrorCode::ReshareFailure))?;
                 match run_protocol(&self.transport, inbox, &spec, proto).await? {
                     mpcium_tss::eddsa::ReshareResult::Share(share) => {
                         let bytes = share.to_bytes().map_err(Failure::because(ErrorCode::KeyEncoding))?;

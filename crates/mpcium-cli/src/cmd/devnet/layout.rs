@@ -174,9 +174,20 @@ pub fn prepare(
     layout: &Layout,
     nodes: Option<usize>,
     threshold: Option<usize>,
+    seed: Seed,
 ) -> anyhow::Result<(State, bool)> {
     if layout.marker().is_file() {
-        return Ok((load(layout, nodes, threshold)?, false));
+        let state = load(layout, nodes, threshold)?;
+        if seed.peers.as_ref().is_some_and(|p| *p != state.peers) {
+            bail!("--peers differs from the peers of the existing devnet in {}", layout.root().display());
+        }
+        if seed.chain_code.as_ref().is_some_and(|c| **c != *state.chain_code) {
+            bail!(
+                "--chain-code-file differs from the chain code of the existing devnet in {}",
+                layout.root().display()
+            );
+        }
+        return Ok((state, false));
     }
     let non_empty = std::fs::read_dir(layout.root())
         .with_context(|| format!("cannot list {}", layout.root().display()))?
@@ -189,7 +200,33 @@ pub fn prepare(
             layout.root().display()
         );
     }
-    Ok((generate(layout, nodes.unwrap_or(3), threshold.unwrap_or(1))?, true))
+    let nodes = match &seed.peers {
+        Some(peers) => {
+            let count = peers.len();
+            ensure!(
+                nodes.is_none_or(|n| n == count),
+                "--nodes {} differs from the {count} nodes of --peers",
+                nodes.unwrap_or_default()
+            );
+            let expected: std::collections::BTreeSet<String> = (0..count).map(Layout::node_name).collect();
+            let names: std::collections::BTreeSet<String> =
+                peers.iter().map(|(name, _)| name.to_owned()).collect();
+            ensure!(names == expected, "--peers must name its nodes {expected:?} (got {names:?})");
+            count
+        }
+        None => nodes.unwrap_or(3),
+    };
+    Ok((generate(layout, nodes, threshold.unwrap_or(1), seed)?, true))
+}
+
+/// What a new devnet takes from outside instead of generating it (an original cluster's, to
+/// rehearse a migration).
+#[derive(Default)]
+pub struct Seed {
+    /// Node names and ids.
+    pub peers: Option<Peers>,
+    /// The cluster's HD chain code (64 hex characters).
+    pub chain_code: Option<Zeroizing<String>>,
 }
 
 fn check_threshold(nodes: usize, threshold: usize) -> anyhow::Result<()> {
@@ -208,9 +245,12 @@ fn random_hex(bytes: usize) -> anyhow::Result<Zeroizing<String>> {
     Ok(Zeroizing::new(hex::encode(buf.as_slice())))
 }
 
-fn generate(layout: &Layout, nodes: usize, threshold: usize) -> anyhow::Result<State> {
+fn generate(layout: &Layout, nodes: usize, threshold: usize, seed: Seed) -> anyhow::Result<State> {
     check_threshold(nodes, threshold)?;
-    let peers = Peers::generate(nodes)?;
+    let peers = match seed.peers {
+        Some(p) => p,
+        None => Peers::generate(nodes)?,
+    };
     let names: Vec<String> = (0..nodes).map(Layout::node_name).collect();
     let initiator = layout.initiator();
     let (initiator_identity, _key, _files) = create_initiator(
@@ -248,7 +288,10 @@ fn generate(layout: &Layout, nodes: usize, threshold: usize) -> anyhow::Result<S
         initiator_public_key: initiator_identity.public_key,
         initiator_algorithm: SignerAlgorithm::Ed25519,
         authorizers: Vec::new(),
-        chain_code: random_hex(32)?,
+        chain_code: match seed.chain_code {
+            Some(c) => c,
+            None => random_hex(32)?,
+        },
         passwords,
     };
     // Configs exist from the start (a later run reads the secrets back from them).
@@ -426,7 +469,7 @@ mod tests {
     fn generates_then_reuses_the_same_secrets_and_identities() {
         let tmp = tempfile::tempdir().unwrap();
         let layout = Layout::create(&tmp.path().join("net")).unwrap();
-        let (first, created) = prepare(&layout, Some(3), Some(2)).unwrap();
+        let (first, created) = prepare(&layout, Some(3), Some(2), Seed::default()).unwrap();
         assert!(created);
         assert_eq!(first.names, ["node0", "node1", "node2"]);
         for name in &first.names {
@@ -450,7 +493,7 @@ mod tests {
         }
         assert_eq!(mode(&layout.initiator().key), 0o600);
 
-        let (second, created) = prepare(&layout, None, None).unwrap();
+        let (second, created) = prepare(&layout, None, None, Seed::default()).unwrap();
         assert!(!created);
         assert_eq!(second.peers, first.peers);
         assert_eq!(second.threshold, 2);
@@ -458,7 +501,7 @@ mod tests {
         assert_eq!(second.passwords, first.passwords);
         assert_ne!(first.passwords[0], first.passwords[1], "each node has its own store password");
 
-        let err = prepare(&layout, Some(4), None).unwrap_err().to_string();
+        let err = prepare(&layout, Some(4), None, Seed::default()).unwrap_err().to_string();
         assert!(err.contains("3 nodes, not 4"), "{err}");
     }
 
@@ -466,7 +509,7 @@ mod tests {
     fn trusts_another_initiator_and_requires_every_authorizer_for_a_run() {
         let tmp = tempfile::tempdir().unwrap();
         let layout = Layout::create(&tmp.path().join("net")).unwrap();
-        let (mut state, _) = prepare(&layout, Some(2), Some(1)).unwrap();
+        let (mut state, _) = prepare(&layout, Some(2), Some(1), Seed::default()).unwrap();
         let keys = tmp.path().join("keys");
         create_private_dir(&keys).unwrap();
         let (initiator, ..) =
@@ -497,7 +540,7 @@ mod tests {
         assert_eq!(config.authorization.authorizer_public_keys.keys().collect::<Vec<_>>(), ["ops", "risk"]);
 
         // The next run without the flags trusts the devnet's own initiator again, no authorizers.
-        let (state, _) = prepare(&layout, None, None).unwrap();
+        let (state, _) = prepare(&layout, None, None, Seed::default()).unwrap();
         write_configs(&layout, &state, "nats://127.0.0.1:4222", &[0, 0]).unwrap();
         let text = std::fs::read_to_string(layout.config("node0")).unwrap();
         let (config, _) = NodeConfig::from_yaml(&text, &|_| None, NodeOverrides::default()).unwrap();
@@ -510,12 +553,12 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         std::fs::write(tmp.path().join("something"), "x").unwrap();
         let layout = Layout::create(tmp.path()).unwrap();
-        let err = prepare(&layout, None, None).unwrap_err().to_string();
+        let err = prepare(&layout, None, None, Seed::default()).unwrap_err().to_string();
         assert!(err.contains("no devnet.json"), "{err}");
 
         let empty = tempfile::tempdir().unwrap();
         let layout = Layout::create(empty.path()).unwrap();
-        let err = prepare(&layout, Some(3), Some(3)).unwrap_err().to_string();
+        let err = prepare(&layout, Some(3), Some(3), Seed::default()).unwrap_err().to_string();
         assert!(err.contains("--threshold"), "{err}");
         assert!(
             std::fs::read_dir(empty.path()).unwrap().next().is_none(),
