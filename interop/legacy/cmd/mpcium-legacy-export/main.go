@@ -166,7 +166,8 @@ func exportStore(dir string, password []byte, wallets []string) (export.Document
 		case strings.Contains(err.Error(), "directory lock"):
 			return export.Document{}, fail(exitOther, "%s is in use: stop the original's node first (%v)", dir, err)
 		default:
-			return export.Document{}, fail(exitOther, "%s: cannot open the Badger store read-only: %v", dir, err)
+			// e.g. a node that crashed leaves a log to replay, which read-only Badger refuses.
+			return export.Document{}, fail(exitOther, "%s: cannot open the Badger store read-only (%v); start and stop the original's node cleanly, or export from its backups with --backup-dir", dir, err)
 		}
 	}
 	doc, err := export.ReadShares(db, wallets)
