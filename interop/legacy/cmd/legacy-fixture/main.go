@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	ecdsakeygen "github.com/bnb-chain/tss-lib/v2/ecdsa/keygen"
@@ -157,13 +158,21 @@ func runMain() error {
 	if c.legacyWallet != "" {
 		specs = append(specs, walletSpec{c.legacyWallet, 0})
 	}
-	var all []walletShares
-	for _, spec := range specs {
-		ws, err := keygenWallet(spec.id, spec.version, nodeIDs, c.threshold, preParams)
-		if err != nil {
-			return fmt.Errorf("wallet %s: %w", spec.id, err)
-		}
-		all = append(all, ws)
+	// The wallets' keygens run at once: one keygen mostly keeps one core busy.
+	all := make([]walletShares, len(specs))
+	errs := make([]error, len(specs))
+	var wg sync.WaitGroup
+	for i, spec := range specs {
+		wg.Go(func() {
+			all[i], errs[i] = keygenWallet(spec.id, spec.version, nodeIDs, c.threshold, preParams)
+			if errs[i] != nil {
+				errs[i] = fmt.Errorf("wallet %s: %w", spec.id, errs[i])
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
 	}
 	fmt.Fprintf(os.Stderr, "legacy-fixture: keygen of %d wallets done after %s\n", len(all), time.Since(start).Round(time.Millisecond))
 
