@@ -7,6 +7,7 @@ package legacy_test
 import (
 	"bytes"
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -470,5 +471,99 @@ func TestUsage(t *testing.T) {
 	var exitErr *exec.ExitError
 	if !errors.As(err, &exitErr) || exitErr.ExitCode() != 2 || !strings.Contains(stderr.String(), "handoff key") {
 		t.Errorf("bad handoff key: %v: %s", err, stderr.String())
+	}
+}
+
+// readStore reads some keys of a fixture node's store.
+func readStore(t *testing.T, dir string, keys ...string) map[string][]byte {
+	t.Helper()
+	db, err := badger.Open(original.StoreOptions(dir, password).WithReadOnly(true).WithLogger(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	values := map[string][]byte{}
+	err = db.View(func(txn *badger.Txn) error {
+		for _, key := range keys {
+			item, err := txn.Get([]byte(key))
+			if err != nil {
+				return fmt.Errorf("%s: %w", key, err)
+			}
+			if values[key], err = item.ValueCopy(nil); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return values
+}
+
+// Incremental backups are replayed in file-name order, as the original's recover does.
+func TestIncrementalBackupsReplayed(t *testing.T) {
+	values := readStore(t, filepath.Join(fixtureDir, "db", "node1"), "ecdsa:w1_v1", "eddsa:w1_v1", "pre_params_0")
+	work := t.TempDir()
+	db, err := badger.Open(original.StoreOptions(filepath.Join(work, "db"), password).WithLogger(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	backups := filepath.Join(work, "backups")
+	now := time.Now()
+	for i, key := range []string{"pre_params_0", "ecdsa:w1_v1", "eddsa:w1_v1"} {
+		if err := db.Update(func(txn *badger.Txn) error { return txn.Set([]byte(key), values[key]) }); err != nil {
+			t.Fatal(err)
+		}
+		path, err := original.WriteBackup(db, backups, "node1", password, now.Add(time.Duration(i)*time.Second))
+		if err != nil || !strings.HasSuffix(path, fmt.Sprintf("-%d.enc", i+1)) {
+			t.Fatalf("backup %d: %q %v", i+1, path, err)
+		}
+	}
+	res := runExport(t, password, "--backup-dir", backups)
+	if res.code != 0 || len(res.doc.Shares) != 2 || res.doc.Shares[0].BadgerKey != "ecdsa:w1_v1" || res.doc.Shares[1].BadgerKey != "eddsa:w1_v1" {
+		t.Fatalf("exit %d, %d shares: %s", res.code, len(res.doc.Shares), res.stderr)
+	}
+	if res.doc.Shares[0].PublicKey != expected.Wallets["w1"].ECDSAPub || res.doc.Shares[1].PublicKey != expected.Wallets["w1"].EdDSAPub {
+		t.Error("public keys differ from the fixture's")
+	}
+}
+
+// A backup without the key ID in its metadata: AES-GCM cannot tell a wrong password from a
+// changed file, and the exporter says so (exit 3).
+func TestBackupWithoutKeyID(t *testing.T) {
+	files, err := original.BackupFiles(filepath.Join(fixtureDir, "backups", "node2"))
+	if err != nil || len(files) != 1 {
+		t.Fatal(files, err)
+	}
+	raw, err := os.ReadFile(files[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	head := len(original.BackupMagic) + 4
+	metaLen := int(binary.BigEndian.Uint32(raw[head-4 : head]))
+	var meta original.BackupMetadata
+	if err := json.Unmarshal(raw[head:head+metaLen], &meta); err != nil {
+		t.Fatal(err)
+	}
+	meta.EncryptionKeyID = ""
+	newMeta, _ := json.Marshal(meta)
+	var file bytes.Buffer
+	file.WriteString(original.BackupMagic)
+	file.Write(binary.BigEndian.AppendUint32(nil, uint32(len(newMeta))))
+	file.Write(newMeta)
+	file.Write(raw[head+metaLen:])
+	dir := t.TempDir()
+	path := filepath.Join(dir, filepath.Base(files[0]))
+	if err := os.WriteFile(path, file.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if res := runExport(t, password, "--backup-dir", dir); res.code != 0 {
+		t.Fatalf("right password: exit %d: %s", res.code, res.stderr)
+	}
+	res := runExport(t, []byte(hex.EncodeToString(randomBytes(16))), "--backup-dir", dir)
+	if res.code != 3 || !strings.Contains(res.stderr, path) || !strings.Contains(res.stderr, "wrong password, or the file was changed") {
+		t.Errorf("exit %d: %s", res.code, res.stderr)
 	}
 }
