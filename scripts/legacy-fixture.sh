@@ -3,9 +3,10 @@
 # Badger (interop/legacy): builds `legacy-fixture` and `mpcium-legacy-export` into OUT_DIR/bin/,
 # then (unless OUT_DIR already holds a whole fixture) runs the generator: 3 nodes, threshold 1,
 # wallets w1 and w2 (key version 1) and w0 (legacy version 0). The badger password is in
-# OUT_DIR/badger-password (0600). The ECDSA pre-parameters are cached in OUT_DIR/preparams/ (or
-# in $MPCIUM_LEGACY_PREPARAMS), so a second fixture is fast. interop/legacy/README.md describes
-# the files.
+# OUT_DIR/badger-password (0600). The slow ECDSA pre-parameters (test-only) are cached in
+# $MPCIUM_LEGACY_PREPARAMS, by default in the user cache directory where `go test` in
+# interop/legacy keeps them too, so only the first fixture on a machine pays for them (~2 min on
+# 2 cores). interop/legacy/README.md describes the files.
 #   usage: scripts/legacy-fixture.sh OUT_DIR
 set -euo pipefail
 if [ $# -ne 1 ] || [ -z "$1" ]; then
@@ -41,11 +42,8 @@ if [ ! -s "$password" ]; then
   head -c 24 /dev/urandom | base64 >"$password"
 fi
 chmod 600 "$password"
-preparams=()
-if [ -n "${MPCIUM_LEGACY_PREPARAMS:-}" ]; then
-  preparams=(--preparams-dir "$MPCIUM_LEGACY_PREPARAMS")
-fi
+preparams="${MPCIUM_LEGACY_PREPARAMS:-${XDG_CACHE_HOME:-$HOME/.cache}/mpcium-rs/legacy-preparams}"
 "$out/bin/legacy-fixture" --out "$out" --password-file "$password" \
-  --nodes 3 --threshold 1 --wallets w1,w2 --legacy-wallet w0 "${preparams[@]}"
+  --nodes 3 --threshold 1 --wallets w1,w2 --legacy-wallet w0 --preparams-dir "$preparams"
 done_at=$(date +%s%N)
 echo "legacy-fixture: fixture made in $(( (done_at - built) / 1000000 )) ms" >&2

@@ -11,7 +11,7 @@ replace github.com/agl/ed25519 => github.com/binance-chain/edwards25519 v0.0.0-2
 
 require (
 	filippo.io/edwards25519 v1.2.0
-	github.com/bnb-chain/tss-lib/v2 v2.0.0-00010101000000-000000000000
+	github.com/bnb-chain/tss-lib/v2 v2.0.3
 	github.com/decred/dcrd/dcrec/edwards/v2 v2.0.3
 	github.com/decred/dcrd/dcrec/secp256k1/v4 v4.0.1
 	github.com/dgraph-io/badger/v4 v4.9.6
