@@ -567,3 +567,48 @@ func TestBackupWithoutKeyID(t *testing.T) {
 		t.Errorf("exit %d: %s", res.code, res.stderr)
 	}
 }
+
+// A store the original's node still has open is refused without waiting or writing.
+func TestStoreInUse(t *testing.T) {
+	values := readStore(t, filepath.Join(fixtureDir, "db", "node0"), "ecdsa:w2_v1")
+	dir := filepath.Join(t.TempDir(), "node0")
+	db, err := badger.Open(original.StoreOptions(dir, password).WithLogger(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.Update(func(txn *badger.Txn) error { return txn.Set([]byte("ecdsa:w2_v1"), values["ecdsa:w2_v1"]) }); err != nil {
+		t.Fatal(err)
+	}
+	res := runExport(t, password, "--db", dir)
+	if res.code != 1 || !strings.Contains(res.stderr, "stop the original's node first") {
+		t.Errorf("exit %d: %s", res.code, res.stderr)
+	}
+}
+
+// The store of a node that crashed (not closed: its writes are only in the memtable's log) cannot
+// be opened read-only; the exporter says what to do instead.
+func TestCrashedStore(t *testing.T) {
+	values := readStore(t, filepath.Join(fixtureDir, "db", "node0"), "ecdsa:w2_v1")
+	work := t.TempDir()
+	dir := filepath.Join(work, "open")
+	// A small memtable and value log keep the copy below small; the exporter's defaults differ, as they may
+	// from the original's node that wrote a store.
+	db, err := badger.Open(original.StoreOptions(dir, password).WithMemTableSize(8 << 20).WithValueLogFileSize(1 << 20).WithLogger(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.Update(func(txn *badger.Txn) error { return txn.Set([]byte("ecdsa:w2_v1"), values["ecdsa:w2_v1"]) }); err != nil {
+		t.Fatal(err)
+	}
+	crashed := filepath.Join(work, "crashed")
+	if err := os.CopyFS(crashed, os.DirFS(dir)); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(filepath.Join(crashed, "LOCK"))
+	res := runExport(t, password, "--db", crashed)
+	if res.code != 1 || !strings.Contains(res.stderr, "start and stop the original's node cleanly, or export from its backups") {
+		t.Errorf("exit %d: %s", res.code, res.stderr)
+	}
+}

@@ -128,7 +128,7 @@ func readSecrets(stdin io.Reader) (handoffKey, password []byte, err error) {
 		line, err := r.ReadSlice('\n')
 		if err != nil && !(errors.Is(err, io.EOF) && len(line) > 0) {
 			clear(line)
-			return nil, fail(exitUsage, "stdin: no %s line (line 1: handoff key, 64 hex chars; line 2: badger password)", what)
+			return nil, fail(exitUsage, "stdin: no %s line, or one over %d bytes (line 1: handoff key, 64 hex chars; line 2: badger password)", what, maxSecretLineLen)
 		}
 		out := bytes.Clone(bytes.TrimSuffix(line, []byte("\n")))
 		clear(line)
