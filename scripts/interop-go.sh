@@ -6,7 +6,12 @@
 #   2. a P-256 initiator with an age-encrypted key file, and authorization on with two required
 #      authorizers: `risk` (Ed25519, age-encrypted key) and `ops` (P-256, plain key);
 #   3. with MPCIUM_WITH_KMS=1 (scripts/test.sh sets it): a P-256 initiator whose key is in AWS KMS,
-#      played by the moto emulator (installed by scripts/install-tools.sh).
+#      played by the moto emulator (installed by scripts/install-tools.sh);
+#   4. a migration from the original: an original cluster's data made by its own tss-lib and Badger
+#      (scripts/legacy-fixture.sh), refused when wrong (password, tampered backup, a share under
+#      the wrong wallet, a threshold that does not match: nothing is written), imported into each
+#      node with `mpcium-cli migrate import`, converted by reshare requests, and signing in Go
+#      under the original's public keys (interop/go/legacy_test.go).
 # Locally a missing `go` is a skip; with CI=true it is a failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -72,7 +77,7 @@ start_devnet() {
 # run_go_test NAME: the Go test against the running devnet (environment set by the caller).
 run_go_test() {
   echo "== Go interop test against cluster $1"
-  if ! (cd interop/go && MPCIUM_INTEROP_READY="$ready" go test -count=1 -v ./... 2>&1 | tee "$work/$1.go-test.log"); then
+  if ! (cd interop/go && MPCIUM_INTEROP_READY="$ready" go test -count=1 -v ${GO_TEST_RUN:+-run "$GO_TEST_RUN"} ./... 2>&1 | tee "$work/$1.go-test.log"); then
     echo "interop-go: the Go test failed against cluster $1; node logs:" >&2
     tail -n 30 "$work/$1"/node*/node.log >&2 || true
     exit 1
@@ -119,4 +124,69 @@ else
   stop_devnet
   stop_moto
 fi
+echo "== Migration from the original (interop/legacy fixture)"
+legacy_start=$(date +%s)
+fixture="${MPCIUM_LEGACY_FIXTURE:-$work/legacy}"
+bash scripts/legacy-fixture.sh "$fixture"
+net="$work/migrated"
+chain="$work/chain-code"
+(umask 077 && python3 -c 'import os; print(os.urandom(32).hex())' >"$chain")
+# The devnet's files for the original's node ids and chain code (nats-server only, briefly).
+"$cli" devnet --dir "$net" --nodes 3 --threshold 1 --peers "$fixture/peers.json" \
+  --chain-code-file "$chain" --no-nodes --run-for 1 >"$work/migrated-files.out" 2>&1 \
+  || { cat "$work/migrated-files.out" >&2; exit 1; }
+import_node() { # import_node NODE SOURCE-FLAG SOURCE [STORE]: stage NODE's original shares
+  local node="$1" flag="$2" source="$3" store="${4:-$net/$1/db/$1.db}"
+  "$cli" --config "$net/$node/config.yaml" migrate import "$flag" "$source" \
+    --legacy-password-file "$fixture/badger-password" --keyinfo "$fixture/consul-keyinfo.json" \
+    --exporter "$fixture/bin/mpcium-legacy-export" --db-path "$store"
+}
+# refused NAME NEEDLE COMMAND…: the import fails, says NEEDLE, and writes no store.
+scratch="$work/scratch.db"
+refused() {
+  local name="$1" needle="$2"
+  shift 2
+  if "$@" >"$work/refused.out" 2>&1; then
+    echo "interop-go: migrate import accepted $name:" >&2; cat "$work/refused.out" >&2; exit 1
+  fi
+  if ! grep -q "$needle" "$work/refused.out"; then
+    echo "interop-go: migrate import refused $name without saying \"$needle\":" >&2
+    cat "$work/refused.out" >&2; exit 1
+  fi
+  if [ -e "$scratch" ]; then
+    echo "interop-go: migrate import refused $name but wrote $scratch" >&2; exit 1
+  fi
+  echo "refused as expected: $name: $(grep -m1 -i 'error' "$work/refused.out")"
+}
+wrong_pw="$work/wrong-password"
+(umask 077 && printf 'not-the-original-password-000000\n' >"$wrong_pw")
+refused "a wrong password" "wrong password" "$cli" --config "$net/node0/config.yaml" migrate import \
+  --from-db "$fixture/db/node0" --legacy-password-file "$wrong_pw" --keyinfo "$fixture/consul-keyinfo.json" \
+  --exporter "$fixture/bin/mpcium-legacy-export" --db-path "$scratch"
+refused "a tampered backup" "tampered" import_node node0 --from-backups "$fixture/bad/tampered-backup/node0" "$scratch"
+refused "a share under the wrong wallet" "wrong wallet" \
+  import_node node0 --from-db "$fixture/bad/swapped-share-db/node0" "$scratch"
+python3 - "$fixture/consul-keyinfo.json" "$work/keyinfo-t2.json" <<'PY'
+import base64, json, sys
+entries = json.load(open(sys.argv[1]))
+for e in entries:
+    info = json.loads(base64.b64decode(e["value"]))
+    info["threshold"] = 2
+    e["value"] = base64.b64encode(json.dumps(info).encode()).decode()
+json.dump(entries, open(sys.argv[2], "w"))
+PY
+refused "a threshold that does not match the shares" "threshold does not match" \
+  "$cli" --config "$net/node0/config.yaml" migrate import --from-db "$fixture/db/node0" \
+  --legacy-password-file "$fixture/badger-password" --keyinfo "$work/keyinfo-t2.json" \
+  --exporter "$fixture/bin/mpcium-legacy-export" --db-path "$scratch"
+import_node node0 --from-db "$fixture/db/node0"
+import_node node1 --from-db "$fixture/db/node1"
+import_node node2 --from-backups "$fixture/backups/node2"
+start_devnet migrated --peers "$fixture/peers.json" --chain-code-file "$chain"
+[ "$(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["nodes"]))' "$ready")" = 3 ]
+MPCIUM_INTEROP_INITIATOR_KEY="$work/migrated/event_initiator.key" MPCIUM_INTEROP_INITIATOR_ALG=ed25519 \
+  MPCIUM_INTEROP_LEGACY_EXPECTED="$fixture/expected.json" GO_TEST_RUN=TestImportedWallets \
+  run_go_test migrated
+stop_devnet
+echo "== Migration test passed in $(($(date +%s) - legacy_start)) s"
 echo "== Go interop test passed against every cluster in $(($(date +%s) - start)) s"
