@@ -3,10 +3,9 @@
 # Badger (interop/legacy): builds `legacy-fixture` and `mpcium-legacy-export` into OUT_DIR/bin/,
 # then (unless OUT_DIR already holds a whole fixture) runs the generator: 3 nodes, threshold 1,
 # wallets w1 and w2 (key version 1) and w0 (legacy version 0). The badger password is in
-# OUT_DIR/badger-password (0600). The slow ECDSA pre-parameters (test-only) are cached in
-# $MPCIUM_LEGACY_PREPARAMS, by default in the user cache directory where `go test` in
-# interop/legacy keeps them too, so only the first fixture on a machine pays for them (~2 min on
-# 2 cores). interop/legacy/README.md describes the files.
+# OUT_DIR/badger-password (0600). The slow ECDSA pre-parameters (test-only) come from
+# interop/legacy/testdata/preparams, or from $MPCIUM_LEGACY_PREPARAMS (made there when missing).
+# interop/legacy/README.md describes the files.
 #   usage: scripts/legacy-fixture.sh OUT_DIR
 set -euo pipefail
 if [ $# -ne 1 ] || [ -z "$1" ]; then
@@ -42,7 +41,10 @@ if [ ! -s "$password" ]; then
   head -c 24 /dev/urandom | base64 >"$password"
 fi
 chmod 600 "$password"
-preparams="${MPCIUM_LEGACY_PREPARAMS:-${XDG_CACHE_HOME:-$HOME/.cache}/mpcium-rs/legacy-preparams}"
+# Test-only pre-parameters (Paillier keys and safe primes of the fixture's three made-up nodes) are
+# kept in the repository: making them takes 1.5-3 min of CPU on 2 cores, and the keygen that uses
+# them still runs for real each time. MPCIUM_LEGACY_PREPARAMS=DIR makes (and caches) fresh ones.
+preparams="${MPCIUM_LEGACY_PREPARAMS:-$PWD/interop/legacy/testdata/preparams}"
 "$out/bin/legacy-fixture" --out "$out" --password-file "$password" \
   --nodes 3 --threshold 1 --wallets w1,w2 --legacy-wallet w0 --preparams-dir "$preparams"
 done_at=$(date +%s%N)
