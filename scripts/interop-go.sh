@@ -188,5 +188,15 @@ MPCIUM_INTEROP_INITIATOR_KEY="$work/migrated/event_initiator.key" MPCIUM_INTEROP
   MPCIUM_INTEROP_LEGACY_EXPECTED="$fixture/expected.json" GO_TEST_RUN=TestImportedWallets \
   run_go_test migrated
 stop_devnet
+# Each node deleted its staged shares once the conversions' key info was written: importing
+# node0 again is refused by its converted share (ecdsa:w0_v1), not by a staged one.
+if import_node node0 --from-db "$fixture/db/node0" >"$work/reimport.out" 2>&1; then
+  echo "interop-go: a second import over converted wallets was accepted" >&2; exit 1
+fi
+grep -q 'record "ecdsa:w0_v1" already exists' "$work/reimport.out" || {
+  echo "interop-go: the staged shares were not retired after the conversion:" >&2
+  cat "$work/reimport.out" >&2; exit 1
+}
+echo "staged shares retired after the conversion (a second import names the converted share)"
 echo "== Migration test passed in $(($(date +%s) - legacy_start)) s"
 echo "== Go interop test passed against every cluster in $(($(date +%s) - start)) s"

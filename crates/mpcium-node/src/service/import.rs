@@ -9,8 +9,9 @@
 //! share of the wallet therefore cannot take part: a conversion moves the key among the imported
 //! holders; a later reshare can add others.
 //!
-//! A staged share never signs. It is deleted once this node holds key info of a newer version
-//! that every holder signed ([`Service::retire_converted_import`]).
+//! A staged share never signs. It is deleted once this node sees key info of a newer version
+//! that every holder signed: when the conversion's key info is written, or at the next start
+//! ([`Service::retire_import_on`], [`Service::retire_converted_import`]).
 
 use std::collections::BTreeMap;
 
@@ -171,6 +172,29 @@ impl Service {
             }
         }
         Ok(false)
+    }
+
+    /// For every key info this node sees written (`retire_when_left_out`'s watch, which replays
+    /// the bucket at start): a conversion's key info carries the client's signed reshare request;
+    /// if this node staged that wallet's key, check the key info (every holder signed it, not
+    /// older than a held share), which retires the staged share.
+    pub(super) fn retire_import_on(&self, key: &str, info: &KeyInfo) {
+        use base64::Engine as _;
+        if info.request.is_empty() {
+            return;
+        }
+        let Ok(body) = base64::engine::general_purpose::STANDARD.decode(&info.request) else { return };
+        let Ok(req) = self.verify_reshare(&body) else { return };
+        let Ok(kind) = super::key_type_of(&req.key_type) else { return };
+        let wallet = req.wallet_id.as_str();
+        if crate::registry::keyinfo_key(curve_name(kind), wallet) != key
+            || !matches!(self.store.legacy_share(share_kind(kind), wallet), Ok(Some(_)))
+        {
+            return;
+        }
+        if let Err(f) = self.check_keyinfo(kind, wallet, info.clone()) {
+            tracing::debug!(wallet, reason = %f.reason, "key info of an imported wallet not believed yet");
+        }
     }
 
     /// Drop the staged import of `wallet`'s `kind` key once checked key info of a newer version

@@ -176,6 +176,7 @@ impl Service {
                             Ok(entry) if entry.operation == async_nats::jetstream::kv::Operation::Put => {
                                 if let Ok(info) = serde_json::from_slice::<KeyInfo>(&entry.value) {
                                     self.retire_if_left_out(&entry.key, &info);
+                                    self.retire_import_on(&entry.key, &info);
                                 }
                             }
                             Ok(_) => {}
