@@ -146,6 +146,7 @@ impl Service {
         client: Option<&ClientId>,
         delivery: &str,
     ) -> Result<super::Agreed, Failure> {
+        self.admit_request(SessionOp::Reshare, &req.wallet_id, &format!("{}#{delivery}", req.session_id))?;
         let kind = key_type_of(&req.key_type)?;
         let info = self.load_keyinfo(kind, &req.wallet_id).await?;
         let ready = self.transport.directory().ready();

@@ -12,8 +12,9 @@ use tokio::sync::mpsc;
 
 use super::{
     HANDBACK_FROM_HEADER, HANDBACK_HEADER, Inbound, MAX_CONCURRENT_STARTS, MAX_PENDING_BYTES,
-    MAX_PENDING_PER_SESSION, MAX_PENDING_SESSIONS, MAX_QUEUED_BYTES, MAX_REMEMBERED_STARTS, SESSION_QUEUE,
-    START_MEMORY, StartRequest, Transport, TransportError, done_id, node_subject,
+    MAX_PENDING_BYTES_PER_PEER, MAX_PENDING_PER_SESSION, MAX_PENDING_SESSIONS, MAX_PENDING_SESSIONS_PER_PEER,
+    MAX_QUEUED_BYTES, MAX_REMEMBERED_STARTS, SESSION_QUEUE, START_MEMORY, StartRequest, Transport,
+    TransportError, done_id, node_subject,
 };
 use crate::control::{AbortNotice, Control, DoneReport};
 use crate::envelope::{Envelope, Kind, Payload};
@@ -30,6 +31,17 @@ struct Pending {
     since: Instant,
     messages: Vec<Inbound>,
     bytes: usize,
+    /// The sender of its first message (whose share of [`MAX_PENDING_SESSIONS`] it takes).
+    opened_by: String,
+}
+
+/// One sender's part of the buffer of not-yet-started sessions: at most a quarter of it each
+/// ([`MAX_PENDING_SESSIONS_PER_PEER`], [`MAX_PENDING_BYTES_PER_PEER`]), so a flooding peer
+/// cannot fill it for the others.
+#[derive(Default)]
+struct SenderPending {
+    sessions: usize,
+    bytes: usize,
 }
 
 #[derive(Default)]
@@ -37,12 +49,27 @@ pub(super) struct Routes {
     live: HashMap<[u8; 32], mpsc::Sender<Inbound>>,
     pending: HashMap<[u8; 32], Pending>,
     pending_bytes: usize,
+    pending_by_sender: HashMap<String, SenderPending>,
     /// Session ids started here (or opened), oldest first, for [`START_MEMORY`].
     started: VecDeque<([u8; 32], Instant)>,
     started_ids: HashSet<[u8; 32]>,
 }
 
 impl Routes {
+    /// Forget a pending session's share of its senders' parts.
+    fn release(&mut self, pending: &Pending) {
+        self.pending_bytes -= pending.bytes;
+        if let Some(p) = self.pending_by_sender.get_mut(&pending.opened_by) {
+            p.sessions = p.sessions.saturating_sub(1);
+        }
+        for m in &pending.messages {
+            if let Some(p) = self.pending_by_sender.get_mut(&m.envelope.sender) {
+                p.bytes = p.bytes.saturating_sub(m.size());
+            }
+        }
+        self.pending_by_sender.retain(|_, p| p.sessions > 0 || p.bytes > 0);
+    }
+
     /// Remember `id` as started; false if it was already (a replayed start).
     fn remember_start(&mut self, id: [u8; 32], now: Instant) -> bool {
         while let Some((old, at)) = self.started.front().copied() {
@@ -108,6 +135,12 @@ impl Transport {
         let this = self.clone();
         tokio::spawn(async move {
             while let Some(msg) = sub.next().await {
+                // Over its sender's rate: dropped before anything else (no acknowledgement
+                // either: a coordinator over the rate finds this node absent).
+                if !msg.payload.is_empty() && !this.peer_limits.admit(&msg.payload, &this.dir, &this.counters)
+                {
+                    continue;
+                }
                 // A request (a session start, or a liveness probe) is acknowledged on receipt:
                 // the sender learns this process is there and reads its inbox.
                 if let Some(reply) = msg.reply {
@@ -279,17 +312,27 @@ impl Transport {
             return;
         }
         let now = Instant::now();
-        let mut expired = 0;
-        routes.pending.retain(|_, p| {
-            let keep = now.duration_since(p.since) < PENDING_TTL;
-            if !keep {
-                expired += p.bytes;
+        let expired: Vec<[u8; 32]> = routes
+            .pending
+            .iter()
+            .filter(|(_, p)| now.duration_since(p.since) >= PENDING_TTL)
+            .map(|(k, _)| *k)
+            .collect();
+        for key in expired {
+            if let Some(p) = routes.pending.remove(&key) {
+                routes.release(&p);
             }
-            keep
-        });
-        routes.pending_bytes -= expired;
-        if !routes.pending.contains_key(&id) && routes.pending.len() >= MAX_PENDING_SESSIONS {
+        }
+        let sender = inbound.envelope.sender.clone();
+        let (sender_sessions, sender_bytes) =
+            routes.pending_by_sender.get(&sender).map(|p| (p.sessions, p.bytes)).unwrap_or_default();
+        let new_session = !routes.pending.contains_key(&id);
+        if new_session && routes.pending.len() >= MAX_PENDING_SESSIONS {
             self.drop_message("too many unknown sessions buffered");
+            return;
+        }
+        if new_session && sender_sessions >= MAX_PENDING_SESSIONS_PER_PEER {
+            self.drop_message("too many unknown sessions buffered from one peer");
             return;
         }
         let size = inbound.size();
@@ -297,10 +340,15 @@ impl Transport {
             self.drop_message("the buffer of unknown sessions is full");
             return;
         }
+        if sender_bytes + size > MAX_PENDING_BYTES_PER_PEER {
+            self.drop_message("one peer's part of the buffer of unknown sessions is full");
+            return;
+        }
         let pending = routes.pending.entry(id).or_insert_with(|| Pending {
             since: now,
             messages: Vec::new(),
             bytes: 0,
+            opened_by: sender.clone(),
         });
         if pending.messages.len() >= MAX_PENDING_PER_SESSION {
             self.drop_message("an unknown session's buffer is full");
@@ -309,6 +357,11 @@ impl Transport {
         pending.messages.push(inbound);
         pending.bytes += size;
         routes.pending_bytes += size;
+        let part = routes.pending_by_sender.entry(sender).or_default();
+        part.bytes += size;
+        if new_session {
+            part.sessions += 1;
+        }
     }
 
     fn drop_message(&self, why: &'static str) {
@@ -322,7 +375,7 @@ impl Transport {
         let (tx, rx) = mpsc::channel(SESSION_QUEUE);
         if let Ok(mut routes) = self.routes.lock() {
             if let Some(pending) = routes.pending.remove(&id) {
-                routes.pending_bytes -= pending.bytes;
+                routes.release(&pending);
                 for m in pending.messages {
                     let size = m.size();
                     if tx.try_send(m).is_ok() {
