@@ -18,9 +18,15 @@
 //! within [`START_MEMORY`], is a replay and ignored (it would otherwise replace the running
 //! session's route and kill it).
 //!
+//! Before any of that, each message is counted against its claimed sender's token bucket
+//! (`limits.peer_messages_*`) and dropped unread over it; one peer may open at most a quarter of
+//! the buffer of not-yet-started sessions ([`MAX_PENDING_SESSIONS_PER_PEER`],
+//! [`MAX_PENDING_BYTES_PER_PEER`]).
+//!
 //! The parts: `inbox` (this node's inbox: verifying, routing and buffering what arrives, and
-//! taking session starts), `probe` (acknowledged requests to peers, and this node's own
-//! connection), `handback` (the requests to hand back when their coordinator goes away).
+//! taking session starts), `peer_limits` (the per-peer message rate), `probe` (acknowledged
+//! requests to peers, and this node's own connection), `handback` (the requests to hand back
+//! when their coordinator goes away).
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
