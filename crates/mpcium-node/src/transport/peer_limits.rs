@@ -43,9 +43,15 @@ impl PeerLimiter {
         Self { rate, buckets: Mutex::default() }
     }
 
-    /// Whether a message (its encoded bytes) is within its claimed sender's rate; counted
+    /// The peer a message (its encoded bytes) counts for (a configured node id or
+    /// [`UNKNOWN_PEER`]) when it is within that peer's rate; `None` when it is over. Counted
     /// either way.
-    pub(super) fn admit(&self, bytes: &[u8], dir: &PeerDirectory, counters: &TransportCounters) -> bool {
+    pub(super) fn admit<'a>(
+        &self,
+        bytes: &'a [u8],
+        dir: &PeerDirectory,
+        counters: &TransportCounters,
+    ) -> Option<&'a str> {
         let peer = match Envelope::claimed_sender(bytes) {
             Some(sender) if dir.identity(sender).is_some() => sender,
             _ => UNKNOWN_PEER,
@@ -71,13 +77,13 @@ impl PeerLimiter {
                 "peer over limits.peer_messages_per_second; dropping its messages"
             );
         }
-        admitted
+        admitted.then_some(peer)
     }
 }
 
 impl TransportCounters {
     /// Count one message of `peer`; returns how many of its messages were dropped so far.
-    fn count_peer(&self, peer: &str, admitted: bool) -> u64 {
+    pub(super) fn count_peer(&self, peer: &str, admitted: bool) -> u64 {
         let Ok(mut peers) = self.peers.lock() else { return 0 };
         let counts = match peers.get_mut(peer) {
             Some(c) => c,
@@ -124,15 +130,19 @@ mod tests {
         let limiter = PeerLimiter::new(Rate { per_second: 0.001, burst: 5 });
         let counters = TransportCounters::default();
         let flood = message(1);
-        let passed = (0..100).filter(|_| limiter.admit(&flood, &dir, &counters)).count();
+        let passed = (0..100).filter(|_| limiter.admit(&flood, &dir, &counters).is_some()).count();
         assert_eq!(passed, 5, "node1's burst");
-        assert!(limiter.admit(&message(2), &dir, &counters), "node2 is not held back by node1's flood");
+        assert_eq!(
+            limiter.admit(&message(2), &dir, &counters),
+            Some("node2"),
+            "not held back by node1's flood"
+        );
         // A forged or malformed header lands in the shared `unknown` bucket.
         let mut forged = message(2);
         forged[38] = b'X';
         assert_eq!(Envelope::claimed_sender(&forged), Some("Xode2"));
-        assert!(limiter.admit(&forged, &dir, &counters));
-        assert!(limiter.admit(b"garbage", &dir, &counters));
+        assert_eq!(limiter.admit(&forged, &dir, &counters), Some(UNKNOWN_PEER));
+        assert_eq!(limiter.admit(b"garbage", &dir, &counters), Some(UNKNOWN_PEER));
         let counts = counters.peer_counts();
         assert_eq!((counts["node1"].received, counts["node1"].dropped), (5, 95));
         assert_eq!((counts["node2"].received, counts["node2"].dropped), (1, 0));
