@@ -279,6 +279,14 @@ impl Transport {
     /// Hand a session start to the dispatcher, once per session id and within
     /// [`MAX_CONCURRENT_STARTS`].
     async fn take_start(&self, envelope: Envelope, control: Control, starts: &mpsc::Sender<StartRequest>) {
+        // Known senders only reach here (`accept`), so the buckets are bounded by the cluster.
+        if !self.peer_limits.admit_start(&envelope.sender) {
+            let n = self.counters.throttled_starts.fetch_add(1, Ordering::Relaxed) + 1;
+            if n == 1 || n.is_multiple_of(1000) {
+                tracing::warn!(sender = %envelope.sender, throttled = n, "session starts over a fifth of limits.peer_messages_per_second; dropped");
+            }
+            return;
+        }
         let fresh = self.routes.lock().is_ok_and(|mut r| r.remember_start(envelope.session, Instant::now()));
         if !fresh {
             self.counters.replayed_starts.fetch_add(1, Ordering::Relaxed);

@@ -104,6 +104,8 @@ pub struct TransportCounters {
     pub replayed_starts: AtomicU64,
     /// Session starts refused because [`MAX_CONCURRENT_STARTS`] were being handled.
     pub refused_starts: AtomicU64,
+    /// Session starts dropped: over a fifth of the coordinator's `limits.peer_messages_per_second`.
+    pub throttled_starts: AtomicU64,
     /// Per claimed sender (configured nodes and [`UNKNOWN_PEER`]): messages within and over
     /// `limits.peer_messages_per_second` (`transport/peer_limits.rs`).
     peers: Mutex<std::collections::BTreeMap<String, PeerCounts>>,
@@ -128,6 +130,11 @@ impl TransportCounters {
                 "mpcium_session_starts_refused_total",
                 "Session starts refused: too many handled at once.",
                 &self.refused_starts,
+            ),
+            (
+                "mpcium_session_starts_throttled_total",
+                "Session starts dropped: over a fifth of the coordinator's limits.peer_messages_per_second.",
+                &self.throttled_starts,
             ),
         ] {
             out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} counter\n"));

@@ -36,11 +36,38 @@ pub struct PeerCounts {
 pub(super) struct PeerLimiter {
     rate: Rate,
     buckets: Mutex<BTreeMap<String, TokenBucket>>,
+    /// Session starts per coordinator (verified senders), a fifth of the message rate: each
+    /// start makes this node check a request and, when it fails, send abort notices to the
+    /// members the start lists, so a flood of starts within the message rate must not become
+    /// a flood of checks here and of this node's messages at the others.
+    starts: Mutex<BTreeMap<String, TokenBucket>>,
+    start_rate: Rate,
 }
+
+/// The share of the per-peer message rate a peer may spend on session starts.
+pub const START_RATE_DIVISOR: f64 = 5.0;
 
 impl PeerLimiter {
     pub(super) fn new(rate: Rate) -> Self {
-        Self { rate, buckets: Mutex::default() }
+        let start_rate = Rate {
+            per_second: rate.per_second / START_RATE_DIVISOR,
+            burst: ((f64::from(rate.burst) / START_RATE_DIVISOR) as u32).max(1),
+        };
+        Self { rate, buckets: Mutex::default(), starts: Mutex::default(), start_rate }
+    }
+
+    /// Whether a session start of `coordinator` (its signature checked) is within the start
+    /// rate.
+    pub(super) fn admit_start(&self, coordinator: &str) -> bool {
+        let now = Instant::now();
+        let Ok(mut buckets) = self.starts.lock() else { return true };
+        match buckets.get_mut(coordinator) {
+            Some(bucket) => bucket.try_take(now),
+            None => buckets
+                .entry(coordinator.to_owned())
+                .or_insert_with(|| TokenBucket::full(self.start_rate, now))
+                .try_take(now),
+        }
     }
 
     /// The peer a message (its encoded bytes) counts for (a configured node id or
@@ -150,5 +177,12 @@ mod tests {
         let text = counters.render();
         assert!(text.contains("mpcium_peer_messages_dropped_total{peer=\"node1\"} 95"), "{text}");
         assert!(text.contains("mpcium_peer_messages_total{peer=\"unknown\"} 2"), "{text}");
+    }
+
+    #[test]
+    fn session_starts_get_a_fifth_of_the_message_rate_per_coordinator() {
+        let limiter = PeerLimiter::new(Rate { per_second: 0.001, burst: 50 });
+        assert_eq!((0..100).filter(|_| limiter.admit_start("node1")).count(), 10);
+        assert!(limiter.admit_start("node2"), "another coordinator has its own budget");
     }
 }
