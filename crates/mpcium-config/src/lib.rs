@@ -22,7 +22,8 @@
 //! JetStream stream, KV bucket and durable consumer in a NATS cluster), `nats.url` may list
 //! several servers separated by commas (failover), `security.strict_requests` (bool, false),
 //! `presign.pool_size` (per wallet, 8, 0 = off), `presign.wallets` (list, empty = every wallet
-//! that has signed), `limits.max_request_bytes` (1 MiB), `node.heartbeat_seconds` (5).
+//! that has signed), `limits.max_request_bytes` (1 MiB), `limits.requests_per_second.*` and
+//! `limits.peer_messages_*` (rates: `limits.rs`), `node.heartbeat_seconds` (5).
 //!
 //! Secrets (`badger_password`, `nats.password`) are [`SecretString`]s: zeroized on drop and
 //! printed as `<redacted>` by `Debug`.
@@ -30,6 +31,7 @@
 mod client;
 mod error;
 mod keys;
+mod limits;
 mod locate;
 mod nats;
 mod node;
@@ -41,6 +43,7 @@ use std::path::{Path, PathBuf};
 pub use client::ClientConfig;
 pub use error::{ConfigError, ConfigWarning};
 pub use keys::{KeyAlgorithm, PublicKey};
+pub use limits::*;
 pub use locate::{default_config_paths, find_config_file};
 pub use nats::{
     DEFAULT_NATS_CA_CERT, DEFAULT_NATS_CLIENT_CERT, DEFAULT_NATS_CLIENT_KEY, DEFAULT_NATS_REPLICAS,

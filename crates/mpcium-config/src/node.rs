@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::error::{ConfigError, ConfigWarning};
 use crate::keys::{KeyAlgorithm, PublicKey};
+use crate::limits::LimitsConfig;
 use crate::nats::{Environment, NatsConfig};
 use crate::raw::Values;
 use crate::secret::SecretString;
@@ -27,10 +28,6 @@ pub const DEFAULT_HEALTHCHECK_ADDRESS: &str = ":8080";
 pub const DEFAULT_PRESIGN_POOL_SIZE: usize = 8;
 /// Largest accepted `presign.pool_size`.
 pub const MAX_PRESIGN_POOL_SIZE: usize = 1024;
-/// `limits.max_request_bytes` when unset (1 MiB).
-pub const DEFAULT_MAX_REQUEST_BYTES: usize = 1024 * 1024;
-/// Largest accepted `limits.max_request_bytes` (NATS' own payload ceiling, 64 MiB).
-pub const MAX_MAX_REQUEST_BYTES: usize = 64 * 1024 * 1024;
 /// `node.heartbeat_seconds` when unset.
 pub const DEFAULT_HEARTBEAT_SECONDS: u64 = 5;
 /// Largest accepted `node.heartbeat_seconds`.
@@ -98,13 +95,6 @@ pub struct PresignConfig {
     pub pool_size: usize,
     /// `presign.wallets`: wallets to keep a pool for; empty means every wallet that has signed.
     pub wallets: Vec<String>,
-}
-
-/// Input limits (`limits.*`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LimitsConfig {
-    /// `limits.max_request_bytes`: requests larger than this are rejected (default 1 MiB).
-    pub max_request_bytes: usize,
 }
 
 /// Node liveness (`node.*`).
@@ -231,16 +221,7 @@ impl NodeConfig {
         }
         let presign = PresignConfig { pool_size, wallets };
 
-        let max_request_bytes = match values.int("limits.max_request_bytes")? {
-            None => DEFAULT_MAX_REQUEST_BYTES,
-            Some(n) if (1..=MAX_MAX_REQUEST_BYTES as i64).contains(&n) => n.unsigned_abs() as usize,
-            Some(_) => {
-                return Err(values.invalid(
-                    "limits.max_request_bytes",
-                    format!("must be between 1 and {MAX_MAX_REQUEST_BYTES}"),
-                ));
-            }
-        };
+        let limits = LimitsConfig::from_values(&values)?;
 
         let heartbeat = match values.int("node.heartbeat_seconds")? {
             None => DEFAULT_HEARTBEAT_SECONDS,
@@ -268,7 +249,7 @@ impl NodeConfig {
             authorization,
             security,
             presign,
-            limits: LimitsConfig { max_request_bytes },
+            limits,
             node: NodeSettings { heartbeat: Duration::from_secs(heartbeat) },
         };
         Ok((config, values.warnings))

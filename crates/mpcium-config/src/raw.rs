@@ -87,6 +87,17 @@ struct RawPresign {
 #[derive(Deserialize, Default)]
 struct RawLimits {
     max_request_bytes: Option<String>,
+    requests_per_second: Option<RawRequestRates>,
+    peer_messages_per_second: Option<String>,
+    peer_messages_burst: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+struct RawRequestRates {
+    per_wallet: Option<String>,
+    per_wallet_burst: Option<String>,
+    cluster: Option<String>,
+    cluster_burst: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -125,6 +136,16 @@ const SCALAR_KEYS: &[(&str, ScalarSlot)] = &[
     ("security.strict_requests", |c| &mut c.security.get_or_insert_with(Default::default).strict_requests),
     ("presign.pool_size", |c| &mut c.presign.get_or_insert_with(Default::default).pool_size),
     ("limits.max_request_bytes", |c| &mut c.limits.get_or_insert_with(Default::default).max_request_bytes),
+    ("limits.requests_per_second.per_wallet", |c| &mut request_rates(c).per_wallet),
+    ("limits.requests_per_second.per_wallet_burst", |c| &mut request_rates(c).per_wallet_burst),
+    ("limits.requests_per_second.cluster", |c| &mut request_rates(c).cluster),
+    ("limits.requests_per_second.cluster_burst", |c| &mut request_rates(c).cluster_burst),
+    ("limits.peer_messages_per_second", |c| {
+        &mut c.limits.get_or_insert_with(Default::default).peer_messages_per_second
+    }),
+    ("limits.peer_messages_burst", |c| {
+        &mut c.limits.get_or_insert_with(Default::default).peer_messages_burst
+    }),
     ("node.heartbeat_seconds", |c| &mut c.node.get_or_insert_with(Default::default).heartbeat_seconds),
 ];
 
@@ -138,12 +159,25 @@ const LIST_KEYS: &[(&str, ListSlot)] = &[
 
 const AUTHORIZER_KEYS: &str = "authorization.authorizer_public_keys";
 const AUTHORIZER_FIELDS: &[&str] = &["public_key", "algorithm"];
-const SECTIONS: &[&str] =
-    &["nats", "nats.tls", "healthcheck", "authorization", "security", "presign", "limits", "node"];
+const SECTIONS: &[&str] = &[
+    "nats",
+    "nats.tls",
+    "healthcheck",
+    "authorization",
+    "security",
+    "presign",
+    "limits",
+    "limits.requests_per_second",
+    "node",
+];
 /// Keys of the original that are dead there too (or only read by its examples): accepted silently.
 const SILENT_KEYS: &[&str] = &["session_warm_up_delay_ms", "mpcium_version", "aws"];
 const CONSUL_REASON: &str =
     "mpcium-rs keeps peers, readiness and wallet metadata in NATS JetStream KV, not Consul";
+
+fn request_rates(c: &mut RawConfig) -> &mut RawRequestRates {
+    c.limits.get_or_insert_with(Default::default).requests_per_second.get_or_insert_with(Default::default)
+}
 
 fn nats_tls(c: &mut RawConfig) -> &mut RawNatsTls {
     c.nats.get_or_insert_with(Default::default).tls.get_or_insert_with(Default::default)

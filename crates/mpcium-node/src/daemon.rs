@@ -271,7 +271,8 @@ pub async fn start(params: NodeParams) -> Result<RunningNode, StartError> {
         }
     }
     let directory = PeerDirectory::new(&params.node_id, params.peers, ExchangeKey::generate(), heartbeat.ttl);
-    let transport = Transport::new(client.clone(), params.identity.clone(), directory.clone());
+    let transport = Transport::new(client.clone(), params.identity.clone(), directory.clone())
+        .with_peer_rate(params.service.limits.peer_messages);
     let starts = transport.listen().await?;
     #[cfg(feature = "test-malice")]
     let malice = transport.malice().clone();

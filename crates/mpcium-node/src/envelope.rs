@@ -227,6 +227,21 @@ impl Envelope {
     }
 
     /// Parse wire bytes (checks structure and limits only; call [`verify`](Self::verify)).
+    /// The sender an encoded envelope claims, read from its header without decoding or
+    /// verifying the rest (unauthenticated: for cheap per-peer accounting before the signature
+    /// check). `None` when the header is malformed.
+    pub fn claimed_sender(bytes: &[u8]) -> Option<&str> {
+        let header = bytes.get(..MAGIC.len() + 1 + 32 + 1)?;
+        if !header.starts_with(MAGIC) {
+            return None;
+        }
+        let len = usize::from(*header.last()?);
+        if len == 0 || len > MAX_ID_LEN {
+            return None;
+        }
+        std::str::from_utf8(bytes.get(header.len()..header.len() + len)?).ok()
+    }
+
     pub fn decode(bytes: &[u8]) -> Result<Self, EnvelopeError> {
         let mut r = Reader(bytes);
         if r.take(4)? != MAGIC {

@@ -45,6 +45,8 @@ pub struct Metrics {
     pub presign: crate::presign::PoolCounters,
     /// The audit writer's counters (`crate::audit::writer`).
     pub audit: Arc<crate::audit::AuditCounters>,
+    /// Client requests refused by `limits.requests_per_second` (`service/limits.rs`).
+    pub rate_limited: crate::limits::RateLimitCounters,
 }
 
 impl Metrics {
@@ -197,6 +199,7 @@ impl Metrics {
             out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
             out.push_str(&format!("{name} {}\n", value.load(Ordering::Relaxed)));
         }
+        out.push_str(&self.rate_limited.render());
         out.push_str("# HELP mpcium_peers_ready Nodes ready (this one included).\n");
         out.push_str("# TYPE mpcium_peers_ready gauge\n");
         out.push_str(&format!("mpcium_peers_ready {}\n", dir.ready().len()));

@@ -23,6 +23,7 @@ pub mod daemon;
 pub mod drain;
 pub mod envelope;
 pub mod health;
+pub mod limits;
 pub mod liveness;
 pub mod presign;
 pub mod result_consumers;

@@ -203,6 +203,10 @@ async fn run(args: StartArgs) -> Result<()> {
             max_concurrent_keygen: cfg.max_concurrent_keygen,
             max_concurrent_signing: cfg.max_concurrent_signing,
             max_request_bytes: cfg.limits.max_request_bytes,
+            limits: mpcium_node::limits::LimitSettings {
+                requests: cfg.limits.requests_per_second,
+                peer_messages: cfg.limits.peer_messages,
+            },
             session_timeout: Duration::from_secs(30),
             presign: mpcium_node::presign::PresignSettings {
                 pool_size: cfg.presign.pool_size,

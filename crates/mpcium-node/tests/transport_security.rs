@@ -179,6 +179,7 @@ impl Keys {
                 max_concurrent_keygen: 2,
                 max_concurrent_signing: 20,
                 max_request_bytes: 1024 * 1024,
+                limits: Default::default(),
                 session_timeout: Duration::from_secs(30),
                 presign: Default::default(),
                 replicas: 1,

@@ -59,6 +59,7 @@ impl Service {
         client: Option<&ClientId>,
         delivery: &str,
     ) -> Result<(mpcium_api::EcdsaPublicKeyXY, [u8; 32], Vec<mpcium_api::Attestation>), Failure> {
+        self.admit_request(SessionOp::Keygen, &req.wallet_id, &format!("{}#{delivery}", req.wallet_id))?;
         for kind in [KeyType::Secp256k1, KeyType::Ed25519] {
             let exists = self
                 .registry

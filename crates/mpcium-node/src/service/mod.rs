@@ -37,6 +37,7 @@ mod import;
 mod intake;
 mod keygen;
 mod keyinfo;
+mod limits;
 mod participant;
 mod presign;
 mod quorum;
@@ -71,6 +72,8 @@ pub struct ServiceConfig {
     pub max_concurrent_signing: usize,
     /// `limits.max_request_bytes`.
     pub max_request_bytes: usize,
+    /// `limits.requests_per_second.*` and `limits.peer_messages_*`.
+    pub limits: crate::limits::LimitSettings,
     /// How long one protocol session may take.
     pub session_timeout: Duration,
     /// `presign.*`: the ECDSA presignature pool.
@@ -94,6 +97,7 @@ pub struct Service {
     drain: Drain,
     made_keyinfos: keyinfo::MadeKeyInfos,
     audit: crate::audit::AuditLog,
+    request_limits: limits::RequestLimiter,
 }
 
 /// A session's agreed output and the participants' attestations of it that verify.
@@ -224,6 +228,7 @@ impl Service {
         let signing_slots = Arc::new(Semaphore::new(cfg.max_concurrent_signing.max(1)));
         let metrics = Arc::new(Metrics::with_audit(audit.counters()));
         let pool = PresignPool::new(cfg.presign.clone());
+        let request_limits = limits::RequestLimiter::new(cfg.limits.requests);
         let service = Arc::new(Self {
             cfg,
             js,
@@ -237,6 +242,7 @@ impl Service {
             drain: Drain::new(),
             made_keyinfos: Default::default(),
             audit,
+            request_limits,
         });
         service.count_bans();
         service

@@ -164,7 +164,9 @@ impl Service {
             return self.presign_part(start, session, inbox).await;
         }
         let coordinating = own.is_some();
-        match (self.verified_request(start, own)?, inbox.as_mut()) {
+        let request = self.verified_request(start, own)?;
+        self.admit_session(start, &request)?;
+        match (request, inbox.as_mut()) {
             (OwnRequest::Keygen(req), _) => {
                 let checked = self.check_keygen_start(start, &req).await?;
                 self.keygen_part(start, checked, session).await

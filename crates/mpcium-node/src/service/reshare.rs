@@ -146,6 +146,7 @@ impl Service {
         client: Option<&ClientId>,
         delivery: &str,
     ) -> Result<super::Agreed, Failure> {
+        self.admit_request(SessionOp::Reshare, &req.wallet_id, &format!("{}#{delivery}", req.session_id))?;
         let kind = key_type_of(&req.key_type)?;
         let base = self.load_reshare_base(kind, &req.wallet_id).await?;
         let info = &base.info;

@@ -103,6 +103,7 @@ impl Service {
         delivery: &str,
         claim: &str,
     ) -> Result<super::Agreed, Failure> {
+        self.admit_request(SessionOp::Sign, &req.wallet_id, &format!("{}#{delivery}", req.tx_id))?;
         let kind = key_type_of(&req.key_type)?;
         let info = self.load_keyinfo(kind, &req.wallet_id).await?;
         match self

@@ -18,9 +18,15 @@
 //! within [`START_MEMORY`], is a replay and ignored (it would otherwise replace the running
 //! session's route and kill it).
 //!
+//! Before any of that, each message is counted against its claimed sender's token bucket
+//! (`limits.peer_messages_*`) and dropped unread over it; one peer may open at most a quarter of
+//! the buffer of not-yet-started sessions ([`MAX_PENDING_SESSIONS_PER_PEER`],
+//! [`MAX_PENDING_BYTES_PER_PEER`]).
+//!
 //! The parts: `inbox` (this node's inbox: verifying, routing and buffering what arrives, and
-//! taking session starts), `probe` (acknowledged requests to peers, and this node's own
-//! connection), `handback` (the requests to hand back when their coordinator goes away).
+//! taking session starts), `peer_limits` (the per-peer message rate), `probe` (acknowledged
+//! requests to peers, and this node's own connection), `handback` (the requests to hand back
+//! when their coordinator goes away).
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -38,12 +44,14 @@ mod handback;
 mod inbox;
 #[cfg(feature = "test-malice")]
 mod malice;
+mod peer_limits;
 mod probe;
 
 pub use handback::{HANDBACK_FROM_HEADER, HANDBACK_HEADER};
 pub use inbox::SessionInbox;
 #[cfg(feature = "test-malice")]
 pub use malice::{MaliceSwitch, Misbehaviour};
+pub use peer_limits::{PeerCounts, UNKNOWN_PEER};
 pub use probe::{NEW_PEER_GRACE, Probe, START_ACK_TIMEOUT};
 
 use handback::Handbacks;
@@ -58,6 +66,11 @@ pub const MAX_PENDING_PER_SESSION: usize = 512;
 /// How many bytes all not-yet-started sessions may buffer together (a DKLs23 keygen message is
 /// ~100 KB, a signing message a few KB: room for hundreds of sessions' first rounds).
 pub const MAX_PENDING_BYTES: usize = 64 * 1024 * 1024;
+/// How many not-yet-started sessions one peer's messages may open in the buffer (a quarter:
+/// a flooding peer leaves the rest to the others).
+pub const MAX_PENDING_SESSIONS_PER_PEER: usize = MAX_PENDING_SESSIONS / 4;
+/// How many bytes one peer's messages may hold in that buffer.
+pub const MAX_PENDING_BYTES_PER_PEER: usize = MAX_PENDING_BYTES / 4;
 /// How many messages a running session's queue holds (a session reads as fast as it computes;
 /// a round of n parties brings at most ~2n messages, and n ≤ 255).
 pub const SESSION_QUEUE: usize = 1024;
@@ -91,6 +104,11 @@ pub struct TransportCounters {
     pub replayed_starts: AtomicU64,
     /// Session starts refused because [`MAX_CONCURRENT_STARTS`] were being handled.
     pub refused_starts: AtomicU64,
+    /// Session starts dropped: over a fifth of the coordinator's `limits.peer_messages_per_second`.
+    pub throttled_starts: AtomicU64,
+    /// Per claimed sender (configured nodes and [`UNKNOWN_PEER`]): messages within and over
+    /// `limits.peer_messages_per_second` (`transport/peer_limits.rs`).
+    peers: Mutex<std::collections::BTreeMap<String, PeerCounts>>,
 }
 
 impl TransportCounters {
@@ -113,9 +131,33 @@ impl TransportCounters {
                 "Session starts refused: too many handled at once.",
                 &self.refused_starts,
             ),
+            (
+                "mpcium_session_starts_throttled_total",
+                "Session starts dropped: over a fifth of the coordinator's limits.peer_messages_per_second.",
+                &self.throttled_starts,
+            ),
         ] {
             out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} counter\n"));
             out.push_str(&format!("{name} {}\n", value.load(Ordering::Relaxed)));
+        }
+        let peers = self.peer_counts();
+        for (name, help, value) in [
+            (
+                "mpcium_peer_messages_total",
+                "Node-to-node messages taken in (within limits.peer_messages_per_second), by claimed sender.",
+                (|c: &PeerCounts| c.received) as fn(&PeerCounts) -> u64,
+            ),
+            (
+                "mpcium_peer_messages_dropped_total",
+                "Node-to-node messages dropped unread: over limits.peer_messages_per_second, by claimed sender.",
+                |c: &PeerCounts| c.dropped,
+            ),
+        ] {
+            out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} counter\n"));
+            for (peer, counts) in &peers {
+                let label = peer.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n");
+                out.push_str(&format!("{name}{{peer=\"{label}\"}} {}\n", value(counts)));
+            }
         }
         out
     }
@@ -192,6 +234,8 @@ pub struct Transport {
     handbacks: Arc<Mutex<Handbacks>>,
     /// This node's NATS connection: how many times it was made, and whether it is up.
     connection: tokio::sync::watch::Receiver<probe::ConnectionState>,
+    /// Per-peer message rates (`limits.peer_messages_*`).
+    peer_limits: Arc<peer_limits::PeerLimiter>,
     #[cfg(feature = "test-malice")]
     malice: MaliceSwitch,
 }
@@ -209,9 +253,18 @@ impl Transport {
             start_slots: Arc::new(Semaphore::new(MAX_CONCURRENT_STARTS)),
             counters: Arc::new(TransportCounters::default()),
             handbacks: Arc::default(),
+            peer_limits: Arc::new(peer_limits::PeerLimiter::new(crate::limits::default_peer_rate())),
             #[cfg(feature = "test-malice")]
             malice: MaliceSwitch::default(),
         }
+    }
+
+    /// The same transport with another per-peer message rate (`limits.peer_messages_*`; the
+    /// default is `mpcium_config::DEFAULT_PEER_MESSAGES_PER_SECOND`). Call before
+    /// [`listen`](Self::listen).
+    pub fn with_peer_rate(mut self, rate: crate::limits::Rate) -> Self {
+        self.peer_limits = Arc::new(peer_limits::PeerLimiter::new(rate));
+        self
     }
 
     /// The NATS connection.

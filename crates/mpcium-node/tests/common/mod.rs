@@ -148,6 +148,7 @@ impl Cluster {
                 max_concurrent_keygen: 2,
                 max_concurrent_signing: 20,
                 max_request_bytes: 1024 * 1024,
+                limits: Default::default(),
                 session_timeout: Duration::from_secs(30),
                 // Off unless a test turns it on: background presign sessions would blur what
                 // other tests measure.
