@@ -35,6 +35,7 @@ mod nats;
 mod node;
 mod raw;
 mod secret;
+pub mod template;
 
 use std::path::{Path, PathBuf};
 
