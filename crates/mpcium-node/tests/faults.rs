@@ -16,18 +16,14 @@
 //! restarts instead of one. Figures (durations, outcome counts, recovery times) are printed;
 //! run with `--nocapture` to see them.
 
-mod common;
-#[path = "faults/harness.rs"]
-mod harness;
-
 use std::time::{Duration, Instant};
 
-use common::WireClient;
-use harness::{
-    Collector, LoadRequest, Netns, ProcessCluster, check_load, publish_until_stored, signing_load,
-};
 use mpcium_api::ErrorCode;
 use mpcium_testkit::NatsServer;
+use mpcium_testkit::node::WireClient;
+use mpcium_testkit::node::{
+    Collector, LoadRequest, Netns, ProcessCluster, check_load, publish_until_stored, signing_load,
+};
 
 /// One cluster of processes at a time.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -73,8 +69,8 @@ async fn sign_both(
 
 /// No request has two different results (the events are shown when one has).
 fn assert_single_results(
-    outcome: &harness::Outcome,
-    results: &std::collections::HashMap<String, Vec<harness::Received>>,
+    outcome: &mpcium_testkit::node::Outcome,
+    results: &std::collections::HashMap<String, Vec<mpcium_testkit::node::Received>>,
 ) {
     let shown: Vec<String> = outcome
         .conflicting
@@ -115,7 +111,8 @@ async fn node_killed_and_restarted_under_signing_load() {
     let _serial = SERIAL.lock().await;
     let test_started = Instant::now();
     let server = NatsServer::start().unwrap();
-    let mut cluster = ProcessCluster::prepare(1, &server.url(), &[None, None, None]);
+    let mut cluster =
+        ProcessCluster::prepare(env!("CARGO_BIN_EXE_mpcium"), 1, &server.url(), &[None, None, None]);
     let startup = cluster.start_all().await;
     cluster.wait_all_see(3, Duration::from_secs(30)).await;
     eprintln!("[faults] node start to [READY]: {startup:?}");
@@ -221,7 +218,8 @@ async fn nats_server_restarted_under_signing_load() {
     let _serial = SERIAL.lock().await;
     let test_started = Instant::now();
     let mut server = NatsServer::start().unwrap();
-    let mut cluster = ProcessCluster::prepare(1, &server.url(), &[None, None, None]);
+    let mut cluster =
+        ProcessCluster::prepare(env!("CARGO_BIN_EXE_mpcium"), 1, &server.url(), &[None, None, None]);
     cluster.start_all().await;
     cluster.wait_all_see(3, Duration::from_secs(30)).await;
     let client = WireClient::connect(&server.url(), "faults-nats", cluster.initiator.clone()).await;
@@ -318,7 +316,12 @@ async fn partitioned_node_is_routed_around_and_rejoins() {
     // nats-server listens on the host end of the veth pair: node0 and node1 reach it locally,
     // node2 (in the namespace) over the link.
     let server = NatsServer::start_with_config(Some(&format!("listen: \"{}:-1\"", netns.host_ip))).unwrap();
-    let mut cluster = ProcessCluster::prepare(1, &server.url(), &[None, None, Some(netns.name.clone())]);
+    let mut cluster = ProcessCluster::prepare(
+        env!("CARGO_BIN_EXE_mpcium"),
+        1,
+        &server.url(),
+        &[None, None, Some(netns.name.clone())],
+    );
     cluster.start_all().await;
     cluster.wait_all_see(3, Duration::from_secs(30)).await;
     let client = WireClient::connect(&server.url(), "faults-part", cluster.initiator.clone()).await;

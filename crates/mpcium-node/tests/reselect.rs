@@ -19,20 +19,15 @@
 //! `MPCIUM_RESELECT_REQUESTS` sets the size of the first test's load (default 300; BENCHMARKS.md
 //! has the 1000-request run). Figures are printed; run with `--nocapture` to see them.
 
-mod common;
-#[path = "faults/harness.rs"]
-#[allow(dead_code)]
-mod harness;
-
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::WireClient;
-use harness::{
+use mpcium_testkit::NatsServer;
+use mpcium_testkit::node::WireClient;
+use mpcium_testkit::node::{
     Collector, LoadRequest, Netns, ProcessCluster, check_load, publish_until_stored, signing_load,
 };
-use mpcium_testkit::NatsServer;
 
 /// One cluster of processes at a time.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -124,7 +119,8 @@ async fn a_killed_node_is_routed_around_inside_each_request() {
     let _serial = SERIAL.lock().await;
     let test_started = Instant::now();
     let server = NatsServer::start().unwrap();
-    let mut cluster = ProcessCluster::prepare(1, &server.url(), &[None, None, None]);
+    let mut cluster =
+        ProcessCluster::prepare(env!("CARGO_BIN_EXE_mpcium"), 1, &server.url(), &[None, None, None]);
     cluster.start_all().await;
     cluster.wait_all_see(3, Duration::from_secs(30)).await;
     let client = WireClient::connect(&server.url(), "reselect-kill", cluster.initiator.clone()).await;
@@ -240,7 +236,12 @@ async fn five_nodes_sign_on_with_two_killed() {
     let _serial = SERIAL.lock().await;
     let test_started = Instant::now();
     let server = NatsServer::start().unwrap();
-    let mut cluster = ProcessCluster::prepare(2, &server.url(), &[None, None, None, None, None]);
+    let mut cluster = ProcessCluster::prepare(
+        env!("CARGO_BIN_EXE_mpcium"),
+        2,
+        &server.url(),
+        &[None, None, None, None, None],
+    );
     cluster.start_all().await;
     cluster.wait_all_see(5, Duration::from_secs(30)).await;
     let client = WireClient::connect(&server.url(), "reselect-five", cluster.initiator.clone()).await;
@@ -279,7 +280,12 @@ async fn a_partitioned_node_is_routed_around_by_the_start_acknowledgement() {
         }
     };
     let server = NatsServer::start_with_config(Some(&format!("listen: \"{}:-1\"", netns.host_ip))).unwrap();
-    let mut cluster = ProcessCluster::prepare(1, &server.url(), &[None, None, Some(netns.name.clone())]);
+    let mut cluster = ProcessCluster::prepare(
+        env!("CARGO_BIN_EXE_mpcium"),
+        1,
+        &server.url(),
+        &[None, None, Some(netns.name.clone())],
+    );
     cluster.start_all().await;
     cluster.wait_all_see(3, Duration::from_secs(30)).await;
     let client = WireClient::connect(&server.url(), "reselect-part", cluster.initiator.clone()).await;
