@@ -39,17 +39,7 @@ fn snapshots(stores: &Stores) -> Vec<BTreeMap<String, Vec<u8>>> {
     let stores = stores.lock().unwrap();
     HONEST
         .iter()
-        .map(|i| {
-            let store = stores[*i].as_ref().expect("node started");
-            let mut out = BTreeMap::new();
-            for prefix in ["ecdsa:", "eddsa:", "setup:"] {
-                for key in store.keys_with_prefix(prefix).unwrap() {
-                    let record = mpcium_store::RecordKey::new(key.clone()).unwrap();
-                    out.insert(key, store.get(&record).unwrap().unwrap().to_vec());
-                }
-            }
-            out
-        })
+        .map(|i| mpcium_testkit::node::share_records(stores[*i].as_ref().expect("node started")))
         .collect()
 }
 

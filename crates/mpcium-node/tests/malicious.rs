@@ -69,14 +69,7 @@ fn failures_since(mark: usize) -> BTreeMap<String, Vec<String>> {
 
 /// Every share, setup and key record of a node's store.
 fn snapshot(store: &Store) -> BTreeMap<String, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    for prefix in ["ecdsa:", "eddsa:", "setup:"] {
-        for key in store.keys_with_prefix(prefix).unwrap() {
-            let record = mpcium_store::RecordKey::new(key.clone()).unwrap();
-            out.insert(key, store.get(&record).unwrap().unwrap().to_vec());
-        }
-    }
-    out
+    mpcium_testkit::node::share_records(store)
 }
 
 /// A cluster of three nodes with threshold 2 (every signature needs node2), a wallet, and a

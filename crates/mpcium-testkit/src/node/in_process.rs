@@ -226,6 +226,19 @@ pub fn rss_kib() -> u64 {
     line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
+/// Every share, setup and key record of a node's store (key → stored bytes), to compare a
+/// store before and after.
+pub fn share_records(store: &Store) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    for prefix in ["ecdsa:", "eddsa:", "setup:"] {
+        for key in store.keys_with_prefix(prefix).unwrap() {
+            let record = mpcium_store::RecordKey::new(key.clone()).unwrap();
+            out.insert(key, store.get(&record).unwrap().unwrap().to_vec());
+        }
+    }
+    out
+}
+
 /// Open a stopped node's store once its last tasks have let go of it.
 pub async fn open_stopped_store(c: &Cluster, i: usize) -> Store {
     for _ in 0..400 {

@@ -7,7 +7,8 @@
 //! - [`wire`]: a client that speaks the original's wire protocol byte for byte under its own
 //!   `ClientID`, and a publisher that retries through an outage;
 //! - [`results`]: a signing-result collector that survives an outage, signing loads and their check;
-//! - [`params`]: the parameters a test node starts with;
+//! - [`params`]: the parameters a test node starts with; [`transports`]: node transports without
+//!   the service (session and transport tests);
 //! - [`verify`]: signature checks of result events; [`http`]: `/health` and `/metrics` reads;
 //! - [`netns`]: the network namespace of the partition tests;
 //! - [`replicas`]: where the replicas of the nodes' streams, buckets and consumers are (NATS cluster tests);
@@ -21,17 +22,20 @@ pub mod params;
 pub mod process;
 pub mod replicas;
 pub mod results;
+pub mod transports;
 pub mod verify;
 pub mod wire;
 
 pub use http::{http_get, metric, total, try_http_get, wait_pools_full};
 pub use in_process::{
     Cluster, ClusterSpec, STORE_PASSWORD, Tweak, init_logging, open_stopped_store, pool_cluster, rss_kib,
+    share_records,
 };
 pub use netns::Netns;
 pub use params::TestNode;
-pub use process::{NodeProcess, ProcessCluster};
-pub use results::{Collector, LoadRequest, Outcome, Progress, Received, check_load, signing_load};
+pub use process::{NodeProcess, ProcessCluster, Wallet};
+pub use results::{Collector, LoadRequest, Outcome, Progress, Received, check_load, signing_load, tx_ids};
+pub use transports::Transports;
 pub use verify::{ecdsa_child, ecdsa_verify, eddsa_verify};
 pub use wire::{WireClient, publish_until_stored};
 

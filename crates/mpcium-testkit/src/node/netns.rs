@@ -25,6 +25,26 @@ fn ip(args: &[&str]) -> Result<(), String> {
 }
 
 impl Netns {
+    /// [`Netns::create`], or `None` after printing that `test` is skipped (not root, or no
+    /// CAP_NET_ADMIN).
+    pub fn create_or_skip(test: &str) -> Option<Self> {
+        match Self::create() {
+            Ok(netns) => Some(netns),
+            Err(e) => {
+                eprintln!(
+                    "SKIPPED {test}: cannot create a network namespace ({e}); run as root with CAP_NET_ADMIN"
+                );
+                None
+            }
+        }
+    }
+
+    /// A nats-server `listen` line on the host end of the veth pair: the host's processes reach
+    /// it locally, the namespace's over the link.
+    pub fn server_listen(&self) -> String {
+        format!("listen: \"{}:-1\"", self.host_ip)
+    }
+
     /// Create namespace `mpf<pid>` and a /30 veth link to it; `Err` when not permitted.
     pub fn create() -> Result<Self, String> {
         let pid = std::process::id();

@@ -16,6 +16,18 @@ use mpcium_identity::{
 use rand_core::{OsRng, RngCore};
 
 use super::http::try_http_get;
+use super::netns::Netns;
+use super::wire::WireClient;
+
+/// A wallet made by keygen: its ECDSA (x‖y) and EdDSA public keys.
+pub struct Wallet {
+    /// The wallet id.
+    pub id: String,
+    /// The ECDSA public key, x‖y.
+    pub ecdsa: Vec<u8>,
+    /// The EdDSA public key.
+    pub eddsa: Vec<u8>,
+}
 
 /// One node process: its directory, health port, and the running child (if any).
 pub struct NodeProcess {
@@ -240,6 +252,23 @@ impl ProcessCluster {
             });
         }
         Self { nodes, initiator, dir: Some(dir) }
+    }
+
+    /// Three nodes with threshold 1 on `server`, node2 in `netns` (the partition tests), started
+    /// and seeing each other ready. `server` listens on [`Netns::server_listen`].
+    pub async fn start_partitioned(built: &str, server: &crate::NatsServer, netns: &Netns) -> Self {
+        let mut cluster = Self::prepare(built, 1, &server.url(), &[None, None, Some(netns.name.clone())]);
+        cluster.start_all().await;
+        cluster.wait_all_see(3, Duration::from_secs(30)).await;
+        cluster
+    }
+
+    /// Keygen of both keys of `wallet` through `client`, which must succeed (the nodes' logs
+    /// are shown when it does not).
+    pub async fn keygen(&self, client: &WireClient, wallet: &str) -> Wallet {
+        let kg = client.keygen(wallet).await;
+        assert_eq!(kg.result_type.as_str(), "success", "keygen {wallet}: {kg:?}\n{}", self.logs());
+        Wallet { id: wallet.to_owned(), ecdsa: kg.ecdsa_pub_key.unwrap(), eddsa: kg.eddsa_pub_key.unwrap() }
     }
 
     /// Start every node (one after the other) and return how long each took to be ready.

@@ -43,6 +43,11 @@ fn sha2_digest(data: &[u8]) -> [u8; 32] {
     sha2::Sha256::digest(data).into()
 }
 
+/// The tx ids of a load, in order.
+pub fn tx_ids(load: &[LoadRequest]) -> Vec<String> {
+    load.iter().map(|r| r.msg.tx_id.clone()).collect()
+}
+
 /// One result event as received.
 #[derive(Clone)]
 pub struct Received {
@@ -178,6 +183,20 @@ pub struct Outcome {
     pub conflicting: Vec<String>,
     /// Identical events received more than once (client-side redelivery; harmless).
     pub redelivered: usize,
+}
+
+impl Outcome {
+    /// Its counts in one line, for a test's printed figures.
+    pub fn summary(&self) -> String {
+        format!(
+            "successes {}, errors {:?}, unanswered {}, conflicting {}, identical redeliveries {}",
+            self.successes,
+            self.errors,
+            self.unanswered.len(),
+            self.conflicting.len(),
+            self.redelivered
+        )
+    }
 }
 
 /// Check every request of a load against the collected results: each success verifies under the
