@@ -112,25 +112,16 @@ impl ObjectWriter {
 
     /// A Go `[]uint32` field: `None` (nil) → `null`, otherwise `[1,2,3]`.
     pub fn u32_array(&mut self, name: &str, value: Option<&[u32]>) -> &mut Self {
-        let out = self.key(name);
-        match value {
-            None => out.push_str("null"),
-            Some(items) => {
-                out.push('[');
-                for (i, v) in items.iter().enumerate() {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    out.push_str(&v.to_string());
-                }
-                out.push(']');
-            }
-        }
-        self
+        self.array(name, value, |out, v| out.push_str(&v.to_string()))
     }
 
     /// A Go `[]string` field: `None` (nil) → `null`, otherwise `["a","b"]`.
     pub fn string_array(&mut self, name: &str, value: Option<&[String]>) -> &mut Self {
+        self.array(name, value, |out, v| write_string(out, v))
+    }
+
+    /// A Go slice field: `None` (nil) → `null`, otherwise its items written by `item`, in `[…]`.
+    fn array<T>(&mut self, name: &str, value: Option<&[T]>, item: impl Fn(&mut String, &T)) -> &mut Self {
         let out = self.key(name);
         match value {
             None => out.push_str("null"),
@@ -140,7 +131,7 @@ impl ObjectWriter {
                     if i > 0 {
                         out.push(',');
                     }
-                    write_string(out, v);
+                    item(out, v);
                 }
                 out.push(']');
             }

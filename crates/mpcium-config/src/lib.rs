@@ -37,6 +37,7 @@ mod nats;
 mod node;
 mod raw;
 mod secret;
+pub mod template;
 
 use std::path::{Path, PathBuf};
 

@@ -4,13 +4,10 @@
 //! Real nodes on a real nats-server; a malicious coordinator is played by publishing forged
 //! events on the result subjects with a real node's identity key (what node0 could do).
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Cluster, ClusterSpec, ecdsa_child};
 use ed25519_dalek::{Signer as _, SigningKey};
 use mpcium_api::attestation::{Attestation, Statement};
 use mpcium_api::{ClientId, KeyType, KeygenResultEvent, SigningResultEvent, subjects};
@@ -18,6 +15,7 @@ use mpcium_client::{
     ClientError, ClientOptions, LocalSigner, MpcClient, ReshareRequest, ResultTrust, SignRequest, TrustError,
 };
 use mpcium_identity::SignerKey;
+use mpcium_testkit::node::{Cluster, ClusterSpec, ecdsa_child};
 use rand_core::OsRng;
 
 fn trust(c: &Cluster) -> ResultTrust {

@@ -3,14 +3,12 @@
 //! deleted from the stream, makes verification fail naming it; a node's chain continues across a
 //! graceful restart and a crash.
 
-mod common;
-
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
-use common::{Cluster, ClusterSpec};
 use ed25519_dalek::VerifyingKey;
 use mpcium_node::audit::{self, AuditEntry, Outcome, RecordKind, trail};
+use mpcium_testkit::node::{Cluster, ClusterSpec};
 
 fn keys(c: &Cluster) -> HashMap<String, VerifyingKey> {
     c.ids.iter().cloned().zip(c.keys.iter().map(|k| k.verifying_key())).collect()

@@ -8,15 +8,13 @@
 //! `MPCIUM_BAD_INPUT_N` sets the number of bad requests (default 10,000: about 12 s of requests,
 //! 25 s with the cluster start and keygen, on the loaded 2-core CI machine).
 
-mod common;
-
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{Cluster, ClusterSpec, WireClient, eddsa_verify, rss_kib};
 use ed25519_dalek::Signer;
 use mpcium_api::{ErrorCode, SignTxMessage, subjects};
+use mpcium_testkit::node::{Cluster, ClusterSpec, WireClient, eddsa_verify, rss_kib};
 
 /// The request size limit of this test's nodes (`limits.max_request_bytes`; 1 MiB by default).
 const MAX_REQUEST_BYTES: usize = 4096;

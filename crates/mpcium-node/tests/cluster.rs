@@ -3,10 +3,8 @@
 //! ECDSA, EdDSA and HD signatures verify with independent verifiers; every error path answers
 //! with its exact code.
 
-mod common;
-
-use common::{Cluster, ClusterSpec, ecdsa_child, ecdsa_verify, eddsa_verify, http_get};
 use mpcium_api::ErrorCode;
+use mpcium_testkit::node::{Cluster, ClusterSpec, ecdsa_child, ecdsa_verify, eddsa_verify, http_get};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn keygen_sign_and_error_paths_over_a_real_cluster() {

@@ -16,18 +16,15 @@
 //! restarts instead of one. Figures (durations, outcome counts, recovery times) are printed;
 //! run with `--nocapture` to see them.
 
-mod common;
-#[path = "faults/harness.rs"]
-mod harness;
-
 use std::time::{Duration, Instant};
 
-use common::WireClient;
-use harness::{
-    Collector, LoadRequest, Netns, ProcessCluster, check_load, publish_until_stored, signing_load,
-};
 use mpcium_api::ErrorCode;
 use mpcium_testkit::NatsServer;
+use mpcium_testkit::node::WireClient;
+use mpcium_testkit::node::{
+    Collector, LoadRequest, Netns, ProcessCluster, Wallet, check_load, publish_until_stored, signing_load,
+    tx_ids,
+};
 
 /// One cluster of processes at a time.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -36,19 +33,11 @@ fn long() -> bool {
     std::env::var("MPCIUM_FAULTS_LONG").is_ok_and(|v| v == "1")
 }
 
-/// A wallet made by keygen: its ECDSA (x‖y) and EdDSA public keys.
-struct Wallet {
-    id: String,
-    ecdsa: Vec<u8>,
-    eddsa: Vec<u8>,
-}
-
 async fn keygen(client: &WireClient, wallet: &str, cluster: &ProcessCluster) -> Wallet {
     let started = Instant::now();
-    let kg = client.keygen(wallet).await;
-    assert_eq!(kg.result_type.as_str(), "success", "keygen {wallet}: {kg:?}\n{}", cluster.logs());
-    eprintln!("[faults] keygen {wallet}: {:.1} s", started.elapsed().as_secs_f64());
-    Wallet { id: wallet.to_owned(), ecdsa: kg.ecdsa_pub_key.unwrap(), eddsa: kg.eddsa_pub_key.unwrap() }
+    let wallet = cluster.keygen(client, wallet).await;
+    eprintln!("[faults] keygen {}: {:.1} s", wallet.id, started.elapsed().as_secs_f64());
+    wallet
 }
 
 /// Sign once with each curve and verify both signatures; `tag` makes the tx ids unique.
@@ -73,8 +62,8 @@ async fn sign_both(
 
 /// No request has two different results (the events are shown when one has).
 fn assert_single_results(
-    outcome: &harness::Outcome,
-    results: &std::collections::HashMap<String, Vec<harness::Received>>,
+    outcome: &mpcium_testkit::node::Outcome,
+    results: &std::collections::HashMap<String, Vec<mpcium_testkit::node::Received>>,
 ) {
     let shown: Vec<String> = outcome
         .conflicting
@@ -87,10 +76,6 @@ fn assert_single_results(
         outcome.conflicting,
         shown.join("\n")
     );
-}
-
-fn tx_ids(load: &[LoadRequest]) -> Vec<String> {
-    load.iter().map(|r| r.msg.tx_id.clone()).collect()
 }
 
 /// Publish a whole load in the background (in order, each until stored), `pace` apart.
@@ -115,7 +100,8 @@ async fn node_killed_and_restarted_under_signing_load() {
     let _serial = SERIAL.lock().await;
     let test_started = Instant::now();
     let server = NatsServer::start().unwrap();
-    let mut cluster = ProcessCluster::prepare(1, &server.url(), &[None, None, None]);
+    let mut cluster =
+        ProcessCluster::prepare(env!("CARGO_BIN_EXE_mpcium"), 1, &server.url(), &[None, None, None]);
     let startup = cluster.start_all().await;
     cluster.wait_all_see(3, Duration::from_secs(30)).await;
     eprintln!("[faults] node start to [READY]: {startup:?}");
@@ -163,18 +149,13 @@ async fn node_killed_and_restarted_under_signing_load() {
         .filter(|r| r.at > killed2 + Duration::from_secs(5) && r.event.result_type.as_str() == "success")
         .count();
     eprintln!(
-        "[faults] kill test: {count} requests answered {answered} in {:.1} s; successes {}, errors {:?}, \
-         unanswered {}, conflicting {}, identical redeliveries {}; publish retries {publish_failures}; \
+        "[faults] kill test: {count} requests answered {answered} in {:.1} s; {}; publish retries {publish_failures}; \
          answered before kill1 {answered_at_kill1}, before kill2 {answered_at_kill2}; \
          node1 process start to [READY] {:.2} s, kill to seeing 3/3 {:.2} s; \
          successes more than 5 s after kill2 (node0+node1 only): {after_kill2}; \
          answered every 2 s: {timeline:?}; kill2 at {:.1} s",
         load_took.as_secs_f64(),
-        outcome.successes,
-        outcome.errors,
-        outcome.unanswered.len(),
-        outcome.conflicting.len(),
-        outcome.redelivered,
+        outcome.summary(),
         node1_process_ready.as_secs_f64(),
         node1_back.as_secs_f64(),
         (killed2 - load_started).as_secs_f64(),
@@ -221,7 +202,8 @@ async fn nats_server_restarted_under_signing_load() {
     let _serial = SERIAL.lock().await;
     let test_started = Instant::now();
     let mut server = NatsServer::start().unwrap();
-    let mut cluster = ProcessCluster::prepare(1, &server.url(), &[None, None, None]);
+    let mut cluster =
+        ProcessCluster::prepare(env!("CARGO_BIN_EXE_mpcium"), 1, &server.url(), &[None, None, None]);
     cluster.start_all().await;
     cluster.wait_all_see(3, Duration::from_secs(30)).await;
     let client = WireClient::connect(&server.url(), "faults-nats", cluster.initiator.clone()).await;
@@ -284,14 +266,9 @@ async fn nats_server_restarted_under_signing_load() {
     let results = collector.snapshot();
     let outcome = check_load(&load, &results, &wallet.ecdsa, &wallet.eddsa);
     eprintln!(
-        "[faults] nats test: {count} requests answered {answered} in {:.1} s; successes {}, errors {:?}, \
-         unanswered {}, conflicting {}, identical redeliveries {}; failed publish attempts {publish_failures}",
+        "[faults] nats test: {count} requests answered {answered} in {:.1} s; {}; failed publish attempts {publish_failures}",
         load_took.as_secs_f64(),
-        outcome.successes,
-        outcome.errors,
-        outcome.unanswered.len(),
-        outcome.conflicting.len(),
-        outcome.redelivered,
+        outcome.summary(),
     );
     assert!(outcome.unanswered.is_empty(), "unanswered: {:?}\n{}", outcome.unanswered, cluster.logs());
     assert_single_results(&outcome, &results);
@@ -306,21 +283,13 @@ async fn partitioned_node_is_routed_around_and_rejoins() {
     let _serial = SERIAL.lock().await;
     let test_started = Instant::now();
     // Declared first so it is dropped last: the processes in it are killed before it goes.
-    let netns = match Netns::create() {
-        Ok(n) => n,
-        Err(e) => {
-            eprintln!(
-                "[faults] SKIPPED partitioned_node_is_routed_around_and_rejoins: cannot create a network namespace ({e}); run as root with CAP_NET_ADMIN"
-            );
-            return;
-        }
+    let Some(netns) = Netns::create_or_skip("[faults] partitioned_node_is_routed_around_and_rejoins") else {
+        return;
     };
     // nats-server listens on the host end of the veth pair: node0 and node1 reach it locally,
     // node2 (in the namespace) over the link.
-    let server = NatsServer::start_with_config(Some(&format!("listen: \"{}:-1\"", netns.host_ip))).unwrap();
-    let mut cluster = ProcessCluster::prepare(1, &server.url(), &[None, None, Some(netns.name.clone())]);
-    cluster.start_all().await;
-    cluster.wait_all_see(3, Duration::from_secs(30)).await;
+    let server = NatsServer::start_with_config(Some(&netns.server_listen())).unwrap();
+    let mut cluster = ProcessCluster::start_partitioned(env!("CARGO_BIN_EXE_mpcium"), &server, &netns).await;
     let client = WireClient::connect(&server.url(), "faults-part", cluster.initiator.clone()).await;
     let wallet = keygen(&client, "w-part", &cluster).await;
     let collector = Collector::start(&client.js, "faults-part").await;

@@ -5,18 +5,16 @@
 //! every share byte for byte; signing must go on afterwards under the wallet's public keys.
 //! Each test is one line of THREAT-MODEL.md.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{Cluster, ClusterSpec, WireClient, ecdsa_verify, eddsa_verify};
 use mpcium_api::ErrorCode;
 use mpcium_node::control::{Control, SessionOp, SessionStart};
 use mpcium_node::envelope::Kind;
 use mpcium_node::service::{announced_session_id, done_id};
 use mpcium_store::Store;
+use mpcium_testkit::node::{Cluster, ClusterSpec, WireClient, ecdsa_verify, eddsa_verify};
 
 const ATTACKER: usize = 2;
 const HONEST: [usize; 2] = [0, 1];
@@ -41,17 +39,7 @@ fn snapshots(stores: &Stores) -> Vec<BTreeMap<String, Vec<u8>>> {
     let stores = stores.lock().unwrap();
     HONEST
         .iter()
-        .map(|i| {
-            let store = stores[*i].as_ref().expect("node started");
-            let mut out = BTreeMap::new();
-            for prefix in ["ecdsa:", "eddsa:", "setup:"] {
-                for key in store.keys_with_prefix(prefix).unwrap() {
-                    let record = mpcium_store::RecordKey::new(key.clone()).unwrap();
-                    out.insert(key, store.get(&record).unwrap().unwrap().to_vec());
-                }
-            }
-            out
-        })
+        .map(|i| mpcium_testkit::node::share_records(stores[*i].as_ref().expect("node started")))
         .collect()
 }
 

@@ -3,15 +3,13 @@
 //! hold. A malicious node's writes are played by writing the bucket directly (what its NATS
 //! credentials allow), signing with its real identity key where that helps it.
 
-mod common;
-
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use common::{Cluster, ClusterSpec, eddsa_verify};
 use ed25519_dalek::{Signature, Signer as _};
 use mpcium_api::ErrorCode;
 use mpcium_node::registry::{KEYINFO_BUCKET, KeyInfo, keyinfo_key};
 use mpcium_node::service::keyinfo_statement;
+use mpcium_testkit::node::{Cluster, ClusterSpec, eddsa_verify};
 
 const WALLET: &str = "w-keyinfo";
 

@@ -2,15 +2,13 @@
 //! through a reshare, a node down, and strict request signatures. Each test runs its own
 //! nats-server and in-process nodes; signatures are checked by independent verifiers.
 
-mod common;
-
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Cluster, ClusterSpec, ecdsa_child, ecdsa_verify, eddsa_verify};
 use mpcium_api::{ErrorCode, SigningMode};
+use mpcium_testkit::node::{Cluster, ClusterSpec, ecdsa_child, ecdsa_verify, eddsa_verify};
 
 fn assert_success(ev: &mpcium_api::SigningResultEvent) {
     assert_eq!(ev.result_type.as_str(), "success", "{ev:?}");

@@ -9,18 +9,16 @@
 //! The tests run one after another (a lock): they read one process-wide log capture, and four
 //! clusters at once would only slow each other down on a small machine.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use common::{Cluster, ClusterSpec, WireClient, ecdsa_verify, eddsa_verify};
 use mpcium_api::ErrorCode;
 use mpcium_node::transport::Misbehaviour;
 use mpcium_store::Store;
+use mpcium_testkit::node::{Cluster, ClusterSpec, WireClient, ecdsa_verify, eddsa_verify};
 
 const HONEST: [&str; 2] = ["node0", "node1"];
 const CULPRIT: &str = "node2";
@@ -71,14 +69,7 @@ fn failures_since(mark: usize) -> BTreeMap<String, Vec<String>> {
 
 /// Every share, setup and key record of a node's store.
 fn snapshot(store: &Store) -> BTreeMap<String, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    for prefix in ["ecdsa:", "eddsa:", "setup:"] {
-        for key in store.keys_with_prefix(prefix).unwrap() {
-            let record = mpcium_store::RecordKey::new(key.clone()).unwrap();
-            out.insert(key, store.get(&record).unwrap().unwrap().to_vec());
-        }
-    }
-    out
+    mpcium_testkit::node::share_records(store)
 }
 
 /// A cluster of three nodes with threshold 2 (every signature needs node2), a wallet, and a
@@ -344,8 +335,8 @@ async fn a_peer_that_tampers_ot_messages_is_banned_for_that_key_until_a_reshare(
         assert!(with_culprit.is_empty(), "{honest} ran sessions with the banned node: {with_culprit:#?}");
     }
     for i in [0, 1] {
-        let text = common::http_get(ports[i], "/metrics").await;
-        assert_eq!(common::metric(&text, "mpcium_bans"), 1, "node{i}");
+        let text = mpcium_testkit::node::http_get(ports[i], "/metrics").await;
+        assert_eq!(mpcium_testkit::node::metric(&text, "mpcium_bans"), 1, "node{i}");
     }
     assert!(log_text().contains("DKLs23 counterparty banned for this key"), "the ban is logged");
 
@@ -354,7 +345,13 @@ async fn a_peer_that_tampers_ot_messages_is_banned_for_that_key_until_a_reshare(
     c.restart_node(0).await;
     c.wait_all_ready().await;
     assert!(banned_by(0), "the ban did not survive a restart");
-    assert_eq!(common::metric(&common::http_get(ports[0], "/metrics").await, "mpcium_bans"), 1);
+    assert_eq!(
+        mpcium_testkit::node::metric(
+            &mpcium_testkit::node::http_get(ports[0], "/metrics").await,
+            "mpcium_bans"
+        ),
+        1
+    );
     let mark = LOG.lock().unwrap().len();
     for i in 0..4 {
         sign_ok(format!("after-restart-{i}")).await;
@@ -378,7 +375,10 @@ async fn a_peer_that_tampers_ot_messages_is_banned_for_that_key_until_a_reshare(
             "node{i} kept a ban"
         );
         assert_eq!(
-            common::metric(&common::http_get(ports[i], "/metrics").await, "mpcium_bans"),
+            mpcium_testkit::node::metric(
+                &mpcium_testkit::node::http_get(ports[i], "/metrics").await,
+                "mpcium_bans"
+            ),
             0,
             "node{i}"
         );

@@ -13,45 +13,26 @@
 //! - the shipped `deploy/nats-cluster-{1,2,3}.conf` (TLS on routes and clients, the users and
 //!   permissions of `deploy/nats-server.conf`) form a cluster with JetStream that a node joins.
 
-mod common;
-
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, consumer::pull};
-use common::{Cluster, ClusterSpec, WireClient, ecdsa_verify, eddsa_verify};
 use futures_util::StreamExt;
 use mpcium_api::{SigningResultEvent, subjects};
 use mpcium_node::daemon::NodeParams;
-use mpcium_node::registry::BUCKETS;
 use mpcium_testkit::NatsCluster;
+use mpcium_testkit::node::deploy::{
+    DEPLOY_NODES, NATS_SERVER_CONF, path_text as path, replace_checked, with_test_certificates,
+};
+use mpcium_testkit::node::replicas::{
+    CLUSTER_HEARTBEAT, all_current, all_streams, assert_replicas, stream_replicas,
+};
+use mpcium_testkit::node::{Cluster, ClusterSpec, WireClient, ecdsa_verify, eddsa_verify};
 
 /// The tests of this file run one at a time: each starts 3 nats-servers and 3 nodes, and a
 /// failover measured on a machine shared with two more such clusters measures the machine.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-/// The request and result streams, and the audit trail.
-const STREAMS: [&str; 4] = ["mpc-keygen", "mpc-signing", "mpc", "mpc-audit"];
-/// Durable consumers the nodes make: (stream, name).
-const CONSUMERS: [(&str, &str); 5] = [
-    ("mpc-keygen", "mpc_keygen_consumer"),
-    ("mpc-signing", "mpc_signing_consumer"),
-    ("mpc", "mpc_keygen_result"),
-    ("mpc", "mpc_signing_result"),
-    ("mpc", "mpc_reshare_result"),
-];
-
-/// Every stream the nodes make, buckets included (`KV_<bucket>`).
-fn all_streams() -> Vec<String> {
-    STREAMS.iter().map(|s| (*s).to_owned()).chain(BUCKETS.iter().map(|b| format!("KV_{b}"))).collect()
-}
-
-/// The nodes' heartbeat here: the default `node.heartbeat_seconds`. Readiness lapses after 3
-/// heartbeats, and a stream whose Raft leader was on the killed server has no leader (takes no
-/// writes) until its election ends, 4 to 9 s by nats-server's election timeouts: the tests' usual
-/// 500 ms heartbeat (1.5 s) would expire every peer during it, a 5 s one (15 s) outlasts it.
-const CLUSTER_HEARTBEAT: Duration = Duration::from_secs(5);
 
 /// Every node's audit chain checks (signatures, numbers without gaps, hash links).
 async fn assert_audit_intact(js: &jetstream::Context, c: &Cluster) {
@@ -80,98 +61,6 @@ fn spec_on(nats: &NatsCluster, replicas: usize) -> ClusterSpec {
 async fn connect(nats: &NatsCluster, first: usize) -> async_nats::Client {
     let urls: Vec<String> = nats.urls_from(first).split(',').map(str::to_owned).collect();
     async_nats::ConnectOptions::new().retain_servers_order().connect(urls).await.unwrap()
-}
-
-/// (configured replicas, servers holding it) of a stream.
-/// JetStream API calls are retried for a while: under load, or while a stream elects a leader,
-/// one may time out.
-async fn stream_replicas(js: &jetstream::Context, name: &str) -> (usize, Vec<String>, u64) {
-    let mut tries = 0;
-    let info = loop {
-        tries += 1;
-        let info = match js.get_stream(name).await {
-            Ok(mut stream) => stream.info().await.cloned().map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
-        };
-        match info {
-            Ok(info) => break info,
-            Err(e) if tries >= 10 => panic!("stream {name}: {e}"),
-            Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
-        }
-    };
-    let cluster = info.cluster.unwrap_or_else(|| panic!("stream {name} has no cluster info"));
-    let mut servers: Vec<String> = cluster.replicas.iter().map(|p| p.name.clone()).collect();
-    servers.extend(cluster.leader);
-    servers.sort();
-    (info.config.num_replicas, servers, info.state.messages)
-}
-
-/// What keeps every stream, bucket and node consumer from having `n` replicas on `n` distinct
-/// servers (empty: nothing).
-async fn replica_problems(js: &jetstream::Context, n: usize) -> Vec<String> {
-    let mut problems = Vec::new();
-    for name in all_streams() {
-        let (configured, servers, _) = stream_replicas(js, &name).await;
-        if configured != n || servers.len() != n {
-            problems.push(format!("stream {name}: configured {configured}, placed on {servers:?}"));
-        }
-    }
-    for (stream, consumer) in CONSUMERS {
-        let info = match js.get_stream(stream).await {
-            Ok(s) => s.consumer_info(consumer).await.map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
-        };
-        let info = match info {
-            Ok(info) => info,
-            Err(e) => {
-                problems.push(format!("consumer {consumer} on {stream}: {e}"));
-                continue;
-            }
-        };
-        let placed = info.cluster.as_ref().map_or(0, |c| c.replicas.len() + usize::from(c.leader.is_some()));
-        // With one replica the node leaves num_replicas at 0 ("as the stream").
-        let configured_ok = info.config.num_replicas == n || (n == 1 && info.config.num_replicas == 0);
-        if placed != n || !configured_ok {
-            problems.push(format!(
-                "consumer {consumer} on {stream}: configured {}, placed {placed}: {:?}",
-                info.config.num_replicas, info.cluster
-            ));
-        }
-    }
-    problems
-}
-
-/// Every stream, bucket and node consumer has `n` replicas on `n` distinct servers, within 30 s
-/// (a node brings its request consumers to the count when its service starts pulling, just
-/// after it reports ready).
-async fn assert_replicas(js: &jetstream::Context, n: usize) {
-    let start = Instant::now();
-    loop {
-        let problems = replica_problems(js, n).await;
-        if problems.is_empty() {
-            return;
-        }
-        assert!(start.elapsed() < Duration::from_secs(30), "not at {n} replicas: {problems:#?}");
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
-
-/// Whether every replica of every stream is current (none offline, no lag).
-async fn all_current(js: &jetstream::Context, server: &str) -> Result<(), String> {
-    for name in all_streams() {
-        let mut stream = js.get_stream(&name).await.map_err(|e| format!("{name}: {e}"))?;
-        let info = stream.info().await.map_err(|e| format!("{name}: {e}"))?;
-        let cluster = info.cluster.clone().ok_or(format!("{name}: no cluster info"))?;
-        let seen = cluster.leader.as_deref() == Some(server)
-            || cluster
-                .replicas
-                .iter()
-                .any(|p| p.name == server && p.current && !p.offline && p.lag.unwrap_or(0) == 0);
-        if !seen {
-            return Err(format!("{name}: {server} not current: {cluster:?}"));
-        }
-    }
-    Ok(())
 }
 
 /// The load: `total` signing requests (ECDSA and EdDSA alternately) kept `in_flight` at a time,
@@ -555,22 +444,6 @@ async fn more_replicas_than_servers_stops_the_node_naming_the_key_and_the_server
     assert!((1..=3).contains(&servers), "{err}");
 }
 
-/// Node names and IDs exactly as in `deploy/nats-server.conf`.
-const DEPLOY_NODES: [(&str, &str); 3] = [
-    ("node0", "86e6560e-3c7b-4224-b170-7562e991d6be"),
-    ("node1", "b67f1bb9-3f53-4081-acf5-0505d712b5a7"),
-    ("node2", "a86eb610-c9dd-48ef-8d43-9d1973a4f25c"),
-];
-
-fn replace(text: String, from: &str, to: &str, file: &str) -> String {
-    assert!(text.contains(from), "{file} no longer contains {from:?}");
-    text.replace(from, to)
-}
-
-fn path(p: &std::path::Path) -> String {
-    p.display().to_string()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_shipped_cluster_configuration_forms_a_tls_cluster_a_node_joins() {
     let _serial = SERIAL.lock().await;
@@ -590,41 +463,43 @@ async fn the_shipped_cluster_configuration_forms_a_tls_cluster_a_node_joins() {
         include_str!("../../../deploy/nats-cluster-2.conf"),
         include_str!("../../../deploy/nats-cluster-3.conf"),
     ];
-    let base = include_str!("../../../deploy/nats-server.conf");
     let nats = NatsCluster::start_from(
         3,
         |i, ports, dir| {
             // The included file, next to the server's own (as on a server: /etc/nats/), with
             // this server's loopback port, store and the test certificates.
             let f = "deploy/nats-server.conf";
-            let mut included = replace(
-                base.to_owned(),
+            let included = replace_checked(
+                NATS_SERVER_CONF,
                 "listen: 0.0.0.0:4222",
                 &format!("listen: 127.0.0.1:{}", ports[i].client),
                 f,
             );
-            included = replace(included, "/var/lib/nats/jetstream", &path(&dir.join("jetstream")), f);
-            included = replace(included, "/etc/nats/certs/server-cert.pem", &path(&pki.server.cert), f);
-            included = replace(included, "/etc/nats/certs/server-key.pem", &path(&pki.server.key), f);
-            included = replace(included, "/etc/nats/certs/rootCA.pem", &path(&pki.ca_cert), f);
-            std::fs::write(dir.join("nats-server.conf"), included).unwrap();
+            let included =
+                replace_checked(&included, "/var/lib/nats/jetstream", &path(&dir.join("jetstream")), f);
+            std::fs::write(dir.join("nats-server.conf"), with_test_certificates(&included, &pki)).unwrap();
             let f = format!("deploy/nats-cluster-{}.conf", i + 1);
             let mut text = shipped[i].to_owned();
-            text =
-                replace(text, "listen: 0.0.0.0:6222", &format!("listen: 127.0.0.1:{}", ports[i].cluster), &f);
+            text = replace_checked(
+                &text,
+                "listen: 0.0.0.0:6222",
+                &format!("listen: 127.0.0.1:{}", ports[i].cluster),
+                &f,
+            );
             for (j, port) in ports.iter().enumerate() {
                 if j != i {
-                    text = replace(
-                        text,
+                    text = replace_checked(
+                        &text,
                         &format!("nats-route://nats-{}.example.internal:6222", j + 1),
                         &format!("nats-route://127.0.0.1:{}", port.cluster),
                         &f,
                     );
                 }
             }
-            text = replace(text, "/etc/nats/certs/route-cert.pem", &path(&route_pki.server.cert), &f);
-            text = replace(text, "/etc/nats/certs/route-key.pem", &path(&route_pki.server.key), &f);
-            text = replace(text, "/etc/nats/certs/routeCA.pem", &path(&route_pki.ca_cert), &f);
+            text =
+                replace_checked(&text, "/etc/nats/certs/route-cert.pem", &path(&route_pki.server.cert), &f);
+            text = replace_checked(&text, "/etc/nats/certs/route-key.pem", &path(&route_pki.server.key), &f);
+            text = replace_checked(&text, "/etc/nats/certs/routeCA.pem", &path(&route_pki.ca_cert), &f);
             // The harness watches the cluster form through the monitoring port.
             format!("{text}\nhttp: \"127.0.0.1:{}\"\n", ports[i].http)
         },

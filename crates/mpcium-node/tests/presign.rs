@@ -3,16 +3,14 @@
 //! copies makes the coordinator fall back to a full signature, and a reshare retires the old
 //! presignatures.
 
-mod common;
-
-use common::{Cluster, ecdsa_verify, open_stopped_store, total, wait_pools_full};
+use mpcium_testkit::node::{Cluster, ecdsa_verify, open_stopped_store, total, wait_pools_full};
 
 const WALLET: &str = "wallet-pool";
 const POOL: usize = 3;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn signatures_use_the_pool_survive_restarts_and_fall_back_when_a_copy_is_gone() {
-    let (spec, ports) = common::pool_cluster(3, 1, POOL, WALLET);
+    let (spec, ports) = mpcium_testkit::node::pool_cluster(3, 1, POOL, WALLET);
     let mut c = Cluster::start(spec).await;
     let w = c.client("pool-suite").await;
     let kg = w.keygen(WALLET).await;
@@ -40,7 +38,7 @@ async fn signatures_use_the_pool_survive_restarts_and_fall_back_when_a_copy_is_g
     let digest = [0x77; 32];
     let ev = w.sign(&w.sign_msg("secp256k1", WALLET, "tx-pool-hd", &digest, Some(path.clone()))).await;
     assert_eq!(ev.result_type.as_str(), "success", "{ev:?}");
-    ecdsa_verify(&common::ecdsa_child(&pubkey, &c.chain_code, &path), &digest, &ev);
+    ecdsa_verify(&mpcium_testkit::node::ecdsa_child(&pubkey, &c.chain_code, &path), &digest, &ev);
 
     // Pools are durable: restart every node; they come back full and still sign.
     wait_pools_full(&ports, &[0, 1, 2], POOL).await;

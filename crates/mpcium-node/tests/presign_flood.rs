@@ -2,18 +2,16 @@
 //! session starts is refused with `ERROR_RESOURCE_EXHAUSTED` once its burst is spent, while the
 //! other owners' pools still refill through that participant, and signing goes on.
 
-mod common;
-
 use std::collections::HashMap;
 use std::time::Duration;
 
-use common::{Cluster, ecdsa_verify, http_get, metric, open_stopped_store, wait_pools_full};
 use mpcium_node::control::{Control, SessionOp, SessionStart};
 use mpcium_node::envelope::Kind;
 use mpcium_node::pairkey::ExchangeKey;
 use mpcium_node::presign::{PRESIGN_BURST_MIN, PresigId};
 use mpcium_node::registry::PeerDirectory;
 use mpcium_node::transport::{Transport, done_id};
+use mpcium_testkit::node::{Cluster, ecdsa_verify, http_get, metric, open_stopped_store, wait_pools_full};
 
 const WALLET: &str = "wallet-flood";
 const POOL: usize = 3;
@@ -46,7 +44,7 @@ fn presign_start(version: u32) -> (SessionStart, [u8; 32]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_presign_flood_from_one_owner_is_refused_and_other_owners_still_refill() {
-    let (spec, ports) = common::pool_cluster(3, 1, POOL, WALLET);
+    let (spec, ports) = mpcium_testkit::node::pool_cluster(3, 1, POOL, WALLET);
     let mut c = Cluster::start(spec).await;
     assert_eq!(c.ids, ["node0", "node1", "node2"]);
     let w = c.client("flood-suite").await;

@@ -2,11 +2,9 @@
 //! old store files are refused (each signer's create-only record in `mpc_presig_used`), the
 //! coordinator signs in full instead, and the signatures verify.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{Cluster, ecdsa_verify, total, wait_pools_full};
+use mpcium_testkit::node::{Cluster, ecdsa_verify, total, wait_pools_full};
 
 const WALLET: &str = "wallet-oneshot";
 const POOL: usize = 2;
@@ -36,7 +34,7 @@ async fn start_all(c: &mut Cluster) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn presignatures_from_a_restored_store_are_refused_and_signing_falls_back() {
-    let (spec, ports) = common::pool_cluster(3, 1, POOL, WALLET);
+    let (spec, ports) = mpcium_testkit::node::pool_cluster(3, 1, POOL, WALLET);
     let mut c = Cluster::start(spec).await;
     let w = c.client("oneshot-suite").await;
     let kg = w.keygen(WALLET).await;

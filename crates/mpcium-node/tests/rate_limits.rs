@@ -4,17 +4,15 @@
 //! the coordinator enforces none; a peer flooding the bus is dropped before verification and
 //! counted per peer in `/metrics` while honest nodes keep signing.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{Cluster, ClusterSpec, eddsa_verify, http_get};
 use mpcium_api::ErrorCode;
 use mpcium_node::daemon::NodeParams;
 use mpcium_node::envelope::{Envelope, Kind};
 use mpcium_node::limits::{LimitSettings, Rate, RequestRates};
 use mpcium_node::transport::node_subject;
+use mpcium_testkit::node::{Cluster, ClusterSpec, eddsa_verify, http_get};
 
 /// The value of a metric with labels `labels` (e.g. `peer="node0"`), 0 when absent.
 fn labelled(text: &str, name: &str, labels: &str) -> u64 {

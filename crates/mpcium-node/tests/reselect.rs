@@ -19,42 +19,22 @@
 //! `MPCIUM_RESELECT_REQUESTS` sets the size of the first test's load (default 300; BENCHMARKS.md
 //! has the 1000-request run). Figures are printed; run with `--nocapture` to see them.
 
-mod common;
-#[path = "faults/harness.rs"]
-#[allow(dead_code)]
-mod harness;
-
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::WireClient;
-use harness::{
-    Collector, LoadRequest, Netns, ProcessCluster, check_load, publish_until_stored, signing_load,
-};
 use mpcium_testkit::NatsServer;
+use mpcium_testkit::node::WireClient;
+use mpcium_testkit::node::{
+    Collector, LoadRequest, Netns, ProcessCluster, Wallet, check_load, publish_until_stored, signing_load,
+    tx_ids,
+};
 
 /// One cluster of processes at a time.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// Requests in flight at once.
 const WINDOW: usize = 20;
-
-struct Wallet {
-    id: String,
-    ecdsa: Vec<u8>,
-    eddsa: Vec<u8>,
-}
-
-async fn keygen(client: &WireClient, wallet: &str, cluster: &ProcessCluster) -> Wallet {
-    let kg = client.keygen(wallet).await;
-    assert_eq!(kg.result_type.as_str(), "success", "keygen {wallet}: {kg:?}\n{}", cluster.logs());
-    Wallet { id: wallet.to_owned(), ecdsa: kg.ecdsa_pub_key.unwrap(), eddsa: kg.eddsa_pub_key.unwrap() }
-}
-
-fn tx_ids(load: &[LoadRequest]) -> Vec<String> {
-    load.iter().map(|r| r.msg.tx_id.clone()).collect()
-}
 
 /// When each request was published.
 type Published = Arc<Mutex<HashMap<String, Instant>>>;
@@ -124,11 +104,12 @@ async fn a_killed_node_is_routed_around_inside_each_request() {
     let _serial = SERIAL.lock().await;
     let test_started = Instant::now();
     let server = NatsServer::start().unwrap();
-    let mut cluster = ProcessCluster::prepare(1, &server.url(), &[None, None, None]);
+    let mut cluster =
+        ProcessCluster::prepare(env!("CARGO_BIN_EXE_mpcium"), 1, &server.url(), &[None, None, None]);
     cluster.start_all().await;
     cluster.wait_all_see(3, Duration::from_secs(30)).await;
     let client = WireClient::connect(&server.url(), "reselect-kill", cluster.initiator.clone()).await;
-    let wallet = keygen(&client, "w-reselect", &cluster).await;
+    let wallet = cluster.keygen(&client, "w-reselect").await;
     let collector = Collector::start(&client.js, "reselect-kill").await;
 
     let count: usize =
@@ -240,11 +221,16 @@ async fn five_nodes_sign_on_with_two_killed() {
     let _serial = SERIAL.lock().await;
     let test_started = Instant::now();
     let server = NatsServer::start().unwrap();
-    let mut cluster = ProcessCluster::prepare(2, &server.url(), &[None, None, None, None, None]);
+    let mut cluster = ProcessCluster::prepare(
+        env!("CARGO_BIN_EXE_mpcium"),
+        2,
+        &server.url(),
+        &[None, None, None, None, None],
+    );
     cluster.start_all().await;
     cluster.wait_all_see(5, Duration::from_secs(30)).await;
     let client = WireClient::connect(&server.url(), "reselect-five", cluster.initiator.clone()).await;
-    let wallet = keygen(&client, "w-five", &cluster).await;
+    let wallet = cluster.keygen(&client, "w-five").await;
     let collector = Collector::start(&client.js, "reselect-five").await;
     let before = sign_batch(&client, &collector, &wallet, "five-all", 30, &cluster).await;
 
@@ -269,21 +255,15 @@ async fn five_nodes_sign_on_with_two_killed() {
 async fn a_partitioned_node_is_routed_around_by_the_start_acknowledgement() {
     let _serial = SERIAL.lock().await;
     let test_started = Instant::now();
-    let netns = match Netns::create() {
-        Ok(n) => n,
-        Err(e) => {
-            eprintln!(
-                "[reselect] SKIPPED a_partitioned_node_is_routed_around_by_the_start_acknowledgement: cannot create a network namespace ({e}); run as root with CAP_NET_ADMIN"
-            );
-            return;
-        }
+    let Some(netns) =
+        Netns::create_or_skip("[reselect] a_partitioned_node_is_routed_around_by_the_start_acknowledgement")
+    else {
+        return;
     };
-    let server = NatsServer::start_with_config(Some(&format!("listen: \"{}:-1\"", netns.host_ip))).unwrap();
-    let mut cluster = ProcessCluster::prepare(1, &server.url(), &[None, None, Some(netns.name.clone())]);
-    cluster.start_all().await;
-    cluster.wait_all_see(3, Duration::from_secs(30)).await;
+    let server = NatsServer::start_with_config(Some(&netns.server_listen())).unwrap();
+    let cluster = ProcessCluster::start_partitioned(env!("CARGO_BIN_EXE_mpcium"), &server, &netns).await;
     let client = WireClient::connect(&server.url(), "reselect-part", cluster.initiator.clone()).await;
-    let wallet = keygen(&client, "w-part", &cluster).await;
+    let wallet = cluster.keygen(&client, "w-part").await;
     let collector = Collector::start(&client.js, "reselect-part").await;
 
     // Cut node2 off; requests follow at once, while node2's subscription is still on the server

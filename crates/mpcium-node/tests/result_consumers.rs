@@ -1,12 +1,10 @@
 //! A starting node creates the three unscoped result consumers on `mpc` with the original's
 //! names, filters and settings (docs/wire.md §2.3), and leaves alone one that a client made differently.
 
-mod common;
-
 use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer::pull};
-use common::{Cluster, ClusterSpec};
+use mpcium_testkit::node::{Cluster, ClusterSpec};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn nodes_create_the_result_consumers_and_keep_a_clients_own() {

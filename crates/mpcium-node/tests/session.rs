@@ -1,18 +1,14 @@
 //! Sessions over a real nats-server: a toy protocol with broadcasts and private messages runs
 //! across three nodes; an abort stops the others at once; an equivocating broadcaster is named.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
-use ed25519_dalek::SigningKey;
 use mpcium_node::envelope::{Envelope, Kind};
-use mpcium_node::pairkey::ExchangeKey;
-use mpcium_node::registry::{Heartbeat, PeerDirectory, Registry};
 use mpcium_node::session::{SessionError, SessionSpec, run_protocol};
-use mpcium_node::transport::{Transport, node_subject};
-use mpcium_testkit::NatsServer;
+use mpcium_node::transport::node_subject;
+use mpcium_testkit::node::Transports;
 use mpcium_tss::{Action, PartyId, Protocol, ProtocolError};
-use rand_core::OsRng;
 
 /// Each party broadcasts its id, then privately sends every other party `id * 10`; returns
 /// the sum of all broadcasts plus all private values received. Fails if a broadcast is not 2 bytes.
@@ -82,50 +78,10 @@ impl Protocol for Toy {
     }
 }
 
-struct Cluster {
-    _server: NatsServer,
-    transports: Vec<Transport>,
-    identities: Vec<SigningKey>,
-    ids: Vec<String>,
-    raw: async_nats::Client,
-    _stop: tokio::sync::watch::Sender<bool>,
-}
+type Cluster = Transports;
 
 async fn cluster(n: usize) -> Cluster {
-    let server = NatsServer::start().unwrap();
-    let ids: Vec<String> = (0..n).map(|i| format!("node{i}")).collect();
-    let keys: Vec<SigningKey> = (0..n).map(|_| SigningKey::generate(&mut OsRng)).collect();
-    let identities: HashMap<String, _> =
-        ids.iter().cloned().zip(keys.iter().map(|k| k.verifying_key())).collect();
-    let hb = Heartbeat::every(Duration::from_millis(500));
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let mut transports = Vec::new();
-    for i in 0..n {
-        let client = async_nats::connect(server.url()).await.unwrap();
-        let js = async_nats::jetstream::new(client.clone());
-        let registry = Registry::open(&js, hb).await.unwrap();
-        let dir = PeerDirectory::new(&ids[i], identities.clone(), ExchangeKey::generate(), hb.ttl);
-        registry.spawn_heartbeat(
-            dir.clone(),
-            keys[i].clone(),
-            hb,
-            mpcium_node::registry::now_ms(),
-            stop_rx.clone(),
-        );
-        registry.spawn_watch(dir.clone(), stop_rx.clone());
-        transports.push(Transport::new(client, keys[i].clone(), dir));
-    }
-    for t in &transports {
-        for _ in 0..200 {
-            if t.directory().ready().len() == n {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        assert_eq!(t.directory().ready().len(), n);
-    }
-    let raw = async_nats::connect(server.url()).await.unwrap();
-    Cluster { _server: server, transports, identities: keys, ids, raw, _stop: stop_tx }
+    Transports::start(n).await
 }
 
 fn spec(c: &Cluster, id: [u8; 32], me: usize) -> SessionSpec {
@@ -219,7 +175,7 @@ async fn an_equivocating_broadcaster_is_named() {
             run_protocol(&t, &mut inbox, &s, Toy::new((i + 1) as PartyId, 3)).await
         }));
     }
-    let evil = &c.identities[2];
+    let evil = &c.keys[2];
     let a =
         Envelope::seal_public(Kind::Broadcast, id, "node2", 0, 3u16.to_be_bytes().to_vec(), evil).unwrap();
     for to in ["node0", "node1"] {

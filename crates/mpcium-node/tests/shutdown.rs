@@ -3,12 +3,10 @@
 //! JetStream and tells its sessions' coordinators it aborted), and no request is left without a
 //! result.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{Cluster, ClusterSpec, WireClient, ecdsa_verify, eddsa_verify};
 use mpcium_api::ErrorCode;
+use mpcium_testkit::node::{Cluster, ClusterSpec, WireClient, ecdsa_verify, eddsa_verify};
 
 /// Publish `n` ECDSA and `n` EdDSA signing requests for `wallet`; their tx ids.
 async fn publish_batch(w: &WireClient, wallet: &str, prefix: &str, n: usize) -> Vec<String> {

@@ -1,16 +1,14 @@
 //! The cluster at a glance (`mpcium_node::status`, what `mpcium-cli status` prints) over a real
 //! cluster, and the Grafana dashboard in deploy/ checked against the same nodes' real scrapes.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Cluster, ClusterSpec};
 use mpcium_node::presign::PresignSettings;
 use mpcium_node::registry::{Heartbeat, Registry};
 use mpcium_node::status::{ClusterStatus, parse_metrics};
+use mpcium_testkit::node::{Cluster, ClusterSpec};
 
 const WALLET: &str = "wallet-status";
 const POOL: u64 = 2;

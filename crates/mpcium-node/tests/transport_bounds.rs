@@ -3,66 +3,23 @@
 //! and queues are bounded (and count what they drop); session starts over the concurrency cap
 //! are refused at once with `ERROR_CONCURRENCY_LIMIT`.
 
-use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use ed25519_dalek::SigningKey;
 use mpcium_node::control::{Control, SessionOp, SessionStart};
 use mpcium_node::envelope::Kind;
-use mpcium_node::pairkey::ExchangeKey;
-use mpcium_node::registry::{Heartbeat, PeerDirectory, Registry};
 use mpcium_node::transport::{
-    MAX_CONCURRENT_STARTS, MAX_PENDING_BYTES, SESSION_QUEUE, SessionInbox, StartRequest, Transport, done_id,
+    MAX_CONCURRENT_STARTS, MAX_PENDING_BYTES, SESSION_QUEUE, SessionInbox, StartRequest, done_id,
     node_subject,
 };
-use mpcium_testkit::NatsServer;
-use rand_core::OsRng;
+use mpcium_testkit::node::Transports;
 use tokio::sync::mpsc;
 
-struct Pair {
-    _server: NatsServer,
-    /// node0 (the sender) and node1 (the receiver).
-    t: Vec<Transport>,
-    raw: async_nats::Client,
-    _stop: tokio::sync::watch::Sender<bool>,
-}
+/// node0 (the sender) and node1 (the receiver).
+type Pair = Transports;
 
 async fn pair() -> Pair {
-    let server = NatsServer::start().unwrap();
-    let ids: Vec<String> = (0..2).map(|i| format!("node{i}")).collect();
-    let keys: Vec<SigningKey> = (0..2).map(|_| SigningKey::generate(&mut OsRng)).collect();
-    let identities: HashMap<String, _> =
-        ids.iter().cloned().zip(keys.iter().map(|k| k.verifying_key())).collect();
-    let hb = Heartbeat::every(Duration::from_millis(500));
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let mut t = Vec::new();
-    for i in 0..2 {
-        let client = async_nats::connect(server.url()).await.unwrap();
-        let js = async_nats::jetstream::new(client.clone());
-        let registry = Registry::open(&js, hb).await.unwrap();
-        let dir = PeerDirectory::new(&ids[i], identities.clone(), ExchangeKey::generate(), hb.ttl);
-        registry.spawn_heartbeat(
-            dir.clone(),
-            keys[i].clone(),
-            hb,
-            mpcium_node::registry::now_ms(),
-            stop_rx.clone(),
-        );
-        registry.spawn_watch(dir.clone(), stop_rx.clone());
-        t.push(Transport::new(client, keys[i].clone(), dir));
-    }
-    for tr in &t {
-        for _ in 0..200 {
-            if tr.directory().ready().len() == 2 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        assert_eq!(tr.directory().ready().len(), 2);
-    }
-    let raw = async_nats::connect(server.url()).await.unwrap();
-    Pair { _server: server, t, raw, _stop: stop_tx }
+    Transports::start(2).await
 }
 
 fn start_of(request_id: &str) -> Control {
@@ -104,8 +61,8 @@ async fn recv_within(inbox: &mut SessionInbox, wait: Duration) -> Option<Vec<u8>
 
 /// Wait until node1 has taken in everything node0 sent so far (a marker message arrives).
 async fn flush(p: &Pair, marker: u32) {
-    let mut inbox = p.t[1].open_session(session(marker));
-    p.t[0]
+    let mut inbox = p.transports[1].open_session(session(marker));
+    p.transports[0]
         .send_public(Kind::Broadcast, session(marker), 0, &["node1".into()], b"mark".to_vec())
         .await
         .unwrap();
@@ -115,23 +72,26 @@ async fn flush(p: &Pair, marker: u32) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replayed_session_start_is_ignored_and_the_running_session_keeps_its_route() {
     let p = pair().await;
-    let mut starts = p.t[1].listen().await.unwrap();
-    let _ = p.t[0].listen().await.unwrap();
+    let mut starts = p.transports[1].listen().await.unwrap();
+    let _ = p.transports[0].listen().await.unwrap();
     let id = session(1);
-    let env = p.t[0]
+    let env = p.transports[0]
         .send_public(Kind::Control, id, u32::MAX, &["node1".into()], start_of("tx#1").encode())
         .await
         .unwrap();
     let first = tokio::time::timeout(Duration::from_secs(10), starts.recv()).await.unwrap().unwrap();
     assert_eq!(first.envelope.session, id);
     // The session runs on node1.
-    let mut inbox = p.t[1].open_session(id);
+    let mut inbox = p.transports[1].open_session(id);
 
     // Anyone who saw the start re-publishes it, validly signed by node0.
     p.raw.publish(node_subject("node1"), env.encode().into()).await.unwrap();
     no_start_within(&mut starts, Duration::from_millis(500)).await;
     // The running session still gets its messages.
-    p.t[0].send_public(Kind::Broadcast, id, 0, &["node1".into()], b"round 1".to_vec()).await.unwrap();
+    p.transports[0]
+        .send_public(Kind::Broadcast, id, 0, &["node1".into()], b"round 1".to_vec())
+        .await
+        .unwrap();
     assert_eq!(recv_within(&mut inbox, Duration::from_secs(10)).await.as_deref(), Some(&b"round 1"[..]));
 
     // After the session ended here, a replay does not start it again either.
@@ -139,20 +99,20 @@ async fn a_replayed_session_start_is_ignored_and_the_running_session_keeps_its_r
     drop(first);
     p.raw.publish(node_subject("node1"), env.encode().into()).await.unwrap();
     no_start_within(&mut starts, Duration::from_millis(500)).await;
-    assert_eq!(p.t[1].counters().replayed_starts.load(Ordering::Relaxed), 2);
+    assert_eq!(p.transports[1].counters().replayed_starts.load(Ordering::Relaxed), 2);
 
     // A start for a session this node coordinates (it opened the session itself) is a replay too.
     let own = session(2);
-    let _own_inbox = p.t[1].open_session(own);
-    p.t[0]
+    let _own_inbox = p.transports[1].open_session(own);
+    p.transports[0]
         .send_public(Kind::Control, own, u32::MAX, &["node1".into()], start_of("tx#2").encode())
         .await
         .unwrap();
     no_start_within(&mut starts, Duration::from_millis(500)).await;
-    assert_eq!(p.t[1].counters().replayed_starts.load(Ordering::Relaxed), 3);
+    assert_eq!(p.transports[1].counters().replayed_starts.load(Ordering::Relaxed), 3);
 
     // A new session still starts.
-    p.t[0]
+    p.transports[0]
         .send_public(Kind::Control, session(3), u32::MAX, &["node1".into()], start_of("tx#3").encode())
         .await
         .unwrap();
@@ -163,16 +123,16 @@ async fn a_replayed_session_start_is_ignored_and_the_running_session_keeps_its_r
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn buffers_and_queues_are_bounded_and_count_what_they_drop() {
     let p = pair().await;
-    let _ = p.t[1].listen().await.unwrap();
-    let _ = p.t[0].listen().await.unwrap();
-    let dropped = || p.t[1].counters().dropped.load(Ordering::Relaxed);
+    let _ = p.transports[1].listen().await.unwrap();
+    let _ = p.transports[0].listen().await.unwrap();
+    let dropped = || p.transports[1].counters().dropped.load(Ordering::Relaxed);
 
     // Messages for sessions that never start: 900 KB each (under nats-server's 1 MiB payload
     // limit), 1.25 times the byte budget of the buffer, one session each.
     let big = vec![0xab; 900 * 1024];
     let count = MAX_PENDING_BYTES * 5 / 4 / big.len();
     for i in 0..count as u32 {
-        p.t[0]
+        p.transports[0]
             .send_public(Kind::Broadcast, session(1000 + i), 0, &["node1".into()], big.clone())
             .await
             .unwrap();
@@ -183,15 +143,15 @@ async fn buffers_and_queues_are_bounded_and_count_what_they_drop() {
     assert!(over >= (count / 5) as u64, "{over} of {count} dropped");
     assert!(kept as usize * big.len() <= MAX_PENDING_BYTES, "{kept} kept");
     // What was kept is delivered when its session starts.
-    let mut first = p.t[1].open_session(session(1000));
+    let mut first = p.transports[1].open_session(session(1000));
     assert_eq!(recv_within(&mut first, Duration::from_secs(1)).await.map(|m| m.len()), Some(big.len()));
 
     // A running session that does not keep up: its queue holds SESSION_QUEUE messages.
     let id = session(5);
-    let mut slow = p.t[1].open_session(id);
+    let mut slow = p.transports[1].open_session(id);
     let extra = 50;
     for seq in 0..(SESSION_QUEUE + extra) as u32 {
-        p.t[0]
+        p.transports[0]
             .send_public(Kind::Broadcast, id, seq, &["node1".into()], seq.to_be_bytes().to_vec())
             .await
             .unwrap();
@@ -211,11 +171,11 @@ async fn buffers_and_queues_are_bounded_and_count_what_they_drop() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn session_starts_over_the_cap_are_refused_at_once_and_the_coordinator_is_told() {
     let p = pair().await;
-    let mut starts = p.t[1].listen().await.unwrap();
-    let _ = p.t[0].listen().await.unwrap();
+    let mut starts = p.transports[1].listen().await.unwrap();
+    let _ = p.transports[0].listen().await.unwrap();
     // node1's dispatcher is stuck: every start it was given holds its slot.
     for i in 0..MAX_CONCURRENT_STARTS as u32 {
-        p.t[0]
+        p.transports[0]
             .send_public(
                 Kind::Control,
                 session(i),
@@ -232,9 +192,9 @@ async fn session_starts_over_the_cap_are_refused_at_once_and_the_coordinator_is_
     }
     // One more: refused, and the coordinator hears it at once, in the session and in a report.
     let over = session(70_000);
-    let mut coordinator_run = p.t[0].open_session(over);
-    let mut coordinator_done = p.t[0].open_session(done_id(&over));
-    p.t[0]
+    let mut coordinator_run = p.transports[0].open_session(over);
+    let mut coordinator_done = p.transports[0].open_session(done_id(&over));
+    p.transports[0]
         .send_public(Kind::Control, over, u32::MAX, &["node1".into()], start_of("tx#over").encode())
         .await
         .unwrap();
@@ -251,12 +211,12 @@ async fn session_starts_over_the_cap_are_refused_at_once_and_the_coordinator_is_
         other => panic!("expected an outcome report, got {other:?}"),
     }
     no_start_within(&mut starts, Duration::from_millis(300)).await;
-    assert_eq!(p.t[1].counters().refused_starts.load(Ordering::Relaxed), 1);
+    assert_eq!(p.transports[1].counters().refused_starts.load(Ordering::Relaxed), 1);
 
     // A finished session frees its slot.
     held.pop();
     let next = session(70_001);
-    p.t[0]
+    p.transports[0]
         .send_public(Kind::Control, next, u32::MAX, &["node1".into()], start_of("tx#next").encode())
         .await
         .unwrap();

@@ -12,48 +12,20 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_nats::jetstream::{self, consumer::pull};
-use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
-use futures_util::StreamExt;
-use mpcium_api::{ClientId, KeygenResultEvent, SignTxMessage, SigningMode, SigningResultEvent, subjects};
+use async_nats::jetstream;
+use ed25519_dalek::SigningKey;
+use mpcium_api::{KeygenResultEvent, SigningResultEvent};
 use mpcium_node::daemon::{NodeParams, RunningNode, StartError, start};
-use mpcium_node::service::ServiceConfig;
 use mpcium_store::{Store, StoreOptions};
+use mpcium_testkit::node::deploy::{
+    DEPLOY_CLIENT as CLIENT, DEPLOY_NODES as NODES, NATS_SERVER_CONF, replace_checked, with_test_certificates,
+};
+use mpcium_testkit::node::{
+    STORE_PASSWORD, TestNode, WireClient, ecdsa_verify, eddsa_verify, init_logging, wait_for, wait_until,
+};
 use mpcium_testkit::pki::{CertFiles, TestPki};
 use mpcium_testkit::{NatsServer, ServerSetup};
 use rand_core::{OsRng, RngCore};
-
-/// Node names and IDs exactly as in `deploy/nats-server.conf`.
-const NODES: [(&str, &str); 3] = [
-    ("node0", "86e6560e-3c7b-4224-b170-7562e991d6be"),
-    ("node1", "b67f1bb9-3f53-4081-acf5-0505d712b5a7"),
-    ("node2", "a86eb610-c9dd-48ef-8d43-9d1973a4f25c"),
-];
-/// The client application's user, ClientID and inbox prefix in `deploy/nats-server.conf`.
-const CLIENT: &str = "backend";
-
-fn init_logging() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new("info,async_nats=warn"))
-        .with_test_writer()
-        .try_init();
-}
-
-/// Wait for `cond` with a generous deadline (the machine is loaded in CI); false on time-out.
-async fn wait_until(mut cond: impl FnMut() -> bool) -> bool {
-    for _ in 0..600 {
-        if cond() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    false
-}
-
-/// [`wait_until`], panicking on time-out.
-async fn wait_for(what: &str, cond: impl FnMut() -> bool) {
-    assert!(wait_until(cond).await, "timed out waiting for {what}");
-}
 
 /// A nats-server running the shipped configuration, with its certificates and passwords.
 struct SecureServer {
@@ -109,17 +81,10 @@ fn random_password() -> String {
 /// `deploy/nats-server.conf` with its certificate paths pointed at the test PKI, and without
 /// `listen`/`jetstream` (the harness sets them: a free loopback port, a temp directory).
 fn shipped_config(pki: &TestPki) -> String {
-    let text = include_str!("../../../deploy/nats-server.conf");
-    let replace = |text: String, from: &str, to: &str| {
-        assert!(text.contains(from), "deploy/nats-server.conf no longer contains {from:?}");
-        text.replace(from, to)
-    };
-    let path = |p: &std::path::Path| p.display().to_string();
-    let mut text = replace(text.to_owned(), "listen: 0.0.0.0:4222\n", "");
-    text = replace(text, "jetstream { store_dir: \"/var/lib/nats/jetstream\" }\n", "");
-    text = replace(text, "/etc/nats/certs/server-cert.pem", &path(&pki.server.cert));
-    text = replace(text, "/etc/nats/certs/server-key.pem", &path(&pki.server.key));
-    replace(text, "/etc/nats/certs/rootCA.pem", &path(&pki.ca_cert))
+    let f = "deploy/nats-server.conf";
+    let text = replace_checked(NATS_SERVER_CONF, "listen: 0.0.0.0:4222\n", "", f);
+    let text = replace_checked(&text, "jetstream { store_dir: \"/var/lib/nats/jetstream\" }\n", "", f);
+    with_test_certificates(&text, pki)
 }
 
 /// The three nodes' identities and the request initiator.
@@ -144,49 +109,31 @@ impl Keys {
 
     /// Node `i`'s parameters, connecting with `nats_options`.
     fn params(&self, i: usize, url: String, nats_options: async_nats::ConnectOptions) -> NodeParams {
-        let peers: HashMap<String, VerifyingKey> = NODES
+        let peers = NODES
             .iter()
             .map(|(_, id)| id.to_string())
             .zip(self.nodes.iter().map(|k| k.verifying_key()))
             .collect();
         let store = Store::open_or_create(
             self.dir.path().join(format!("{}.db", NODES[i].0)),
-            b"test-password-123",
+            STORE_PASSWORD,
             &StoreOptions::insecure_for_tests(),
         )
         .unwrap();
-        let initiator_hex = hex::encode(self.initiator.verifying_key().to_bytes());
-        NodeParams {
-            node_id: NODES[i].1.to_owned(),
-            node_name: NODES[i].0.to_owned(),
-            identity: self.nodes[i].clone(),
+        let mut params = TestNode {
+            id: NODES[i].1,
+            name: NODES[i].0,
+            identity: &self.nodes[i],
             peers,
+            store,
+            threshold: 1,
+            chain_code: self.chain_code,
+            initiator: &self.initiator.verifying_key(),
             nats_url: url,
-            nats_options,
-            store: Arc::new(store),
-            backup: None,
-            heartbeat: Duration::from_millis(500),
-            service: ServiceConfig {
-                threshold: 1,
-                chain_code: self.chain_code,
-                initiator: mpcium_api::verify::PublicKey::parse(
-                    mpcium_api::verify::Algorithm::Ed25519,
-                    &initiator_hex,
-                )
-                .unwrap(),
-                authorization: Default::default(),
-                strict_requests: false,
-                max_concurrent_keygen: 2,
-                max_concurrent_signing: 20,
-                max_request_bytes: 1024 * 1024,
-                limits: Default::default(),
-                session_timeout: Duration::from_secs(30),
-                presign: Default::default(),
-                replicas: 1,
-            },
-            register_peers: Vec::new(),
-            health_address: None,
         }
+        .params();
+        params.nats_options = nats_options;
+        params
     }
 }
 
@@ -239,87 +186,33 @@ impl ServerErrors {
 
 /// A client application speaking the original's wire protocol as user `backend`, with the
 /// ClientID `backend` and its own inbox prefix.
-struct WireClient {
-    client_id: ClientId,
-    initiator: SigningKey,
-    js: jetstream::Context,
-    keygen_results: jetstream::consumer::Consumer<pull::Config>,
-    sign_results: jetstream::consumer::Consumer<pull::Config>,
+async fn backend_client(server: &SecureServer, initiator: SigningKey) -> WireClient {
+    let nats = server
+        .user_options(CLIENT)
+        .custom_inbox_prefix(format!("_INBOX_{CLIENT}"))
+        .connect(server.url())
+        .await
+        .unwrap();
+    WireClient::over(nats, CLIENT, initiator).await
 }
 
-impl WireClient {
-    async fn connect(server: &SecureServer, initiator: SigningKey) -> WireClient {
-        let nats = server
-            .user_options(CLIENT)
-            .custom_inbox_prefix(format!("_INBOX_{CLIENT}"))
-            .connect(server.url())
-            .await
-            .unwrap();
-        let js = jetstream::new(nats);
-        let client_id = ClientId::parse(CLIENT).unwrap().unwrap();
-        let results = js.get_stream("mpc").await.unwrap();
-        let consumer = |spec: mpcium_api::streams::ConsumerSpec| {
-            let results = results.clone();
-            async move {
-                let config = pull::Config {
-                    durable_name: Some(spec.durable_name.clone()),
-                    name: Some(spec.durable_name.clone()),
-                    filter_subject: spec.filter_subject.clone(),
-                    ack_policy: jetstream::consumer::AckPolicy::Explicit,
-                    ..Default::default()
-                };
-                results.create_consumer(config).await.unwrap()
-            }
-        };
-        let keygen_results = consumer(mpcium_api::streams::keygen_result_consumer(Some(&client_id))).await;
-        let sign_results = consumer(mpcium_api::streams::signing_result_consumer(Some(&client_id))).await;
-        WireClient { client_id, initiator, js, keygen_results, sign_results }
-    }
+/// How long a result may take here.
+const RESULT_WAIT: Duration = Duration::from_secs(45);
 
-    async fn publish(&self, subject: String, body: String) {
-        let mut headers = async_nats::HeaderMap::new();
-        headers.insert(subjects::CLIENT_ID_HEADER, self.client_id.as_str());
-        self.js.publish_with_headers(subject, headers, body.into()).await.unwrap().await.unwrap();
-    }
+async fn keygen(client: &WireClient, wallet: &str) -> KeygenResultEvent {
+    client.send_keygen(wallet).await;
+    client.try_next_keygen_result(RESULT_WAIT).await.expect("a keygen result in time")
+}
 
-    async fn next(consumer: &jetstream::consumer::Consumer<pull::Config>) -> Vec<u8> {
-        let wait = Duration::from_secs(45);
-        let mut batch = consumer.fetch().max_messages(1).expires(wait).messages().await.unwrap();
-        let msg = tokio::time::timeout(wait + Duration::from_secs(5), batch.next())
-            .await
-            .expect("a result in time")
-            .expect("a result")
-            .unwrap();
-        msg.ack().await.unwrap();
-        msg.payload.to_vec()
-    }
-
-    async fn keygen(&self, wallet: &str) -> KeygenResultEvent {
-        let msg = mpcium_api::GenerateKeyMessage {
-            wallet_id: wallet.into(),
-            signature: Some(self.initiator.sign(wallet.as_bytes()).to_bytes().to_vec()),
-            authorizer_signatures: vec![],
-        };
-        self.publish(subjects::keygen_request_subject(wallet), msg.to_json()).await;
-        KeygenResultEvent::from_json(&Self::next(&self.keygen_results).await).unwrap()
-    }
-
-    async fn sign(&self, key_type: &str, wallet: &str, tx_id: &str, tx: &[u8]) -> SigningResultEvent {
-        let mut msg = SignTxMessage {
-            key_type: mpcium_api::KeyType::from_wire(key_type),
-            wallet_id: wallet.into(),
-            network_internal_code: "test".into(),
-            tx_id: tx_id.into(),
-            tx: Some(tx.to_vec()),
-            signature: None,
-            derivation_path: None,
-            authorizer_signatures: vec![],
-        };
-        let signed = mpcium_api::canonical::sign_signed_bytes(&msg, SigningMode::Compatible);
-        msg.signature = Some(self.initiator.sign(&signed).to_bytes().to_vec());
-        self.publish(subjects::signing_request_subject(tx_id), msg.to_json()).await;
-        SigningResultEvent::from_json(&Self::next(&self.sign_results).await).unwrap()
-    }
+async fn sign(
+    client: &WireClient,
+    key_type: &str,
+    wallet: &str,
+    tx_id: &str,
+    tx: &[u8],
+) -> SigningResultEvent {
+    client.send_sign(&client.sign_msg(key_type, wallet, tx_id, tx, None)).await;
+    client.try_next_sign_result(RESULT_WAIT).await.expect("a signing result in time")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -328,31 +221,20 @@ async fn nodes_over_tls_with_their_own_users_make_a_key_and_sign_for_a_client_us
     let server = SecureServer::start();
     let keys = Keys::new();
     let nodes = start_cluster(&server, &keys).await;
-    let client = WireClient::connect(&server, keys.initiator.clone()).await;
+    let client = backend_client(&server, keys.initiator.clone()).await;
 
-    let kg = client.keygen("wallet-tls").await;
+    let kg = keygen(&client, "wallet-tls").await;
     assert_eq!(kg.result_type.as_str(), "success", "{kg:?}");
 
     let digest = [0x42u8; 32];
-    let ev = client.sign("secp256k1", "wallet-tls", "tx-tls-ecdsa", &digest).await;
+    let ev = sign(&client, "secp256k1", "wallet-tls", "tx-tls-ecdsa", &digest).await;
     assert_eq!(ev.result_type.as_str(), "success", "{ev:?}");
-    {
-        use k256::ecdsa::signature::hazmat::PrehashVerifier;
-        let mut sec1 = vec![4u8];
-        sec1.extend_from_slice(kg.ecdsa_pub_key.as_deref().unwrap());
-        let vk = k256::ecdsa::VerifyingKey::from_sec1_bytes(&sec1).unwrap();
-        let r: [u8; 32] = ev.r.clone().unwrap().try_into().unwrap();
-        let s: [u8; 32] = ev.s.clone().unwrap().try_into().unwrap();
-        vk.verify_prehash(&digest, &k256::ecdsa::Signature::from_scalars(r, s).unwrap()).unwrap();
-    }
+    ecdsa_verify(kg.ecdsa_pub_key.as_deref().unwrap(), &digest, &ev);
 
     let message = b"over tls";
-    let ev = client.sign("ed25519", "wallet-tls", "tx-tls-eddsa", message).await;
+    let ev = sign(&client, "ed25519", "wallet-tls", "tx-tls-eddsa", message).await;
     assert_eq!(ev.result_type.as_str(), "success", "{ev:?}");
-    let vk = ed25519_dalek::VerifyingKey::from_bytes(&kg.eddsa_pub_key.clone().unwrap().try_into().unwrap())
-        .unwrap();
-    let sig = ed25519_dalek::Signature::from_bytes(&ev.signature.clone().unwrap().try_into().unwrap());
-    vk.verify_strict(message, &sig).unwrap();
+    eddsa_verify(kg.eddsa_pub_key.as_deref().unwrap(), message, &ev);
 
     let log = server.server.log();
     assert!(

@@ -2,18 +2,16 @@
 //! over a real cluster: keygen, the presignature pool (its store keys escape the `:`) and
 //! signatures that use it.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{Cluster, ecdsa_verify, http_get, metric};
+use mpcium_testkit::node::{Cluster, ecdsa_verify, http_get, metric};
 
 const WALLET: &str = "0a7b2c9e-47c2-4d1e-9f3a-2b1c0d9e8f7a:0";
 const POOL: usize = 2;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn presignature_pool_fills_and_signs_for_a_wallet_id_with_a_colon() {
-    let (spec, ports) = common::pool_cluster(3, 1, POOL, WALLET);
+    let (spec, ports) = mpcium_testkit::node::pool_cluster(3, 1, POOL, WALLET);
     let mut c = Cluster::start(spec).await;
     let w = c.client("colon-ids").await;
     let kg = w.keygen(WALLET).await;

@@ -7,8 +7,14 @@
 //! [`pki`] makes throw-away certificates for servers started with TLS ([`NatsServer::start_with`]).
 //! [`cluster`] starts a NATS cluster (3 servers with routes and clustered JetStream) on loopback,
 //! one of which can be killed with SIGKILL and restarted.
+//!
+//! With the feature `node`, [`node`] holds what the multi-node tests of `mpcium-node` share:
+//! clusters of nodes (in the test process, or as `mpcium` processes), the wire client, result
+//! checks, and the shipped `deploy/` configuration pointed at test ports and certificates.
 
 pub mod cluster;
+#[cfg(feature = "node")]
+pub mod node;
 pub mod pki;
 
 pub use cluster::NatsCluster;

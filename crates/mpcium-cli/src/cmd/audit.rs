@@ -9,7 +9,6 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
-use mpcium_config::ClientConfig;
 use mpcium_registry::audit::{AuditEntry, trail};
 
 use crate::cmd::Context;
@@ -62,10 +61,7 @@ pub struct VerifyArgs {
 
 /// Runs the command.
 pub fn run(ctx: &Context, args: AuditArgs) -> anyhow::Result<()> {
-    let mut config = ClientConfig::load(ctx.config_path.as_deref())?.config;
-    if let Some(environment) = args.environment {
-        config.environment = environment.into();
-    }
+    let config = ctx.client_config(args.environment)?;
     let stored = nats_client::runtime()?.block_on(async {
         let client = nats_client::connect(&config).await?;
         let js = async_nats::jetstream::new(client);

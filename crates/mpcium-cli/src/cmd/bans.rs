@@ -4,7 +4,6 @@
 //! store is the authority (it enforces its bans itself); this lists what they announced.
 
 use clap::Args;
-use mpcium_config::ClientConfig;
 
 use crate::cmd::Context;
 use crate::cmd::register_peers::EnvironmentArg;
@@ -26,11 +25,7 @@ pub struct BansArgs {
 
 /// Runs the command.
 pub fn run(ctx: &Context, args: BansArgs) -> anyhow::Result<()> {
-    let loaded = ClientConfig::load(ctx.config_path.as_deref())?;
-    let mut config = loaded.config;
-    if let Some(environment) = args.environment {
-        config.environment = environment.into();
-    }
+    let config = ctx.client_config(args.environment)?;
     let mut bans = nats_client::runtime()?.block_on(async {
         let client = nats_client::connect(&config).await?;
         let registry = nats_client::open_registry(client, Some(config.nats.replicas)).await?;

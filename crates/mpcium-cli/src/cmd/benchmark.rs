@@ -23,7 +23,6 @@ use mpcium_client::{
     Algorithm, ClientError, ClientId, ClientOptions, KeyType, LocalSigner, MpcClient, ReshareRequest,
     SignRequest,
 };
-use mpcium_config::ClientConfig;
 use tokio::task::JoinSet;
 use zeroize::Zeroizing;
 
@@ -206,12 +205,9 @@ async fn connect(ctx: &Context, nats_url: Option<&str>) -> anyhow::Result<async_
             .and_then(|r| r.map_err(anyhow::Error::from))
             .with_context(|| format!("cannot connect to NATS at {url}"));
     }
-    let loaded = ClientConfig::load(ctx.config_path.as_deref())
-        .context("cannot load the config (give -c config.yaml or --nats-url)")?;
-    for warning in &loaded.warnings {
-        tracing::warn!(file = %loaded.path.display(), "{warning}");
-    }
-    nats_client::connect(&loaded.config).await
+    let config =
+        ctx.client_config(None).context("cannot load the config (give -c config.yaml or --nats-url)")?;
+    nats_client::connect(&config).await
 }
 
 /// A unique request ID: `benchmark-<kind>-<i>-<unixnano>-<pid>-<16hex>` (the original's shape).

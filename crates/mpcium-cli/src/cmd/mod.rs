@@ -34,4 +34,21 @@ impl Context {
             None => Ok(StoreConfig::default()),
         }
     }
+
+    /// Loads the client config (`--config`, else the usual places), logs its warnings, and
+    /// applies `-e/--environment` when given.
+    pub fn client_config(
+        &self,
+        environment: Option<register_peers::EnvironmentArg>,
+    ) -> anyhow::Result<mpcium_config::ClientConfig> {
+        let loaded = mpcium_config::ClientConfig::load(self.config_path.as_deref())?;
+        for warning in &loaded.warnings {
+            tracing::warn!(file = %loaded.path.display(), "{warning}");
+        }
+        let mut config = loaded.config;
+        if let Some(environment) = environment {
+            config.environment = environment.into();
+        }
+        Ok(config)
+    }
 }

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::{Args, ValueEnum};
-use mpcium_config::{ClientConfig, Environment};
+use mpcium_config::Environment;
 use mpcium_identity::{DEFAULT_PEERS_FILE, Peers};
 use mpcium_registry::{Registry, RegistryError};
 
@@ -125,14 +125,7 @@ pub async fn register_all(
 /// Runs the command.
 pub fn run(ctx: &Context, args: RegisterPeersArgs) -> anyhow::Result<()> {
     let peers = Peers::load(&args.peers)?;
-    let loaded = ClientConfig::load(ctx.config_path.as_deref())?;
-    for warning in &loaded.warnings {
-        tracing::warn!(file = %loaded.path.display(), "{warning}");
-    }
-    let mut config = loaded.config;
-    if let Some(environment) = args.environment {
-        config.environment = environment.into();
-    }
+    let config = ctx.client_config(args.environment)?;
     let outcomes = nats_client::runtime()?.block_on(async {
         let client = nats_client::connect(&config).await?;
         let registry = nats_client::open_registry(client.clone(), Some(config.nats.replicas)).await?;

@@ -4,7 +4,6 @@
 //! nodes' `healthcheck.address`; repeat per node).
 
 use clap::Args;
-use mpcium_config::ClientConfig;
 use mpcium_registry::status::ClusterStatus;
 
 use crate::cmd::Context;
@@ -27,14 +26,7 @@ pub struct StatusArgs {
 
 /// Runs the command.
 pub fn run(ctx: &Context, args: StatusArgs) -> anyhow::Result<()> {
-    let loaded = ClientConfig::load(ctx.config_path.as_deref())?;
-    for warning in &loaded.warnings {
-        tracing::warn!(file = %loaded.path.display(), "{warning}");
-    }
-    let mut config = loaded.config;
-    if let Some(environment) = args.environment {
-        config.environment = environment.into();
-    }
+    let config = ctx.client_config(args.environment)?;
     let status = nats_client::runtime()?.block_on(async {
         let client = nats_client::connect(&config).await?;
         let registry = nats_client::open_registry(client, Some(config.nats.replicas)).await?;

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use super::abort::{map_abort, to_id, to_index};
+use super::fragments;
 use super::keyshare::{KeyShare, interpolate};
 use super::wire::{self, Inbox, Kind, RoundShape};
 use crate::driver::{Driver, Machine, Outbox};
@@ -144,31 +145,13 @@ impl Dkg {
                         self.stage = Stage::Commit;
                     } else {
                         let fragments = Zeroizing::new(self.session()?.phase1());
-                        for (i, fragment) in fragments.iter().enumerate() {
-                            let to = PartyId::try_from(i + 1)
-                                .map_err(|_| ProtocolError::Internal("fragment index overflow".into()))?;
-                            if to == self.me {
-                                self.own_fragment = Some(Zeroizing::new(*fragment));
-                            } else {
-                                out.private(to, wire::encode(&self.eid, 1, Kind::Private, fragment)?);
-                            }
-                        }
+                        self.own_fragment = fragments::send(&self.eid, self.me, &fragments, out)?;
                         self.stage = Stage::Fragments;
                     }
                 }
                 Stage::Fragments => {
                     let Some(mut round) = self.inbox.take_round(1) else { return Ok(None) };
-                    let mut fragments = Zeroizing::new(Vec::with_capacity(self.peers.len() + 1));
-                    fragments.push(
-                        **self
-                            .own_fragment
-                            .as_ref()
-                            .ok_or_else(|| ProtocolError::Internal("own fragment missing".into()))?,
-                    );
-                    for (from, msg) in &mut round {
-                        let bytes = Zeroizing::new(msg.take(*from, 1, Kind::Private)?);
-                        fragments.push(wire::decode::<Scalar>(*from, 1, &bytes)?);
-                    }
+                    let fragments = fragments::gather(self.own_fragment.as_ref(), &mut round)?;
                     self.own_fragment = None;
                     self.commit(out, fragments.to_vec())?;
                     self.stage = Stage::Commit;

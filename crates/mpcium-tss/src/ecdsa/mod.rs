@@ -39,6 +39,7 @@
 //! chain code (docs/wire.md §11); signing with an [`HdPath`] shifts every share by the path's tweak.
 
 mod abort;
+mod fragments;
 mod hd;
 mod keygen;
 mod keyshare;

@@ -11,6 +11,7 @@ use k256::{AffinePoint, ProjectivePoint, Scalar, Secp256k1};
 use zeroize::Zeroizing;
 
 use super::abort::{map_abort, to_id};
+use super::fragments;
 use super::keyshare::{DklsParty, KeyShare};
 use super::wire::{self, Inbox, Kind, RoundShape};
 use crate::driver::{Driver, Machine, Outbox};
@@ -89,28 +90,12 @@ impl RefreshCore {
             match self.stage {
                 Stage::Start => {
                     let fragments = Zeroizing::new(self.party.refresh_phase1());
-                    for (i, fragment) in fragments.iter().enumerate() {
-                        let to = PartyId::try_from(i + 1)
-                            .map_err(|_| ProtocolError::Internal("fragment index overflow".into()))?;
-                        if to == self.me {
-                            self.own_fragment = Some(Zeroizing::new(*fragment));
-                        } else {
-                            out.private(to, wire::encode(&self.eid, 1, Kind::Private, fragment)?);
-                        }
-                    }
+                    self.own_fragment = fragments::send(&self.eid, self.me, &fragments, out)?;
                     self.stage = Stage::Fragments;
                 }
                 Stage::Fragments => {
                     let Some(mut round) = self.inbox.take_round(1) else { return Ok(None) };
-                    let own = self
-                        .own_fragment
-                        .take()
-                        .ok_or_else(|| ProtocolError::Internal("own fragment missing".into()))?;
-                    let mut fragments = Zeroizing::new(vec![*own]);
-                    for (from, msg) in &mut round {
-                        let bytes = Zeroizing::new(msg.take(*from, 1, Kind::Private)?);
-                        fragments.push(wire::decode::<Scalar>(*from, 1, &bytes)?);
-                    }
+                    let fragments = fragments::gather(self.own_fragment.take().as_ref(), &mut round)?;
                     let (correction, proof, kept, commits) =
                         self.party.refresh_phase2(self.eid.as_bytes(), &fragments);
                     out.broadcast(wire::encode(&self.eid, 2, Kind::Broadcast, &proof)?);

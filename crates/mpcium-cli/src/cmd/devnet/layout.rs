@@ -20,6 +20,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail, ensure};
+use mpcium_config::template::{NodeConfigTemplate, TemplateAuthorizer};
 use mpcium_config::{NodeConfig, NodeOverrides};
 use mpcium_identity::{
     AuthorizerIdentity, DEFAULT_IDENTITY_DIR, DEFAULT_INITIATOR_NAME, DEFAULT_PEERS_FILE, InitiatorIdentity,
@@ -387,55 +388,33 @@ pub const PINNED_KEYS: &[&str] = &[
     "healthcheck.address",
 ];
 
-/// The `authorization` section: off without authorizers, else every one of them required.
-fn render_authorization(authorizers: &[AuthorizerIdentity]) -> String {
-    if authorizers.is_empty() {
-        return String::new();
-    }
-    let names: Vec<String> = authorizers.iter().map(|a| format!("\"{}\"", a.name)).collect();
-    let mut text = format!(
-        "authorization:\n  enabled: true\n  required_authorizers: [{}]\n  authorizer_public_keys:\n",
-        names.join(", ")
-    );
-    for a in authorizers {
-        text.push_str(&format!(
-            "    {}:\n      public_key: \"{}\"\n      algorithm: {}\n",
-            a.name, a.public_key, a.algorithm
-        ));
-    }
-    text
-}
-
 fn render_config(state: &State, index: usize, nats_url: &str, health_port: u16) -> Zeroizing<String> {
     let password = state.passwords.get(index).map(|p| p.as_str()).unwrap_or_default();
-    Zeroizing::new(format!(
-        "# Written by `mpcium-cli devnet` for a LOCAL DEVELOPMENT cluster, and rewritten on every devnet\n\
-         # start (edits are lost; override other keys with environment variables, e.g. MAX_CONCURRENT_SIGNING).\n\
-         # badger_password is a random value kept in this file for convenience. A production node must\n\
-         # not store it here: use `mpcium start --password-file <file>` (or --prompt-credentials).\n\
-         environment: development\n\
-         badger_password: \"{password}\"\n\
-         db_path: \"./db\"\n\
-         backup_enabled: true\n\
-         backup_dir: \"./backups\"\n\
-         mpc_threshold: {threshold}\n\
-         event_initiator_pubkey: \"{pubkey}\"\n\
-         event_initiator_algorithm: {algorithm}\n\
-         chain_code: \"{chain_code}\"\n\
-         max_concurrent_keygen: 2\n\
-         max_concurrent_signing: 10\n\
-         nats:\n\
-         \x20 url: \"{nats_url}\"\n\
-         healthcheck:\n\
-         \x20 enabled: true\n\
-         \x20 address: \"127.0.0.1:{health_port}\"\n\
-         {authorization}",
-        threshold = state.threshold,
-        algorithm = state.initiator_algorithm,
-        authorization = render_authorization(&state.authorizers),
-        pubkey = state.initiator_public_key,
-        chain_code = state.chain_code.as_str(),
-    ))
+    let algorithm = state.initiator_algorithm.to_string();
+    let authorizers: Vec<TemplateAuthorizer<'_>> = state
+        .authorizers
+        .iter()
+        .map(|a| TemplateAuthorizer { name: &a.name, public_key: &a.public_key, algorithm: &a.algorithm })
+        .collect();
+    NodeConfigTemplate {
+        header: "# Written by `mpcium-cli devnet` for a LOCAL DEVELOPMENT cluster, and rewritten on every devnet\n\
+                 # start (edits are lost; override other keys with environment variables, e.g. MAX_CONCURRENT_SIGNING).\n\
+                 # badger_password is a random value kept in this file for convenience. A production node must\n\
+                 # not store it here: use `mpcium start --password-file <file>` (or --prompt-credentials).\n",
+        badger_password: Some(password),
+        backup_dir: Some("./backups"),
+        mpc_threshold: state.threshold,
+        initiator_public_key: &state.initiator_public_key,
+        initiator_algorithm: &algorithm,
+        chain_code: state.chain_code.as_str(),
+        max_concurrent_keygen: 2,
+        max_concurrent_signing: 10,
+        nats_url,
+        health_port,
+        heartbeat_seconds: None,
+        authorizers: &authorizers,
+    }
+    .render()
 }
 
 /// Writes every node's `config.yaml` (0600) for this run's NATS URL and health ports, checking
