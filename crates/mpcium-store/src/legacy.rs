@@ -7,7 +7,7 @@ use zeroize::Zeroizing;
 
 use crate::error::{Result, StoreError};
 use crate::keys::{LEGACY_PREFIX, RecordKey, ShareKind};
-use crate::store::{Store, append_change, check_value, insert_new};
+use crate::store::{Store, check_value};
 
 const MAGIC: &[u8; 4] = b"MLS1";
 
@@ -98,18 +98,7 @@ impl Store {
             check_value(&key, &value)?;
             sealed.push((key.clone(), self.seal_value(&key, &value)?));
         }
-        let txn = self.begin_write()?;
-        for (key, bytes) in &sealed {
-            if !insert_new(&txn, key, bytes)? {
-                txn.abort()?;
-                return Err(StoreError::RecordExists { key: key.as_str().to_owned() });
-            }
-        }
-        for (key, _) in &sealed {
-            append_change(&txn, key)?;
-        }
-        txn.commit()?;
-        Ok(())
+        self.insert_all_new(&sealed)
     }
 
     /// The staged imported share of a wallet's key of one kind, with its version.

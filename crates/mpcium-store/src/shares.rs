@@ -42,14 +42,20 @@ impl Store {
             let bytes = self.seal_value(&key, value)?;
             sealed.push((key, bytes));
         }
+        self.insert_all_new(&sealed)
+    }
+
+    /// Writes sealed records in one durable transaction, create-only: all of them, or none
+    /// ([`StoreError::RecordExists`] naming the first that is already stored).
+    pub(crate) fn insert_all_new(&self, sealed: &[(RecordKey, Vec<u8>)]) -> Result<()> {
         let txn = self.begin_write()?;
-        for (key, bytes) in &sealed {
+        for (key, bytes) in sealed {
             if !insert_new(&txn, key, bytes)? {
                 txn.abort()?;
                 return Err(StoreError::RecordExists { key: key.as_str().to_owned() });
             }
         }
-        for (key, _) in &sealed {
+        for (key, _) in sealed {
             append_change(&txn, key)?;
         }
         txn.commit()?;

@@ -5,9 +5,10 @@
 use k256::ecdsa::signature::hazmat::PrehashVerifier;
 use mpcium_tss::curve::{Curve, Ed25519, Secp256k1};
 use mpcium_tss::legacy::{CheckedLegacyShare, LegacyError, LegacyHolder, LegacyShare};
-use mpcium_tss::reshare::{Member, Roster};
+use mpcium_tss::reshare::{Member, OldKey, Roster};
 use mpcium_tss::{
-    ExecutionContext, ExecutionId, KeyType, Operation, PartyId, ProtocolError, simulate, simulate_with,
+    ExecutionContext, ExecutionId, KeyType, Operation, PartyId, Protocol, ProtocolError, simulate,
+    simulate_with,
 };
 use zeroize::Zeroizing;
 
@@ -137,30 +138,49 @@ fn a_share_or_public_data_of_another_key_is_refused() {
     assert_eq!(share.check().unwrap_err(), LegacyError::NotAHolder(3));
 }
 
-#[test]
-fn an_imported_ecdsa_key_converts_to_dkls23_shares_that_sign_under_the_same_key() {
-    use mpcium_tss::ecdsa::{Reshare, ReshareResult, Sign};
-    let s = sharing::<Secp256k1>(3, 1);
+/// Convert `s` (3 imported holders, the first t+1 deal) onto `n_new` holders of ours with
+/// threshold `t_new`; every member receives. `start` makes a member's run, `share` takes its
+/// result's key share. The new shares, by new id.
+fn convert<C: Curve, P: Protocol, K>(
+    s: &Sharing<C>,
+    n_new: u16,
+    t_new: u16,
+    start: impl Fn(PartyId, Roster, u16, OldKey<C>, Option<&CheckedLegacyShare<C>>) -> Result<P, ProtocolError>,
+    share: impl Fn(P::Output) -> Option<K>,
+) -> Vec<K> {
     let checked = s.checked();
     let old = checked[0].old_key();
-    // 3 imported holders (2 deal) onto 4 of ours with t = 2.
-    let roster = roster(3, 1, 4);
-    let id = eid(KeyType::Secp256k1, Operation::Reshare, "import");
+    let roster = roster(s.holders.len() as u16, s.threshold, n_new);
     let parties = roster
         .members()
         .iter()
         .map(|m| {
-            let share = m.old.map(|o| &checked[usize::from(o) - 1]);
-            (m.id, Reshare::import(id, m.id, roster.clone(), 2, old.clone(), share).unwrap())
+            let dealer = m.old.map(|o| &checked[usize::from(o) - 1]);
+            (m.id, start(m.id, roster.clone(), t_new, old.clone(), dealer).unwrap())
         })
         .collect();
-    let mut shares: Vec<_> = simulate(parties)
+    simulate(parties)
         .into_iter()
-        .map(|(p, r)| match r.unwrap_or_else(|e| panic!("member {p}: {e}")) {
-            ReshareResult::Share(k) => *k,
-            ReshareResult::Retired => panic!("every member receives"),
-        })
-        .collect();
+        .map(|(p, r)| share(r.unwrap_or_else(|e| panic!("member {p}: {e}"))).expect("every member receives"))
+        .collect()
+}
+
+#[test]
+fn an_imported_ecdsa_key_converts_to_dkls23_shares_that_sign_under_the_same_key() {
+    use mpcium_tss::ecdsa::{Reshare, ReshareResult, Sign};
+    let s = sharing::<Secp256k1>(3, 1);
+    let id = eid(KeyType::Secp256k1, Operation::Reshare, "import");
+    // 3 imported holders (2 deal) onto 4 of ours with t = 2.
+    let mut shares = convert(
+        &s,
+        4,
+        2,
+        |me, roster, t, old, dealer| Reshare::import(id, me, roster, t, old, dealer),
+        |r| match r {
+            ReshareResult::Share(k) => Some(*k),
+            ReshareResult::Retired => None,
+        },
+    );
     shares.sort_by_key(|k| k.id());
     let key = shares[0].public_key();
     assert_eq!(key.to_projective(), s.public_key, "the public key is unchanged");
@@ -184,25 +204,17 @@ fn an_imported_ecdsa_key_converts_to_dkls23_shares_that_sign_under_the_same_key(
 fn an_imported_eddsa_key_converts_to_frost_shares_that_sign_under_the_same_key() {
     use mpcium_tss::eddsa::{Reshare, ReshareResult, Sign};
     let s = sharing::<Ed25519>(3, 1);
-    let checked = s.checked();
-    let old = checked[1].old_key();
-    let roster = roster(3, 1, 3);
     let id = eid(KeyType::Ed25519, Operation::Reshare, "import");
-    let parties = roster
-        .members()
-        .iter()
-        .map(|m| {
-            let share = m.old.map(|o| &checked[usize::from(o) - 1]);
-            (m.id, Reshare::import(id, m.id, roster.clone(), 1, old.clone(), share).unwrap())
-        })
-        .collect();
-    let mut shares: Vec<_> = simulate(parties)
-        .into_iter()
-        .map(|(p, r)| match r.unwrap_or_else(|e| panic!("member {p}: {e}")) {
-            ReshareResult::Share(k) => *k,
-            ReshareResult::Retired => panic!("every member receives"),
-        })
-        .collect();
+    let mut shares = convert(
+        &s,
+        3,
+        1,
+        |me, roster, t, old, dealer| Reshare::import(id, me, roster, t, old, dealer),
+        |r| match r {
+            ReshareResult::Share(k) => Some(*k),
+            ReshareResult::Retired => None,
+        },
+    );
     shares.sort_by_key(|k| k.party());
     assert_eq!(shares[0].public_key(), s.public_key, "the public key is unchanged");
     let signers: Vec<PartyId> = vec![2, 3];
