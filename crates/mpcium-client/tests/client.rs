@@ -347,6 +347,7 @@ async fn p256_initiator_signs_once_and_authorizers_sign_that_signature() {
                 PublicKey::parse(Algorithm::P256, &auditor.public_key_hex().unwrap()).unwrap(),
             ),
         ]),
+        rules: vec![],
     };
     // The authorizer payload embeds the initiator signature that was published: a re-signing
     // client (randomised P-256) would fail here.

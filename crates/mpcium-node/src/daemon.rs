@@ -409,7 +409,12 @@ pub fn authorization_policy(
     for (id, key) in &cfg.authorizer_public_keys {
         keys.insert(id.clone(), api_key(key)?);
     }
-    Ok(AuthorizationPolicy { enabled: cfg.enabled, required: cfg.required_authorizers.clone(), keys })
+    Ok(AuthorizationPolicy {
+        enabled: cfg.enabled,
+        required: cfg.required_authorizers.clone(),
+        keys,
+        rules: Vec::new(),
+    })
 }
 
 /// Convert a config public key into the verifier's.
