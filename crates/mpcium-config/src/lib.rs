@@ -22,7 +22,9 @@
 //! JetStream stream, KV bucket and durable consumer in a NATS cluster), `nats.url` may list
 //! several servers separated by commas (failover), `security.strict_requests` (bool, false),
 //! `presign.pool_size` (per wallet, 8, 0 = off), `presign.wallets` (list, empty = every wallet
-//! that has signed), `limits.max_request_bytes` (1 MiB), `node.heartbeat_seconds` (5).
+//! that has signed), `limits.max_request_bytes` (1 MiB), `node.heartbeat_seconds` (5),
+//! `policy.rules` (approval rules by value: see the `policy` module; a list of maps, so the
+//! environment cannot set it).
 //!
 //! Secrets (`badger_password`, `nats.password`) are [`SecretString`]s: zeroized on drop and
 //! printed as `<redacted>` by `Debug`.
@@ -33,6 +35,7 @@ mod keys;
 mod locate;
 mod nats;
 mod node;
+mod policy;
 mod raw;
 mod secret;
 
@@ -47,6 +50,7 @@ pub use nats::{
     DEFAULT_NATS_URL, Environment, NATS_REPLICAS_ALLOWED, NatsConfig, NatsTlsConfig,
 };
 pub use node::*;
+pub use policy::{PolicyConfig, PolicyRule};
 pub use raw::env_var_name;
 pub use secret::SecretString;
 
