@@ -115,6 +115,14 @@ pub struct SignTxRequest {
     pub amount: Option<String>,
 }
 
+/// A request is the original's message with two more fields: read its fields through it.
+impl std::ops::Deref for SignTxRequest {
+    type Target = SignTxMessage;
+    fn deref(&self) -> &SignTxMessage {
+        &self.message
+    }
+}
+
 /// The two fields, read from the same body as the message.
 #[derive(Deserialize)]
 struct ValueFields {
