@@ -53,7 +53,7 @@ pub mod fixtures {
         keys.insert(AUTHORIZER_ID.to_owned(), PublicKey::Ed25519(AUTHORIZER.verifying_key()));
         keys.insert("auth2".to_owned(), PublicKey::P256(*INITIATOR_P256.verifying_key()));
         let required = if require { vec![AUTHORIZER_ID.to_owned()] } else { Vec::new() };
-        AuthorizationPolicy { enabled: true, required, keys }
+        AuthorizationPolicy { enabled: true, required, keys, rules: Vec::new() }
     }
 
     /// Well-formed backup metadata (the structured backup mode seals chunks under it).

@@ -20,6 +20,9 @@ pub struct AuthorizationPolicy {
     pub required: Vec<String>,
     /// `authorization.authorizer_public_keys`: authorizer ID → key.
     pub keys: BTreeMap<String, PublicKey>,
+    /// **(ours)** `policy.rules`: approvals by value for signing requests, checked with `keys`
+    /// by [`AuthorizationPolicy::approve`] whether or not `enabled` is set.
+    pub rules: Vec<crate::policy::ApprovalRule>,
 }
 
 /// Why authorization failed.

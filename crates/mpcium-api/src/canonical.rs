@@ -15,10 +15,16 @@
 //! `"derivation_path"` in Go JSON (`null` when absent, `[]` when empty, else `[44,60,0,0,0]`):
 //! `{"key_type":…,"wallet_id":…,"network_internal_code":…,"tx_id":…,"tx":…,"derivation_path":[…]}`.
 //! Keygen and reshare bytes already cover every request field and are the same in both modes.
+//!
+//! **Our value fields** ([`crate::value`]): a sign request with `asset` and `amount` signs
+//! `{"key_type","wallet_id","network_internal_code","tx_id","tx","asset","amount"}` (then
+//! `"derivation_path"` in strict mode); without them, the bytes above exactly. Authorizers sign
+//! the same [`authorizer_payload`], whose `initiator_raw` is then the seven-field bytes.
 //! Go and TypeScript clients can only produce compatible-mode signatures.
 
 use crate::gojson::ObjectWriter;
 use crate::request::{AuthorizerSignature, GenerateKeyMessage, ResharingMessage, SignTxMessage};
+use crate::value::SignTxRequest;
 
 /// Which definition of the signed bytes is in force.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -49,12 +55,42 @@ pub fn keygen_signed_bytes(wallet_id: &str) -> Vec<u8> {
 
 /// Sign-request signed bytes (see the module docs for both modes).
 pub fn sign_signed_bytes(msg: &SignTxMessage, mode: SigningMode) -> Vec<u8> {
+    sign_bytes(msg, None, mode)
+}
+
+/// **(ours)** Signed bytes of a request that may carry a value ([`SignTxRequest`]): with `asset`
+/// and `amount` present, the five fields of [`sign_signed_bytes`] followed by `"asset"` and
+/// `"amount"` (Go JSON strings), then `"derivation_path"` in strict mode; without them, exactly
+/// [`sign_signed_bytes`].
+pub fn sign_request_signed_bytes(req: &SignTxRequest, mode: SigningMode) -> Vec<u8> {
+    let value = match (&req.asset, &req.amount) {
+        (None, None) => None,
+        // A half value is refused before any signature check (`SignTxRequest::validate`); its
+        // bytes still cover what is there.
+        (asset, amount) => Some((asset.as_deref(), amount.as_deref())),
+    };
+    sign_bytes(&req.message, value, mode)
+}
+
+fn sign_bytes(
+    msg: &SignTxMessage,
+    value: Option<(Option<&str>, Option<&str>)>,
+    mode: SigningMode,
+) -> Vec<u8> {
     let mut w = ObjectWriter::new();
     w.string("key_type", msg.key_type.as_str())
         .string("wallet_id", &msg.wallet_id)
         .string("network_internal_code", &msg.network_internal_code)
         .string("tx_id", &msg.tx_id)
         .bytes("tx", msg.tx.as_deref());
+    if let Some((asset, amount)) = value {
+        if let Some(asset) = asset {
+            w.string("asset", asset);
+        }
+        if let Some(amount) = amount {
+            w.string("amount", amount);
+        }
+    }
     if mode == SigningMode::Strict {
         w.u32_array("derivation_path", msg.derivation_path.as_deref());
     }
@@ -113,6 +149,21 @@ impl InitiatorMessage for SignTxMessage {
     }
     fn authorizer_signatures(&self) -> &[AuthorizerSignature] {
         &self.authorizer_signatures
+    }
+}
+
+impl InitiatorMessage for SignTxRequest {
+    fn signed_bytes(&self, mode: SigningMode) -> Vec<u8> {
+        sign_request_signed_bytes(self, mode)
+    }
+    fn initiator_signature(&self) -> Option<&[u8]> {
+        self.message.signature.as_deref()
+    }
+    fn initiator_id(&self) -> &str {
+        &self.message.tx_id
+    }
+    fn authorizer_signatures(&self) -> &[AuthorizerSignature] {
+        &self.message.authorizer_signatures
     }
 }
 

@@ -5,6 +5,8 @@
 //! - [`validate`]: semantic checks and limits on decoded requests;
 //! - [`canonical`]: the exact bytes an initiator and an authorizer sign, plus our opt-in strict mode;
 //! - [`verify`], [`authorization`]: Ed25519 / P-256 initiator keys and the authorizer rules;
+//! - [`value`], [`policy`] **(ours)**: a signing request's optional `asset` / `amount` and the
+//!   approval rules by value (`policy.rules`);
 //! - [`result`]: result events, written exactly as the Go node writes them;
 //! - [`error_code`]: the `error_code` strings;
 //! - [`subjects`], [`streams`], [`ids`]: subjects, headers, idempotency keys, stream and consumer
@@ -23,11 +25,13 @@ pub mod error_code;
 pub mod gojson;
 pub mod ids;
 pub mod key_type;
+pub mod policy;
 pub mod request;
 pub mod result;
 pub mod streams;
 pub mod subjects;
 pub mod validate;
+pub mod value;
 pub mod verify;
 
 pub use attestation::{Attestation, AttestationError, Statement};
@@ -37,9 +41,11 @@ pub use decode::{DecodeError, MAX_MESSAGE_BYTES};
 pub use error_code::{ErrorCode, optional_error_code};
 pub use ids::{ClientId, IdError, IdKind};
 pub use key_type::KeyType;
+pub use policy::{ApprovalError, ApprovalRule, PolicyApplied};
 pub use request::{AuthorizerSignature, GenerateKeyMessage, ResharingMessage, SignTxMessage};
 pub use result::{EcdsaPublicKeyXY, KeygenResultEvent, ResharingResultEvent, ResultType, SigningResultEvent};
 pub use validate::ValidationError;
+pub use value::{Amount, AmountError, SignTxRequest, TxValue};
 pub use verify::{
     Algorithm, InitiatorSignatureError, KeyParseError, PublicKey, SignatureError, verify_initiator,
 };

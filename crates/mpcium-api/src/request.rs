@@ -114,6 +114,12 @@ impl SignTxMessage {
 
     /// Encodes exactly as the Go client's `json.Marshal` does.
     pub fn to_json(&self) -> String {
+        self.to_json_with_value(None, None)
+    }
+
+    /// The Go client's bytes with our `asset` / `amount` after `derivation_path`, each when
+    /// given ([`crate::value::SignTxRequest`]).
+    pub(crate) fn to_json_with_value(&self, asset: Option<&str>, amount: Option<&str>) -> String {
         let mut w = ObjectWriter::new();
         w.string("key_type", self.key_type.as_str())
             .string("wallet_id", &self.wallet_id)
@@ -122,6 +128,12 @@ impl SignTxMessage {
             .bytes("tx", self.tx.as_deref())
             .bytes("signature", self.signature.as_deref())
             .u32_array("derivation_path", self.derivation_path.as_deref());
+        if let Some(asset) = asset {
+            w.string("asset", asset);
+        }
+        if let Some(amount) = amount {
+            w.string("amount", amount);
+        }
         write_authorizers(&mut w, &self.authorizer_signatures);
         w.finish()
     }

@@ -8,6 +8,8 @@
 //! - ECDSA `tx` is exactly [`ECDSA_TX_BYTES`] (the digest; the original silently accepts shorter
 //!   values), EdDSA `tx` is 1..=[`MAX_EDDSA_TX_BYTES`] bytes;
 //! - `derivation_path` has at most [`MAX_DERIVATION_DEPTH`] non-hardened indexes (< 2^31);
+//! - sign **(ours)**: `asset` and `amount` together or not at all, `amount` a canonical decimal
+//!   integer ([`crate::value`]);
 //! - reshare: `node_ids` non-empty, distinct, valid tokens; `1 ≤ new_threshold < len(node_ids)`.
 
 use crate::error_code::ErrorCode;
@@ -59,6 +61,23 @@ pub enum ValidationError {
     /// A node ID appears twice.
     #[error("validation failed: node_ids lists {0:?} twice")]
     DuplicateNodeId(String),
+    /// **(ours)** `asset` without `amount` or the reverse: they go together.
+    #[error("validation failed: {present} is present but {missing} is missing; asset and amount go together")]
+    HalfValue {
+        /// The field that is present.
+        present: &'static str,
+        /// The field that is missing.
+        missing: &'static str,
+    },
+    /// **(ours)** `asset` is empty, too long or holds control characters.
+    #[error(
+        "validation failed: asset must be 1..={} bytes without control characters",
+        crate::value::MAX_ASSET_BYTES
+    )]
+    Asset,
+    /// **(ours)** `amount` is not a canonical non-negative decimal integer.
+    #[error("validation failed: {0}")]
+    Amount(crate::value::AmountError),
     /// `new_threshold` out of range for the committee.
     #[error(
         "invalid threshold: new_threshold {threshold} must be at least 1 and below the committee size {committee}"

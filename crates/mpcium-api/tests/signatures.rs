@@ -259,7 +259,12 @@ fn policy(enabled: bool, required: &[&str]) -> AuthorizationPolicy {
     let mut keys = BTreeMap::new();
     keys.insert("ed".to_string(), ed_public(&ed_signer(10)));
     keys.insert("p".to_string(), p256_public(&p256_signer(11)));
-    AuthorizationPolicy { enabled, required: required.iter().map(|s| s.to_string()).collect(), keys }
+    AuthorizationPolicy {
+        enabled,
+        required: required.iter().map(|s| s.to_string()).collect(),
+        keys,
+        rules: vec![],
+    }
 }
 
 fn ed_auth(payload: &[u8]) -> Vec<u8> {

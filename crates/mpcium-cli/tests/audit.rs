@@ -27,6 +27,7 @@ fn record(wallet: &str, tx: &str) -> AuditRecord {
         error_code: None,
         error_reason: None,
         culprits: vec![],
+        policy: vec![],
         started_at_ms: audit_now(),
         finished_at_ms: audit_now(),
     }

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use mpcium_api::canonical::InitiatorMessage;
 use mpcium_api::{
-    AuthorizerSignature, GenerateKeyMessage, KeyType, ResharingMessage, SignTxMessage, SigningMode,
-    authorizer_payload,
+    AuthorizerSignature, GenerateKeyMessage, KeyType, ResharingMessage, SignTxMessage, SignTxRequest,
+    SigningMode, authorizer_payload,
 };
 
 use crate::error::ClientError;
@@ -46,6 +46,10 @@ pub struct SignRequest {
     pub network_internal_code: String,
     /// Non-hardened child path; `None` = the master key.
     pub derivation_path: Option<Vec<u32>>,
+    /// **(ours)** The asset the transaction moves (with `amount`; see [`SignRequest::value`]).
+    pub asset: Option<String>,
+    /// **(ours)** The amount in the asset's smallest unit, a decimal string (with `asset`).
+    pub amount: Option<String>,
     /// Overrides the client's default timeout.
     pub timeout: Option<Duration>,
 }
@@ -65,6 +69,8 @@ impl SignRequest {
             tx,
             network_internal_code: String::new(),
             derivation_path: None,
+            asset: None,
+            amount: None,
             timeout: None,
         }
     }
@@ -81,14 +87,25 @@ impl SignRequest {
         self
     }
 
+    /// **(ours)** Declares the value the transaction moves: `asset` (e.g. `BTC`) and `amount` in
+    /// its smallest unit as a decimal string (`"1000000"`). Both are covered by the initiator's
+    /// signature (and so by the authorizers'), and nodes apply their approval rules by value
+    /// (`policy.rules`) to them; the original's nodes ignore them. Without a value, a rule whose
+    /// network and wallet match treats the request as above every threshold.
+    pub fn value(mut self, asset: impl Into<String>, amount: impl Into<String>) -> Self {
+        self.asset = Some(asset.into());
+        self.amount = Some(amount.into());
+        self
+    }
+
     /// Waits at most `timeout` for this request's result.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
         self
     }
 
-    pub(crate) fn to_message(&self) -> SignTxMessage {
-        SignTxMessage {
+    pub(crate) fn to_message(&self) -> SignTxRequest {
+        let message = SignTxMessage {
             key_type: self.key_type.clone(),
             wallet_id: self.wallet_id.clone(),
             network_internal_code: self.network_internal_code.clone(),
@@ -97,7 +114,8 @@ impl SignRequest {
             signature: None,
             derivation_path: self.derivation_path.clone(),
             authorizer_signatures: Vec::new(),
-        }
+        };
+        SignTxRequest { message, asset: self.asset.clone(), amount: self.amount.clone() }
     }
 }
 
@@ -170,6 +188,15 @@ impl Sealable for SignTxMessage {
     }
     fn set_authorizer_signatures(&mut self, signatures: Vec<AuthorizerSignature>) {
         self.authorizer_signatures = signatures;
+    }
+}
+
+impl Sealable for SignTxRequest {
+    fn set_signature(&mut self, signature: Vec<u8>) {
+        self.message.set_signature(signature);
+    }
+    fn set_authorizer_signatures(&mut self, signatures: Vec<AuthorizerSignature>) {
+        self.message.set_authorizer_signatures(signatures);
     }
 }
 

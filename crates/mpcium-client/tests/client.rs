@@ -347,6 +347,7 @@ async fn p256_initiator_signs_once_and_authorizers_sign_that_signature() {
                 PublicKey::parse(Algorithm::P256, &auditor.public_key_hex().unwrap()).unwrap(),
             ),
         ]),
+        rules: vec![],
     };
     // The authorizer payload embeds the initiator signature that was published: a re-signing
     // client (randomised P-256) would fail here.
@@ -429,4 +430,54 @@ async fn callbacks_from_options_catch_results_waiting_in_the_stream_at_startup()
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(*seen.lock().unwrap(), [event]);
+}
+
+#[tokio::test]
+async fn a_declared_value_is_signed_and_approved_with_the_request() {
+    let (server, nats) = server().await;
+    let mut requests = nats.subscribe("mpc.signing_request.>").await.unwrap();
+    let signer = ed25519_signer();
+    let approver = Arc::new(LocalSigner::generate(Algorithm::Ed25519).unwrap());
+    let options = ClientOptions::new(signer.clone())
+        .with_authorizers(vec![Authorizer { id: "approver1".into(), signer: approver.clone() }]);
+    let client = client(&server, options).await;
+    let request = SignRequest::new(KeyType::Secp256k1, "w1", "tx-value", vec![1; 32])
+        .network_internal_code("BTC")
+        .value("BTC", "2000000")
+        .timeout(Duration::from_millis(200));
+    let _pending = tokio::spawn(async move { client.sign(&request).await });
+    let published = next(&mut requests).await;
+    let req = mpcium_api::SignTxRequest::from_json(&published.payload).unwrap();
+    assert_eq!((req.asset.as_deref(), req.amount.as_deref()), (Some("BTC"), Some("2000000")));
+    // The initiator signed the seven fields, not the original's five.
+    let key = PublicKey::parse(Algorithm::Ed25519, &signer.public_key_hex().unwrap()).unwrap();
+    verify_initiator(&req, &key, SigningMode::Compatible).unwrap();
+    assert!(verify_initiator(&req.message, &key, SigningMode::Compatible).is_err());
+    // The approver signed the payload over those bytes: a rule that needs it is met.
+    let policy = AuthorizationPolicy {
+        keys: BTreeMap::from([(
+            "approver1".to_string(),
+            PublicKey::parse(Algorithm::Ed25519, &approver.public_key_hex().unwrap()).unwrap(),
+        )]),
+        rules: vec![mpcium_api::ApprovalRule {
+            name: "large-btc".into(),
+            network_internal_code: None,
+            asset: Some("BTC".into()),
+            wallet_ids: vec![],
+            amount_above: mpcium_api::Amount::parse("1000000").unwrap(),
+            require_authorizers: vec!["approver1".into()],
+            min_authorizers: 1,
+        }],
+        ..Default::default()
+    };
+    assert_eq!(policy.approve(&req, SigningMode::Compatible).unwrap().rules(), ["large-btc"]);
+
+    // Half a value, or a malformed amount, is refused before publishing.
+    let (other_server, _nats) = common::server().await;
+    let client = common::client(&other_server, ClientOptions::new(ed25519_signer())).await;
+    let mut half = SignRequest::new(KeyType::Secp256k1, "w1", "tx-half", vec![1; 32]);
+    half.asset = Some("BTC".into());
+    assert!(matches!(client.sign(&half).await, Err(ClientError::Invalid(_))));
+    let signed_minus = SignRequest::new(KeyType::Secp256k1, "w1", "tx-minus", vec![1; 32]).value("BTC", "-1");
+    assert!(matches!(client.sign(&signed_minus).await, Err(ClientError::Invalid(_))));
 }

@@ -23,7 +23,9 @@
 //! several servers separated by commas (failover), `security.strict_requests` (bool, false),
 //! `presign.pool_size` (per wallet, 8, 0 = off), `presign.wallets` (list, empty = every wallet
 //! that has signed), `limits.max_request_bytes` (1 MiB), `limits.requests_per_second.*` and
-//! `limits.peer_messages_*` (rates: `limits.rs`), `node.heartbeat_seconds` (5).
+//! `limits.peer_messages_*` (rates: `limits.rs`), `node.heartbeat_seconds` (5),
+//! `policy.rules` (approval rules by value: see the `policy` module; a list of maps, so the
+//! environment cannot set it).
 //!
 //! Secrets (`badger_password`, `nats.password`) are [`SecretString`]s: zeroized on drop and
 //! printed as `<redacted>` by `Debug`.
@@ -35,6 +37,7 @@ mod limits;
 mod locate;
 mod nats;
 mod node;
+mod policy;
 mod raw;
 mod secret;
 pub mod template;
@@ -51,6 +54,7 @@ pub use nats::{
     DEFAULT_NATS_URL, Environment, NATS_REPLICAS_ALLOWED, NatsConfig, NatsTlsConfig,
 };
 pub use node::*;
+pub use policy::{PolicyConfig, PolicyRule};
 pub use raw::env_var_name;
 pub use secret::SecretString;
 

@@ -1,5 +1,5 @@
 //! [`NodeConfig`]: the validated `config.yaml` of a node (`mpcium start`), docs/wire.md §12.2 plus the
-//! keys mpcium-rs adds (`security.*`, `presign.*`, `limits.*`, `node.*`).
+//! keys mpcium-rs adds (`security.*`, `presign.*`, `limits.*`, `node.*`, `policy.*`).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -141,6 +141,8 @@ pub struct NodeConfig {
     pub limits: LimitsConfig,
     /// `node.*` (mpcium-rs).
     pub node: NodeSettings,
+    /// `policy.*` (mpcium-rs): approval rules by value.
+    pub policy: crate::policy::PolicyConfig,
 }
 
 impl NodeConfig {
@@ -204,6 +206,7 @@ impl NodeConfig {
         };
 
         let authorization = parse_authorization(&values)?;
+        let policy = crate::policy::parse(std::mem::take(&mut values.policy_rules), &authorization)?;
 
         let security = SecurityConfig { strict_requests: values.bool("security.strict_requests", false)? };
 
@@ -251,6 +254,7 @@ impl NodeConfig {
             presign,
             limits,
             node: NodeSettings { heartbeat: Duration::from_secs(heartbeat) },
+            policy,
         };
         Ok((config, values.warnings))
     }

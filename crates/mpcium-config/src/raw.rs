@@ -35,6 +35,7 @@ struct RawConfig {
     presign: Option<RawPresign>,
     limits: Option<RawLimits>,
     node: Option<RawNode>,
+    policy: Option<crate::policy::RawPolicy>,
 }
 
 #[derive(Deserialize, Default)]
@@ -169,6 +170,7 @@ const SECTIONS: &[&str] = &[
     "limits",
     "limits.requests_per_second",
     "node",
+    "policy",
 ];
 /// Keys of the original that are dead there too (or only read by its examples): accepted silently.
 const SILENT_KEYS: &[&str] = &["session_warm_up_delay_ms", "mpcium_version", "aws"];
@@ -208,6 +210,8 @@ pub(crate) struct Values {
     scalars: BTreeMap<&'static str, Entry>,
     lists: BTreeMap<&'static str, ListEntry>,
     pub(crate) authorizers: BTreeMap<String, RawAuthorizerKey>,
+    /// `policy.rules` as written (no environment form).
+    pub(crate) policy_rules: Vec<crate::policy::RawRule>,
     pub(crate) warnings: Vec<ConfigWarning>,
 }
 
@@ -285,7 +289,9 @@ impl Values {
             .map(|(id, entry)| (id, entry.unwrap_or_default()))
             .collect();
 
-        Ok(Self { scalars, lists, authorizers, warnings })
+        let policy_rules = raw.policy.take().and_then(|p| p.rules).unwrap_or_default();
+
+        Ok(Self { scalars, lists, authorizers, policy_rules, warnings })
     }
 
     /// The value of a scalar key, trimmed; `None` when unset or empty.
@@ -352,8 +358,9 @@ fn is_blank_yaml(text: &str) -> bool {
 fn collect_warnings(entries: &[(String, KeyTree)], prefix: &str, out: &mut Vec<ConfigWarning>) {
     for (name, child) in entries {
         let path = if prefix.is_empty() { name.clone() } else { format!("{prefix}.{name}") };
-        let known_leaf =
-            SCALAR_KEYS.iter().any(|(k, _)| *k == path) || LIST_KEYS.iter().any(|(k, _)| *k == path);
+        let known_leaf = SCALAR_KEYS.iter().any(|(k, _)| *k == path)
+            || LIST_KEYS.iter().any(|(k, _)| *k == path)
+            || path == crate::policy::RULES_KEY;
         if known_leaf || SILENT_KEYS.contains(&path.as_str()) {
             continue;
         }

@@ -32,6 +32,7 @@ fn record(i: u64) -> AuditRecord {
         error_code: None,
         error_reason: None,
         culprits: vec![],
+        policy: vec![],
         started_at_ms: 1_764_000_000_000,
         finished_at_ms: 1_764_000_000_050,
     }

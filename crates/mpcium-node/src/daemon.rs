@@ -402,15 +402,48 @@ pub fn nats_options(
         .add_client_certificate(cfg.tls.client_cert.clone(), cfg.tls.client_key.clone()))
 }
 
-/// The authorization policy of a node config.
+/// Why a config's authorization or approval rules cannot be used (the config checked both, so
+/// this means the two crates disagree).
+#[derive(Debug, thiserror::Error)]
+pub enum AuthorizationSetupError {
+    /// An authorizer key.
+    #[error(transparent)]
+    Key(#[from] mpcium_api::verify::KeyParseError),
+    /// A rule's `amount_above`.
+    #[error("policy rule `{rule}`: amount_above: {source}")]
+    Amount {
+        /// The rule's name.
+        rule: String,
+        /// What is wrong with it.
+        source: mpcium_api::AmountError,
+    },
+}
+
+/// The authorization policy of a node config: `authorization.*` and the approval rules of
+/// `policy.rules`, which use its keys.
 pub fn authorization_policy(
     cfg: &mpcium_config::AuthorizationConfig,
-) -> Result<AuthorizationPolicy, mpcium_api::verify::KeyParseError> {
+    policy: &mpcium_config::PolicyConfig,
+) -> Result<AuthorizationPolicy, AuthorizationSetupError> {
     let mut keys = std::collections::BTreeMap::new();
     for (id, key) in &cfg.authorizer_public_keys {
         keys.insert(id.clone(), api_key(key)?);
     }
-    Ok(AuthorizationPolicy { enabled: cfg.enabled, required: cfg.required_authorizers.clone(), keys })
+    let mut rules = Vec::with_capacity(policy.rules.len());
+    for rule in &policy.rules {
+        let amount_above = mpcium_api::Amount::parse(&rule.amount_above)
+            .map_err(|source| AuthorizationSetupError::Amount { rule: rule.name.clone(), source })?;
+        rules.push(mpcium_api::ApprovalRule {
+            name: rule.name.clone(),
+            network_internal_code: rule.network_internal_code.clone(),
+            asset: rule.asset.clone(),
+            wallet_ids: rule.wallet_ids.clone(),
+            amount_above,
+            require_authorizers: rule.require_authorizers.clone(),
+            min_authorizers: rule.min_authorizers,
+        });
+    }
+    Ok(AuthorizationPolicy { enabled: cfg.enabled, required: cfg.required_authorizers.clone(), keys, rules })
 }
 
 /// Convert a config public key into the verifier's.

@@ -178,7 +178,7 @@ async fn run(args: StartArgs) -> Result<()> {
     let nats_options = nats_options(&cfg.nats, cfg.environment).map_err(|e| anyhow!("{e}"))?;
     let initiator = api_key(&cfg.event_initiator).map_err(|e| anyhow!("event_initiator_pubkey: {e}"))?;
     let authorization =
-        authorization_policy(&cfg.authorization).map_err(|e| anyhow!("authorization: {e}"))?;
+        authorization_policy(&cfg.authorization, &cfg.policy).map_err(|e| anyhow!("authorization: {e}"))?;
     let register_peers = if args.peers.is_some() {
         peers.iter().map(|(n, i)| (n.to_owned(), i.to_owned())).collect()
     } else {

@@ -7,6 +7,10 @@
 //! sliding window (a new request leaves as soon as one finishes) rather than lock-step batches,
 //! so one slow operation does not idle the rest of its batch; latency is measured per operation
 //! from sending to its result, not including time spent waiting for a free slot.
+//!
+//! Ours: signing requests can declare a value (`--asset`, `--amount`, covered by the initiator's
+//! signature) and carry authorizer signatures (`--authorizer ID=PATH`, repeatable), so a cluster
+//! with `policy.rules` can be loaded with approved requests.
 
 mod report;
 
@@ -20,8 +24,8 @@ use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use mpcium_client::{
-    Algorithm, ClientError, ClientId, ClientOptions, KeyType, LocalSigner, MpcClient, ReshareRequest,
-    SignRequest,
+    Algorithm, Authorizer, ClientError, ClientId, ClientOptions, KeyType, LocalSigner, MpcClient,
+    ReshareRequest, SignRequest,
 };
 use tokio::task::JoinSet;
 use zeroize::Zeroizing;
@@ -55,6 +59,11 @@ pub struct BenchmarkArgs {
     /// Connect to this NATS URL instead of the config's `nats.url` (no TLS, no credentials).
     #[arg(long, global = true, value_name = "URL")]
     pub nats_url: Option<String>,
+    /// An authorizer whose signature every request carries: its id (as in the nodes'
+    /// `authorization.authorizer_public_keys`) and its Ed25519 key file (hex seed, as
+    /// `generate-authorizer` writes; not `.age`). Repeatable.
+    #[arg(long, global = true, value_name = "ID=PATH")]
+    pub authorizer: Vec<String>,
 
     #[command(subcommand)]
     pub operation: Operation,
@@ -78,6 +87,8 @@ pub enum Operation {
         wallet_id: String,
         #[command(flatten)]
         load: LoadArgs,
+        #[command(flatten)]
+        value: ValueArgs,
     },
     /// Sign COUNT random messages with the wallet's Ed25519 key.
     SignEddsa {
@@ -87,6 +98,8 @@ pub enum Operation {
         wallet_id: String,
         #[command(flatten)]
         load: LoadArgs,
+        #[command(flatten)]
+        value: ValueArgs,
     },
     /// Reshare the wallet's secp256k1 key COUNT times to the given committee.
     Reshare {
@@ -103,6 +116,18 @@ pub enum Operation {
         #[command(flatten)]
         load: LoadArgs,
     },
+}
+
+/// The value every signing request declares (ours: covered by the initiator's signature, checked
+/// against the nodes' `policy.rules`).
+#[derive(Debug, Clone, Default, Args)]
+pub struct ValueArgs {
+    /// The asset the transactions move (e.g. BTC); needs --amount.
+    #[arg(long, requires = "amount")]
+    pub asset: Option<String>,
+    /// The amount, in the asset's smallest unit, as a decimal integer; needs --asset.
+    #[arg(long, requires = "asset")]
+    pub amount: Option<String>,
 }
 
 /// Flags every operation takes.
@@ -150,6 +175,8 @@ pub fn run(ctx: &Context, args: BenchmarkArgs) -> anyhow::Result<()> {
     if args.operation.count() == 0 {
         bail!("the number of operations must be at least 1");
     }
+    let authorizers =
+        args.authorizer.iter().map(|a| load_authorizer(a)).collect::<anyhow::Result<Vec<_>>>()?;
     let signer = load_signer(&args.key_path, args.prompt_password)?;
     let client_id = match &args.client_id {
         Some(id) => ClientId::parse(id).with_context(|| format!("invalid --client-id {id:?}"))?,
@@ -160,7 +187,10 @@ pub fn run(ctx: &Context, args: BenchmarkArgs) -> anyhow::Result<()> {
     let runtime = nats_client::runtime()?;
     let report = runtime.block_on(async {
         let nats = connect(ctx, args.nats_url.as_deref()).await?;
-        let options = ClientOptions::new(Arc::new(signer)).client_id(client_id).timeout(timeout);
+        let options = ClientOptions::new(Arc::new(signer))
+            .client_id(client_id)
+            .timeout(timeout)
+            .with_authorizers(authorizers);
         let client = MpcClient::with_options(nats, options).await.context("cannot set the client up")?;
         anyhow::Ok(execute(&client, &args.operation, args.debug).await)
     })?;
@@ -193,6 +223,20 @@ fn load_signer(path: &Path, prompt: bool) -> anyhow::Result<LocalSigner> {
     };
     LocalSigner::from_file(Algorithm::Ed25519, path, passphrase.as_deref().map(String::as_str))
         .with_context(|| format!("cannot load the initiator key {}", path.display()))
+}
+
+/// `ID=PATH` of `--authorizer`: an Ed25519 authorizer key file.
+fn load_authorizer(arg: &str) -> anyhow::Result<Authorizer> {
+    let Some((id, path)) = arg.split_once('=').filter(|(id, path)| !id.is_empty() && !path.is_empty()) else {
+        bail!("--authorizer {arg:?}: expected ID=PATH");
+    };
+    let path = Path::new(path);
+    if path.extension().is_some_and(|e| e == "age") {
+        bail!("--authorizer {id}: {} is age-encrypted; give a decrypted key file", path.display());
+    }
+    let signer = LocalSigner::from_file(Algorithm::Ed25519, path, None)
+        .with_context(|| format!("cannot load authorizer {id}'s key {}", path.display()))?;
+    Ok(Authorizer { id: id.to_owned(), signer: Arc::new(signer) })
 }
 
 async fn connect(ctx: &Context, nats_url: Option<&str>) -> anyhow::Result<async_nats::Client> {
@@ -258,16 +302,19 @@ async fn one(
             let wallet_id = unique_id("keygen", index).map_err(prepared)?;
             client.create_wallet_within(&wallet_id, timeout).await.map(|_| Some(wallet_id))
         }
-        Operation::SignEcdsa { wallet_id, .. } | Operation::SignEddsa { wallet_id, .. } => {
+        Operation::SignEcdsa { wallet_id, value, .. } | Operation::SignEddsa { wallet_id, value, .. } => {
             let (key_type, len) = match op {
                 Operation::SignEcdsa { .. } => (KeyType::Secp256k1, 32),
                 _ => (KeyType::Ed25519, 64),
             };
             let tx_id = unique_id("sign", index).map_err(prepared)?;
             let tx = random_bytes(len).map_err(prepared)?;
-            let request = SignRequest::new(key_type, wallet_id.as_str(), tx_id, tx)
+            let mut request = SignRequest::new(key_type, wallet_id.as_str(), tx_id, tx)
                 .network_internal_code("benchmark")
                 .timeout(timeout);
+            if let (Some(asset), Some(amount)) = (&value.asset, &value.amount) {
+                request = request.value(asset.as_str(), amount.as_str());
+            }
             client.sign(&request).await.map(|_| None)
         }
         Operation::Reshare { wallet_id, new_threshold, node_ids, .. } => {

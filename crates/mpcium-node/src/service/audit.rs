@@ -25,6 +25,8 @@ pub(super) struct RequestTrace {
     pub(super) participants: Vec<String>,
     /// Nodes named as faulty, banned, silent or absent by this node along the way.
     pub(super) culprits: Vec<String>,
+    /// The approval rules that applied to the request (once it verified).
+    pub(super) policy: Vec<String>,
 }
 
 tokio::task_local! {
@@ -65,6 +67,11 @@ pub(super) fn note_culprits(culprits: &[String]) {
             }
         }
     });
+}
+
+/// The approval rules that applied to the current request.
+pub(super) fn note_policy(rules: &[String]) {
+    with_trace(|t| t.policy = rules.to_vec());
 }
 
 /// The public fields of a client request, as the intake read them.
@@ -122,17 +129,20 @@ impl Service {
             error_code: error.map(|(c, _)| c.as_str().to_owned()),
             error_reason: error.map(|(_, r)| r.to_owned()),
             culprits: trace.culprits,
+            policy: trace.policy,
             started_at_ms: facts.started_at_ms,
             finished_at_ms: now_ms(),
         });
     }
 
-    /// Record this node's part in a session.
+    /// Record this node's part in a session (`policy`: the approval rules that applied to its
+    /// request, as this node evaluated them).
     pub(super) fn audit_session(
         &self,
         start: &SessionStart,
         session: [u8; 32],
         outcome: &Result<Output, Failure>,
+        policy: Vec<String>,
         started_at_ms: u64,
     ) {
         let body = start.request_bytes().unwrap_or_default();
@@ -171,6 +181,7 @@ impl Service {
             error_code,
             error_reason,
             culprits,
+            policy,
             started_at_ms,
             finished_at_ms: now_ms(),
         });

@@ -4,7 +4,10 @@
 //! then does a checked value exist. "Checked" is a type here, not a flag: the protocol parts
 //! take a [`Verified`] request or a checked start, which only these functions build.
 
-use mpcium_api::{ErrorCode, GenerateKeyMessage, ResharingMessage, SignTxMessage};
+use mpcium_api::{
+    AuthorizationPolicy, ErrorCode, GenerateKeyMessage, PolicyApplied, ResharingMessage, SignTxMessage,
+    SignTxRequest, SigningMode,
+};
 use mpcium_tss::KeyType;
 
 use super::{Failure, Service, curve_name, key_type_of, old_key_hex, share_kind};
@@ -12,14 +15,49 @@ use crate::control::{SessionOp, SessionStart};
 use crate::registry::Claim;
 
 /// A client request that this node verified in full: size, JSON, ids and sizes, the
-/// initiator's signature and the authorizers. Only [`Service::verify_request`] makes one.
+/// initiator's signature, the authorizers and the approval rules by value (`policy.rules`), with
+/// the rules that applied. Only [`Service::verify_request`] makes one.
 #[derive(Debug, Clone)]
-pub(super) struct Verified<M>(M);
+pub(super) struct Verified<M> {
+    req: M,
+    policy: PolicyApplied,
+}
 
 impl<M> std::ops::Deref for Verified<M> {
     type Target = M;
     fn deref(&self) -> &M {
-        &self.0
+        &self.req
+    }
+}
+
+impl<M> Verified<M> {
+    /// The approval rules that applied to the request, all met.
+    pub(super) fn policy(&self) -> &PolicyApplied {
+        &self.policy
+    }
+}
+
+/// What the approval rules by value say about a request: only signing requests are subject to
+/// them (`mpcium_api::policy`).
+pub(super) trait Approval {
+    fn approve(&self, policy: &AuthorizationPolicy, mode: SigningMode) -> Result<PolicyApplied, Failure>;
+}
+
+impl Approval for GenerateKeyMessage {
+    fn approve(&self, _: &AuthorizationPolicy, _: SigningMode) -> Result<PolicyApplied, Failure> {
+        Ok(PolicyApplied::not_applicable())
+    }
+}
+
+impl Approval for ResharingMessage {
+    fn approve(&self, _: &AuthorizationPolicy, _: SigningMode) -> Result<PolicyApplied, Failure> {
+        Ok(PolicyApplied::not_applicable())
+    }
+}
+
+impl Approval for SignTxRequest {
+    fn approve(&self, policy: &AuthorizationPolicy, mode: SigningMode) -> Result<PolicyApplied, Failure> {
+        policy.approve(self, mode).map_err(|e| Failure::new(e.error_code(), e.to_string()))
     }
 }
 
@@ -27,7 +65,7 @@ impl<M> std::ops::Deref for Verified<M> {
 /// so that one node does not verify the same signature twice.
 pub(super) enum OwnRequest {
     Keygen(Verified<GenerateKeyMessage>),
-    Sign(Verified<SignTxMessage>),
+    Sign(Verified<SignTxRequest>),
     Reshare(Verified<ResharingMessage>),
 }
 
@@ -63,9 +101,9 @@ pub(super) fn request_id_names(start: &SessionStart, id: &str) -> Result<(), Fai
 
 impl Service {
     /// Decode, validate and authenticate a client request (size limit, JSON, ids and sizes,
-    /// initiator signature, authorizers). On failure: the failure, and the request when it
-    /// decoded, so the error event can name its ids.
-    pub(super) fn verify_request<M: mpcium_api::InitiatorMessage>(
+    /// initiator signature, authorizers, approval rules). On failure: the failure, and the
+    /// request when it decoded, so the error event can name its ids.
+    pub(super) fn verify_request<M: mpcium_api::InitiatorMessage + Approval>(
         &self,
         body: &[u8],
         decode: fn(&[u8]) -> Result<M, mpcium_api::DecodeError>,
@@ -90,7 +128,10 @@ impl Service {
         if let Err(e) = self.cfg.authorization.authorize(&req, self.mode()) {
             return fail(Some(req), e.error_code(), e.to_string());
         }
-        Ok(Verified(req))
+        match req.approve(&self.cfg.authorization, self.mode()) {
+            Ok(policy) => Ok(Verified { req, policy }),
+            Err(f) => Err(Box::new((Some(req), f))),
+        }
     }
 
     pub(super) fn verify_keygen(
@@ -106,8 +147,8 @@ impl Service {
     pub(super) fn verify_sign(
         &self,
         body: &[u8],
-    ) -> Result<Verified<SignTxMessage>, Box<(SignTxMessage, Failure)>> {
-        self.verify_request(body, SignTxMessage::from_json, SignTxMessage::validate).map_err(|e| {
+    ) -> Result<Verified<SignTxRequest>, Box<(SignTxRequest, Failure)>> {
+        self.verify_request(body, SignTxRequest::from_json, SignTxRequest::validate).map_err(|e| {
             let (req, f) = *e;
             Box::new((req.unwrap_or_default(), f))
         })

@@ -84,8 +84,9 @@ impl Service {
         own: Option<OwnRequest>,
     ) -> Result<Output, Failure> {
         let started_at_ms = crate::registry::now_ms();
-        let outcome = self.participate_unrecorded(start, session, own).await;
-        self.audit_session(start, session, &outcome, started_at_ms);
+        let mut policy = Vec::new();
+        let outcome = self.participate_unrecorded(start, session, own, &mut policy).await;
+        self.audit_session(start, session, &outcome, policy, started_at_ms);
         outcome
     }
 
@@ -94,6 +95,7 @@ impl Service {
         start: &SessionStart,
         session: [u8; 32],
         own: Option<OwnRequest>,
+        policy: &mut Vec<String>,
     ) -> Result<Output, Failure> {
         if session_id(start)? != session {
             return Err(Failure::new(
@@ -108,7 +110,7 @@ impl Service {
         let epoch = self.transport.connection_epoch();
         let watch_connection = matches!(start.op, SessionOp::Sign | SessionOp::Presign);
         let outcome = tokio::select! {
-            outcome = self.participate_checked(start, session, own) => outcome,
+            outcome = self.participate_checked(start, session, own, policy) => outcome,
             _ = self.drain.reached(Phase::Abandoning) => Err(shutting_down()),
             _ = self.transport.connection_lost(epoch), if watch_connection => Err(connection_lost()),
         };
@@ -146,11 +148,13 @@ impl Service {
         }
     }
 
+    /// `policy` gets the approval rules that applied to the request, once it verified here.
     async fn participate_checked(
         &self,
         start: &SessionStart,
         session: [u8; 32],
         own: Option<OwnRequest>,
+        policy: &mut Vec<String>,
     ) -> Result<Output, Failure> {
         if !session_members(start).iter().any(|p| p == self.me()) {
             return Err(Failure::new(ErrorCode::ParticipantNotFound, "not a participant"));
@@ -172,6 +176,9 @@ impl Service {
                 self.keygen_part(start, checked, session).await
             }
             (OwnRequest::Sign(req), Some(inbox)) => {
+                // Verified here (or by this node as the coordinator): the approval rules by value
+                // were evaluated by this node itself, whatever the coordinator did.
+                policy.extend_from_slice(req.policy().rules());
                 check::request_id_names(start, &req.tx_id)?;
                 if !coordinating {
                     self.check_sign_claim(start, &req).await?;

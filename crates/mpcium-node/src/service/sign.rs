@@ -1,7 +1,7 @@
 //! Signing: the coordinator's side (check the request, claim it, pick t+1 signers that no ban
 //! keeps apart, use a presignature when it can) and a signer's part of the session.
 
-use mpcium_api::{ClientId, ErrorCode, SignTxMessage, SigningResultEvent};
+use mpcium_api::{ClientId, ErrorCode, SignTxMessage, SignTxRequest, SigningResultEvent};
 use mpcium_tss::{ExecutionId, KeyType};
 
 use super::check::{OwnRequest, Verified};
@@ -56,6 +56,7 @@ impl Service {
                 .into();
             }
         };
+        super::audit::note_policy(req.policy().rules());
         let (wallet, tx_id, network) =
             (req.wallet_id.clone(), req.tx_id.clone(), req.network_internal_code.clone());
         let malformed = || {
@@ -97,7 +98,7 @@ impl Service {
 
     pub(super) async fn sign(
         &self,
-        req: Verified<SignTxMessage>,
+        req: Verified<SignTxRequest>,
         body: &[u8],
         client: Option<&ClientId>,
         delivery: &str,
@@ -175,7 +176,7 @@ impl Service {
     #[allow(clippy::too_many_arguments)]
     async fn sign_attempt(
         &self,
-        req: &Verified<SignTxMessage>,
+        req: &Verified<SignTxRequest>,
         body: &[u8],
         client: Option<&ClientId>,
         delivery: &str,

@@ -77,6 +77,10 @@ pub struct AuditRecord {
     pub error_reason: Option<String>,
     /// Nodes this node's run named as faulty, banned or silent.
     pub culprits: Vec<String>,
+    /// The approval rules by value (`policy.rules`) that applied to the request and were met,
+    /// by name (absent in entries written before the field existed).
+    #[serde(default)]
+    pub policy: Vec<String>,
     /// When the work began (ms since the Unix epoch).
     pub started_at_ms: u64,
     /// When it ended.
@@ -209,6 +213,7 @@ mod tests {
             error_code: None,
             error_reason: None,
             culprits: vec![],
+            policy: vec![],
             started_at_ms: 1,
             finished_at_ms: 2,
         }

@@ -232,6 +232,7 @@ mod tests {
             error_code: None,
             error_reason: None,
             culprits: vec![],
+            policy: vec![],
             started_at_ms: 10,
             finished_at_ms: 20,
         }
