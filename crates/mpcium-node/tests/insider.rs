@@ -7,12 +7,10 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use mpcium_api::ErrorCode;
-use mpcium_node::control::{Control, SessionOp, SessionStart};
-use mpcium_node::envelope::Kind;
-use mpcium_node::service::{announced_session_id, done_id};
+use mpcium_node::control::{SessionOp, SessionStart};
+use mpcium_node::service::announced_session_id;
 use mpcium_store::Store;
 use mpcium_testkit::node::{Cluster, ClusterSpec, WireClient, ecdsa_verify, eddsa_verify};
 
@@ -55,25 +53,7 @@ async fn announce_to(
     start: SessionStart,
     to: &[usize],
 ) -> BTreeMap<String, (bool, Option<ErrorCode>, String)> {
-    let transport = c.node(ATTACKER).transport();
-    let session = announced_session_id(&start).expect("well-formed start");
-    let mut done = transport.open_session(done_id(&session));
-    let nodes: Vec<String> = to.iter().map(|i| c.ids[*i].clone()).collect();
-    transport
-        .send_public(Kind::Control, session, u32::MAX, &nodes, Control::Start(start).encode())
-        .await
-        .unwrap();
-    let mut outcomes = BTreeMap::new();
-    while outcomes.len() < nodes.len() {
-        let m = tokio::time::timeout(Duration::from_secs(20), done.recv())
-            .await
-            .expect("every honest node answers the announcement at once")
-            .expect("inbox open");
-        if let Ok(Control::Done(r)) = Control::decode(&m.payload) {
-            outcomes.insert(m.envelope.sender.clone(), (r.ok, r.code, r.reason));
-        }
-    }
-    outcomes
+    c.announce_as(ATTACKER, start, to).await
 }
 
 fn assert_refused(

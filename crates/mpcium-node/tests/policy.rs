@@ -16,9 +16,7 @@ use mpcium_api::{
     SignTxRequest, SigningMode, SigningResultEvent, authorizer_payload,
 };
 use mpcium_node::audit::{RecordKind, trail};
-use mpcium_node::control::{Control, SessionOp, SessionStart};
-use mpcium_node::envelope::Kind;
-use mpcium_node::service::{announced_session_id, done_id};
+use mpcium_node::control::{SessionOp, SessionStart};
 use mpcium_testkit::node::{Cluster, ClusterSpec, WireClient, ecdsa_verify};
 
 const RULE: &str = "large-btc";
@@ -213,25 +211,7 @@ async fn large_amounts_and_requests_without_a_value_need_the_rules_approvals() {
 
 /// Announce `start` from the attacker to the honest nodes; each one's `(ok, code, reason)`.
 async fn announce(c: &Cluster, start: SessionStart) -> BTreeMap<String, (bool, Option<ErrorCode>, String)> {
-    let transport = c.node(ATTACKER).transport();
-    let session = announced_session_id(&start).expect("well-formed start");
-    let mut done = transport.open_session(done_id(&session));
-    let nodes: Vec<String> = HONEST.iter().map(|i| c.ids[*i].clone()).collect();
-    transport
-        .send_public(Kind::Control, session, u32::MAX, &nodes, Control::Start(start).encode())
-        .await
-        .unwrap();
-    let mut outcomes = BTreeMap::new();
-    while outcomes.len() < nodes.len() {
-        let m = tokio::time::timeout(Duration::from_secs(20), done.recv())
-            .await
-            .expect("every honest node answers the announcement")
-            .expect("inbox open");
-        if let Ok(Control::Done(r)) = Control::decode(&m.payload) {
-            outcomes.insert(m.envelope.sender.clone(), (r.ok, r.code, r.reason));
-        }
-    }
-    outcomes
+    c.announce_as(ATTACKER, start, &HONEST).await
 }
 
 /// A signing announcement by the attacker for `body`, with the two honest nodes as signers
