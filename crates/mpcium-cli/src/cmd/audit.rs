@@ -99,8 +99,8 @@ fn show(stored: &[trail::StoredEntry], args: ShowArgs) -> anyhow::Result<()> {
 
 fn render_header() -> String {
     format!(
-        "{:<20} {:<38} {:>6} {:<8} {:<8} {:<24} {:<24} {:<12} {:<32} participants",
-        "finished (UTC)", "node", "seq", "kind", "op", "wallet", "tx", "outcome", "error"
+        "{:<20} {:<38} {:>6} {:<8} {:<8} {:<24} {:<24} {:<12} {:<32} {:<16} participants",
+        "finished (UTC)", "node", "seq", "kind", "op", "wallet", "tx", "outcome", "error", "policy"
     )
 }
 
@@ -111,7 +111,7 @@ fn render_row(e: &AuditEntry) -> String {
     let outcome =
         serde_json::to_value(r.outcome).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
     format!(
-        "{:<20} {:<38} {:>6} {:<8} {:<8} {:<24} {:<24} {:<12} {:<32} {}",
+        "{:<20} {:<38} {:>6} {:<8} {:<8} {:<24} {:<24} {:<12} {:<32} {:<16} {}",
         mpcium_identity::rfc3339_utc(r.finished_at_ms / 1000),
         e.node_id,
         e.seq,
@@ -121,6 +121,7 @@ fn render_row(e: &AuditEntry) -> String {
         r.tx_id.as_deref().unwrap_or("-"),
         outcome,
         r.error_code.as_deref().unwrap_or("-"),
+        if r.policy.is_empty() { "-".to_owned() } else { r.policy.join(",") },
         r.participants.join(",")
     )
 }
