@@ -53,7 +53,8 @@ async fn announce_to(
     start: SessionStart,
     to: &[usize],
 ) -> BTreeMap<String, (bool, Option<ErrorCode>, String)> {
-    c.announce_as(ATTACKER, start, to).await
+    let nodes: Vec<String> = to.iter().map(|i| c.ids[*i].clone()).collect();
+    mpcium_testkit::node::announce_via(c.node(ATTACKER).transport(), start, &nodes).await
 }
 
 fn assert_refused(

@@ -211,7 +211,8 @@ async fn large_amounts_and_requests_without_a_value_need_the_rules_approvals() {
 
 /// Announce `start` from the attacker to the honest nodes; each one's `(ok, code, reason)`.
 async fn announce(c: &Cluster, start: SessionStart) -> BTreeMap<String, (bool, Option<ErrorCode>, String)> {
-    c.announce_as(ATTACKER, start, &HONEST).await
+    let nodes: Vec<String> = HONEST.iter().map(|i| c.ids[*i].clone()).collect();
+    mpcium_testkit::node::announce_via(c.node(ATTACKER).transport(), start, &nodes).await
 }
 
 /// A signing announcement by the attacker for `body`, with the two honest nodes as signers

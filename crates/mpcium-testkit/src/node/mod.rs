@@ -28,8 +28,8 @@ pub mod wire;
 
 pub use http::{http_get, metric, total, try_http_get, wait_pools_full};
 pub use in_process::{
-    Cluster, ClusterSpec, STORE_PASSWORD, Tweak, init_logging, open_stopped_store, pool_cluster, rss_kib,
-    share_records,
+    Cluster, ClusterSpec, STORE_PASSWORD, Tweak, announce_via, init_logging, open_stopped_store,
+    pool_cluster, rss_kib, share_records,
 };
 pub use netns::Netns;
 pub use params::TestNode;
