@@ -11,7 +11,7 @@
 //!
 //! A staged share never signs. It is deleted once this node sees key info of a newer version
 //! that every holder signed: when the conversion's key info is written, or at the next start
-//! ([`Service::retire_import_on`], [`Service::retire_converted_import`]).
+//! (the key-info watch: [`Service::retire_import_on`]).
 
 use std::collections::BTreeMap;
 
@@ -177,7 +177,8 @@ impl Service {
     /// For every key info this node sees written (`retire_when_left_out`'s watch, which replays
     /// the bucket at start): a conversion's key info carries the client's signed reshare request;
     /// if this node staged that wallet's key, check the key info (every holder signed it, not
-    /// older than a held share), which retires the staged share.
+    /// older than a held share) and retire the staged share. Only here: the signing path's key
+    /// info checks do not read the store for staged imports.
     pub(super) fn retire_import_on(&self, key: &str, info: &KeyInfo) {
         use base64::Engine as _;
         if info.request.is_empty() {
@@ -192,8 +193,11 @@ impl Service {
         {
             return;
         }
-        if let Err(f) = self.check_keyinfo(kind, wallet, info.clone()) {
-            tracing::debug!(wallet, reason = %f.reason, "key info of an imported wallet not believed yet");
+        match self.check_keyinfo(kind, wallet, info.clone()) {
+            Ok(info) => self.retire_converted_import(kind, wallet, info.version),
+            Err(f) => {
+                tracing::debug!(wallet, reason = %f.reason, "key info of an imported wallet not believed yet")
+            }
         }
     }
 

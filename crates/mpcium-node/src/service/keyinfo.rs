@@ -134,7 +134,6 @@ impl Service {
                 ),
             ));
         }
-        self.retire_converted_import(kind, wallet, info.version);
         Ok(info)
     }
 
