@@ -101,7 +101,8 @@ impl Service {
         let Some(key) = self.transport.directory().identity(node) else { return false };
         let Ok(bytes) = STANDARD.decode(signature) else { return false };
         let Ok(sig) = Signature::from_slice(&bytes) else { return false };
-        key.verify_strict(statement, &sig).is_ok()
+        // Every signer checks the same key info on every request: verified once, remembered.
+        self.verified.verify(key, statement, &sig)
     }
 
     /// A key info read from `mpc_keyinfo`, believed only if every holder it lists signed it and

@@ -31,6 +31,7 @@ use crate::transport::{StartRequest, Transport};
 mod attest;
 mod audit;
 mod bans;
+mod cache;
 mod check;
 mod coordinator;
 mod import;
@@ -98,6 +99,8 @@ pub struct Service {
     made_keyinfos: keyinfo::MadeKeyInfos,
     audit: crate::audit::AuditLog,
     request_limits: limits::RequestLimiter,
+    shares: cache::ShareCache,
+    verified: cache::VerifiedSignatures,
 }
 
 /// A session's agreed output and the participants' attestations of it that verify.
@@ -243,6 +246,8 @@ impl Service {
             pool,
             drain: Drain::new(),
             made_keyinfos: Default::default(),
+            shares: Default::default(),
+            verified: Default::default(),
             audit,
             request_limits,
         });

@@ -237,7 +237,15 @@ impl Service {
             .get_share(ShareKind::Ecdsa, &wallet, info.version)
             .map_err(Failure::because(ErrorCode::KeyLoad))?
             .ok_or_else(|| Failure::new(ErrorCode::KeyNotFound, "no share for this wallet on this node"))?;
-        let share = mpcium_tss::ecdsa::KeyShare::from_bytes(&stored)
+        let share = self
+            .shares
+            .get_or_parse(
+                ShareKind::Ecdsa,
+                &wallet,
+                info.version,
+                &stored,
+                mpcium_tss::ecdsa::KeyShare::from_bytes,
+            )
             .map_err(Failure::because(ErrorCode::KeyDecoding))?;
         let proto = mpcium_tss::ecdsa::Presign::new(ExecutionId(session), &share, &signers, None)
             .map_err(Failure::because(ErrorCode::SigningFailure))?;
