@@ -2,6 +2,7 @@
 //!
 //! Layout (the first two are the original mpcium's):
 //! - `ecdsa:<walletID>_v<N>` / `eddsa:<walletID>_v<N>`: key shares;
+//! - `taproot:<walletID>_v<N>` **(ours)**: Taproot (BIP340 Schnorr over secp256k1) key shares;
 //! - `setup:<name>`: engine setup data (e.g. pre-parameters);
 //! - `presig:<walletID>:<presigID>`: presignatures, consumed by [`crate::Store::take_presignature`];
 //! - `replay:<walletID>:<txID>`: the replay-protection journal;
@@ -57,7 +58,7 @@ impl RecordKey {
         }
     }
 
-    /// `ecdsa:<walletID>_v<N>` or `eddsa:<walletID>_v<N>`.
+    /// `ecdsa:<walletID>_v<N>`, `eddsa:<walletID>_v<N>` or `taproot:<walletID>_v<N>`.
     pub fn share(kind: ShareKind, wallet_id: &str, version: u32) -> Result<Self> {
         component(wallet_id)?;
         Self::new(format!("{}:{wallet_id}_v{version}", kind.prefix()))
@@ -123,6 +124,9 @@ pub enum ShareKind {
     Ecdsa,
     /// Threshold EdDSA over Ed25519.
     Eddsa,
+    /// Threshold BIP340 Schnorr over secp256k1 (Taproot key-path spends); ours, the original
+    /// has no such share.
+    Taproot,
 }
 
 impl ShareKind {
@@ -130,6 +134,7 @@ impl ShareKind {
         match self {
             ShareKind::Ecdsa => "ecdsa",
             ShareKind::Eddsa => "eddsa",
+            ShareKind::Taproot => "taproot",
         }
     }
 }
@@ -170,6 +175,7 @@ mod tests {
     fn layout_and_validation() {
         assert_eq!(RecordKey::share(ShareKind::Ecdsa, "w1", 0).unwrap().as_str(), "ecdsa:w1_v0");
         assert_eq!(RecordKey::share(ShareKind::Eddsa, "w1", 3).unwrap().as_str(), "eddsa:w1_v3");
+        assert_eq!(RecordKey::share(ShareKind::Taproot, "w1", 3).unwrap().as_str(), "taproot:w1_v3");
         assert_eq!(RecordKey::replay("w", "t:x").unwrap().as_str(), "replay:w:t:x");
         assert!(RecordKey::new("").is_err());
         assert!(RecordKey::new("a".repeat(MAX_KEY_LEN + 1)).is_err());
@@ -240,6 +246,7 @@ mod tests {
                 RecordKey::share(ShareKind::Ecdsa, id, 0).unwrap(),
                 RecordKey::share(ShareKind::Ecdsa, id, 1).unwrap(),
                 RecordKey::share(ShareKind::Eddsa, id, 0).unwrap(),
+                RecordKey::share(ShareKind::Taproot, id, 0).unwrap(),
                 RecordKey::presignature(id, "p").unwrap(),
                 RecordKey::presignature(id, "p:1").unwrap(),
                 RecordKey::replay(id, "t").unwrap(),

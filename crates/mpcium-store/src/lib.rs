@@ -26,7 +26,7 @@
 //! - `records`: key name → `0x01 || nonce24 || XChaCha20-Poly1305(DEK, value,
 //!   aad = "mpcium-record-v1\0" || key name)`. The key name in the associated data binds each
 //!   value to its key: a value copied under another key fails with [`StoreError::Corrupt`].
-//!   Key layout: see [`keys`] (`ecdsa:<walletID>_v<N>`, `eddsa:<walletID>_v<N>`, `setup:…`,
+//!   Key layout: see [`keys`] (`ecdsa:<walletID>_v<N>`, `eddsa:<walletID>_v<N>`, `taproot:…`, `setup:…`,
 //!   `presig:…`, `replay:…`).
 //! - `changes`: u64 sequence → key name, appended in the same write transaction as each put or
 //!   delete (presignatures excepted: restoring one that was already consumed would lead to

@@ -26,7 +26,7 @@ pub struct Ban {
 }
 
 impl Store {
-    /// Stores a key share (`ecdsa:<walletID>_v<N>` / `eddsa:<walletID>_v<N>`), create-only:
+    /// Stores a key share (`ecdsa:`, `eddsa:` or `taproot:<walletID>_v<N>`), create-only:
     /// [`StoreError::RecordExists`] if that version is already stored.
     pub fn put_share(&self, kind: ShareKind, wallet_id: &str, version: u32, share: &[u8]) -> Result<()> {
         self.put_shares(&[(kind, wallet_id, version, share)])

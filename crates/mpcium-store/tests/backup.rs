@@ -56,13 +56,14 @@ fn backup_wipe_recover_gives_identical_contents() {
         store.put_share(ShareKind::Ecdsa, &format!("w{i}"), 0, &vec![i as u8; 3000]).unwrap();
         store.put_share(ShareKind::Eddsa, &format!("w{i}"), 0, &vec![i as u8; 300]).unwrap();
     }
+    store.put_share(ShareKind::Taproot, "w0", 0, &[7; 300]).unwrap();
     store.put_setup("pre_params_0", b"pp0").unwrap();
     store.record_request("w1", "tx1").unwrap();
     store.put_presignature("w1", "p1", b"never backed up").unwrap();
     let outcome = run_backup_once(&store, &backups, "node0").unwrap().unwrap();
     assert!(outcome.full);
     assert_eq!(outcome.version, 1);
-    assert_eq!(outcome.entries, 102);
+    assert_eq!(outcome.entries, 103);
     let name = outcome.file.file_name().unwrap().to_string_lossy().into_owned();
     assert!(name.starts_with("backup-node0-") && name.ends_with("-1.enc"), "{name}");
     assert_eq!(std::fs::metadata(&outcome.file).unwrap().permissions().mode() & 0o777, 0o600);
@@ -85,6 +86,7 @@ fn backup_wipe_recover_gives_identical_contents() {
     assert_eq!(report.node_name, "node0");
     let s = Store::open(&restored, PW, &opts()).unwrap();
     assert_eq!(contents(&s), expected);
+    assert_eq!(s.get_share(ShareKind::Taproot, "w0", 0).unwrap().unwrap().as_slice(), &[7; 300]);
     assert_eq!(s.count_presignatures("w1").unwrap(), 0);
     assert!(matches!(s.record_request("w1", "tx1"), Err(StoreError::DuplicateRequest { .. })));
     assert_eq!(std::fs::metadata(&restored).unwrap().permissions().mode() & 0o777, 0o600);

@@ -396,3 +396,35 @@ fn bans_are_durable_per_wallet_and_lifted_by_a_newer_version() {
     assert!(s.bans("w1").unwrap().is_empty());
     assert_eq!(s.bans("w2").unwrap().len(), 1);
 }
+
+#[test]
+fn taproot_shares_are_a_third_kind_stored_with_the_others_or_not_at_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::create(dir.path().join("s.db"), PW, &opts()).unwrap();
+    s.put_share(ShareKind::Taproot, "w", 1, b"live taproot").unwrap();
+    // A keygen's three shares: the taproot one exists, so none of the three is written.
+    let err = s
+        .put_shares(&[
+            (ShareKind::Ecdsa, "w", 1, b"ec"),
+            (ShareKind::Eddsa, "w", 1, b"ed"),
+            (ShareKind::Taproot, "w", 1, b"replayed"),
+        ])
+        .unwrap_err();
+    assert!(matches!(err, StoreError::RecordExists { ref key } if key == "taproot:w_v1"), "{err}");
+    assert!(s.get_share(ShareKind::Ecdsa, "w", 1).unwrap().is_none());
+    assert!(s.get_share(ShareKind::Eddsa, "w", 1).unwrap().is_none());
+    assert_eq!(s.get_share(ShareKind::Taproot, "w", 1).unwrap().unwrap().as_slice(), b"live taproot");
+    s.put_shares(&[
+        (ShareKind::Ecdsa, "w2", 1, b"ec"),
+        (ShareKind::Eddsa, "w2", 1, b"ed"),
+        (ShareKind::Taproot, "w2", 1, b"tr"),
+    ])
+    .unwrap();
+    assert_eq!(s.get_share(ShareKind::Taproot, "w2", 1).unwrap().unwrap().as_slice(), b"tr");
+    // Kinds do not see each other's versions.
+    s.put_share(ShareKind::Taproot, "w2", 2, b"tr2").unwrap();
+    assert_eq!(s.share_versions(ShareKind::Taproot, "w2").unwrap(), vec![1, 2]);
+    assert_eq!(s.share_versions(ShareKind::Ecdsa, "w2").unwrap(), vec![1]);
+    assert!(s.delete_share(ShareKind::Taproot, "w2", 1).unwrap());
+    assert_eq!(s.share_versions(ShareKind::Taproot, "w2").unwrap(), vec![2]);
+}

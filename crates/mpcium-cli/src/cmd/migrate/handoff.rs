@@ -150,6 +150,8 @@ pub fn stage(
     let (share_bytes, me) = match kind {
         ShareKind::Ecdsa => legacy_share::<Secp256k1>(share, &holders, threshold, false),
         ShareKind::Eddsa => legacy_share::<Ed25519>(share, &holders, threshold, true),
+        // `kind_of` never names it: the original has no Taproot shares.
+        ShareKind::Taproot => return Err(fail("the original has no taproot shares to import".into())),
     }
     .map_err(|e| fail(e.to_string()))?;
     Ok(Staged {

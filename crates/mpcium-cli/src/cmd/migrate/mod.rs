@@ -190,6 +190,8 @@ fn curve_name(kind: ShareKind) -> &'static str {
     match kind {
         ShareKind::Ecdsa => "secp256k1",
         ShareKind::Eddsa => "ed25519",
+        // The original has no Taproot shares: an export never holds one.
+        ShareKind::Taproot => "taproot",
     }
 }
 
