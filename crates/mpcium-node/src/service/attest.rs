@@ -21,8 +21,13 @@ pub(super) fn statement_bytes(start: &SessionStart, output: &Output) -> Option<V
             let wallet = super::wallet_of(start);
             let (ecdsa, eddsa) = (hex_vec(ecdsa)?, hex_vec(eddsa)?);
             Some(
-                Statement::Keygen { wallet_id: &wallet, ecdsa_pub_key: &ecdsa, eddsa_pub_key: &eddsa }
-                    .to_bytes(),
+                Statement::Keygen {
+                    wallet_id: &wallet,
+                    ecdsa_pub_key: &ecdsa,
+                    eddsa_pub_key: &eddsa,
+                    taproot_pub_key: None,
+                }
+                .to_bytes(),
             )
         }
         (SessionOp::Sign, Output::EcdsaSignature { r, s, v, verifying_key }) => {
