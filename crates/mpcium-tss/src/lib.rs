@@ -14,9 +14,11 @@ pub mod curve;
 mod driver;
 pub mod ecdsa;
 pub mod eddsa;
+pub mod frost;
 pub mod legacy;
 pub mod protocol;
 pub mod reshare;
+pub mod taproot;
 
 pub use protocol::{
     Action, ExecutionContext, ExecutionId, KeyType, Operation, PartyId, Protocol, ProtocolError, simulate,

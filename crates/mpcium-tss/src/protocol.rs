@@ -122,14 +122,18 @@ pub enum KeyType {
     /// Threshold EdDSA on Ed25519 (FROST).
     #[serde(rename = "ed25519")]
     Ed25519,
+    /// BIP340 Schnorr on secp256k1 for Taproot key-path spends (FROST).
+    #[serde(rename = "taproot")]
+    Taproot,
 }
 
 impl KeyType {
-    /// The wire name (`secp256k1`, `ed25519`).
+    /// The wire name (`secp256k1`, `ed25519`, `taproot`).
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Secp256k1 => "secp256k1",
             Self::Ed25519 => "ed25519",
+            Self::Taproot => "taproot",
         }
     }
 }

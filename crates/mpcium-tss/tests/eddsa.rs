@@ -343,3 +343,22 @@ fn key_share_round_trips_and_refuses_damaged_blobs() {
     let dbg = format!("{:?}", shares[0]);
     assert!(dbg.contains("redacted"));
 }
+
+#[test]
+fn shares_written_before_the_generic_engine_still_load_and_sign() {
+    // Three 2-of-3 shares written by the Ed25519-only engine (commit f993e08): the stored format
+    // (postcard fields, checksum domain) must not change with the engine serving two suites.
+    let text = include_str!("data/eddsa/key-shares-v1.hex");
+    let shares: Vec<KeyShare> =
+        text.lines().map(|l| KeyShare::from_bytes(&hex::decode(l).unwrap()).unwrap()).collect();
+    assert_eq!(shares.len(), 3);
+    for s in &shares {
+        assert_eq!(s.public_key_bytes(), shares[0].public_key_bytes());
+        assert_eq!(
+            hex::encode(&*s.to_bytes().unwrap()),
+            text.lines().nth(usize::from(s.party()) - 1).unwrap()
+        );
+    }
+    let sig = sign(&[&shares[0], &shares[2]], b"old share", None);
+    verify(&shares[0].public_key_bytes(), b"old share", &sig);
+}

@@ -375,6 +375,10 @@ impl Service {
                 let k = mpcium_tss::eddsa::KeyShare::from_bytes(&stored).map_err(decoding)?.old_key();
                 (k.threshold, old_key_hex(&k))
             }
+            KeyType::Taproot => {
+                let k = mpcium_tss::taproot::KeyShare::from_bytes(&stored).map_err(decoding)?.old_key();
+                (k.threshold, old_key_hex(&k))
+            }
         };
         Ok(old_key_digest(u32::from(threshold), &pk, &shares))
     }

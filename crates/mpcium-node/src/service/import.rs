@@ -145,6 +145,10 @@ impl Service {
         match kind {
             KeyType::Secp256k1 => imported_base::<Secp256k1>(version, &record),
             KeyType::Ed25519 => imported_base::<Ed25519>(version, &record),
+            // The original has no Taproot keys, so `migrate import` never stages one.
+            KeyType::Taproot => {
+                Err(Failure::new(ErrorCode::KeyDecoding, "a staged taproot import cannot exist"))
+            }
         }
         .map(Some)
     }

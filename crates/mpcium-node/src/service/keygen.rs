@@ -175,6 +175,14 @@ impl Service {
                 let bytes = share.to_bytes().map_err(Failure::because(ErrorCode::KeyEncoding))?;
                 (bytes, hex(&share.public_key_bytes()), old_key_hex(&share.old_key()))
             }
+            KeyType::Taproot => {
+                let proto = mpcium_tss::taproot::Keygen::new(eid, me, &ids, t)
+                    .map_err(Failure::because(ErrorCode::KeyGeneration))?;
+                let share = run_protocol(&self.transport, &mut inbox, &spec, proto).await?;
+                let bytes = share.to_bytes().map_err(Failure::because(ErrorCode::KeyEncoding))?;
+                // Clients get the x-only internal key (BIP340); the key info keeps the full point.
+                (bytes, hex(&share.x_only_public_key()), old_key_hex(&share.old_key()))
+            }
         };
         let info = KeyInfo {
             participant_peer_ids: start.participants.clone(),

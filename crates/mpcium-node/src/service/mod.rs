@@ -188,6 +188,7 @@ fn curve_name(kind: KeyType) -> &'static str {
     match kind {
         KeyType::Secp256k1 => "ecdsa",
         KeyType::Ed25519 => "eddsa",
+        KeyType::Taproot => "taproot",
     }
 }
 
@@ -195,6 +196,7 @@ fn share_kind(kind: KeyType) -> ShareKind {
     match kind {
         KeyType::Secp256k1 => ShareKind::Ecdsa,
         KeyType::Ed25519 => ShareKind::Eddsa,
+        KeyType::Taproot => ShareKind::Taproot,
     }
 }
 

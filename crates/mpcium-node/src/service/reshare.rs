@@ -291,6 +291,32 @@ impl Service {
                     mpcium_tss::eddsa::ReshareResult::Retired => (None, public_key),
                 }
             }
+            KeyType::Taproot => {
+                if base.imported() {
+                    return Err(Failure::new(ErrorCode::ReshareFailure, "taproot keys are never imported"));
+                }
+                let old_share = stored
+                    .as_ref()
+                    .map(|b| mpcium_tss::taproot::KeyShare::from_bytes(b))
+                    .transpose()
+                    .map_err(Failure::because(ErrorCode::KeyDecoding))?;
+                let old_key = base.old_key::<mpcium_tss::curve::Secp256k1>()?;
+                // The x-only internal key, as keygen reported it.
+                let public_key =
+                    hex(&<mpcium_tss::curve::Secp256k1 as mpcium_tss::curve::Curve>::point_to_bytes(
+                        &old_key.public_key,
+                    )[1..]);
+                let proto =
+                    mpcium_tss::taproot::Reshare::new(eid, me, roster, new_t, old_key, old_share.as_ref())
+                        .map_err(Failure::because(ErrorCode::ReshareFailure))?;
+                match run_protocol(&self.transport, inbox, &spec, proto).await? {
+                    mpcium_tss::taproot::ReshareResult::Share(share) => {
+                        let bytes = share.to_bytes().map_err(Failure::because(ErrorCode::KeyEncoding))?;
+                        (Some((bytes, old_key_hex(&share.old_key()))), public_key)
+                    }
+                    mpcium_tss::taproot::ReshareResult::Retired => (None, public_key),
+                }
+            }
         };
         let retired = new_share.is_none();
         if let Some((bytes, (pk, shares))) = new_share {

@@ -376,6 +376,10 @@ impl Service {
                 let sig = run_protocol(&self.transport, inbox, &spec, proto).await?;
                 Ok(Output::EddsaSignature { signature: hex(&sig), verifying_key: hex(&verifying_key) })
             }
+            // Requests cannot name taproot until the API decodes it (the sign path lands next).
+            KeyType::Taproot => {
+                Err(Failure::new(ErrorCode::MsgValidation, "taproot signing is not served by this build"))
+            }
         }
     }
 }

@@ -1,57 +1,62 @@
-//! FROST(Ed25519, SHA-512) signing (RFC 9591) as a sans-IO protocol, every signer acting as its
-//! own coordinator.
+//! FROST signing (RFC 9591) as a sans-IO protocol, every signer acting as its own coordinator,
+//! for any [`Suite`].
 //!
 //! Rounds (exactly `t + 1` signers):
 //! 1. Each signer draws its nonce pair and broadcasts the commitments.
 //! 2. With every commitment in, each signer builds the same signing package (commitments and
 //!    message) and broadcasts its signature share.
-//! 3. With every share in, each signer aggregates and verifies the signature under the group
-//!    key (child key with a derivation path). If it does not verify, FROST's cheater detection
-//!    checks every share against the signer's public share and the run aborts naming the
-//!    signers whose shares are wrong. The output is the standard 64-byte signature `R ‖ S`,
-//!    which verifies with any RFC 8032 verifier (`ed25519-dalek` `verify_strict`).
+//! 3. With every share in, each signer aggregates and verifies the signature under the signing
+//!    key (the group key, or the key the suite's wrapper derived: an HD child, a BIP341 output
+//!    key). If it does not verify, FROST's cheater detection checks every share against the
+//!    signer's public share and the run aborts naming the signers whose shares are wrong. The
+//!    output is the ciphersuite's 64-byte signature (`R ‖ S` for Ed25519, BIP340 for Taproot).
 
 use std::collections::BTreeMap;
 
-use frost_ed25519::{Error as FrostError, Identifier, SigningPackage, round1, round2};
+use frost_core::keys::{KeyPackage, PublicKeyPackage};
+use frost_core::{CheaterDetection, Error, Identifier, SigningPackage, round1, round2};
 use rand_core::OsRng;
 
-use super::hd::{HdError, derive_child};
-use super::keyshare::{KeyShare, identifier, party_of};
-use super::wire;
+use super::keyshare::KeyShare;
+use super::{Suite, identifier, party_of, wire};
 use crate::driver::{Driver, Machine, Outbox};
 use crate::protocol::{Action, ExecutionId, PartyId, Protocol, ProtocolError};
 
 const TAG_COMMITMENTS: u8 = 1;
 const TAG_SHARE: u8 = 2;
 
-/// A standard Ed25519 signature: `R ‖ S`.
+/// A 64-byte Schnorr signature in the ciphersuite's standard encoding.
 pub type Signature = [u8; 64];
 
 /// One signer's run.
-pub struct Sign(Driver<SignCore>);
+pub struct Sign<S: Suite>(Driver<SignCore<S>>);
 
 /// [`Sign`]'s state machine.
-struct SignCore {
+struct SignCore<S: Suite> {
     exec: ExecutionId,
-    share: KeyShare,
+    me: PartyId,
     signers: Vec<PartyId>,
     message: Vec<u8>,
-    nonces: Option<round1::SigningNonces>,
-    commitments: BTreeMap<Identifier, round1::SigningCommitments>,
-    package: Option<SigningPackage>,
-    shares: BTreeMap<Identifier, round2::SignatureShare>,
+    /// The packages of the key being signed for (tweaked by the caller where the suite says so).
+    key_package: KeyPackage<S::Cs>,
+    public_key_package: PublicKeyPackage<S::Cs>,
+    nonces: Option<round1::SigningNonces<S::Cs>>,
+    commitments: BTreeMap<Identifier<S::Cs>, round1::SigningCommitments<S::Cs>>,
+    package: Option<SigningPackage<S::Cs>>,
+    shares: BTreeMap<Identifier<S::Cs>, round2::SignatureShare<S::Cs>>,
     started: bool,
 }
 
-impl Sign {
-    /// Start signing `message` with `share` among `signers` (exactly `t + 1` committee members,
-    /// this party included).
-    pub fn new(
+impl<S: Suite> Sign<S> {
+    /// Check the signer set against `share` (exactly `t + 1` distinct committee members, this
+    /// party included) and start signing `message` under the key of `packages`: `share`'s own
+    /// FROST packages, or those of a key derived from it.
+    pub(crate) fn start(
         exec: ExecutionId,
-        share: &KeyShare,
+        share: &KeyShare<S>,
         signers: &[PartyId],
         message: &[u8],
+        packages: (KeyPackage<S::Cs>, PublicKeyPackage<S::Cs>),
     ) -> Result<Self, ProtocolError> {
         let mut sorted = signers.to_vec();
         sorted.sort_unstable();
@@ -68,11 +73,14 @@ impl Sign {
         if let Some(s) = sorted.iter().find(|s| !share.public_shares().contains_key(s)) {
             return Err(ProtocolError::InvalidInput(format!("signer {s} is not in the committee")));
         }
+        let (key_package, public_key_package) = packages;
         Ok(Self(Driver::new(SignCore {
             exec,
-            share: share.clone(),
+            me: share.party(),
             signers: sorted,
             message: message.to_vec(),
+            key_package,
+            public_key_package,
             nonces: None,
             commitments: BTreeMap::new(),
             package: None,
@@ -80,32 +88,14 @@ impl Sign {
             started: false,
         })))
     }
-
-    /// Like [`new`](Self::new), signing for the child key at `path` (docs/wire.md §11 derivation from
-    /// the cluster's `chain_code`): every share is shifted by the derivation tweak.
-    pub fn with_derivation(
-        exec: ExecutionId,
-        share: &KeyShare,
-        signers: &[PartyId],
-        message: &[u8],
-        chain_code: &[u8; 32],
-        path: &[u32],
-    ) -> Result<Self, ProtocolError> {
-        let derived = derive_child(&share.public_key_bytes(), chain_code, path)
-            .map_err(|e: HdError| ProtocolError::InvalidInput(format!("derivation: {e}")))?;
-        let child = share
-            .tweaked(&derived.tweak)
-            .map_err(|e| ProtocolError::Internal(format!("tweaked share: {e}")))?;
-        Self::new(exec, &child, signers, message)
-    }
 }
 
-impl SignCore {
+impl<S: Suite> SignCore<S> {
     fn step(&mut self, out: &mut Outbox) -> Result<Option<Signature>, ProtocolError> {
-        let me = identifier(self.share.party()).map_err(|e| ProtocolError::Internal(e.to_string()))?;
+        let me = identifier::<S>(self.me).map_err(|e| ProtocolError::Internal(e.to_string()))?;
         if !self.started {
             self.started = true;
-            let (nonces, commitments) = round1::commit(self.share.key_package().signing_share(), &mut OsRng);
+            let (nonces, commitments) = round1::commit(self.key_package.signing_share(), &mut OsRng);
             let bytes = commitments.serialize().map_err(|e| ProtocolError::Internal(e.to_string()))?;
             out.broadcast(wire::seal(TAG_COMMITMENTS, &self.exec, &bytes));
             self.commitments.insert(me, commitments);
@@ -118,7 +108,7 @@ impl SignCore {
             let package = SigningPackage::new(self.commitments.clone(), &self.message);
             let nonces =
                 self.nonces.take().ok_or_else(|| ProtocolError::Internal("nonces used twice".into()))?;
-            let share = round2::sign(&package, &nonces, self.share.key_package())
+            let share = round2::sign(&package, &nonces, &self.key_package)
                 .map_err(|e| ProtocolError::Internal(format!("signing: {e}")))?;
             out.broadcast(wire::seal(TAG_SHARE, &self.exec, &share.serialize()));
             self.shares.insert(me, share);
@@ -128,15 +118,15 @@ impl SignCore {
             return Ok(None);
         }
         let package = self.package.as_ref().ok_or_else(|| ProtocolError::Internal("no package".into()))?;
-        let signature = frost_ed25519::aggregate_custom(
+        let signature = frost_core::aggregate_custom(
             package,
             &self.shares,
-            self.share.public_key_package(),
-            frost_ed25519::CheaterDetection::AllCheaters,
+            &self.public_key_package,
+            CheaterDetection::AllCheaters,
         )
         .map_err(|e| match e {
-            FrostError::InvalidSignatureShare { culprits } => ProtocolError::Faulty {
-                parties: culprits.iter().filter_map(party_of).collect(),
+            Error::InvalidSignatureShare { culprits } => ProtocolError::Faulty {
+                parties: culprits.iter().filter_map(party_of::<S>).collect(),
                 reason: "signature share does not verify against the signer's public share".into(),
             },
             other => ProtocolError::Internal(format!("aggregation: {other}")),
@@ -150,21 +140,21 @@ impl SignCore {
     }
 
     fn file(&mut self, from: PartyId, data: &[u8]) -> Result<(), ProtocolError> {
-        if from == self.share.party() || !self.signers.contains(&from) {
+        if from == self.me || !self.signers.contains(&from) {
             return Err(ProtocolError::faulty(from, "message from a party that is not signing"));
         }
         let (tag, body) = wire::open(from, &self.exec, data)?;
-        let id = identifier(from).map_err(|e| ProtocolError::Internal(e.to_string()))?;
-        let malformed = |e: FrostError| ProtocolError::faulty(from, format!("malformed message: {e}"));
+        let id = identifier::<S>(from).map_err(|e| ProtocolError::Internal(e.to_string()))?;
+        let malformed = |e: Error<S::Cs>| ProtocolError::faulty(from, format!("malformed message: {e}"));
         match tag {
             TAG_COMMITMENTS => {
-                let c = round1::SigningCommitments::deserialize(body).map_err(malformed)?;
+                let c = round1::SigningCommitments::<S::Cs>::deserialize(body).map_err(malformed)?;
                 if self.commitments.insert(id, c).is_some() {
                     return Err(ProtocolError::faulty(from, "second commitment"));
                 }
             }
             TAG_SHARE => {
-                let s = round2::SignatureShare::deserialize(body).map_err(malformed)?;
+                let s = round2::SignatureShare::<S::Cs>::deserialize(body).map_err(malformed)?;
                 if self.shares.insert(id, s).is_some() {
                     return Err(ProtocolError::faulty(from, "second signature share"));
                 }
@@ -175,7 +165,7 @@ impl SignCore {
     }
 }
 
-impl Protocol for Sign {
+impl<S: Suite> Protocol for Sign<S> {
     type Output = Signature;
 
     fn poke(&mut self) -> Result<Action<Signature>, ProtocolError> {
@@ -187,7 +177,7 @@ impl Protocol for Sign {
     }
 }
 
-impl Machine for SignCore {
+impl<S: Suite> Machine for SignCore<S> {
     type Output = Signature;
 
     fn record(&mut self, from: PartyId, data: Vec<u8>) -> Result<(), ProtocolError> {

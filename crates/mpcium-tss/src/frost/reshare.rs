@@ -1,29 +1,29 @@
-//! Resharing and refresh of Ed25519 keys: the curve-generic [`crate::reshare`] protocol, with
+//! Resharing and refresh of FROST keys: the curve-generic [`crate::reshare`] protocol, with
 //! the result turned into a validated [`KeyShare`] (FROST key packages rebuilt from the new
 //! share, identifiers = new party ids).
 
-use crate::curve::Ed25519;
 use crate::legacy::CheckedLegacyShare;
 use crate::protocol::{Action, ExecutionId, PartyId, Protocol, ProtocolError};
 use crate::reshare::{self as generic, OldKey, ReshareOutput, Roster};
 
+use super::Suite;
 use super::keyshare::KeyShare;
 
-/// What an Ed25519 resharing run returns to a member.
+/// What a resharing run returns to a member.
 #[derive(Debug)]
-pub enum ReshareResult {
+pub enum ReshareResult<S: Suite> {
     /// The member's share in the new committee.
-    Share(Box<KeyShare>),
+    Share(Box<KeyShare<S>>),
     /// The member dealt but holds no share of the new committee.
     Retired,
 }
 
-/// One member's Ed25519 resharing run (see [`crate::reshare`] for rounds and checks).
-pub struct Reshare {
-    inner: generic::Reshare<Ed25519>,
+/// One member's resharing run (see [`crate::reshare`] for rounds and checks).
+pub struct Reshare<S: Suite> {
+    inner: generic::Reshare<S::Curve>,
 }
 
-impl Reshare {
+impl<S: Suite> Reshare<S> {
     /// Start member `me` (a transport id of `roster`). A dealer passes its current share; a
     /// newcomer passes `None` and the old key's public data in `old` (from any old share:
     /// [`KeyShare::old_key`]).
@@ -32,8 +32,8 @@ impl Reshare {
         me: PartyId,
         roster: Roster,
         new_threshold: u16,
-        old: OldKey<Ed25519>,
-        share: Option<&KeyShare>,
+        old: OldKey<S::Curve>,
+        share: Option<&KeyShare<S>>,
     ) -> Result<Self, ProtocolError> {
         let dealer = roster.members().iter().any(|m| m.id == me && m.old.is_some());
         let secret = match share {
@@ -52,8 +52,8 @@ impl Reshare {
         me: PartyId,
         roster: Roster,
         new_threshold: u16,
-        old: OldKey<Ed25519>,
-        share: Option<&CheckedLegacyShare<Ed25519>>,
+        old: OldKey<S::Curve>,
+        share: Option<&CheckedLegacyShare<S::Curve>>,
     ) -> Result<Self, ProtocolError> {
         let secret = share.map(|s| s.secret());
         Ok(Self { inner: generic::Reshare::new(exec, me, roster, new_threshold, old, secret)? })
@@ -61,17 +61,21 @@ impl Reshare {
 
     /// Start this holder's part of a refresh of `share`'s committee (same ids, same threshold):
     /// `signers` (exactly `t + 1` committee members) deal, everyone receives a fresh share.
-    pub fn refresh(exec: ExecutionId, share: &KeyShare, signers: &[PartyId]) -> Result<Self, ProtocolError> {
+    pub fn refresh(
+        exec: ExecutionId,
+        share: &KeyShare<S>,
+        signers: &[PartyId],
+    ) -> Result<Self, ProtocolError> {
         let committee = share.parties();
         let roster = Roster::refresh(&committee, signers)?;
         Self::new(exec, share.party(), roster, share.threshold(), share.old_key(), Some(share))
     }
 }
 
-impl Protocol for Reshare {
-    type Output = ReshareResult;
+impl<S: Suite> Protocol for Reshare<S> {
+    type Output = ReshareResult<S>;
 
-    fn poke(&mut self) -> Result<Action<ReshareResult>, ProtocolError> {
+    fn poke(&mut self) -> Result<Action<ReshareResult<S>>, ProtocolError> {
         Ok(match self.inner.poke()? {
             Action::Wait => Action::Wait,
             Action::SendMany(m) => Action::SendMany(m),

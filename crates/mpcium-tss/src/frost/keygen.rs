@@ -1,5 +1,5 @@
-//! FROST distributed key generation (RFC 9591 companion DKG, `frost_ed25519::keys::dkg`) as a
-//! sans-IO protocol.
+//! FROST distributed key generation (RFC 9591 companion DKG, `frost_core::keys::dkg`) as a
+//! sans-IO protocol, for any [`Suite`].
 //!
 //! Rounds:
 //! 1. Everyone broadcasts its round-1 package: Feldman commitments to a random polynomial of
@@ -14,13 +14,13 @@
 
 use std::collections::BTreeMap;
 
-use frost_ed25519::keys::dkg::{self, round1, round2};
-use frost_ed25519::{Error as FrostError, Identifier};
+use frost_core::keys::dkg::{self, round1, round2};
+use frost_core::{Error, Identifier};
 use rand_core::OsRng;
 use sha2::{Digest, Sha256};
 
-use super::keyshare::{KeyShare, identifier, party_of};
-use super::wire;
+use super::keyshare::KeyShare;
+use super::{Suite, identifier, party_of, wire};
 use crate::driver::{Driver, Machine, Outbox};
 use crate::protocol::{Action, ExecutionId, PartyId, Protocol, ProtocolError};
 
@@ -28,32 +28,32 @@ const TAG_ROUND1: u8 = 1;
 const TAG_ROUND2: u8 = 2;
 const TAG_CONFIRM: u8 = 3;
 
-enum Stage {
+enum Stage<S: Suite> {
     Start,
-    Round1(Box<round1::SecretPackage>),
-    Round2(Box<round2::SecretPackage>),
+    Round1(Box<round1::SecretPackage<S::Cs>>),
+    Round2(Box<round2::SecretPackage<S::Cs>>),
     Done,
 }
 
-/// One party's run of the Ed25519 DKG: t-of-n, any `t + 1` of the `n` parties can sign.
-pub struct Keygen(Driver<KeygenCore>);
+/// One party's run of the DKG: t-of-n, any `t + 1` of the `n` parties can sign.
+pub struct Keygen<S: Suite>(Driver<KeygenCore<S>>);
 
 /// [`Keygen`]'s state machine.
-struct KeygenCore {
+struct KeygenCore<S: Suite> {
     exec: ExecutionId,
     me: PartyId,
     parties: Vec<PartyId>,
     threshold: u16,
-    stage: Stage,
-    round1: BTreeMap<Identifier, round1::Package>,
+    stage: Stage<S>,
+    round1: BTreeMap<Identifier<S::Cs>, round1::Package<S::Cs>>,
     /// Every round-1 package as received (own included), for the confirmation hash.
     round1_bytes: BTreeMap<PartyId, Vec<u8>>,
-    round2: BTreeMap<Identifier, round2::Package>,
+    round2: BTreeMap<Identifier<S::Cs>, round2::Package<S::Cs>>,
     my_digest: Option<[u8; 32]>,
     confirmations: BTreeMap<PartyId, [u8; 32]>,
 }
 
-impl Keygen {
+impl<S: Suite> Keygen<S> {
     /// Start party `me` of a DKG among `parties` (ids ≥ 1, distinct) with threshold `t`
     /// (`1 ≤ t < n`; a signature needs `t + 1` parties).
     pub fn new(
@@ -91,7 +91,7 @@ impl Keygen {
     }
 }
 
-impl KeygenCore {
+impl<S: Suite> KeygenCore<S> {
     fn n(&self) -> u16 {
         // `new` checked the committee fits in u16 ids.
         self.parties.len() as u16
@@ -101,13 +101,13 @@ impl KeygenCore {
         self.parties.iter().copied().filter(move |p| *p != self.me)
     }
 
-    fn blame(&self, err: FrostError, what: &str) -> ProtocolError {
+    fn blame(&self, err: Error<S::Cs>, what: &str) -> ProtocolError {
         let culprit = match &err {
-            FrostError::InvalidProofOfKnowledge { culprit } => Some(*culprit),
-            FrostError::InvalidSecretShare { culprit: Some(c) } => Some(*c),
+            Error::InvalidProofOfKnowledge { culprit } => Some(*culprit),
+            Error::InvalidSecretShare { culprit: Some(c) } => Some(*c),
             _ => None,
         };
-        match culprit.and_then(|c| party_of(&c)) {
+        match culprit.and_then(|c| party_of::<S>(&c)) {
             Some(p) => ProtocolError::faulty(p, format!("{what}: {err}")),
             None => ProtocolError::Internal(format!("{what}: {err}")),
         }
@@ -115,7 +115,9 @@ impl KeygenCore {
 
     fn digest(&self) -> [u8; 32] {
         let mut h = Sha256::new();
-        h.update(b"mpcium-tss/eddsa/keygen/round1/v1");
+        h.update(b"mpcium-tss/");
+        h.update(S::NAME.as_bytes());
+        h.update(b"/keygen/round1/v1");
         h.update(self.exec.as_bytes());
         for (p, bytes) in &self.round1_bytes {
             h.update(p.to_be_bytes());
@@ -125,11 +127,12 @@ impl KeygenCore {
         h.finalize().into()
     }
 
-    fn step(&mut self, out: &mut Outbox) -> Result<Option<KeyShare>, ProtocolError> {
+    fn step(&mut self, out: &mut Outbox) -> Result<Option<KeyShare<S>>, ProtocolError> {
         loop {
             match std::mem::replace(&mut self.stage, Stage::Done) {
                 Stage::Start => {
-                    let me = identifier(self.me).map_err(|e| ProtocolError::InvalidInput(e.to_string()))?;
+                    let me =
+                        identifier::<S>(self.me).map_err(|e| ProtocolError::InvalidInput(e.to_string()))?;
                     let (secret, package) = dkg::part1(me, self.n(), self.threshold + 1, OsRng)
                         .map_err(|e| ProtocolError::Internal(format!("dkg part1: {e}")))?;
                     let bytes = package.serialize().map_err(|e| ProtocolError::Internal(e.to_string()))?;
@@ -145,7 +148,7 @@ impl KeygenCore {
                     let (secret2, packages) =
                         dkg::part2(*secret, &self.round1).map_err(|e| self.blame(e, "round 1"))?;
                     for to in self.others().collect::<Vec<_>>() {
-                        let id = identifier(to).map_err(|e| ProtocolError::Internal(e.to_string()))?;
+                        let id = identifier::<S>(to).map_err(|e| ProtocolError::Internal(e.to_string()))?;
                         let package = packages
                             .get(&id)
                             .ok_or_else(|| ProtocolError::Internal("missing share".into()))?;
@@ -189,11 +192,11 @@ impl KeygenCore {
             return Err(ProtocolError::faulty(from, "message from a party outside the committee"));
         }
         let (tag, body) = wire::open(from, &self.exec, data)?;
-        let id = identifier(from).map_err(|e| ProtocolError::Internal(e.to_string()))?;
-        let malformed = |e: FrostError| ProtocolError::faulty(from, format!("malformed message: {e}"));
+        let id = identifier::<S>(from).map_err(|e| ProtocolError::Internal(e.to_string()))?;
+        let malformed = |e: Error<S::Cs>| ProtocolError::faulty(from, format!("malformed message: {e}"));
         match tag {
             TAG_ROUND1 => {
-                let package = round1::Package::deserialize(body).map_err(malformed)?;
+                let package = round1::Package::<S::Cs>::deserialize(body).map_err(malformed)?;
                 let degree_ok = package
                     .commitment()
                     .serialize()
@@ -207,7 +210,7 @@ impl KeygenCore {
                 self.round1_bytes.insert(from, body.to_vec());
             }
             TAG_ROUND2 => {
-                let package = round2::Package::deserialize(body).map_err(malformed)?;
+                let package = round2::Package::<S::Cs>::deserialize(body).map_err(malformed)?;
                 if self.round2.insert(id, package).is_some() {
                     return Err(ProtocolError::faulty(from, "second round-2 package"));
                 }
@@ -226,10 +229,10 @@ impl KeygenCore {
     }
 }
 
-impl Protocol for Keygen {
-    type Output = KeyShare;
+impl<S: Suite> Protocol for Keygen<S> {
+    type Output = KeyShare<S>;
 
-    fn poke(&mut self) -> Result<Action<KeyShare>, ProtocolError> {
+    fn poke(&mut self) -> Result<Action<KeyShare<S>>, ProtocolError> {
         self.0.poke()
     }
 
@@ -238,14 +241,14 @@ impl Protocol for Keygen {
     }
 }
 
-impl Machine for KeygenCore {
-    type Output = KeyShare;
+impl<S: Suite> Machine for KeygenCore<S> {
+    type Output = KeyShare<S>;
 
     fn record(&mut self, from: PartyId, data: Vec<u8>) -> Result<(), ProtocolError> {
         self.file(from, &data)
     }
 
-    fn advance(&mut self, out: &mut Outbox) -> Result<Option<KeyShare>, ProtocolError> {
+    fn advance(&mut self, out: &mut Outbox) -> Result<Option<KeyShare<S>>, ProtocolError> {
         self.step(out)
     }
 }
