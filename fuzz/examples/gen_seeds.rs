@@ -15,7 +15,7 @@ use mpcium_api::{
     SigningMode,
 };
 use mpcium_fuzz::fixtures;
-use mpcium_fuzz::key_share::{ecdsa_blob, eddsa_blob};
+use mpcium_fuzz::key_share::{ecdsa_blob, eddsa_blob, taproot_blob};
 use mpcium_node::control::{AbortNotice, Control, DoneReport, EchoEntry, EchoReport, SessionStart};
 use mpcium_node::envelope::{Envelope, Kind};
 use mpcium_node::pairkey::ExchangeKey;
@@ -319,6 +319,77 @@ fn key_shares() {
     write("key_share", "eddsa_2of3.bin", &with_selector(2, &blob));
     write("key_share", "eddsa_2of3_body.bin", &with_selector(3, &blob[..blob.len() - 32]));
     assert_eq!(eddsa_blob(&blob[..blob.len() - 32]), *blob, "the harness checksum matches the crate's");
+
+    let keygen = eid(Operation::Keygen, mpcium_tss::KeyType::Taproot);
+    let parties = (1..=3)
+        .map(|me| (me, mpcium_tss::taproot::Keygen::new(keygen, me, &[1, 2, 3], 1).expect("keygen")))
+        .collect();
+    let shares: Vec<_> = simulate(parties).into_iter().map(|(_, r)| r.expect("taproot keygen")).collect();
+    let blob = shares[0].to_bytes().expect("encode");
+    write("key_share", "taproot_2of3.bin", &with_selector(6, &blob));
+    write("key_share", "taproot_2of3_body.bin", &with_selector(7, &blob[..blob.len() - 32]));
+    assert_eq!(taproot_blob(&blob[..blob.len() - 32]), *blob, "the harness checksum matches the crate's");
+}
+
+/// What party 2 sends party 1 in real 2-of-2 FROST runs, under the harness's execution ids.
+fn frost_messages() {
+    use mpcium_fuzz::frost_message::{keygen_exec, sign_exec};
+    use mpcium_tss::KeyType::{Ed25519, Taproot};
+    use mpcium_tss::{eddsa, simulate_with, taproot};
+    fn from_2(out: &mut Vec<Vec<u8>>) -> impl FnMut(u16, u16, &mut Vec<u8>) + '_ {
+        |from, to, data| {
+            if from == 2 && to == 1 {
+                out.push(data.clone());
+            }
+        }
+    }
+    let mut ed_keygen = Vec::new();
+    let ed = simulate_with(
+        (1..=2)
+            .map(|p| (p, eddsa::Keygen::new(keygen_exec(Ed25519), p, &[1, 2], 1).expect("keygen")))
+            .collect(),
+        from_2(&mut ed_keygen),
+    );
+    let ed: Vec<_> = ed.into_iter().map(|(_, r)| r.expect("eddsa keygen")).collect();
+    let mut tr_keygen = Vec::new();
+    let tr = simulate_with(
+        (1..=2)
+            .map(|p| (p, taproot::Keygen::new(keygen_exec(Taproot), p, &[1, 2], 1).expect("keygen")))
+            .collect(),
+        from_2(&mut tr_keygen),
+    );
+    let tr: Vec<_> = tr.into_iter().map(|(_, r)| r.expect("taproot keygen")).collect();
+    let mut ed_sign = Vec::new();
+    simulate_with(
+        ed.iter()
+            .map(|s| (s.party(), eddsa::Sign::new(sign_exec(Ed25519), s, &[1, 2], b"m").expect("sign")))
+            .collect(),
+        from_2(&mut ed_sign),
+    );
+    let mut tr_sign = Vec::new();
+    simulate_with(
+        tr.iter()
+            .map(|s| {
+                (
+                    s.party(),
+                    taproot::Sign::new(sign_exec(Taproot), s, &[1, 2], &[7; 32], Some([9; 32]))
+                        .expect("sign"),
+                )
+            })
+            .collect(),
+        from_2(&mut tr_sign),
+    );
+    for (selector, name, messages) in [
+        (0, "eddsa_keygen", ed_keygen),
+        (1, "eddsa_sign", ed_sign),
+        (2, "taproot_keygen", tr_keygen),
+        (3, "taproot_sign", tr_sign),
+    ] {
+        assert!(messages.len() >= 2, "{name}: {} messages", messages.len());
+        for (i, m) in messages.iter().enumerate() {
+            write("frost_message", &format!("{name}_{i}.bin"), &with_selector(selector, m));
+        }
+    }
 }
 
 fn main() {
@@ -327,4 +398,5 @@ fn main() {
     configs();
     backups();
     key_shares();
+    frost_messages();
 }

@@ -393,24 +393,26 @@ pub mod backup_file {
     }
 }
 
-/// Key-share blobs loaded from the store: ECDSA and EdDSA `KeyShare::from_bytes` and ECDSA
-/// `Presignature::from_bytes`. Input: a selector byte, then either the blob as stored
-/// (selectors 0, 2, 4) or its body, to which the harness adds a correct version and checksum
-/// (1, 3, 5), so the fuzzer reaches the decoder and the consistency checks behind the checksum.
+/// Key-share blobs loaded from the store: ECDSA, EdDSA and Taproot `KeyShare::from_bytes` and
+/// ECDSA `Presignature::from_bytes`. Input: a selector byte, then either the blob as stored
+/// (selectors 0, 2, 4, 6) or its body, to which the harness adds a correct version and checksum
+/// (1, 3, 5, 7), so the fuzzer reaches the decoder and the consistency checks behind the checksum.
 pub mod key_share {
-    use mpcium_tss::{ecdsa, eddsa};
+    use mpcium_tss::{ecdsa, eddsa, taproot};
     use sha2::{Digest, Sha256};
 
     /// One input.
     pub fn run(data: &[u8]) {
         let Some((&selector, body)) = data.split_first() else { return };
-        match selector % 6 {
+        match selector % 8 {
             0 => ecdsa_share(body, false),
             1 => ecdsa_share(&ecdsa_blob(body), true),
             2 => eddsa_share(body, false),
             3 => eddsa_share(&eddsa_blob(body), true),
             4 => presignature(body, false),
-            _ => presignature(&ecdsa_blob(body), true),
+            5 => presignature(&ecdsa_blob(body), true),
+            6 => taproot_share(body, false),
+            _ => taproot_share(&taproot_blob(body), true),
         }
     }
 
@@ -425,8 +427,17 @@ pub mod key_share {
 
     /// `[body][SHA-256("mpcium-tss/eddsa/key-share" ‖ body)]` (EdDSA share).
     pub fn eddsa_blob(body: &[u8]) -> Vec<u8> {
+        frost_blob("eddsa", body)
+    }
+
+    /// `[body][SHA-256("mpcium-tss/taproot/key-share" ‖ body)]` (Taproot share).
+    pub fn taproot_blob(body: &[u8]) -> Vec<u8> {
+        frost_blob("taproot", body)
+    }
+
+    fn frost_blob(suite: &str, body: &[u8]) -> Vec<u8> {
         let mut h = Sha256::new();
-        h.update(b"mpcium-tss/eddsa/key-share");
+        h.update(format!("mpcium-tss/{suite}/key-share").as_bytes());
         h.update(body);
         let mut out = body.to_vec();
         out.extend_from_slice(&h.finalize());
@@ -464,6 +475,21 @@ pub mod key_share {
         }
     }
 
+    fn taproot_share(blob: &[u8], checksum_fixed: bool) {
+        match taproot::KeyShare::from_bytes(blob) {
+            Ok(share) => {
+                let _ = (format!("{share:?}"), share.x_only_public_key());
+                let encoded = share.to_bytes().expect("a loaded share encodes");
+                let again = taproot::KeyShare::from_bytes(&encoded).expect("our own encoding loads");
+                assert_eq!(*again.to_bytes().expect("encodes"), *encoded, "re-encoding changed the share");
+            }
+            Err(e) => {
+                let text = e.to_string();
+                assert!(!(checksum_fixed && text.contains("checksum")), "{text}");
+            }
+        }
+    }
+
     fn presignature(blob: &[u8], checksum_fixed: bool) {
         match ecdsa::Presignature::from_bytes(blob) {
             Ok(p) => {
@@ -475,6 +501,117 @@ pub mod key_share {
             Err(e) => {
                 let text = e.to_string();
                 assert!(!(checksum_fixed && text.contains("checksum")), "{text}");
+            }
+        }
+    }
+}
+
+/// FROST protocol messages (Ed25519 and Taproot keygen and signing) as a party receives them
+/// from a peer. Input: a selector byte (suite and protocol), then the message. Party 1 of a
+/// 2-of-2 run gets the message from party 2: the run must never panic, and a message it cannot
+/// use must fail the run naming party 2 and no one else (identifiable abort).
+pub mod frost_message {
+    use mpcium_tss::protocol::{ExecutionContext, Operation};
+    use mpcium_tss::{Action, ExecutionId, KeyType, Protocol, ProtocolError, eddsa, taproot};
+    use std::sync::OnceLock;
+
+    fn exec(operation: Operation, key_type: KeyType) -> ExecutionId {
+        ExecutionId::new(&ExecutionContext {
+            operation,
+            key_type,
+            wallet_id: "fuzz",
+            key_version: 0,
+            participants: &["a", "b"],
+            new_participants: &[],
+            request_id: "fuzz",
+        })
+    }
+
+    /// The execution ids the harness runs under (seeds are made with them).
+    pub fn keygen_exec(key_type: KeyType) -> ExecutionId {
+        exec(Operation::Keygen, key_type)
+    }
+
+    /// See [`keygen_exec`].
+    pub fn sign_exec(key_type: KeyType) -> ExecutionId {
+        exec(Operation::Sign, key_type)
+    }
+
+    fn first<T>(results: Vec<(u16, Result<T, ProtocolError>)>) -> T {
+        results.into_iter().next().expect("party 1").1.expect("keygen")
+    }
+
+    /// Fixed 2-of-2 shares, made once per process.
+    fn shares() -> &'static (eddsa::KeyShare, taproot::KeyShare) {
+        static SHARES: OnceLock<(eddsa::KeyShare, taproot::KeyShare)> = OnceLock::new();
+        SHARES.get_or_init(|| {
+            let ed = mpcium_tss::simulate(
+                (1..=2)
+                    .map(|p| {
+                        (p, eddsa::Keygen::new(keygen_exec(KeyType::Ed25519), p, &[1, 2], 1).expect("keygen"))
+                    })
+                    .collect(),
+            );
+            let tr = mpcium_tss::simulate(
+                (1..=2)
+                    .map(|p| {
+                        (
+                            p,
+                            taproot::Keygen::new(keygen_exec(KeyType::Taproot), p, &[1, 2], 1)
+                                .expect("keygen"),
+                        )
+                    })
+                    .collect(),
+            );
+            (first(ed), first(tr))
+        })
+    }
+
+    /// One input.
+    pub fn run(data: &[u8]) {
+        let Some((&selector, message)) = data.split_first() else { return };
+        let (ed, tr) = shares();
+        match selector % 4 {
+            0 => feed(
+                eddsa::Keygen::new(keygen_exec(KeyType::Ed25519), 1, &[1, 2], 1).expect("start"),
+                message,
+            ),
+            1 => feed(
+                eddsa::Sign::new(sign_exec(KeyType::Ed25519), ed, &[1, 2], b"m").expect("start"),
+                message,
+            ),
+            2 => feed(
+                taproot::Keygen::new(keygen_exec(KeyType::Taproot), 1, &[1, 2], 1).expect("start"),
+                message,
+            ),
+            _ => feed(
+                taproot::Sign::new(sign_exec(KeyType::Taproot), tr, &[1, 2], &[7; 32], Some([9; 32]))
+                    .expect("start"),
+                message,
+            ),
+        }
+    }
+
+    fn feed<P: Protocol>(mut party: P, message: &[u8]) {
+        // Let party 1 send what it sends first, then hand it the peer's message.
+        loop {
+            match party.poke() {
+                Ok(Action::Wait) => break,
+                Ok(Action::Return(_)) => panic!("a 2-party run returned before hearing from its peer"),
+                Ok(_) => {}
+                Err(e) => panic!("the run failed before any input: {e}"),
+            }
+        }
+        party.message(2, message.to_vec());
+        loop {
+            match party.poke() {
+                Ok(Action::Wait) | Ok(Action::Return(_)) => return,
+                Ok(_) => {}
+                Err(ProtocolError::Faulty { parties, .. }) => {
+                    assert_eq!(parties, vec![2], "blame must name the sender only");
+                    return;
+                }
+                Err(e) => panic!("a peer's message caused a non-attributable failure: {e}"),
             }
         }
     }

@@ -51,6 +51,11 @@ fn key_share_seeds() {
     replay("key_share", mpcium_fuzz::key_share::run);
 }
 
+#[test]
+fn frost_message_seeds() {
+    replay("frost_message", mpcium_fuzz::frost_message::run);
+}
+
 /// The seeds pass the checks they were made to pass, so the fuzzer starts past them.
 #[test]
 fn seeds_reach_past_the_signature_and_checksum_checks() {

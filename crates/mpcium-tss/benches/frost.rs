@@ -1,23 +1,23 @@
-//! EdDSA (FROST Ed25519) and resharing benchmarks, every party simulated in one thread, so each
-//! figure is the total CPU of all parties of one run.
+//! FROST (EdDSA on Ed25519, Taproot BIP340 on secp256k1) and resharing benchmarks, every party
+//! simulated in one thread, so each figure is the total CPU of all parties of one run.
 //!
-//! `cargo bench -p mpcium-tss --bench eddsa`
+//! `cargo bench -p mpcium-tss --bench frost`
 
 use std::hint::black_box;
 
 use criterion::{BatchSize, Criterion, criterion_group};
 use mpcium_tss::curve::{Curve, Secp256k1};
-use mpcium_tss::eddsa::{KeyShare, Keygen, Reshare, ReshareResult, Sign};
+use mpcium_tss::frost::{KeyShare, Keygen, Reshare, ReshareResult, Sign, Suite};
 use mpcium_tss::reshare::{self, OldKey, Roster, evaluate_commitments};
-use mpcium_tss::{ExecutionContext, ExecutionId, KeyType, Operation, PartyId, simulate};
+use mpcium_tss::{ExecutionContext, ExecutionId, KeyType, Operation, PartyId, ProtocolError, simulate};
 use zeroize::Zeroizing;
 
 const SHAPES: [(u16, u16, &str); 2] = [(3, 1, "2-of-3"), (5, 2, "3-of-5")];
 
-fn exec(operation: Operation) -> ExecutionId {
+fn exec(operation: Operation, key_type: KeyType) -> ExecutionId {
     ExecutionId::new(&ExecutionContext {
         operation,
-        key_type: KeyType::Ed25519,
+        key_type,
         wallet_id: "bench",
         key_version: 1,
         participants: &[],
@@ -26,53 +26,92 @@ fn exec(operation: Operation) -> ExecutionId {
     })
 }
 
-fn keygen(n: u16, t: u16) -> Vec<KeyShare> {
+/// How a signing run of a suite starts.
+type StartSign<S> = fn(ExecutionId, &KeyShare<S>, &[PartyId]) -> Result<Sign<S>, ProtocolError>;
+
+/// What differs between the suites in these benchmarks: the name, the key type and how a
+/// signing run starts (plain, and with an HD path).
+struct Bench<S: Suite> {
+    name: &'static str,
+    key_type: KeyType,
+    sign: StartSign<S>,
+    sign_hd: StartSign<S>,
+}
+
+fn eddsa() -> Bench<mpcium_tss::eddsa::Ed25519Suite> {
+    Bench {
+        name: "eddsa",
+        key_type: KeyType::Ed25519,
+        sign: |id, s, signers| mpcium_tss::eddsa::Sign::new(id, s, signers, b"bench message"),
+        sign_hd: |id, s, signers| {
+            mpcium_tss::eddsa::Sign::with_derivation(
+                id,
+                s,
+                signers,
+                b"bench message",
+                &[7; 32],
+                &[44, 501, 0, 0],
+            )
+        },
+    }
+}
+
+/// Taproot: BIP86 output key (a merkle root costs the same: one more hash input).
+fn taproot() -> Bench<mpcium_tss::taproot::TaprootSuite> {
+    Bench {
+        name: "taproot",
+        key_type: KeyType::Taproot,
+        sign: |id, s, signers| mpcium_tss::taproot::Sign::new(id, s, signers, &[1; 32], None),
+        sign_hd: |id, s, signers| {
+            mpcium_tss::taproot::Sign::with_derivation(
+                id,
+                s,
+                signers,
+                &[1; 32],
+                None,
+                &[7; 32],
+                &[86, 0, 0, 0],
+            )
+        },
+    }
+}
+
+fn keygen<S: Suite>(key_type: KeyType, n: u16, t: u16) -> Vec<KeyShare<S>> {
     let ids: Vec<PartyId> = (1..=n).collect();
-    let id = exec(Operation::Keygen);
-    let parties = ids.iter().map(|&p| (p, Keygen::new(id, p, &ids, t).expect("keygen input"))).collect();
+    let id = exec(Operation::Keygen, key_type);
+    let parties = ids.iter().map(|&p| (p, Keygen::<S>::new(id, p, &ids, t).expect("keygen input"))).collect();
     simulate(parties).into_iter().map(|(_, r)| r.expect("keygen")).collect()
 }
 
-fn bench_eddsa(c: &mut Criterion) {
+fn sign_once<S: Suite>(start: StartSign<S>, key_type: KeyType, shares: &[KeyShare<S>], signers: &[PartyId]) {
+    let id = exec(Operation::Sign, key_type);
+    let parties = shares[..signers.len()]
+        .iter()
+        .map(|s| (s.party(), start(id, s, signers).expect("sign input")))
+        .collect();
+    let out = simulate(parties);
+    assert!(out.iter().all(|(_, r)| r.is_ok()));
+    black_box(out);
+}
+
+fn bench_suite<S: Suite>(c: &mut Criterion, bench: &Bench<S>) {
+    let (name_of, kt) = (bench.name, bench.key_type);
     for (n, t, name) in SHAPES {
-        c.bench_function(&format!("eddsa keygen {name}"), |b| b.iter(|| black_box(keygen(n, t))));
+        c.bench_function(&format!("{name_of} keygen {name}"), |b| {
+            b.iter(|| black_box(keygen::<S>(kt, n, t)))
+        });
 
-        let shares = keygen(n, t);
+        let shares = keygen::<S>(kt, n, t);
         let signers: Vec<PartyId> = (1..=t + 1).collect();
-        let sign_id = exec(Operation::Sign);
-        c.bench_function(&format!("eddsa sign {name}"), |b| {
-            b.iter(|| {
-                let parties = shares[..signers.len()]
-                    .iter()
-                    .map(|s| {
-                        (s.party(), Sign::new(sign_id, s, &signers, b"bench message").expect("sign input"))
-                    })
-                    .collect();
-                black_box(simulate(parties))
-            })
+        c.bench_function(&format!("{name_of} sign {name}"), |b| {
+            b.iter(|| sign_once(bench.sign, kt, &shares, &signers))
         });
-        c.bench_function(&format!("eddsa sign {name} with HD path"), |b| {
-            b.iter(|| {
-                let parties = shares[..signers.len()]
-                    .iter()
-                    .map(|s| {
-                        let p = Sign::with_derivation(
-                            sign_id,
-                            s,
-                            &signers,
-                            b"bench message",
-                            &[7; 32],
-                            &[44, 501, 0, 0],
-                        );
-                        (s.party(), p.expect("sign input"))
-                    })
-                    .collect();
-                black_box(simulate(parties))
-            })
+        c.bench_function(&format!("{name_of} sign {name} with HD path"), |b| {
+            b.iter(|| sign_once(bench.sign_hd, kt, &shares, &signers))
         });
 
-        let refresh_id = exec(Operation::Refresh);
-        c.bench_function(&format!("eddsa refresh {name}"), |b| {
+        let refresh_id = exec(Operation::Refresh, kt);
+        c.bench_function(&format!("{name_of} refresh {name}"), |b| {
             b.iter(|| {
                 let parties = shares
                     .iter()
@@ -83,13 +122,13 @@ fn bench_eddsa(c: &mut Criterion) {
         });
 
         // Reshare to a fresh committee of the same shape: t+1 old holders deal, n newcomers receive.
-        let reshare_id = exec(Operation::Reshare);
+        let reshare_id = exec(Operation::Reshare, kt);
         let mut members: Vec<reshare::Member> =
             signers.iter().map(|&o| reshare::Member { id: o, old: Some(o), new: None }).collect();
         members.extend((1..=n).map(|j| reshare::Member { id: 100 + j, old: None, new: Some(j) }));
         let roster = Roster::new(members).expect("roster");
         let old = shares[0].old_key();
-        c.bench_function(&format!("eddsa reshare {name} to {n} new holders"), |b| {
+        c.bench_function(&format!("{name_of} reshare {name} to {n} new holders"), |b| {
             b.iter(|| {
                 let parties = roster
                     .members()
@@ -111,6 +150,11 @@ fn bench_eddsa(c: &mut Criterion) {
     }
 }
 
+fn bench_frost(c: &mut Criterion) {
+    bench_suite(c, &eddsa());
+    bench_suite(c, &taproot());
+}
+
 /// A secp256k1 key split by a dealer polynomial (the resharing input).
 fn split_secp(n: u16, t: u16) -> (OldKey<Secp256k1>, Vec<k256::Scalar>) {
     let coeffs: Vec<k256::Scalar> = (0..=t).map(|_| Secp256k1::random_scalar()).collect();
@@ -130,7 +174,7 @@ fn bench_secp256k1_reshare(c: &mut Criterion) {
         let (old, shares) = split_secp(n, t);
         let committee: Vec<PartyId> = (1..=n).collect();
         let signers: Vec<PartyId> = (1..=t + 1).collect();
-        let id = exec(Operation::Refresh);
+        let id = exec(Operation::Refresh, KeyType::Secp256k1);
         c.bench_function(&format!("secp256k1 generic refresh {name}"), |b| {
             b.iter_batched(
                 || {
@@ -174,27 +218,27 @@ fn cpu_ms_per_run(runs: u32, mut f: impl FnMut()) -> Option<f64> {
     Some((after - before) as f64 * 10.0 / f64::from(runs))
 }
 
-fn cpu_summary() {
+fn cpu_summary_of<S: Suite>(bench: &Bench<S>) {
     for (n, t, name) in SHAPES {
-        let shares = keygen(n, t);
+        let shares = keygen::<S>(bench.key_type, n, t);
         let signers: Vec<PartyId> = (1..=t + 1).collect();
-        let id = exec(Operation::Sign);
-        let sign = || {
-            let parties = shares[..signers.len()]
-                .iter()
-                .map(|s| (s.party(), Sign::new(id, s, &signers, b"bench message").expect("sign input")))
-                .collect();
-            black_box(simulate(parties));
-        };
         let keygen_ms = cpu_ms_per_run(50, || {
-            black_box(keygen(n, t));
+            black_box(keygen::<S>(bench.key_type, n, t));
         });
-        let sign_ms = cpu_ms_per_run(2000, sign);
-        println!("CPU time, all parties of one run, {name}: keygen {keygen_ms:?} ms, sign {sign_ms:?} ms");
+        let sign_ms = cpu_ms_per_run(2000, || sign_once(bench.sign, bench.key_type, &shares, &signers));
+        println!(
+            "CPU time, all parties of one run, {} {name}: keygen {keygen_ms:?} ms, sign {sign_ms:?} ms",
+            bench.name
+        );
     }
 }
 
-criterion_group!(benches, bench_eddsa, bench_secp256k1_reshare);
+fn cpu_summary() {
+    cpu_summary_of(&eddsa());
+    cpu_summary_of(&taproot());
+}
+
+criterion_group!(benches, bench_frost, bench_secp256k1_reshare);
 
 fn main() {
     benches();
