@@ -40,11 +40,11 @@ const MAX_AUTO_WALLETS: usize = 1024;
 /// The least burst of presign sessions a participant lets one owner start: the burst is
 /// `max(2 × pool_size, PRESIGN_BURST_MIN)`, room for an owner to refill a whole pool at once.
 pub const PRESIGN_BURST_MIN: usize = 16;
-/// Presign sessions per second a participant lets one owner start once its burst is spent: an
-/// owner runs one presign session at a time, so this caps a sustained refill (one per
-/// presignature used) at about 5 presignature signatures per second per owner; past it the
-/// owner's signatures are made in full (3 rounds instead of 1) until tokens come back.
+/// Presign sessions per second a participant lets one owner start once its burst is spent, on
+/// top of the sessions earned by use (below): what an owner may run with no client behind it.
 pub const PRESIGN_REFILL_PER_SEC: f64 = 5.0;
+/// Presign sessions an owner runs at once while it refills (each its own presignature).
+pub const REFILL_IN_FLIGHT: usize = 4;
 /// How many owners' buckets a participant keeps (owners are key holders, so few).
 const MAX_BUCKETS: usize = 1024;
 
@@ -255,6 +255,20 @@ impl PresignPool {
         true
     }
 
+    /// `owner`'s presignature was used here for a client's signed request (taken and recorded
+    /// used cluster-wide): give the owner one presign session back, so a refill keeps pace with
+    /// real use. Each credit stands for one client request, which the cluster-wide replay
+    /// record makes single-use, so a malicious owner gains nothing it could not get by asking.
+    pub fn credit_presign(&self, owner: &str, now: Instant) {
+        let burst = self.burst() as f64;
+        let Ok(mut buckets) = self.buckets.lock() else { return };
+        if let Some(b) = buckets.get_mut(owner) {
+            let elapsed = now.saturating_duration_since(b.at).as_secs_f64();
+            b.tokens = (b.tokens + elapsed * PRESIGN_REFILL_PER_SEC + 1.0).min(burst);
+            b.at = now.max(b.at);
+        }
+    }
+
     /// Wait until there is refilling to do (or `period` passed).
     pub async fn wait(&self, period: std::time::Duration) {
         let _ = tokio::time::timeout(period, self.wake.notified()).await;
@@ -337,6 +351,19 @@ mod tests {
         let much_later = later + std::time::Duration::from_secs(3600);
         let refilled = (0..1000).filter(|_| pool.admit_presign("flooder", much_later)).count();
         assert_eq!(refilled, burst);
+        // Each use of an owner's presignature gives one session back (never past the burst).
+        assert!(!pool.admit_presign("flooder", much_later), "the burst was spent");
+        pool.credit_presign("flooder", much_later);
+        assert!(pool.admit_presign("flooder", much_later), "one use, one session");
+        assert!(!pool.admit_presign("flooder", much_later), "and no more");
+        for _ in 0..3 {
+            pool.credit_presign("flooder", much_later);
+        }
+        assert_eq!((0..100).filter(|_| pool.admit_presign("flooder", much_later)).count(), 3);
+        for _ in 0..burst * 2 {
+            pool.credit_presign("flooder", much_later);
+        }
+        assert_eq!((0..1000).filter(|_| pool.admit_presign("flooder", much_later)).count(), burst);
         // A big pool gets a bigger burst.
         let big = PresignPool::new(PresignSettings { pool_size: 50, wallets: vec![] });
         assert_eq!(big.burst(), 100);

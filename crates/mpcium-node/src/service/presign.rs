@@ -14,7 +14,7 @@ use serde_json::json;
 use super::reselect::Attempt;
 use super::{Failure, Output, Service, party_ids, quorum, wallet_of};
 use crate::control::{SessionOp, SessionStart};
-use crate::presign::{MAX_HELD_PER_OWNER, PRESIGN_REFILL_PER_SEC, PresigId};
+use crate::presign::{MAX_HELD_PER_OWNER, PRESIGN_REFILL_PER_SEC, PresigId, REFILL_IN_FLIGHT};
 use crate::registry::KeyInfo;
 use crate::session::SessionSpec;
 use crate::transport::SessionInbox;
@@ -47,7 +47,8 @@ impl Service {
         }
     }
 
-    /// Make presignatures for `wallet` until this node owns `pool_size`; returns how many it owns.
+    /// Make presignatures for `wallet` until this node owns `pool_size`, up to
+    /// [`REFILL_IN_FLIGHT`] sessions at once; returns how many it owns.
     async fn refill(&self, wallet: &str) -> Result<usize, Failure> {
         let info = self.load_keyinfo(KeyType::Secp256k1, wallet).await?;
         if !info.participant_peer_ids.iter().any(|p| p == self.me()) {
@@ -61,39 +62,62 @@ impl Service {
         // Never with a node banned for this key, by this node or by another co-signer.
         let apart = self.ban_conflicts(wallet, info.version).await;
         while have < self.pool.size() {
-            let ready = self.transport.directory().ready();
-            let candidates: Vec<String> =
-                info.participant_peer_ids.iter().filter(|p| ready.contains(p)).cloned().collect();
-            // Rotate the co-signers so the pool's work spreads over the committee.
-            let rotation = self.pool.next_rotation().to_string();
-            // The owner signs with its own entries: a set without it is of no use here.
-            let Some(nodes) = quorum::pick_signers(&candidates, self.me(), &rotation, need, &apart)
-                .filter(|nodes| nodes.iter().any(|n| n == self.me()))
-            else {
-                break;
-            };
-            let parties = party_ids(&info.participant_peer_ids, &nodes)?;
-            let id = PresigId::new(info.version, self.me(), &parties);
-            let request = json!({ "wallet_id": wallet, "key_type": "secp256k1" }).to_string();
-            let start = SessionStart {
-                op: SessionOp::Presign,
-                coordinator: self.me().to_owned(),
-                request: String::new(),
-                client_id: None,
-                participants: nodes,
-                new_participants: Vec::new(),
-                key_version: info.version,
-                threshold: info.threshold,
-                request_id: id.as_str().to_owned(),
-                dealers: Vec::new(),
-                presignature: None,
-                old_key: None,
+            let mut starts = Vec::new();
+            for _ in 0..(self.pool.size() - have).min(REFILL_IN_FLIGHT) {
+                let ready = self.transport.directory().ready();
+                let candidates: Vec<String> =
+                    info.participant_peer_ids.iter().filter(|p| ready.contains(p)).cloned().collect();
+                // Rotate the co-signers so the pool's work spreads over the committee.
+                let rotation = self.pool.next_rotation().to_string();
+                // The owner signs with its own entries: a set without it is of no use here.
+                let Some(nodes) = quorum::pick_signers(&candidates, self.me(), &rotation, need, &apart)
+                    .filter(|nodes| nodes.iter().any(|n| n == self.me()))
+                else {
+                    break;
+                };
+                let parties = party_ids(&info.participant_peer_ids, &nodes)?;
+                let id = PresigId::new(info.version, self.me(), &parties);
+                let request = json!({ "wallet_id": wallet, "key_type": "secp256k1" }).to_string();
+                starts.push(
+                    SessionStart {
+                        op: SessionOp::Presign,
+                        coordinator: self.me().to_owned(),
+                        request: String::new(),
+                        client_id: None,
+                        participants: nodes,
+                        new_participants: Vec::new(),
+                        key_version: info.version,
+                        threshold: info.threshold,
+                        request_id: id.as_str().to_owned(),
+                        dealers: Vec::new(),
+                        presignature: None,
+                        old_key: None,
+                    }
+                    .with_request(request.as_bytes()),
+                );
             }
-            .with_request(request.as_bytes());
-            // A co-signer that goes away ends the session at once, not at its timeout.
-            self.coordinate_watched(start, None).await.map_err(|(f, _)| f)?;
-            self.metrics.presign.made.fetch_add(1, Ordering::Relaxed);
-            have += 1;
+            if starts.is_empty() {
+                break;
+            }
+            // A co-signer that goes away ends a session at once, not at its timeout.
+            let outcomes =
+                futures_util::future::join_all(starts.into_iter().map(|s| self.coordinate_watched(s, None)))
+                    .await;
+            let mut first_failure = None;
+            for outcome in outcomes {
+                match outcome {
+                    Ok(_) => {
+                        self.metrics.presign.made.fetch_add(1, Ordering::Relaxed);
+                        have += 1;
+                    }
+                    Err((f, _)) => {
+                        first_failure.get_or_insert(f);
+                    }
+                }
+            }
+            if let Some(f) = first_failure {
+                return Err(f);
+            }
         }
         Ok(have)
     }
@@ -365,7 +389,7 @@ impl Service {
         // (the coordinator signs in full), never reuses it.
         let session = super::hex(&spec.id);
         match self.registry.mark_presignature_used(self.me(), &req.wallet_id, presignature, &session).await {
-            Ok(true) => {}
+            Ok(true) => self.pool.credit_presign(&id.owner, Instant::now()),
             Ok(false) => {
                 self.metrics.presign.reuse_refused.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(
