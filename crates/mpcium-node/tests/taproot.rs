@@ -160,10 +160,40 @@ async fn taproot_signs_bip86_merkle_root_and_hd_and_keeps_its_key_through_reshar
     let ev = w.sign_request(&w.taproot_msg("w-nowhere", "tx-nowhere", &sighash, None, None)).await;
     assert_eq!(ev.error_code, Some(ErrorCode::KeyNotFound), "{}", ev.error_reason);
     assert!(ev.error_reason.contains("not found"), "{}", ev.error_reason);
+}
 
-    // Nothing presigned for the Taproot key (presignatures are ECDSA's; pools are off here, and
-    // the Taproot path never asks for one).
-    for store in stores.lock().unwrap().iter() {
-        assert_eq!(store.as_ref().unwrap().count_presignatures(WALLET).unwrap(), 0);
+/// Presignatures are DKLs23's: with the wallet's pools full, Taproot signatures neither use nor
+/// miss one (the counters of the ECDSA path stay still) and leave the pools as they were.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn taproot_signatures_never_take_a_presignature() {
+    use mpcium_testkit::node::{taproot_verify, total, wait_pools_full};
+    const POOL: usize = 2;
+    let (spec, ports) = mpcium_testkit::node::pool_cluster(3, 1, POOL, "w-pool-taproot");
+    let c = Cluster::start(spec).await;
+    let w = c.client("taproot-pool").await;
+    let kg = w.keygen("w-pool-taproot").await;
+    assert_eq!(kg.error_code, None, "{}", kg.error_reason);
+    wait_pools_full(&ports, &[0, 1, 2], POOL).await;
+    let counters = async || {
+        (
+            total(&ports, "mpcium_presign_used_total").await,
+            total(&ports, "mpcium_presign_missed_total").await,
+            total(&ports, "mpcium_presign_pool_size").await,
+        )
+    };
+    let before = counters().await;
+    for k in 0..4u8 {
+        let sighash = [k + 1; 32];
+        let ev = w
+            .sign_request(&w.taproot_msg("w-pool-taproot", &format!("tx-tp-{k}"), &sighash, None, None))
+            .await;
+        taproot_verify(kg.taproot_pub_key.as_deref().unwrap(), None, &sighash, &ev);
     }
+    assert_eq!(counters().await, before, "a Taproot signature touched the presignature pool");
+    // The same counters do move for an ECDSA signature (so the check above can fail).
+    let digest = [9u8; 32];
+    let ev = w.sign(&w.sign_msg("secp256k1", "w-pool-taproot", "tx-ecdsa-pool", &digest, None)).await;
+    ecdsa_verify(kg.ecdsa_pub_key.as_deref().unwrap(), &digest, &ev);
+    let (used, missed, _) = counters().await;
+    assert_eq!(used + missed, before.0 + before.1 + 1);
 }
