@@ -3,7 +3,7 @@
 //! key, for a script tree's merkle root and for an HD child are each checked by an independent
 //! verifier (k256's `schnorr`, not the engine's frost crate) under the output key Q that
 //! `mpcium_tss::taproot::output_key` computes from the internal key P of the keygen event. The
-//! key is reshared 4→3 and 3→4 and signs again under the same P. A wallet made before Taproot
+//! key is reshared 4→3 and 3→4 and refreshed, and signs again under the same P. A wallet made before Taproot
 //! support answers `ERROR_KEY_NOT_FOUND` with its reason; a merkle root altered after the client
 //! signed is refused.
 
@@ -130,13 +130,18 @@ async fn taproot_signs_bip86_merkle_root_and_hd_and_keeps_its_key_through_reshar
     sign_bip86(&w, &p, "tx-after-rs-2", [0x62; 32]).await;
     let ev = w.sign_request(&w.taproot_msg(WALLET, "tx-after-rs-2-root", &sighash, None, Some(root))).await;
     assert_taproot(&ev, &q_root, &sighash);
+    // A refresh (same committee and threshold, new shares): the same P again.
+    let rs = w.reshare("taproot", WALLET, "rs-taproot-3", &["node0", "node1", "node2", "node3"], 2).await;
+    assert_eq!(rs.error_code, None, "{}", rs.error_reason);
+    assert_eq!(rs.pub_key.as_deref(), Some(p.as_slice()), "refresh keeps the internal key");
+    sign_bip86(&w, &p, "tx-after-refresh", [0x63; 32]).await;
     let kv = async_nats::jetstream::new(async_nats::connect(c.server.url()).await.unwrap())
         .get_key_value(KEYINFO_BUCKET)
         .await
         .unwrap();
     let info: mpcium_node::registry::KeyInfo =
         serde_json::from_slice(&kv.get(keyinfo_key("taproot", WALLET)).await.unwrap().unwrap()).unwrap();
-    assert_eq!((info.version, info.threshold, info.participant_peer_ids.len()), (3, 2, 4));
+    assert_eq!((info.version, info.threshold, info.participant_peer_ids.len()), (4, 2, 4));
     // The other keys were not touched by the Taproot reshares.
     let digest = [0x77; 32];
     let ev = w.sign(&w.sign_msg("secp256k1", WALLET, "tx-ecdsa", &digest, None)).await;
@@ -154,6 +159,9 @@ async fn taproot_signs_bip86_merkle_root_and_hd_and_keeps_its_key_through_reshar
     let ev = w.sign_request(&req).await;
     assert_eq!(ev.error_code, Some(ErrorCode::KeyNotFound), "{}", ev.error_reason);
     assert_eq!(ev.error_reason, NO_TAPROOT_KEY);
+    let rs = w.reshare("taproot", "w-before-taproot", "rs-before", &["node0", "node1", "node2"], 1).await;
+    assert_eq!(rs.error_code, Some(ErrorCode::KeyNotFound), "{}", rs.error_reason);
+    assert_eq!(rs.error_reason, NO_TAPROOT_KEY);
     let ev = w.sign(&w.sign_msg("secp256k1", "w-before-taproot", "tx-before-ecdsa", &digest, None)).await;
     ecdsa_verify(old.ecdsa_pub_key.as_deref().unwrap(), &digest, &ev);
     // A wallet that does not exist at all says so.
