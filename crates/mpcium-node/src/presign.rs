@@ -43,7 +43,8 @@ pub const PRESIGN_BURST_MIN: usize = 16;
 /// Presign sessions per second a participant lets one owner start once its burst is spent, on
 /// top of the sessions earned by use (below): what an owner may run with no client behind it.
 pub const PRESIGN_REFILL_PER_SEC: f64 = 5.0;
-/// Presign sessions an owner runs at once while it refills (each its own presignature).
+/// Presign sessions an owner runs at once while it refills (each its own presignature), less
+/// one per client request it has in flight: under load the pool waits.
 pub const REFILL_IN_FLIGHT: usize = 4;
 /// How many owners' buckets a participant keeps (owners are key holders, so few).
 const MAX_BUCKETS: usize = 1024;

@@ -48,7 +48,8 @@ impl Service {
     }
 
     /// Make presignatures for `wallet` until this node owns `pool_size`, up to
-    /// [`REFILL_IN_FLIGHT`] sessions at once; returns how many it owns.
+    /// [`REFILL_IN_FLIGHT`] sessions at once less the client requests this node has in flight;
+    /// returns how many it owns.
     async fn refill(&self, wallet: &str) -> Result<usize, Failure> {
         let info = self.load_keyinfo(KeyType::Secp256k1, wallet).await?;
         if !info.participant_peer_ids.iter().any(|p| p == self.me()) {
@@ -62,8 +63,13 @@ impl Service {
         // Never with a node banned for this key, by this node or by another co-signer.
         let apart = self.ban_conflicts(wallet, info.version).await;
         while have < self.pool.size() {
+            // Refills yield to clients: a presignature made while the node is busy costs a
+            // session more than signing in full (presign + online against one full run), so
+            // under load the pool waits and signatures run in full; in the gaps it refills in
+            // parallel, so the next quiet request takes one round.
+            let budget = REFILL_IN_FLIGHT.saturating_sub(self.drain.in_flight());
             let mut starts = Vec::new();
-            for _ in 0..(self.pool.size() - have).min(REFILL_IN_FLIGHT) {
+            for _ in 0..(self.pool.size() - have).min(budget) {
                 let ready = self.transport.directory().ready();
                 let candidates: Vec<String> =
                     info.participant_peer_ids.iter().filter(|p| ready.contains(p)).cloned().collect();
