@@ -83,7 +83,7 @@ pub mod client_request {
     use mpcium_api::canonical::authorizer_payload;
     use mpcium_api::{
         ClientId, DecodeError, GenerateKeyMessage, InitiatorMessage, MAX_MESSAGE_BYTES, ResharingMessage,
-        SignTxMessage, SigningMode, ValidationError, verify_initiator,
+        SignTxRequest, SigningMode, ValidationError, verify_initiator,
     };
 
     use super::fixtures;
@@ -93,7 +93,9 @@ pub mod client_request {
         let Some((&selector, body)) = data.split_first() else { return };
         match selector % 4 {
             0 => check(body, GenerateKeyMessage::from_json, GenerateKeyMessage::to_json, |m| m.validate()),
-            1 => check(body, SignTxMessage::from_json, SignTxMessage::to_json, |m| m.validate()),
+            // As the node reads it: the original's fields and ours (`asset`, `amount`,
+            // `taproot_merkle_root`).
+            1 => check(body, SignTxRequest::from_json, SignTxRequest::to_json, |m| m.validate()),
             2 => check(body, ResharingMessage::from_json, ResharingMessage::to_json, |m| m.validate()),
             _ => {
                 // The `ClientID` header of a request.

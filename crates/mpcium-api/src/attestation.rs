@@ -24,7 +24,7 @@ pub const DOMAIN: &[u8] = b"mpcium-result-attestation-v1";
 /// What a participant vouches for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Statement<'a> {
-    /// A new wallet's two public keys (as the keygen event carries them). Keygen requests are
+    /// A new wallet's public keys (as the keygen event carries them). Keygen requests are
     /// named by their wallet id: it is the request id.
     Keygen {
         /// `wallet_id`.
@@ -33,6 +33,9 @@ pub enum Statement<'a> {
         ecdsa_pub_key: &'a [u8],
         /// `eddsa_pub_key`: 32 bytes.
         eddsa_pub_key: &'a [u8],
+        /// `taproot_pub_key`: the 32-byte x-only internal key, when the event carries one (a
+        /// fourth field then; without it the statement is the two-key one, byte for byte).
+        taproot_pub_key: Option<&'a [u8]>,
     },
     /// A signature of a request's message under the key it verifies with.
     Signing {
@@ -45,9 +48,10 @@ pub enum Statement<'a> {
         /// The request's `tx`: the message (ECDSA: its 32-byte digest).
         tx: &'a [u8],
         /// The key the signature verifies with: the wallet's key, or its HD child at the
-        /// request's path (ECDSA 64-byte X‖Y, EdDSA 32 bytes).
+        /// request's path (ECDSA 64-byte X‖Y, EdDSA 32 bytes, Taproot the x-only output key).
         verifying_key: &'a [u8],
-        /// ECDSA: r ‖ s ‖ recovery id (65 bytes); EdDSA: R ‖ s (64 bytes).
+        /// ECDSA: r ‖ s ‖ recovery id (65 bytes); EdDSA: R ‖ s (64 bytes); Taproot: the BIP340
+        /// signature (64 bytes).
         signature: &'a [u8],
     },
     /// A reshared key, held now by the request's committee at its threshold.
@@ -73,11 +77,14 @@ impl Statement<'_> {
         let mut out = DOMAIN.to_vec();
         let mut field = |bytes: &[u8]| push_field(&mut out, bytes);
         match self {
-            Statement::Keygen { wallet_id, ecdsa_pub_key, eddsa_pub_key } => {
+            Statement::Keygen { wallet_id, ecdsa_pub_key, eddsa_pub_key, taproot_pub_key } => {
                 field(b"keygen");
                 field(wallet_id.as_bytes());
                 field(ecdsa_pub_key);
                 field(eddsa_pub_key);
+                if let Some(taproot) = taproot_pub_key {
+                    field(taproot);
+                }
             }
             Statement::Signing { wallet_id, tx_id, key_type, tx, verifying_key, signature } => {
                 field(b"signing");
@@ -221,8 +228,18 @@ mod tests {
 
     #[test]
     fn statements_are_unambiguous_and_fixed() {
-        let a = Statement::Keygen { wallet_id: "ab", ecdsa_pub_key: b"c", eddsa_pub_key: b"" };
-        let b = Statement::Keygen { wallet_id: "a", ecdsa_pub_key: b"bc", eddsa_pub_key: b"" };
+        let a = Statement::Keygen {
+            wallet_id: "ab",
+            ecdsa_pub_key: b"c",
+            eddsa_pub_key: b"",
+            taproot_pub_key: None,
+        };
+        let b = Statement::Keygen {
+            wallet_id: "a",
+            ecdsa_pub_key: b"bc",
+            eddsa_pub_key: b"",
+            taproot_pub_key: None,
+        };
         assert_ne!(a.to_bytes(), b.to_bytes());
         // The exact bytes Go / TS users rebuild (docs/result-attestations.md).
         let mut expected = DOMAIN.to_vec();
@@ -231,6 +248,16 @@ mod tests {
             expected.extend_from_slice(f);
         }
         assert_eq!(a.to_bytes(), expected);
+        // With a Taproot key: a fourth field, the rest unchanged.
+        let with_taproot = Statement::Keygen {
+            wallet_id: "ab",
+            ecdsa_pub_key: b"c",
+            eddsa_pub_key: b"",
+            taproot_pub_key: Some(b"t"),
+        };
+        expected.extend_from_slice(&1u32.to_be_bytes());
+        expected.extend_from_slice(b"t");
+        assert_eq!(with_taproot.to_bytes(), expected);
         let c1 = vec!["n2".to_owned(), "n1".to_owned()];
         let c2 = vec!["n1".to_owned(), "n2".to_owned()];
         let r = |c| Statement::Reshare {

@@ -20,6 +20,10 @@
 //! `{"key_type","wallet_id","network_internal_code","tx_id","tx","asset","amount"}` (then
 //! `"derivation_path"` in strict mode); without them, the bytes above exactly. Authorizers sign
 //! the same [`authorizer_payload`], whose `initiator_raw` is then the seven-field bytes.
+//!
+//! **Our Taproot field**: a sign request with `taproot_merkle_root` signs
+//! `"taproot_merkle_root":<base64>` after `tx` (and after `asset`/`amount` when present), before
+//! strict mode's `"derivation_path"`; without it, the bytes above exactly.
 //! Go and TypeScript clients can only produce compatible-mode signatures.
 
 use crate::gojson::ObjectWriter;
@@ -55,13 +59,13 @@ pub fn keygen_signed_bytes(wallet_id: &str) -> Vec<u8> {
 
 /// Sign-request signed bytes (see the module docs for both modes).
 pub fn sign_signed_bytes(msg: &SignTxMessage, mode: SigningMode) -> Vec<u8> {
-    sign_bytes(msg, None, mode)
+    sign_bytes(msg, None, None, mode)
 }
 
-/// **(ours)** Signed bytes of a request that may carry a value ([`SignTxRequest`]): with `asset`
-/// and `amount` present, the five fields of [`sign_signed_bytes`] followed by `"asset"` and
-/// `"amount"` (Go JSON strings), then `"derivation_path"` in strict mode; without them, exactly
-/// [`sign_signed_bytes`].
+/// **(ours)** Signed bytes of a request that may carry a value or a Taproot merkle root
+/// ([`SignTxRequest`]): the five fields of [`sign_signed_bytes`], then `"asset"` and `"amount"`
+/// (Go JSON strings) when present, then `"taproot_merkle_root"` (base64) when present, then
+/// `"derivation_path"` in strict mode; without our fields, exactly [`sign_signed_bytes`].
 pub fn sign_request_signed_bytes(req: &SignTxRequest, mode: SigningMode) -> Vec<u8> {
     let value = match (&req.asset, &req.amount) {
         (None, None) => None,
@@ -69,12 +73,13 @@ pub fn sign_request_signed_bytes(req: &SignTxRequest, mode: SigningMode) -> Vec<
         // bytes still cover what is there.
         (asset, amount) => Some((asset.as_deref(), amount.as_deref())),
     };
-    sign_bytes(&req.message, value, mode)
+    sign_bytes(&req.message, value, req.taproot_merkle_root.as_deref(), mode)
 }
 
 fn sign_bytes(
     msg: &SignTxMessage,
     value: Option<(Option<&str>, Option<&str>)>,
+    taproot_merkle_root: Option<&[u8]>,
     mode: SigningMode,
 ) -> Vec<u8> {
     let mut w = ObjectWriter::new();
@@ -90,6 +95,9 @@ fn sign_bytes(
         if let Some(amount) = amount {
             w.string("amount", amount);
         }
+    }
+    if let Some(root) = taproot_merkle_root {
+        w.bytes("taproot_merkle_root", Some(root));
     }
     if mode == SigningMode::Strict {
         w.u32_array("derivation_path", msg.derivation_path.as_deref());

@@ -13,6 +13,9 @@ pub enum KeyType {
     Secp256k1,
     /// `"ed25519"`: threshold EdDSA.
     Ed25519,
+    /// `"taproot"` **(ours)**: threshold BIP340 Schnorr over secp256k1 for Taproot key-path
+    /// spends (BIP341). The original's clients never send it.
+    Taproot,
     /// Any other non-empty text received on the wire.
     Unsupported(String),
     /// `""`, a missing field or `null` (Go's zero value), encoded as `""`.
@@ -26,6 +29,7 @@ impl KeyType {
         match self {
             KeyType::Secp256k1 => "secp256k1",
             KeyType::Ed25519 => "ed25519",
+            KeyType::Taproot => "taproot",
             KeyType::Unsupported(s) => s,
             KeyType::Missing => "",
         }
@@ -36,14 +40,15 @@ impl KeyType {
         match s {
             "secp256k1" => KeyType::Secp256k1,
             "ed25519" => KeyType::Ed25519,
+            "taproot" => KeyType::Taproot,
             "" => KeyType::Missing,
             other => KeyType::Unsupported(other.to_owned()),
         }
     }
 
-    /// True for the two key types the cluster can serve.
+    /// True for the three key types the cluster can serve.
     pub fn is_supported(&self) -> bool {
-        matches!(self, KeyType::Secp256k1 | KeyType::Ed25519)
+        matches!(self, KeyType::Secp256k1 | KeyType::Ed25519 | KeyType::Taproot)
     }
 }
 
@@ -66,11 +71,14 @@ mod tests {
 
     #[test]
     fn wire_text_round_trips() {
-        for s in ["secp256k1", "ed25519", "", "Secp256k1", "p256"] {
+        for s in ["secp256k1", "ed25519", "taproot", "", "Secp256k1", "Taproot", "p256"] {
             assert_eq!(KeyType::from_wire(s).as_str(), s);
         }
         assert!(KeyType::from_wire("ed25519").is_supported());
         assert!(!KeyType::from_wire("ED25519").is_supported());
+        assert_eq!(KeyType::from_wire("taproot"), KeyType::Taproot);
+        assert!(KeyType::Taproot.is_supported());
+        assert!(!KeyType::from_wire("Taproot").is_supported());
         assert!(!KeyType::from_wire("").is_supported());
     }
 }

@@ -92,7 +92,8 @@ pub struct SignTxMessage {
     /// `tx_id`: correlates the result; the "initiator ID" of the authorizer payload.
     #[serde(default, deserialize_with = "null_as_default")]
     pub tx_id: String,
-    /// `tx` (base64): ECDSA → the 32-byte digest to sign; EdDSA → the message itself.
+    /// `tx` (base64): ECDSA → the 32-byte digest to sign; EdDSA → the message itself;
+    /// Taproot → the 32-byte BIP341 signature hash.
     #[serde(default, deserialize_with = "go_bytes")]
     pub tx: Option<Vec<u8>>,
     /// `signature` (base64): the initiator's signature.
@@ -114,12 +115,17 @@ impl SignTxMessage {
 
     /// Encodes exactly as the Go client's `json.Marshal` does.
     pub fn to_json(&self) -> String {
-        self.to_json_with_value(None, None)
+        self.to_json_with_ours(None, None, None)
     }
 
-    /// The Go client's bytes with our `asset` / `amount` after `derivation_path`, each when
-    /// given ([`crate::value::SignTxRequest`]).
-    pub(crate) fn to_json_with_value(&self, asset: Option<&str>, amount: Option<&str>) -> String {
+    /// The Go client's bytes with our `asset` / `amount`, then `taproot_merkle_root`, after
+    /// `derivation_path`, each when given ([`crate::value::SignTxRequest`]).
+    pub(crate) fn to_json_with_ours(
+        &self,
+        asset: Option<&str>,
+        amount: Option<&str>,
+        taproot_merkle_root: Option<&[u8]>,
+    ) -> String {
         let mut w = ObjectWriter::new();
         w.string("key_type", self.key_type.as_str())
             .string("wallet_id", &self.wallet_id)
@@ -133,6 +139,9 @@ impl SignTxMessage {
         }
         if let Some(amount) = amount {
             w.string("amount", amount);
+        }
+        if let Some(root) = taproot_merkle_root {
+            w.bytes("taproot_merkle_root", Some(root));
         }
         write_authorizers(&mut w, &self.authorizer_signatures);
         w.finish()

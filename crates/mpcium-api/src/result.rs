@@ -99,6 +99,11 @@ pub struct KeygenResultEvent {
     /// `eddsa_pub_key`: 32-byte Ed25519 key on success, `null` on error.
     #[serde(default, deserialize_with = "go_bytes")]
     pub eddsa_pub_key: Option<Vec<u8>>,
+    /// **(ours)** `taproot_pub_key`: the 32-byte BIP340 x-only *internal* key P of the wallet's
+    /// Taproot key (the output key Q is derived from it, BIP341); written only when present
+    /// (after the original's fields), so error events and the original's bytes are unchanged.
+    #[serde(default, deserialize_with = "go_bytes")]
+    pub taproot_pub_key: Option<Vec<u8>>,
     /// `result_type`.
     pub result_type: ResultType,
     /// `error_reason`: `""` on success.
@@ -114,12 +119,13 @@ pub struct KeygenResultEvent {
 }
 
 impl KeygenResultEvent {
-    /// Both keys of a new wallet.
+    /// The original's two keys of a new wallet (see [`Self::with_taproot_pub_key`] for ours).
     pub fn success(wallet_id: &str, ecdsa: &EcdsaPublicKeyXY, eddsa: &[u8; 32]) -> Self {
         Self {
             wallet_id: wallet_id.to_owned(),
             ecdsa_pub_key: Some(ecdsa.0.to_vec()),
             eddsa_pub_key: Some(eddsa.to_vec()),
+            taproot_pub_key: None,
             result_type: ResultType::Success,
             error_reason: String::new(),
             error_code: None,
@@ -133,11 +139,18 @@ impl KeygenResultEvent {
             wallet_id: wallet_id.to_owned(),
             ecdsa_pub_key: None,
             eddsa_pub_key: None,
+            taproot_pub_key: None,
             result_type: ResultType::Error,
             error_reason: reason.to_owned(),
             error_code: Some(code),
             attestations: Vec::new(),
         }
+    }
+
+    /// The event with the wallet's Taproot internal key (x-only, 32 bytes).
+    pub fn with_taproot_pub_key(mut self, taproot: &[u8; 32]) -> Self {
+        self.taproot_pub_key = Some(taproot.to_vec());
+        self
     }
 
     /// Decodes an event body.
@@ -154,6 +167,9 @@ impl KeygenResultEvent {
             .string("result_type", self.result_type.as_str())
             .string("error_reason", &self.error_reason)
             .string("error_code", code_text(&self.error_code));
+        if let Some(taproot) = &self.taproot_pub_key {
+            w.bytes("taproot_pub_key", Some(taproot));
+        }
         append_attestations(&mut w, &self.attestations);
         w.finish()
     }
@@ -203,11 +219,11 @@ pub struct SigningResultEvent {
     /// `signature_recovery`: ECDSA, 1 byte recovery id; otherwise `null`.
     #[serde(default, deserialize_with = "go_bytes")]
     pub signature_recovery: Option<Vec<u8>>,
-    /// `signature`: EdDSA, 64 bytes R‖S; otherwise `null`.
+    /// `signature`: EdDSA, 64 bytes R‖S; Taproot, the 64-byte BIP340 signature; otherwise `null`.
     #[serde(default, deserialize_with = "go_bytes")]
     pub signature: Option<Vec<u8>>,
     /// Our addition: the key the signature verifies with (the wallet's key or its HD child;
-    /// ECDSA 64-byte X‖Y, EdDSA 32 bytes), vouched for by the attestations; written only when
+    /// ECDSA 64-byte X‖Y, EdDSA 32 bytes, Taproot the 32-byte x-only output key Q), vouched for by the attestations; written only when
     /// present.
     #[serde(default, deserialize_with = "go_bytes")]
     pub verifying_key: Option<Vec<u8>>,
@@ -254,6 +270,19 @@ impl SigningResultEvent {
 
     /// EdDSA success: the 64-byte Ed25519 signature.
     pub fn eddsa_success(
+        wallet_id: &str,
+        tx_id: &str,
+        network_internal_code: &str,
+        signature: &[u8; 64],
+    ) -> Self {
+        let mut e = Self::base(ResultType::Success, wallet_id, tx_id, network_internal_code);
+        e.signature = Some(signature.to_vec());
+        e
+    }
+
+    /// **(ours)** Taproot success: the 64-byte BIP340 signature (`r`, `s` and
+    /// `signature_recovery` stay `null`, as for EdDSA).
+    pub fn taproot_success(
         wallet_id: &str,
         tx_id: &str,
         network_internal_code: &str,

@@ -4,12 +4,15 @@
 //! - the body is at most [`MAX_MESSAGE_BYTES`](crate::decode::MAX_MESSAGE_BYTES) (checked while
 //!   decoding);
 //! - wallet, tx and session IDs are valid subject tokens ([`crate::ids::validate_token`]);
-//! - `key_type` is `secp256k1` or `ed25519`;
+//! - `key_type` is `secp256k1`, `ed25519` or **(ours)** `taproot`;
 //! - ECDSA `tx` is exactly [`ECDSA_TX_BYTES`] (the digest; the original silently accepts shorter
-//!   values), EdDSA `tx` is 1..=[`MAX_EDDSA_TX_BYTES`] bytes;
+//!   values), EdDSA `tx` is 1..=[`MAX_EDDSA_TX_BYTES`] bytes, Taproot `tx` is exactly
+//!   [`TAPROOT_TX_BYTES`] (the BIP341 signature hash);
 //! - `derivation_path` has at most [`MAX_DERIVATION_DEPTH`] non-hardened indexes (< 2^31);
 //! - sign **(ours)**: `asset` and `amount` together or not at all, `amount` a canonical decimal
 //!   integer ([`crate::value`]);
+//! - sign **(ours)**: `taproot_merkle_root` only with key type `taproot`, and exactly
+//!   [`TAPROOT_MERKLE_ROOT_BYTES`];
 //! - reshare: `node_ids` non-empty, distinct, valid tokens; `1 ≤ new_threshold < len(node_ids)`.
 
 use crate::error_code::ErrorCode;
@@ -19,6 +22,10 @@ use crate::request::{GenerateKeyMessage, ResharingMessage, SignTxMessage};
 
 /// ECDSA requests sign a 32-byte digest.
 pub const ECDSA_TX_BYTES: usize = 32;
+/// Taproot requests sign a BIP341 signature hash (BIP340 signs 32-byte messages here).
+pub const TAPROOT_TX_BYTES: usize = 32;
+/// A BIP341 script tree's merkle root.
+pub const TAPROOT_MERKLE_ROOT_BYTES: usize = 32;
 /// Largest EdDSA message, in bytes (256 KiB: far above any chain's transaction size, and its
 /// base64 fits the 1 MiB body limit).
 pub const MAX_EDDSA_TX_BYTES: usize = 256 * 1024;
@@ -33,8 +40,10 @@ pub enum ValidationError {
     /// A bad identifier.
     #[error(transparent)]
     Id(#[from] IdError),
-    /// `key_type` is not `secp256k1` or `ed25519`.
-    #[error("validation failed: unsupported key_type {0:?} (expected \"secp256k1\" or \"ed25519\")")]
+    /// `key_type` is not `secp256k1`, `ed25519` or `taproot`.
+    #[error(
+        "validation failed: unsupported key_type {0:?} (expected \"secp256k1\", \"ed25519\" or \"taproot\")"
+    )]
     UnsupportedKeyType(String),
     /// ECDSA `tx` is not a 32-byte digest.
     #[error("validation failed: secp256k1 tx must be a {ECDSA_TX_BYTES}-byte digest, got {0} bytes")]
@@ -42,6 +51,19 @@ pub enum ValidationError {
     /// EdDSA `tx` is empty or too long.
     #[error("validation failed: ed25519 tx must be 1..={MAX_EDDSA_TX_BYTES} bytes, got {0}")]
     EddsaTxLength(usize),
+    /// **(ours)** Taproot `tx` is not a 32-byte BIP341 signature hash.
+    #[error(
+        "validation failed: taproot tx must be the {TAPROOT_TX_BYTES}-byte BIP341 signature hash, got {0} bytes"
+    )]
+    TaprootTxLength(usize),
+    /// **(ours)** `taproot_merkle_root` on a request whose key type is not `taproot`.
+    #[error("validation failed: taproot_merkle_root is only for key_type \"taproot\", not {0:?}")]
+    MerkleRootWithoutTaproot(String),
+    /// **(ours)** `taproot_merkle_root` is not 32 bytes.
+    #[error(
+        "validation failed: taproot_merkle_root must be {TAPROOT_MERKLE_ROOT_BYTES} bytes, got {0} bytes"
+    )]
+    MerkleRootLength(usize),
     /// A derivation index is hardened.
     #[error(
         "validation failed: derivation_path[{position}] = {index} is hardened (>= 2^31); only non-hardened derivation is supported"
@@ -129,6 +151,9 @@ impl SignTxMessage {
             }
             KeyType::Ed25519 if tx_len == 0 || tx_len > MAX_EDDSA_TX_BYTES => {
                 return Err(ValidationError::EddsaTxLength(tx_len));
+            }
+            KeyType::Taproot if tx_len != TAPROOT_TX_BYTES => {
+                return Err(ValidationError::TaprootTxLength(tx_len));
             }
             _ => {}
         }

@@ -12,15 +12,19 @@
 //!   ([`crate::canonical::sign_request_signed_bytes`]); both absent, the original's five, so its
 //!   clients keep working byte for byte. One without the other is refused
 //!   ([`ValidationError::HalfValue`]).
+//! - The same request also carries our optional `taproot_merkle_root` (32 bytes, base64 as Go
+//!   writes `[]byte`): the BIP341 script tree root a `taproot` signature commits to. Present, it
+//!   is signed after the value fields; absent, the signed bytes are unchanged.
 
 use std::cmp::Ordering;
 use std::fmt;
 
 use serde::Deserialize;
 
-use crate::decode::{self, DecodeError};
+use crate::decode::{self, DecodeError, go_bytes};
+use crate::key_type::KeyType;
 use crate::request::SignTxMessage;
-use crate::validate::ValidationError;
+use crate::validate::{TAPROOT_MERKLE_ROOT_BYTES, ValidationError};
 
 /// Most digits an [`Amount`] may have (a uint256 has 78; this leaves room, and bounds the text).
 pub const MAX_AMOUNT_DIGITS: usize = 128;
@@ -103,8 +107,9 @@ pub struct TxValue {
 
 /// A signing request as our nodes read it: the original's message and our two optional fields.
 ///
-/// Wire: the fields of [`SignTxMessage`], with `"asset":…,"amount":…` after `derivation_path`
-/// when present (Go clients ignore unknown fields; the original's nodes ignore these).
+/// Wire: the fields of [`SignTxMessage`], with `"asset":…,"amount":…` and then
+/// `"taproot_merkle_root":…` after `derivation_path` when present (Go clients ignore unknown
+/// fields; the original's nodes ignore these).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SignTxRequest {
     /// The original's fields.
@@ -113,6 +118,9 @@ pub struct SignTxRequest {
     pub asset: Option<String>,
     /// `amount` in the asset's smallest unit, a decimal string; `None` when absent or `null`.
     pub amount: Option<String>,
+    /// `taproot_merkle_root` (base64): the BIP341 script tree root the Taproot output key
+    /// commits to; `None` when absent or `null` (a BIP86 key-path-only output).
+    pub taproot_merkle_root: Option<Vec<u8>>,
 }
 
 /// A request is the original's message with two more fields: read its fields through it.
@@ -130,31 +138,48 @@ struct ValueFields {
     asset: Option<String>,
     #[serde(default)]
     amount: Option<String>,
+    #[serde(default, deserialize_with = "go_bytes")]
+    taproot_merkle_root: Option<Vec<u8>>,
 }
 
 impl SignTxRequest {
     /// A request without a value (the original's shape).
     pub fn new(message: SignTxMessage) -> Self {
-        Self { message, asset: None, amount: None }
+        Self { message, asset: None, amount: None, taproot_merkle_root: None }
     }
 
     /// A request with both value fields.
     pub fn with_value(message: SignTxMessage, asset: impl Into<String>, amount: impl Into<String>) -> Self {
-        Self { message, asset: Some(asset.into()), amount: Some(amount.into()) }
+        Self { message, asset: Some(asset.into()), amount: Some(amount.into()), taproot_merkle_root: None }
+    }
+
+    /// The request with a `taproot_merkle_root` (for key type `taproot`).
+    pub fn with_taproot_merkle_root(mut self, root: impl Into<Vec<u8>>) -> Self {
+        self.taproot_merkle_root = Some(root.into());
+        self
     }
 
     /// Decodes a request body (at most [`decode::MAX_MESSAGE_BYTES`]): the original's fields as
     /// [`SignTxMessage::from_json`] reads them, and `asset` / `amount` as JSON strings (another
-    /// JSON type is a decoding error).
+    /// JSON type is a decoding error), and `taproot_merkle_root` as base64.
     pub fn from_json(body: &[u8]) -> Result<Self, DecodeError> {
         let message = SignTxMessage::from_json(body)?;
-        let value: ValueFields = decode::from_json(body, "SignTxMessage")?;
-        Ok(Self { message, asset: value.asset, amount: value.amount })
+        let ours: ValueFields = decode::from_json(body, "SignTxMessage")?;
+        Ok(Self {
+            message,
+            asset: ours.asset,
+            amount: ours.amount,
+            taproot_merkle_root: ours.taproot_merkle_root,
+        })
     }
 
-    /// Encodes the request: the original's bytes exactly when it has no value.
+    /// Encodes the request: the original's bytes exactly when it has none of our fields.
     pub fn to_json(&self) -> String {
-        self.message.to_json_with_value(self.asset.as_deref(), self.amount.as_deref())
+        self.message.to_json_with_ours(
+            self.asset.as_deref(),
+            self.amount.as_deref(),
+            self.taproot_merkle_root.as_deref(),
+        )
     }
 
     /// The value: `None` when both fields are absent; an error when one is missing or either
@@ -174,10 +199,24 @@ impl SignTxRequest {
         }
     }
 
-    /// The message's checks ([`SignTxMessage::validate`]) and the value's ([`Self::value`]).
+    /// The Taproot merkle root: `None` when absent; an error when present on another key type
+    /// than `taproot` or not [`TAPROOT_MERKLE_ROOT_BYTES`] long.
+    pub fn merkle_root(&self) -> Result<Option<[u8; TAPROOT_MERKLE_ROOT_BYTES]>, ValidationError> {
+        let Some(root) = &self.taproot_merkle_root else { return Ok(None) };
+        if self.message.key_type != KeyType::Taproot {
+            return Err(ValidationError::MerkleRootWithoutTaproot(self.message.key_type.as_str().to_owned()));
+        }
+        let root: [u8; TAPROOT_MERKLE_ROOT_BYTES] =
+            root.as_slice().try_into().map_err(|_| ValidationError::MerkleRootLength(root.len()))?;
+        Ok(Some(root))
+    }
+
+    /// The message's checks ([`SignTxMessage::validate`]), the value's ([`Self::value`]) and the
+    /// merkle root's ([`Self::merkle_root`]).
     pub fn validate(&self) -> Result<(), ValidationError> {
         self.message.validate()?;
-        self.value().map(|_| ())
+        self.value()?;
+        self.merkle_root().map(|_| ())
     }
 }
 

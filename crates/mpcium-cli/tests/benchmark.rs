@@ -1,5 +1,5 @@
-//! `mpcium-cli benchmark` against a real devnet (nats-server + 3 nodes): keygen, then EdDSA and
-//! ECDSA signing on a created wallet; the JSON reports say every operation succeeded and carry
+//! `mpcium-cli benchmark` against a real devnet (nats-server + 3 nodes): keygen, then EdDSA,
+//! ECDSA and Taproot signing on a created wallet; the JSON reports say every operation succeeded and carry
 //! the latency percentiles. Skipped (with the reason printed) when the `mpcium` node binary has
 //! not been built next to mpcium-cli.
 
@@ -155,6 +155,18 @@ fn benchmark_keygen_and_signing_against_a_devnet() {
     let ecdsa = benchmark(work.path(), &url, &key, "ecdsa", &["sign-ecdsa", "10", wallets[1], "-t", "120"]);
     assert_all_succeeded(&ecdsa, "sign-ecdsa", 10);
     assert_eq!(ecdsa["timeout_seconds"], 120);
+    let taproot =
+        benchmark(work.path(), &url, &key, "taproot", &["sign-taproot", "10", wallets[0], "-b", "5"]);
+    assert_all_succeeded(&taproot, "sign-taproot", 10);
+    let root = "ab".repeat(32);
+    let tree = benchmark(
+        work.path(),
+        &url,
+        &key,
+        "taproot-tree",
+        &["sign-taproot", "4", wallets[1], "--merkle-root", &root],
+    );
+    assert_all_succeeded(&tree, "sign-taproot", 4);
 
     // Signing with a wallet that does not exist: every operation fails, counted by error code.
     let missing = work.path().join("missing.json");
@@ -206,5 +218,13 @@ fn benchmark_refuses_an_encrypted_key_without_prompt_and_bad_arguments() {
         .output()
         .unwrap();
     assert!(!out.status.success());
+    let out = Command::new(cli_binary())
+        .args(["benchmark", "sign-taproot", "5", "w", "--merkle-root", "abcd"])
+        .current_dir(work.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("32 bytes"), "{stderr}");
     assert!(!work.path().join("benchmark").exists(), "no report for a refused command");
 }

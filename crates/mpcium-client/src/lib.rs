@@ -20,6 +20,9 @@
 //!   `ClientID` when a client ID is set.
 //! - Results: durable pull consumers on stream `mpc` (names and filters of the original, scoped
 //!   by client ID); matched by `wallet_id` (keygen), `tx_id` (sign), session ID (reshare).
+//! - Taproot (ours): a wallet's keygen event carries `taproot_pub_key` (the x-only internal key);
+//!   `SignRequest::new(KeyType::Taproot, …)` signs a 32-byte BIP341 sighash for the BIP86 output
+//!   key, or with [`SignRequest::taproot_merkle_root`] for a script tree's.
 //! - Outcome: `create_wallet`, `sign` and `reshare` return the success event; an error event
 //!   becomes [`ClientError::Remote`] ([`RemoteFailure`]: `error_code`, `error_reason`,
 //!   `is_timeout`; shortcut [`ClientError::error_code`]); no event in time is

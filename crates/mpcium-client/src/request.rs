@@ -40,7 +40,8 @@ pub struct SignRequest {
     pub wallet_id: String,
     /// Correlates the result; must be unique among this client's requests in flight.
     pub tx_id: String,
-    /// secp256k1: the 32-byte digest to sign; ed25519: the message itself.
+    /// secp256k1: the 32-byte digest to sign; ed25519: the message itself; taproot: the 32-byte
+    /// BIP341 signature hash.
     pub tx: Vec<u8>,
     /// Opaque, echoed in the result.
     pub network_internal_code: String,
@@ -50,6 +51,9 @@ pub struct SignRequest {
     pub asset: Option<String>,
     /// **(ours)** The amount in the asset's smallest unit, a decimal string (with `asset`).
     pub amount: Option<String>,
+    /// **(ours)** taproot only: the BIP341 script tree root the output key commits to; `None`
+    /// signs for the BIP86 output key (key-path only).
+    pub taproot_merkle_root: Option<[u8; 32]>,
     /// Overrides the client's default timeout.
     pub timeout: Option<Duration>,
 }
@@ -71,6 +75,7 @@ impl SignRequest {
             derivation_path: None,
             asset: None,
             amount: None,
+            taproot_merkle_root: None,
             timeout: None,
         }
     }
@@ -98,6 +103,14 @@ impl SignRequest {
         self
     }
 
+    /// **(ours)** taproot: sign for the output key Q = P + hash_TapTweak(P ‖ `root`)·G of a
+    /// script tree with this merkle root (BIP341) instead of the BIP86 key. Covered by the
+    /// initiator's signature; only our nodes understand it.
+    pub fn taproot_merkle_root(mut self, root: [u8; 32]) -> Self {
+        self.taproot_merkle_root = Some(root);
+        self
+    }
+
     /// Waits at most `timeout` for this request's result.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
@@ -115,7 +128,12 @@ impl SignRequest {
             derivation_path: self.derivation_path.clone(),
             authorizer_signatures: Vec::new(),
         };
-        SignTxRequest { message, asset: self.asset.clone(), amount: self.amount.clone() }
+        SignTxRequest {
+            message,
+            asset: self.asset.clone(),
+            amount: self.amount.clone(),
+            taproot_merkle_root: self.taproot_merkle_root.map(|root| root.to_vec()),
+        }
     }
 }
 

@@ -481,3 +481,36 @@ async fn a_declared_value_is_signed_and_approved_with_the_request() {
     let signed_minus = SignRequest::new(KeyType::Secp256k1, "w1", "tx-minus", vec![1; 32]).value("BTC", "-1");
     assert!(matches!(client.sign(&signed_minus).await, Err(ClientError::Invalid(_))));
 }
+
+#[tokio::test]
+async fn a_taproot_merkle_root_is_sent_and_signed_with_the_request() {
+    let (server, nats) = server().await;
+    let mut requests = nats.subscribe("mpc.signing_request.>").await.unwrap();
+    let signer = ed25519_signer();
+    let client = client(&server, ClientOptions::new(signer.clone())).await;
+    let request = SignRequest::new(KeyType::Taproot, "w1", "tx-taproot", vec![5; 32])
+        .network_internal_code("BTC")
+        .taproot_merkle_root([6; 32])
+        .timeout(Duration::from_millis(200));
+    let _pending = tokio::spawn(async move { client.sign(&request).await });
+    let published = next(&mut requests).await;
+    let text = std::str::from_utf8(&published.payload).unwrap();
+    assert!(text.starts_with(r#"{"key_type":"taproot","#), "{text}");
+    assert!(text.contains(&format!(r#""taproot_merkle_root":"{}""#, b64(&[6; 32]))), "{text}");
+    let req = mpcium_api::SignTxRequest::from_json(&published.payload).unwrap();
+    assert_eq!(req.merkle_root(), Ok(Some([6; 32])));
+    // The initiator's signature covers the root: without it (or with another) it does not verify.
+    let key = PublicKey::parse(Algorithm::Ed25519, &signer.public_key_hex().unwrap()).unwrap();
+    verify_initiator(&req, &key, SigningMode::Compatible).unwrap();
+    assert!(verify_initiator(&req.message, &key, SigningMode::Compatible).is_err());
+    let mut altered = req.clone();
+    altered.taproot_merkle_root = Some(vec![7; 32]);
+    assert!(verify_initiator(&altered, &key, SigningMode::Compatible).is_err());
+
+    // A root on another key type is refused before publishing.
+    let (other_server, _nats) = common::server().await;
+    let client = common::client(&other_server, ClientOptions::new(ed25519_signer())).await;
+    let wrong =
+        SignRequest::new(KeyType::Secp256k1, "w1", "tx-root", vec![1; 32]).taproot_merkle_root([6; 32]);
+    assert!(matches!(client.sign(&wrong).await, Err(ClientError::Invalid(_))));
+}

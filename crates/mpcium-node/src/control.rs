@@ -55,7 +55,8 @@ impl Control {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SessionOp {
-    /// Keygen of a wallet: its ECDSA and EdDSA keys, two protocol runs, stored together.
+    /// Keygen of a wallet: its ECDSA, EdDSA and Taproot keys, three protocol runs, stored
+    /// together.
     Keygen,
     /// A signature.
     Sign,
@@ -178,12 +179,15 @@ pub struct DoneReport {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum SessionOutput {
-    /// Both public keys of a new wallet: ECDSA as the original's 64-byte X‖Y, EdDSA 32 bytes.
+    /// The public keys of a new wallet: ECDSA as the original's 64-byte X‖Y, EdDSA 32 bytes,
+    /// Taproot the 32-byte x-only internal key.
     Keygen {
         /// The ECDSA public key.
         ecdsa: String,
         /// The EdDSA public key.
         eddsa: String,
+        /// The Taproot internal key P, x-only.
+        taproot: String,
     },
     /// An ECDSA signature.
     EcdsaSignature {
@@ -203,6 +207,14 @@ pub enum SessionOutput {
         signature: String,
         /// The key it verifies with (the wallet's key or its HD child).
         #[serde(default)]
+        verifying_key: String,
+    },
+    /// A BIP340 signature for a Taproot output key, 64 bytes.
+    TaprootSignature {
+        /// The BIP340 signature (R x-only ‖ s).
+        signature: String,
+        /// The x-only output key Q it verifies with (of the wallet's internal key or its HD
+        /// child, with the request's merkle root).
         verifying_key: String,
     },
     /// The (unchanged) public key of a reshared wallet.

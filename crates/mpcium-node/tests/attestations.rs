@@ -95,8 +95,12 @@ async fn results_carry_attestations_the_client_checks_and_forged_results_are_ref
         let ecdsa = [5u8; 64];
         let eddsa = attacker.verifying_key().to_bytes();
         let mut ev = KeygenResultEvent::success("w-forged", &mpcium_api::EcdsaPublicKeyXY(ecdsa), &eddsa);
-        let statement =
-            Statement::Keygen { wallet_id: "w-forged", ecdsa_pub_key: &ecdsa, eddsa_pub_key: &eddsa };
+        let statement = Statement::Keygen {
+            wallet_id: "w-forged",
+            ecdsa_pub_key: &ecdsa,
+            eddsa_pub_key: &eddsa,
+            taproot_pub_key: None,
+        };
         ev.attestations = vec![Attestation::new("node0", &evil.sign(&statement.to_bytes()).to_bytes())];
         ev
     };

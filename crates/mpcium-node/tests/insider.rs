@@ -9,10 +9,11 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use mpcium_api::ErrorCode;
+use mpcium_api::KeygenResultEvent;
 use mpcium_node::control::{SessionOp, SessionStart};
 use mpcium_node::service::announced_session_id;
 use mpcium_store::Store;
-use mpcium_testkit::node::{Cluster, ClusterSpec, WireClient, ecdsa_verify, eddsa_verify};
+use mpcium_testkit::node::{Cluster, ClusterSpec, WireClient, ecdsa_verify, eddsa_verify, taproot_verify};
 
 const ATTACKER: usize = 2;
 const HONEST: [usize; 2] = [0, 1];
@@ -87,12 +88,15 @@ fn start(op: SessionOp, c: &Cluster, body: &[u8]) -> SessionStart {
     .with_request(body)
 }
 
-async fn sign_both(w: &WireClient, wallet: &str, ecdsa_pub: &[u8], eddsa_pub: &[u8], tag: &str) {
+/// A signature with each of the wallet's three keys, verified under the keys of its keygen.
+async fn sign_all(w: &WireClient, wallet: &str, kg: &KeygenResultEvent, tag: &str) {
     let digest = [7u8; 32];
     let ev = w.sign(&w.sign_msg("secp256k1", wallet, &format!("{tag}-e"), &digest, None)).await;
-    ecdsa_verify(ecdsa_pub, &digest, &ev);
+    ecdsa_verify(kg.ecdsa_pub_key.as_deref().unwrap(), &digest, &ev);
     let ev = w.sign(&w.sign_msg("ed25519", wallet, &format!("{tag}-d"), b"solana tx", None)).await;
-    eddsa_verify(eddsa_pub, b"solana tx", &ev);
+    eddsa_verify(kg.eddsa_pub_key.as_deref().unwrap(), b"solana tx", &ev);
+    let ev = w.sign(&w.sign_msg("taproot", wallet, &format!("{tag}-t"), &digest, None)).await;
+    taproot_verify(kg.taproot_pub_key.as_deref().unwrap(), None, &digest, &ev);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -101,7 +105,6 @@ async fn a_replayed_keygen_or_a_keygen_on_the_coordinators_terms_stores_nothing(
     let w = c.client("insider-keygen").await;
     let kg = w.keygen("wallet-k").await;
     assert_eq!(kg.result_type.as_str(), "success", "{kg:?}");
-    let (ecdsa_pub, eddsa_pub) = (kg.ecdsa_pub_key.unwrap().to_vec(), kg.eddsa_pub_key.unwrap().to_vec());
     let before = snapshots(&stores);
 
     // The client's keygen request, seen once, replayed at the live wallet's version.
@@ -115,7 +118,7 @@ async fn a_replayed_keygen_or_a_keygen_on_the_coordinators_terms_stores_nothing(
     let kv = jetstream_kv(&c, mpcium_node::registry::KEYINFO_BUCKET).await;
     let saved: Vec<(String, _)> = {
         let mut out = Vec::new();
-        for curve in ["ecdsa", "eddsa"] {
+        for curve in ["ecdsa", "eddsa", "taproot"] {
             let key = mpcium_node::registry::keyinfo_key(curve, "wallet-k");
             out.push((key.clone(), kv.get(&key).await.unwrap().unwrap()));
             kv.delete(&key).await.unwrap();
@@ -155,12 +158,14 @@ async fn a_replayed_keygen_or_a_keygen_on_the_coordinators_terms_stores_nothing(
         after.iter().all(|s| !s.keys().any(|k| k.contains("wallet-new"))),
         "a share of wallet-new was stored"
     );
-    sign_both(&w, "wallet-k", &ecdsa_pub, &eddsa_pub, "after").await;
+    sign_all(&w, "wallet-k", &kg, "after").await;
     // A signing request the client sent once, replayed by the coordinator as another request
     // message: refused by the participants themselves (the cluster's claim names the first).
-    for key_type in ["secp256k1", "ed25519"] {
-        let tx_id = if key_type == "secp256k1" { "after-e" } else { "after-d" };
-        let tx: &[u8] = if key_type == "secp256k1" { &[7u8; 32] } else { b"solana tx" };
+    for (key_type, tx_id, tx) in [
+        ("secp256k1", "after-e", &[7u8; 32][..]),
+        ("ed25519", "after-d", &b"solana tx"[..]),
+        ("taproot", "after-t", &[7u8; 32][..]),
+    ] {
         let body = w.sign_msg(key_type, "wallet-k", tx_id, tx, None).to_json().into_bytes();
         let mut replay = start(SessionOp::Sign, &c, &body);
         replay.participants = vec![c.ids[0].clone(), c.ids[1].clone()];
@@ -178,7 +183,7 @@ async fn a_reshare_runs_only_on_the_signed_committee_and_threshold_and_only_once
     let w = c.client("insider-reshare").await;
     let kg = w.keygen("wallet-r").await;
     assert_eq!(kg.result_type.as_str(), "success", "{kg:?}");
-    let (ecdsa_pub, eddsa_pub) = (kg.ecdsa_pub_key.unwrap().to_vec(), kg.eddsa_pub_key.unwrap().to_vec());
+    let ecdsa_pub = kg.ecdsa_pub_key.clone().unwrap();
     let all: Vec<&str> = c.ids.iter().map(String::as_str).collect();
     // A reshare the client asked for (same committee, t=1): it runs, once.
     let ev = w.reshare("secp256k1", "wallet-r", "rs-1", &all, 1).await;
@@ -266,7 +271,7 @@ async fn a_reshare_runs_only_on_the_signed_committee_and_threshold_and_only_once
 
     let after = snapshots(&stores);
     assert_eq!(before, after, "an honest node's store changed");
-    sign_both(&w, "wallet-r", &ecdsa_pub, &eddsa_pub, "after").await;
+    sign_all(&w, "wallet-r", &kg, "after").await;
     // Once a node signed with the new version, its share of the old one is gone (with t
     // others' old shares it would still be the key).
     let versions = |i: usize| {
@@ -287,4 +292,35 @@ async fn a_reshare_runs_only_on_the_signed_committee_and_threshold_and_only_once
 async fn jetstream_kv(c: &Cluster, bucket: &str) -> async_nats::jetstream::kv::Store {
     let client = async_nats::connect(c.server.url()).await.unwrap();
     async_nats::jetstream::new(client).get_key_value(bucket).await.unwrap()
+}
+
+/// A coordinator that changes a Taproot request's merkle root (another output key, e.g. one
+/// with a script path it controls), or drops it, announces a request no initiator signed: every
+/// participant verifies the client's signature over the root itself and refuses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_taproot_merkle_root_changed_by_the_coordinator_is_refused() {
+    let (c, stores) = cluster().await;
+    let w = c.client("insider-taproot").await;
+    let kg = w.keygen("wallet-t").await;
+    assert_eq!(kg.result_type.as_str(), "success", "{kg:?}");
+    let before = snapshots(&stores);
+    let sighash = [9u8; 32];
+    let signed = w.taproot_msg("wallet-t", "tx-root", &sighash, None, Some([1; 32]));
+    let mut other_root = signed.clone();
+    other_root.taproot_merkle_root = Some(vec![2; 32]);
+    let mut no_root = signed.clone();
+    no_root.taproot_merkle_root = None;
+    for (what, req, run) in
+        [("another merkle root", other_root, "1"), ("the merkle root dropped", no_root, "2")]
+    {
+        let mut s = start(SessionOp::Sign, &c, req.to_json().as_bytes());
+        s.participants = vec![c.ids[0].clone(), c.ids[1].clone()];
+        s.request_id = format!("tx-root#{run}");
+        assert_refused(&announce(&c, s).await, ErrorCode::InvalidInitiatorSignature, what);
+    }
+    assert_eq!(before, snapshots(&stores), "an honest node's store changed");
+    // The request as the client signed it is served, for the root it names.
+    let ev = w.sign_request(&signed).await;
+    let p = kg.taproot_pub_key.as_deref().unwrap();
+    taproot_verify(p, Some(&[1; 32]), &sighash, &ev);
 }

@@ -1,4 +1,4 @@
-//! `mpcium-cli benchmark keygen|sign-ecdsa|sign-eddsa|reshare`: load a running cluster with
+//! `mpcium-cli benchmark keygen|sign-ecdsa|sign-eddsa|sign-taproot|reshare`: load a running cluster with
 //! requests through the Rust client and report throughput, latency percentiles and errors.
 //!
 //! As the original's command: an Ed25519 initiator key (`--key-path`, `.age` with
@@ -10,7 +10,9 @@
 //!
 //! Ours: signing requests can declare a value (`--asset`, `--amount`, covered by the initiator's
 //! signature) and carry authorizer signatures (`--authorizer ID=PATH`, repeatable), so a cluster
-//! with `policy.rules` can be loaded with approved requests.
+//! with `policy.rules` can be loaded with approved requests. `sign-taproot` (ours) signs random
+//! 32-byte sighashes with the wallet's Taproot key, for the BIP86 output key or, with
+//! `--merkle-root`, for a script tree's.
 
 mod report;
 
@@ -72,7 +74,7 @@ pub struct BenchmarkArgs {
 /// What to benchmark.
 #[derive(Debug, Clone, Subcommand)]
 pub enum Operation {
-    /// Create COUNT wallets (each one ECDSA and one EdDSA key).
+    /// Create COUNT wallets (each with its ECDSA, EdDSA and Taproot keys).
     Keygen {
         /// Number of wallets.
         count: usize,
@@ -96,6 +98,21 @@ pub enum Operation {
         count: usize,
         /// The wallet.
         wallet_id: String,
+        #[command(flatten)]
+        load: LoadArgs,
+        #[command(flatten)]
+        value: ValueArgs,
+    },
+    /// Sign COUNT random 32-byte sighashes with the wallet's Taproot key (BIP340 Schnorr).
+    SignTaproot {
+        /// Number of signatures.
+        count: usize,
+        /// The wallet.
+        wallet_id: String,
+        /// Sign for the output key of this script tree's merkle root (32 bytes, hex) instead of
+        /// the BIP86 key.
+        #[arg(long, value_name = "HEX", value_parser = parse_merkle_root)]
+        merkle_root: Option<[u8; 32]>,
         #[command(flatten)]
         load: LoadArgs,
         #[command(flatten)]
@@ -147,6 +164,7 @@ impl Operation {
             Operation::Keygen { .. } => "keygen",
             Operation::SignEcdsa { .. } => "sign-ecdsa",
             Operation::SignEddsa { .. } => "sign-eddsa",
+            Operation::SignTaproot { .. } => "sign-taproot",
             Operation::Reshare { .. } => "reshare",
         }
     }
@@ -156,6 +174,7 @@ impl Operation {
             Operation::Keygen { count, .. }
             | Operation::SignEcdsa { count, .. }
             | Operation::SignEddsa { count, .. }
+            | Operation::SignTaproot { count, .. }
             | Operation::Reshare { count, .. } => *count,
         }
     }
@@ -165,9 +184,16 @@ impl Operation {
             Operation::Keygen { load, .. }
             | Operation::SignEcdsa { load, .. }
             | Operation::SignEddsa { load, .. }
+            | Operation::SignTaproot { load, .. }
             | Operation::Reshare { load, .. } => *load,
         }
     }
+}
+
+/// `--merkle-root`: 32 bytes of hex.
+fn parse_merkle_root(text: &str) -> Result<[u8; 32], String> {
+    let bytes = hex::decode(text).map_err(|e| format!("not hex: {e}"))?;
+    bytes.try_into().map_err(|b: Vec<u8>| format!("a merkle root is 32 bytes, got {}", b.len()))
 }
 
 /// Runs the benchmark and writes its reports.
@@ -302,10 +328,13 @@ async fn one(
             let wallet_id = unique_id("keygen", index).map_err(prepared)?;
             client.create_wallet_within(&wallet_id, timeout).await.map(|_| Some(wallet_id))
         }
-        Operation::SignEcdsa { wallet_id, value, .. } | Operation::SignEddsa { wallet_id, value, .. } => {
-            let (key_type, len) = match op {
-                Operation::SignEcdsa { .. } => (KeyType::Secp256k1, 32),
-                _ => (KeyType::Ed25519, 64),
+        Operation::SignEcdsa { wallet_id, value, .. }
+        | Operation::SignEddsa { wallet_id, value, .. }
+        | Operation::SignTaproot { wallet_id, value, .. } => {
+            let (key_type, len, merkle_root) = match op {
+                Operation::SignEcdsa { .. } => (KeyType::Secp256k1, 32, None),
+                Operation::SignTaproot { merkle_root, .. } => (KeyType::Taproot, 32, *merkle_root),
+                _ => (KeyType::Ed25519, 64, None),
             };
             let tx_id = unique_id("sign", index).map_err(prepared)?;
             let tx = random_bytes(len).map_err(prepared)?;
@@ -314,6 +343,9 @@ async fn one(
                 .timeout(timeout);
             if let (Some(asset), Some(amount)) = (&value.asset, &value.amount) {
                 request = request.value(asset.as_str(), amount.as_str());
+            }
+            if let Some(root) = merkle_root {
+                request = request.taproot_merkle_root(root);
             }
             client.sign(&request).await.map(|_| None)
         }

@@ -17,12 +17,17 @@ use crate::control::{SessionOp, SessionStart};
 pub(super) fn statement_bytes(start: &SessionStart, output: &Output) -> Option<Vec<u8>> {
     let body = start.request_bytes().ok()?;
     match (start.op, output) {
-        (SessionOp::Keygen, Output::Keygen { ecdsa, eddsa }) => {
+        (SessionOp::Keygen, Output::Keygen { ecdsa, eddsa, taproot }) => {
             let wallet = super::wallet_of(start);
-            let (ecdsa, eddsa) = (hex_vec(ecdsa)?, hex_vec(eddsa)?);
+            let (ecdsa, eddsa, taproot) = (hex_vec(ecdsa)?, hex_vec(eddsa)?, hex_vec(taproot)?);
             Some(
-                Statement::Keygen { wallet_id: &wallet, ecdsa_pub_key: &ecdsa, eddsa_pub_key: &eddsa }
-                    .to_bytes(),
+                Statement::Keygen {
+                    wallet_id: &wallet,
+                    ecdsa_pub_key: &ecdsa,
+                    eddsa_pub_key: &eddsa,
+                    taproot_pub_key: Some(&taproot),
+                }
+                .to_bytes(),
             )
         }
         (SessionOp::Sign, Output::EcdsaSignature { r, s, v, verifying_key }) => {
@@ -32,7 +37,8 @@ pub(super) fn statement_bytes(start: &SessionStart, output: &Output) -> Option<V
             signature.push(*v);
             signing(&req, &hex_vec(verifying_key)?, &signature)
         }
-        (SessionOp::Sign, Output::EddsaSignature { signature, verifying_key }) => {
+        (SessionOp::Sign, Output::EddsaSignature { signature, verifying_key })
+        | (SessionOp::Sign, Output::TaprootSignature { signature, verifying_key }) => {
             let req = SignTxMessage::from_json(&body).ok()?;
             signing(&req, &hex_vec(verifying_key)?, &hex_vec(signature)?)
         }

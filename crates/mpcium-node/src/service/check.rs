@@ -190,8 +190,8 @@ impl Service {
 
     /// Check a keygen announcement: the signed request names the wallet; the threshold is this
     /// node's `mpc_threshold`; the committee is every configured node; the version is 1; and the
-    /// wallet exists neither in the key info nor in this node's store (a replayed keygen request
-    /// must not touch a live wallet).
+    /// wallet has none of its three keys in the key info or in this node's store (a replayed
+    /// keygen request must not touch a live wallet).
     pub(super) async fn check_keygen_start(
         &self,
         start: &SessionStart,
@@ -220,7 +220,7 @@ impl Service {
         {
             return Err(Failure::new(ErrorCode::MessageVerification, "malformed keygen announcement"));
         }
-        for kind in [KeyType::Secp256k1, KeyType::Ed25519] {
+        for kind in super::keygen::KEYGEN_KINDS {
             let info = self
                 .registry
                 .keyinfo(curve_name(kind), &req.wallet_id)

@@ -1,13 +1,24 @@
-//! Keygen: one announcement per request makes both keys of a wallet (two protocol runs, one
-//! per curve, side by side); each participant stores both shares in one create-only write, so
-//! a wallet gets both keys or neither, a retry after a failure starts clean, and a replayed
-//! request can never overwrite a live share.
+//! Keygen: one announcement per request makes the three keys of a wallet (ECDSA, EdDSA and
+//! Taproot: three protocol runs side by side); each participant stores the three shares in one
+//! create-only write, so a wallet gets all three keys or none, a retry after a failure starts
+//! clean, and a replayed request can never overwrite a live share.
 
 use mpcium_api::{ClientId, ErrorCode, GenerateKeyMessage, KeygenResultEvent};
 use mpcium_tss::{ExecutionId, KeyType, PartyId};
 
 use super::check::{KeygenStart, OwnRequest, Verified};
 use super::{Failure, Output, Service, curve_name, hex, hex_to, old_key_hex, share_kind};
+
+/// The keys one keygen request makes, in the order they are stored and reported.
+pub(super) const KEYGEN_KINDS: [KeyType; 3] = [KeyType::Secp256k1, KeyType::Ed25519, KeyType::Taproot];
+
+/// The public keys of a new wallet, as its keygen event carries them.
+struct NewKeys {
+    ecdsa: mpcium_api::EcdsaPublicKeyXY,
+    eddsa: [u8; 32],
+    taproot: [u8; 32],
+    attestations: Vec<mpcium_api::Attestation>,
+}
 use crate::control::{SessionOp, SessionStart};
 use crate::registry::KeyInfo;
 use crate::session::run_protocol;
@@ -43,9 +54,10 @@ impl Service {
         };
         let wallet = req.wallet_id.clone();
         match self.keygen(req, body, client, delivery).await {
-            Ok((ecdsa, eddsa, attestations)) => {
-                let mut event = KeygenResultEvent::success(&wallet, &ecdsa, &eddsa);
-                event.attestations = attestations;
+            Ok(keys) => {
+                let mut event = KeygenResultEvent::success(&wallet, &keys.ecdsa, &keys.eddsa)
+                    .with_taproot_pub_key(&keys.taproot);
+                event.attestations = keys.attestations;
                 event
             }
             Err(f) => KeygenResultEvent::error(&wallet, f.code, &f.reason),
@@ -58,9 +70,9 @@ impl Service {
         body: &[u8],
         client: Option<&ClientId>,
         delivery: &str,
-    ) -> Result<(mpcium_api::EcdsaPublicKeyXY, [u8; 32], Vec<mpcium_api::Attestation>), Failure> {
+    ) -> Result<NewKeys, Failure> {
         self.admit_request(SessionOp::Keygen, &req.wallet_id, &format!("{}#{delivery}", req.wallet_id))?;
-        for kind in [KeyType::Secp256k1, KeyType::Ed25519] {
+        for kind in KEYGEN_KINDS {
             let exists = self
                 .registry
                 .keyinfo(curve_name(kind), &req.wallet_id)
@@ -99,7 +111,7 @@ impl Service {
         }
         .with_request(body);
         let agreed = self.coordinate_attested(start, Some(OwnRequest::Keygen(req))).await?;
-        let Output::Keygen { ecdsa, eddsa } = agreed.output else {
+        let Output::Keygen { ecdsa, eddsa, taproot } = agreed.output else {
             return Err(Failure::new(
                 ErrorCode::KeyGeneration,
                 "participants reported another kind of result",
@@ -109,27 +121,36 @@ impl Service {
             hex_to(&ecdsa).ok_or_else(|| Failure::new(ErrorCode::KeyEncoding, "bad ECDSA key"))?;
         let eddsa: [u8; 32] =
             hex_to(&eddsa).ok_or_else(|| Failure::new(ErrorCode::KeyEncoding, "bad EdDSA key"))?;
-        Ok((mpcium_api::EcdsaPublicKeyXY(ecdsa), eddsa, agreed.attestations))
+        let taproot: [u8; 32] =
+            hex_to(&taproot).ok_or_else(|| Failure::new(ErrorCode::KeyEncoding, "bad Taproot key"))?;
+        Ok(NewKeys {
+            ecdsa: mpcium_api::EcdsaPublicKeyXY(ecdsa),
+            eddsa,
+            taproot,
+            attestations: agreed.attestations,
+        })
     }
 
-    /// This node's part of a keygen: both curves' runs side by side, then both shares in one
-    /// create-only write, then the key info.
+    /// This node's part of a keygen: the three keys' runs side by side, then the three shares in
+    /// one create-only write, then the key infos.
     pub(super) async fn keygen_part(
         &self,
         start: &SessionStart,
         checked: KeygenStart,
         session: [u8; 32],
     ) -> Result<Output, Failure> {
-        let (ecdsa, eddsa) = tokio::join!(
+        let (ecdsa, eddsa, taproot) = tokio::join!(
             self.keygen_run(start, &checked, run_id(session, KeyType::Secp256k1), KeyType::Secp256k1),
             self.keygen_run(start, &checked, run_id(session, KeyType::Ed25519), KeyType::Ed25519),
+            self.keygen_run(start, &checked, run_id(session, KeyType::Taproot), KeyType::Taproot),
         );
-        let (ecdsa, eddsa) = (ecdsa?, eddsa?);
+        let (ecdsa, eddsa, taproot) = (ecdsa?, eddsa?, taproot?);
         let wallet = checked.wallet.as_str();
         self.store
             .put_shares(&[
                 (share_kind(ecdsa.kind), wallet, start.key_version, ecdsa.share.as_slice()),
                 (share_kind(eddsa.kind), wallet, start.key_version, eddsa.share.as_slice()),
+                (share_kind(taproot.kind), wallet, start.key_version, taproot.share.as_slice()),
             ])
             .map_err(|e| match e {
                 mpcium_store::StoreError::RecordExists { .. } => {
@@ -138,11 +159,15 @@ impl Service {
                 e => Failure::new(ErrorCode::KeySave, e.to_string()),
             })?;
         // The coordinator writes the key info once every holder signed it.
-        for made in [&ecdsa, &eddsa] {
+        for made in [&ecdsa, &eddsa, &taproot] {
             self.made_keyinfo(session, made.kind, wallet, &made.info);
         }
         tracing::info!(wallet, "keys generated");
-        Ok(Output::Keygen { ecdsa: ecdsa.public_key_hex, eddsa: eddsa.public_key_hex })
+        Ok(Output::Keygen {
+            ecdsa: ecdsa.public_key_hex,
+            eddsa: eddsa.public_key_hex,
+            taproot: taproot.public_key_hex,
+        })
     }
 
     async fn keygen_run(
@@ -197,7 +222,7 @@ impl Service {
     }
 }
 
-/// The id of one curve's protocol run inside a keygen announced as `session`.
+/// The id of one key's protocol run inside a keygen announced as `session`.
 pub(super) fn run_id(session: [u8; 32], kind: KeyType) -> [u8; 32] {
     ExecutionId(session).bind(b"keygen-run", &[kind.as_str().as_bytes()]).0
 }

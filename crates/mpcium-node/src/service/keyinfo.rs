@@ -241,6 +241,7 @@ impl Service {
                 let kind = match curve.as_str() {
                     "ecdsa" => KeyType::Secp256k1,
                     "eddsa" => KeyType::Ed25519,
+                    "taproot" => KeyType::Taproot,
                     _ => continue,
                 };
                 let curve = curve_name(kind);

@@ -52,6 +52,9 @@ pub use keyinfo::{SignedKeyInfo, statement as keyinfo_statement};
 /// How long a starting node waits for t+1 ready nodes before it pulls requests.
 const QUORUM_WAIT: Duration = Duration::from_secs(30);
 
+/// The reason of a Taproot request for a wallet that has the other keys but no Taproot key.
+pub const NO_TAPROOT_KEY: &str = "wallet has no taproot key: created before taproot support";
+
 /// The core NATS subject of reshare requests (the original's).
 pub const RESHARE_SUBJECT: &str = "mpc:reshare";
 
@@ -348,9 +351,20 @@ impl Service {
             .registry
             .keyinfo(curve_name(kind), wallet)
             .await
-            .map_err(Failure::because(ErrorCode::KeyInfoLoad))?
-            .ok_or_else(|| Failure::new(ErrorCode::KeyNotFound, format!("wallet {wallet} not found")))?;
+            .map_err(Failure::because(ErrorCode::KeyInfoLoad))?;
+        let Some(info) = info else { return Err(self.key_not_found(kind, wallet).await) };
         self.check_keyinfo(kind, wallet, info)
+    }
+
+    /// Why a wallet has no key info of `kind`: a wallet made before Taproot support (or imported
+    /// from the original) has the other keys but no Taproot key; otherwise it does not exist.
+    async fn key_not_found(&self, kind: KeyType, wallet: &str) -> Failure {
+        if kind == KeyType::Taproot
+            && matches!(self.registry.keyinfo(curve_name(KeyType::Secp256k1), wallet).await, Ok(Some(_)))
+        {
+            return Failure::new(ErrorCode::KeyNotFound, NO_TAPROOT_KEY);
+        }
+        Failure::new(ErrorCode::KeyNotFound, format!("wallet {wallet} not found"))
     }
 
     fn spec(&self, session: [u8; 32], nodes: &[String], ids: &[PartyId], me: PartyId) -> SessionSpec {
@@ -408,6 +422,14 @@ fn hex_vec(text: &str) -> Option<Vec<u8>> {
     hex::decode(text).ok()
 }
 
+/// The BIP340 x-only form of a secp256k1 point (its X, 32 bytes big-endian).
+fn x_only(p: &k256::ProjectivePoint) -> [u8; 32] {
+    let xy = ecdsa_xy(p);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(&xy[..32]);
+    out
+}
+
 /// The original's 64-byte X‖Y form of a secp256k1 point.
 fn ecdsa_xy(p: &k256::ProjectivePoint) -> [u8; 64] {
     use k256::elliptic_curve::sec1::ToSec1Point;
@@ -424,6 +446,7 @@ fn key_type_of(key_type: &mpcium_api::KeyType) -> Result<KeyType, Failure> {
     match key_type.as_str() {
         "secp256k1" => Ok(KeyType::Secp256k1),
         "ed25519" => Ok(KeyType::Ed25519),
+        "taproot" => Ok(KeyType::Taproot),
         other => Err(Failure::new(ErrorCode::MsgValidation, format!("unsupported key_type {other:?}"))),
     }
 }
@@ -437,7 +460,7 @@ pub fn announced_session_id(start: &SessionStart) -> Option<[u8; 32]> {
 /// The session id of an announced session, re-derived from its fields.
 fn session_id(start: &SessionStart) -> Result<[u8; 32], Failure> {
     let (operation, key_type) = match start.op {
-        // One announcement for both curves; each curve's run has its own id (`keygen::run_id`).
+        // One announcement for the three keys; each key's run has its own id (`keygen::run_id`).
         SessionOp::Keygen => (Operation::Keygen, KeyType::Secp256k1),
         SessionOp::Sign | SessionOp::Presign | SessionOp::Reshare => {
             let body = start.request_bytes().map_err(Failure::because(ErrorCode::MessageFormat))?;
@@ -445,7 +468,11 @@ fn session_id(start: &SessionStart) -> Result<[u8; 32], Failure> {
                 .ok()
                 .and_then(|v| v.get("key_type").and_then(|k| k.as_str()).map(str::to_owned))
                 .unwrap_or_default();
-            let kt = if key_type == "ed25519" { KeyType::Ed25519 } else { KeyType::Secp256k1 };
+            let kt = match key_type.as_str() {
+                "ed25519" => KeyType::Ed25519,
+                "taproot" => KeyType::Taproot,
+                _ => KeyType::Secp256k1,
+            };
             let op = match start.op {
                 SessionOp::Sign => Operation::Sign,
                 SessionOp::Presign => Operation::Presign,

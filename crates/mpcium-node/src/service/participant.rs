@@ -5,7 +5,6 @@
 use std::time::Duration;
 
 use mpcium_api::ErrorCode;
-use mpcium_tss::KeyType;
 
 use super::check::{self, OwnRequest};
 use super::{Failure, Output, Service, done_id, keygen, session_id, session_members};
@@ -211,12 +210,10 @@ pub(super) fn connection_lost() -> Failure {
 }
 
 /// The ids of the protocol runs of an announced session: its own id, or for a keygen one per
-/// curve (abort notices go to each).
+/// key (abort notices go to each).
 pub(super) fn protocol_runs(start: &SessionStart, session: [u8; 32]) -> Vec<[u8; 32]> {
     match start.op {
-        SessionOp::Keygen => {
-            [KeyType::Secp256k1, KeyType::Ed25519].into_iter().map(|k| keygen::run_id(session, k)).collect()
-        }
+        SessionOp::Keygen => keygen::KEYGEN_KINDS.into_iter().map(|k| keygen::run_id(session, k)).collect(),
         _ => vec![session],
     }
 }

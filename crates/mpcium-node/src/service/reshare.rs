@@ -12,7 +12,7 @@ use super::check::{OwnRequest, ReshareStart, Verified};
 use super::participant::shutting_down;
 use super::{
     Failure, Output, RESHARE_SUBJECT, Service, curve_name, ecdsa_xy, hex, hex_vec, key_type_of, old_key_hex,
-    session_members, share_kind,
+    session_members, share_kind, x_only,
 };
 use crate::control::{SessionOp, SessionStart};
 use crate::drain::Phase;
@@ -301,11 +301,8 @@ impl Service {
                     .transpose()
                     .map_err(Failure::because(ErrorCode::KeyDecoding))?;
                 let old_key = base.old_key::<mpcium_tss::curve::Secp256k1>()?;
-                // The x-only internal key, as keygen reported it.
-                let public_key =
-                    hex(&<mpcium_tss::curve::Secp256k1 as mpcium_tss::curve::Curve>::point_to_bytes(
-                        &old_key.public_key,
-                    )[1..]);
+                // Clients know the internal key x-only (the keygen event's `taproot_pub_key`).
+                let public_key = hex(&x_only(&old_key.public_key));
                 let proto =
                     mpcium_tss::taproot::Reshare::new(eid, me, roster, new_t, old_key, old_share.as_ref())
                         .map_err(Failure::because(ErrorCode::ReshareFailure))?;

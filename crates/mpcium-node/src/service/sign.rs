@@ -1,7 +1,7 @@
 //! Signing: the coordinator's side (check the request, claim it, pick t+1 signers that no ban
 //! keeps apart, use a presignature when it can) and a signer's part of the session.
 
-use mpcium_api::{ClientId, ErrorCode, SignTxMessage, SignTxRequest, SigningResultEvent};
+use mpcium_api::{ClientId, ErrorCode, SignTxRequest, SigningResultEvent};
 use mpcium_tss::{ExecutionId, KeyType};
 
 use super::check::{OwnRequest, Verified};
@@ -9,6 +9,7 @@ use super::reselect::Attempt;
 use super::{Failure, Output, Service, hex, hex_to, key_type_of, party_ids, quorum, share_kind};
 use crate::control::{SessionOp, SessionStart};
 use crate::registry::{Claim, KeyInfo};
+use crate::session::SessionSpec;
 use crate::session::run_protocol;
 use crate::transport::SessionInbox;
 
@@ -86,6 +87,12 @@ impl Service {
             Output::EddsaSignature { signature, verifying_key } => match hex_to::<64>(&signature) {
                 Some(sig) => {
                     (SigningResultEvent::eddsa_success(&wallet, &tx_id, &network, &sig), verifying_key)
+                }
+                None => return malformed().into(),
+            },
+            Output::TaprootSignature { signature, verifying_key } => match hex_to::<64>(&signature) {
+                Some(sig) => {
+                    (SigningResultEvent::taproot_success(&wallet, &tx_id, &network, &sig), verifying_key)
                 }
                 None => return malformed().into(),
             },
@@ -246,7 +253,7 @@ impl Service {
     pub(super) async fn sign_part(
         &self,
         start: &SessionStart,
-        req: &SignTxMessage,
+        req: &SignTxRequest,
         session: [u8; 32],
         inbox: &mut SessionInbox,
     ) -> Result<Output, Failure> {
@@ -280,7 +287,7 @@ impl Service {
     async fn sign_with_share(
         &self,
         start: &SessionStart,
-        req: &SignTxMessage,
+        req: &SignTxRequest,
         session: [u8; 32],
         inbox: &mut SessionInbox,
     ) -> Result<Output, Failure> {
@@ -376,10 +383,48 @@ impl Service {
                 let sig = run_protocol(&self.transport, inbox, &spec, proto).await?;
                 Ok(Output::EddsaSignature { signature: hex(&sig), verifying_key: hex(&verifying_key) })
             }
-            // Requests cannot name taproot until the API decodes it (the sign path lands next).
             KeyType::Taproot => {
-                Err(Failure::new(ErrorCode::MsgValidation, "taproot signing is not served by this build"))
+                let share = mpcium_tss::taproot::KeyShare::from_bytes(&stored)
+                    .map_err(Failure::because(ErrorCode::KeyDecoding))?;
+                self.sign_taproot(req, &share, eid, &signers, &tx, &path, &spec, inbox).await
             }
         }
+    }
+
+    /// A Taproot signature: BIP340 for the output key of the wallet's internal key P, or of its
+    /// HD child at `path`, with the request's merkle root (BIP86 without one). Every value comes
+    /// from the client's signed request; the output key is computed here, and the signature is
+    /// checked under it before it is reported.
+    #[allow(clippy::too_many_arguments)]
+    async fn sign_taproot(
+        &self,
+        req: &SignTxRequest,
+        share: &mpcium_tss::taproot::KeyShare,
+        eid: ExecutionId,
+        signers: &[mpcium_tss::PartyId],
+        tx: &[u8],
+        path: &[u32],
+        spec: &SessionSpec,
+        inbox: &mut SessionInbox,
+    ) -> Result<Output, Failure> {
+        let root = req.merkle_root().map_err(|e| Failure::new(e.error_code(), e.to_string()))?;
+        let chain_code = &self.cfg.chain_code;
+        let (proto, internal) = if path.is_empty() {
+            let proto = mpcium_tss::taproot::Sign::new(eid, share, signers, tx, root);
+            (proto, share.x_only_public_key())
+        } else {
+            let child = mpcium_tss::taproot::derive_child(&share.public_key_bytes(), chain_code, path)
+                .map_err(Failure::because(ErrorCode::SigningFailure))?;
+            let proto =
+                mpcium_tss::taproot::Sign::with_derivation(eid, share, signers, tx, root, chain_code, path);
+            (proto, child.x_only)
+        };
+        let proto = proto.map_err(Failure::because(ErrorCode::SigningFailure))?;
+        let output_key = mpcium_tss::taproot::output_key(&internal, root.as_ref())
+            .map_err(Failure::because(ErrorCode::SigningFailure))?;
+        let sig = run_protocol(&self.transport, inbox, spec, proto).await?;
+        mpcium_tss::taproot::verify(&output_key, tx, &sig)
+            .map_err(Failure::because(ErrorCode::SignatureVerification))?;
+        Ok(Output::TaprootSignature { signature: hex(&sig), verifying_key: hex(&output_key) })
     }
 }

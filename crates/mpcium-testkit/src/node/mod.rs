@@ -36,7 +36,7 @@ pub use params::TestNode;
 pub use process::{NodeProcess, ProcessCluster, Wallet};
 pub use results::{Collector, LoadRequest, Outcome, Progress, Received, check_load, signing_load, tx_ids};
 pub use transports::Transports;
-pub use verify::{ecdsa_child, ecdsa_verify, eddsa_verify};
+pub use verify::{ecdsa_child, ecdsa_verify, eddsa_verify, taproot_verify};
 pub use wire::{WireClient, publish_until_stored};
 
 /// Wait for `cond` with a generous deadline (the machine is loaded in CI), polling every 50 ms

@@ -25,6 +25,24 @@ pub fn eddsa_verify(pub_key: &[u8], message: &[u8], ev: &SigningResultEvent) {
     vk.verify_strict(message, &sig).unwrap();
 }
 
+/// Check a Taproot result: a BIP340 signature (k256's verifier, not the engine's) under the
+/// BIP341 output key of the x-only internal key `internal` and `merkle_root` (BIP86 when `None`),
+/// which is also the event's `verifying_key`; `r` and `s` are null.
+pub fn taproot_verify(
+    internal: &[u8],
+    merkle_root: Option<&[u8; 32]>,
+    message: &[u8; 32],
+    ev: &SigningResultEvent,
+) {
+    let internal: [u8; 32] = internal.try_into().expect("a 32-byte x-only key");
+    let q = mpcium_tss::taproot::output_key(&internal, merkle_root).unwrap();
+    assert_eq!((&ev.r, &ev.s), (&None, &None), "{ev:?}");
+    assert_eq!(ev.verifying_key.as_deref(), Some(q.as_slice()));
+    let key = k256::schnorr::VerifyingKey::from_bytes(&q.into()).unwrap();
+    let sig = k256::schnorr::Signature::try_from(ev.signature.as_deref().expect("a signature")).unwrap();
+    key.verify_raw(message, &sig).unwrap();
+}
+
 /// The BIP32 child of a 64-byte secp256k1 public key, as x‖y.
 pub fn ecdsa_child(pub_xy: &[u8], chain_code: &[u8; 32], path: &[u32]) -> Vec<u8> {
     use k256::elliptic_curve::sec1::ToSec1Point;

@@ -10,7 +10,7 @@ use ed25519_dalek::{Signer, SigningKey};
 use futures_util::StreamExt;
 use mpcium_api::streams::ConsumerSpec;
 use mpcium_api::{
-    KeygenResultEvent, ResharingMessage, ResharingResultEvent, SignTxMessage, SigningMode,
+    KeygenResultEvent, ResharingMessage, ResharingResultEvent, SignTxMessage, SignTxRequest, SigningMode,
     SigningResultEvent, subjects,
 };
 
@@ -231,7 +231,7 @@ impl WireClient {
         msg.to_json().into_bytes()
     }
 
-    /// Keygen of both keys of `wallet`.
+    /// Keygen of the keys of `wallet` (ECDSA, EdDSA and, on our nodes, Taproot).
     pub async fn keygen(&self, wallet: &str) -> KeygenResultEvent {
         self.keygen_raw(wallet, self.keygen_body(wallet)).await
     }
@@ -271,6 +271,38 @@ impl WireClient {
         let raw = mpcium_api::canonical::sign_signed_bytes(&msg, mode);
         msg.signature = Some(self.initiator.sign(&raw).to_bytes().to_vec());
         msg
+    }
+
+    /// A Taproot signing request (ours) for the 32-byte BIP341 `sighash`, signed by the initiator
+    /// in compatible mode: the merkle root, when given, is covered by the signature.
+    pub fn taproot_msg(
+        &self,
+        wallet: &str,
+        tx_id: &str,
+        sighash: &[u8; 32],
+        path: Option<Vec<u32>>,
+        merkle_root: Option<[u8; 32]>,
+    ) -> SignTxRequest {
+        let message = SignTxMessage {
+            key_type: mpcium_api::KeyType::Taproot,
+            wallet_id: wallet.into(),
+            network_internal_code: "BTC".into(),
+            tx_id: tx_id.into(),
+            tx: Some(sighash.to_vec()),
+            signature: None,
+            derivation_path: path,
+            authorizer_signatures: vec![],
+        };
+        let mut req = SignTxRequest::new(message);
+        req.taproot_merkle_root = merkle_root.map(|root| root.to_vec());
+        let raw = mpcium_api::canonical::sign_request_signed_bytes(&req, SigningMode::Compatible);
+        req.message.signature = Some(self.initiator.sign(&raw).to_bytes().to_vec());
+        req
+    }
+
+    /// Send a request with our fields ([`SignTxRequest`]) and wait for the next signing result.
+    pub async fn sign_request(&self, req: &SignTxRequest) -> SigningResultEvent {
+        self.sign_raw(&req.tx_id, req.to_json().into_bytes()).await
     }
 
     /// Publish a signing request without waiting for its result.
