@@ -168,6 +168,20 @@ fn benchmark_keygen_and_signing_against_a_devnet() {
     );
     assert_all_succeeded(&tree, "sign-taproot", 4);
 
+    // --compare: the crypto-only limit of the same operation, measured first, and the ratio.
+    let compared =
+        benchmark(work.path(), &url, &key, "compared", &["sign-taproot", "10", wallets[0], "--compare"]);
+    assert_all_succeeded(&compared, "sign-taproot", 10);
+    let limit = &compared["crypto_limit"];
+    let what = limit["what"].as_str().unwrap();
+    assert!(what.contains("BIP340") && what.ends_with("sign, 2-of-3"), "{limit}");
+    assert!(limit["cpu_ms_per_op"].as_f64().unwrap() > 0.0, "{limit}");
+    let ratio = limit["ratio"].as_f64().unwrap();
+    let expected = compared["success_throughput_ops_per_sec"].as_f64().unwrap()
+        / limit["limit_ops_per_sec"].as_f64().unwrap();
+    assert!((ratio - expected).abs() < 1e-9 && ratio > 0.0, "{limit}");
+    assert!(eddsa.get("crypto_limit").is_none(), "only with --compare");
+
     // Signing with a wallet that does not exist: every operation fails, counted by error code.
     let missing = work.path().join("missing.json");
     let out = Command::new(cli_binary())
@@ -211,6 +225,29 @@ fn benchmark_refuses_an_encrypted_key_without_prompt_and_bad_arguments() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("--node-ids"), "{stderr}");
+
+    // --compare: refused for an operation without a crypto-only figure, and for a shape that
+    // cannot exist, before anything is sent.
+    std::fs::write(work.path().join("k.key"), "07".repeat(32)).unwrap();
+    let base = ["benchmark", "--nats-url", "nats://127.0.0.1:1", "--key-path", "k.key", "--compare"];
+    let out = Command::new(cli_binary())
+        .args(base)
+        .args(["reshare", "1", "w", "-n", "a,b"])
+        .current_dir(work.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--compare has no crypto-only figure for reshare"), "{stderr}");
+    let out = Command::new(cli_binary())
+        .args(base)
+        .args(["--compare-threshold", "3", "sign-eddsa", "1", "w"])
+        .current_dir(work.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("cannot measure the crypto-only limit for 3 nodes, threshold 3"), "{stderr}");
 
     let out = Command::new(cli_binary())
         .args(["benchmark", "sign-eddsa", "5", "w", "-b", "0"])

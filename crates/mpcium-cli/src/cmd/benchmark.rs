@@ -14,6 +14,7 @@
 //! 32-byte sighashes with the wallet's Taproot key, for the BIP86 output key or, with
 //! `--merkle-root`, for a script tree's.
 
+mod compare;
 mod report;
 
 use std::collections::BTreeMap;
@@ -66,6 +67,16 @@ pub struct BenchmarkArgs {
     /// `generate-authorizer` writes; not `.age`). Repeatable.
     #[arg(long, global = true, value_name = "ID=PATH")]
     pub authorizer: Vec<String>,
+    /// First measure the operation's cryptography alone in this process (every party simulated,
+    /// about 3 s) and report the end-to-end throughput as a ratio of that limit on this machine.
+    #[arg(long, global = true)]
+    pub compare: bool,
+    /// The cluster's node count, for --compare.
+    #[arg(long, global = true, default_value_t = 3, value_name = "N")]
+    pub compare_nodes: u16,
+    /// The cluster's threshold t (t+1 nodes sign), for --compare.
+    #[arg(long, global = true, default_value_t = 1, value_name = "T")]
+    pub compare_threshold: u16,
 
     #[command(subcommand)]
     pub operation: Operation,
@@ -179,6 +190,17 @@ impl Operation {
         }
     }
 
+    /// The cryptography of one operation, for `--compare` (`None`: no crypto-only figure).
+    fn crypto(&self) -> Option<compare::Crypto> {
+        match self {
+            Operation::Keygen { .. } => Some(compare::Crypto::Keygen),
+            Operation::SignEcdsa { .. } => Some(compare::Crypto::Sign(mpcium_tss::KeyType::Secp256k1)),
+            Operation::SignEddsa { .. } => Some(compare::Crypto::Sign(mpcium_tss::KeyType::Ed25519)),
+            Operation::SignTaproot { .. } => Some(compare::Crypto::Sign(mpcium_tss::KeyType::Taproot)),
+            Operation::Reshare { .. } => None,
+        }
+    }
+
     fn load(&self) -> LoadArgs {
         match self {
             Operation::Keygen { load, .. }
@@ -210,8 +232,24 @@ pub fn run(ctx: &Context, args: BenchmarkArgs) -> anyhow::Result<()> {
     };
     let load = args.operation.load();
     let timeout = Duration::from_secs(load.timeout);
+    // Before the load, so the two never share the CPU.
+    let limit = match (args.compare, args.operation.crypto()) {
+        (false, _) => None,
+        (true, None) => bail!("--compare has no crypto-only figure for {}", args.operation.name()),
+        (true, Some(crypto)) => {
+            eprintln!("measuring the cryptography alone (about 3 s)...");
+            let limit = compare::measure(crypto, args.compare_nodes, args.compare_threshold, Duration::from_secs(3))
+                .with_context(|| {
+                    format!(
+                        "cannot measure the crypto-only limit for {} nodes, threshold {} (needs 1 <= t < n and Linux /proc)",
+                        args.compare_nodes, args.compare_threshold
+                    )
+                })?;
+            Some(limit)
+        }
+    };
     let runtime = nats_client::runtime()?;
-    let report = runtime.block_on(async {
+    let mut report = runtime.block_on(async {
         let nats = connect(ctx, args.nats_url.as_deref()).await?;
         let options = ClientOptions::new(Arc::new(signer))
             .client_id(client_id)
@@ -220,6 +258,7 @@ pub fn run(ctx: &Context, args: BenchmarkArgs) -> anyhow::Result<()> {
         let client = MpcClient::with_options(nats, options).await.context("cannot set the client up")?;
         anyhow::Ok(execute(&client, &args.operation, args.debug).await)
     })?;
+    report.set_crypto_limit(limit);
 
     let text = report.to_text();
     print!("{text}");

@@ -2,6 +2,7 @@
 //! keeps apart, use a presignature when it can) and a signer's part of the session.
 
 use mpcium_api::{ClientId, ErrorCode, SignTxRequest, SigningResultEvent};
+use mpcium_store::ShareKind;
 use mpcium_tss::{ExecutionId, KeyType};
 
 use super::check::{OwnRequest, Verified};
@@ -330,7 +331,15 @@ impl Service {
         let path = req.derivation_path.clone().unwrap_or_default();
         match kind {
             KeyType::Secp256k1 => {
-                let share = mpcium_tss::ecdsa::KeyShare::from_bytes(&stored)
+                let share = self
+                    .shares
+                    .get_or_parse(
+                        ShareKind::Ecdsa,
+                        &req.wallet_id,
+                        info.version,
+                        &stored,
+                        mpcium_tss::ecdsa::KeyShare::from_bytes,
+                    )
                     .map_err(Failure::because(ErrorCode::KeyDecoding))?;
                 let digest: [u8; 32] = tx
                     .as_slice()
@@ -358,7 +367,15 @@ impl Service {
                 })
             }
             KeyType::Ed25519 => {
-                let share = mpcium_tss::eddsa::KeyShare::from_bytes(&stored)
+                let share = self
+                    .shares
+                    .get_or_parse(
+                        ShareKind::Eddsa,
+                        &req.wallet_id,
+                        info.version,
+                        &stored,
+                        mpcium_tss::eddsa::KeyShare::from_bytes,
+                    )
                     .map_err(Failure::because(ErrorCode::KeyDecoding))?;
                 let proto = if path.is_empty() {
                     mpcium_tss::eddsa::Sign::new(eid, &share, &signers, &tx)
@@ -384,7 +401,15 @@ impl Service {
                 Ok(Output::EddsaSignature { signature: hex(&sig), verifying_key: hex(&verifying_key) })
             }
             KeyType::Taproot => {
-                let share = mpcium_tss::taproot::KeyShare::from_bytes(&stored)
+                let share = self
+                    .shares
+                    .get_or_parse(
+                        ShareKind::Taproot,
+                        &req.wallet_id,
+                        info.version,
+                        &stored,
+                        mpcium_tss::taproot::KeyShare::from_bytes,
+                    )
                     .map_err(Failure::because(ErrorCode::KeyDecoding))?;
                 self.sign_taproot(req, &share, eid, &signers, &tx, &path, &spec, inbox).await
             }

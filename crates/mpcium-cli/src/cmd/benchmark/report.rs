@@ -65,6 +65,9 @@ pub struct Report {
     /// Wallets created (keygen only).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub wallet_ids: Vec<String>,
+    /// With `--compare`: the crypto-only limit measured in the same run, and the ratio.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub crypto_limit: Option<super::compare::CryptoLimit>,
 }
 
 fn millis(d: Duration) -> f64 {
@@ -132,7 +135,16 @@ impl Report {
             success_throughput_ops_per_sec: per_sec(successes),
             latency_ms: latency(&ok_latencies),
             wallet_ids,
+            crypto_limit: None,
         }
+    }
+
+    /// Attach the crypto-only limit and compute the ratio of the successful throughput to it.
+    pub fn set_crypto_limit(&mut self, limit: Option<super::compare::CryptoLimit>) {
+        self.crypto_limit = limit.map(|mut l| {
+            l.ratio = Some(self.success_throughput_ops_per_sec / l.limit_ops_per_sec);
+            l
+        });
     }
 
     /// The human-readable report.
@@ -174,6 +186,18 @@ impl Report {
             None => {
                 let _ = writeln!(s, "Latency: no successful operation");
             }
+        }
+        if let Some(l) = &self.crypto_limit {
+            let _ = writeln!(
+                s,
+                "Crypto alone ({}): {:.2} ms CPU per operation over {} runs, limit {:.1} ops/s on {} cores; end to end = {:.2} of it",
+                l.what,
+                l.cpu_ms_per_op,
+                l.runs,
+                l.limit_ops_per_sec,
+                l.cores,
+                l.ratio.unwrap_or(0.0)
+            );
         }
         if !self.wallet_ids.is_empty() {
             let _ = writeln!(s, "Wallets created:");
