@@ -53,19 +53,22 @@ bench() { # name, then the benchmark arguments
   "$cli" benchmark --key-path "$key" --nats-url "$url" --client-id bench -o "$out/$name.txt" \
     --json "$out/$name.json" "$@" >/dev/null
 }
+# --compare (the crypto-only limit of the same operation, measured first) where the CLI has it.
+compare=()
+if "$cli" benchmark --help 2>/dev/null | grep -q -- --compare; then compare=(--compare); fi
 bench keygen keygen 3 -b 1
 wallet="$(python3 -c 'import json,sys; print([w for w in json.load(open(sys.argv[1]))["wallet_ids"] if w][0])' "$out/keygen.json")"
 bench sign-eddsa-1 sign-eddsa 200 "$wallet" -b 1
-bench sign-eddsa-20 sign-eddsa 2000 "$wallet" -b 20
+bench sign-eddsa-20 "${compare[@]}" sign-eddsa 2000 "$wallet" -b 20
 if "$cli" benchmark sign-taproot --help >/dev/null 2>&1; then
   bench sign-taproot-1 sign-taproot 200 "$wallet" -b 1
-  bench sign-taproot-20 sign-taproot 2000 "$wallet" -b 20
+  bench sign-taproot-20 "${compare[@]}" sign-taproot 2000 "$wallet" -b 20
 fi
 # Warm the pool (the first ECDSA signature makes the wallet warm on every node), then measure.
 bench ecdsa-warmup sign-ecdsa 1 "$wallet" -b 1
 sleep 15
 bench sign-ecdsa-1 sign-ecdsa 100 "$wallet" -b 1
-bench sign-ecdsa-20-sustained sign-ecdsa "$sustained" "$wallet" -b 20
+bench sign-ecdsa-20-sustained "${compare[@]}" sign-ecdsa "$sustained" "$wallet" -b 20
 echo "== load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 python3 - "$out" <<'EOF'
@@ -73,8 +76,8 @@ import json, pathlib, sys
 out = pathlib.Path(sys.argv[1])
 rows = ["keygen", "sign-eddsa-1", "sign-eddsa-20", "sign-taproot-1", "sign-taproot-20",
         "sign-ecdsa-1", "sign-ecdsa-20-sustained"]
-print("| row | ok / sent | in flight | throughput | p50 | p90 | p99 |")
-print("|---|---|---|---|---|---|---|")
+print("| row | ok / sent | in flight | throughput | p50 | p90 | p99 | crypto-only limit | ratio |")
+print("|---|---|---|---|---|---|---|---|---|")
 for name in rows:
     p = out / f"{name}.json"
     if not p.exists():
@@ -82,6 +85,9 @@ for name in rows:
     r = json.loads(p.read_text())
     lat = r.get("latency_ms") or {}
     ms = lambda k: f"{lat[k]:.1f} ms" if k in lat else "-"
+    c = r.get("crypto_limit")
+    limit = f"{c['limit_ops_per_sec']:.0f} /s ({c['cpu_ms_per_op']:.2f} ms CPU)" if c else "-"
+    ratio = f"{c['ratio']:.2f}" if c else "-"
     print(f"| {name} | {r['successes']} / {r['count']} | {r['batch_size']} | "
-          f"{r['throughput_ops_per_sec']:.1f} /s | {ms('p50')} | {ms('p90')} | {ms('p99')} |")
+          f"{r['throughput_ops_per_sec']:.1f} /s | {ms('p50')} | {ms('p90')} | {ms('p99')} | {limit} | {ratio} |")
 EOF
