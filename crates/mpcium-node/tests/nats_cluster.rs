@@ -367,8 +367,13 @@ async fn a_deployment_moves_from_one_replica_to_three_keeping_its_data() {
         before.insert(name.clone(), stream_replicas(&js, &name).await.2);
     }
     let kv = js.get_key_value("mpc_keyinfo").await.unwrap();
-    let keys_before: Vec<String> = kv.keys().await.unwrap().map(|k| k.unwrap()).collect().await;
-    assert_eq!(keys_before.len(), 2, "both keys' info: {keys_before:?}");
+    let mut keys_before: Vec<String> = kv.keys().await.unwrap().map(|k| k.unwrap()).collect().await;
+    keys_before.sort();
+    assert_eq!(
+        keys_before,
+        ["ecdsa.wallet-up", "eddsa.wallet-up", "taproot.wallet-up"],
+        "every key's info (ECDSA, EdDSA, Taproot)"
+    );
 
     // Restart every node with nats.replicas: 3.
     for i in 0..3 {
@@ -393,7 +398,8 @@ async fn a_deployment_moves_from_one_replica_to_three_keeping_its_data() {
         }
     }
     let kv = js.get_key_value("mpc_keyinfo").await.unwrap();
-    let keys_after: Vec<String> = kv.keys().await.unwrap().map(|k| k.unwrap()).collect().await;
+    let mut keys_after: Vec<String> = kv.keys().await.unwrap().map(|k| k.unwrap()).collect().await;
+    keys_after.sort();
     assert_eq!(keys_after, keys_before, "key info kept");
     let requests = js.get_key_value("mpc_requests").await.unwrap();
     assert!(requests.keys().await.unwrap().count().await >= 1, "request claims kept");
