@@ -78,6 +78,7 @@ async fn status_shows_peers_versions_pools_errors_and_the_dashboard_matches_real
     assert!(status.unknown_ready.is_empty());
     assert_eq!(status.wallets.get("ecdsa"), Some(&1));
     assert_eq!(status.wallets.get("eddsa"), Some(&1));
+    assert_eq!(status.wallets.get("taproot"), Some(&1));
     let mut ok = 0;
     let mut failed_requests = 0;
     let mut seen_code = false;
@@ -99,7 +100,7 @@ async fn status_shows_peers_versions_pools_errors_and_the_dashboard_matches_real
     assert_eq!((ok, failed_requests), (2, 1));
     assert!(seen_code, "no node reports the latest error {code}");
     let text = status.render(mpcium_node::registry::now_ms());
-    assert!(text.starts_with("peers: 3 registered, 3 ready; keys: 1 ecdsa, 1 eddsa\n"), "{text}");
+    assert!(text.starts_with("peers: 3 registered, 3 ready; keys: 1 ecdsa, 1 eddsa, 1 taproot\n"), "{text}");
     assert!(text.contains(&code), "{text}");
     assert!(text.contains(env!("CARGO_PKG_VERSION")), "{text}");
 
