@@ -288,9 +288,8 @@ impl SigningResultEvent {
         network_internal_code: &str,
         signature: &[u8; 64],
     ) -> Self {
-        let mut e = Self::base(ResultType::Success, wallet_id, tx_id, network_internal_code);
-        e.signature = Some(signature.to_vec());
-        e
+        // The same event as EdDSA's: only the signature scheme behind the 64 bytes differs.
+        Self::eddsa_success(wallet_id, tx_id, network_internal_code, signature)
     }
 
     /// A failed signing.
