@@ -213,6 +213,7 @@ async fn run(args: StartArgs) -> Result<()> {
                 wallets: cfg.presign.wallets.clone(),
             },
             replicas: cfg.nats.replicas,
+            pulls_requests: true,
         },
         register_peers,
         health_address: cfg.healthcheck.enabled.then(|| cfg.healthcheck.bind_address()),

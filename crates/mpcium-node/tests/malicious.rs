@@ -72,8 +72,8 @@ fn snapshot(store: &Store) -> BTreeMap<String, Vec<u8>> {
     mpcium_testkit::node::share_records(store)
 }
 
-/// A cluster of three nodes with threshold 2 (every signature needs node2), a wallet, and a
-/// handle on each node's store.
+/// A cluster of three nodes with threshold 2 (every signature needs node2; node2 never pulls a
+/// request, so node0 or node1 coordinates), a wallet, and a handle on each node's store.
 struct Setup {
     c: Cluster,
     w: WireClient,
@@ -93,6 +93,9 @@ async fn setup() -> Setup {
     let spec = ClusterSpec {
         tweak: Some(Arc::new(move |i, params| {
             params.service.session_timeout = Duration::from_millis(timeout.load(Ordering::SeqCst));
+            // The culprit only takes part: these tests are about an honest coordinator's answer.
+            // (A culprit that coordinates answers whatever it likes: THREAT-MODEL.md, insider.)
+            params.service.pulls_requests = i != 2;
             seen.lock().unwrap()[i] = Some(params.store.clone());
         })),
         ..ClusterSpec::new(3, 2)

@@ -85,6 +85,11 @@ pub struct ServiceConfig {
     /// `nats.replicas`: copies of the request and result streams and of the request consumers
     /// in the NATS cluster (see [`crate::replicas`]).
     pub replicas: usize,
+    /// Whether this node pulls client requests (keygen, signing, resharing) and so coordinates
+    /// them. `mpcium start` always does; a node that does not still takes part in the sessions
+    /// others start. Tests turn it off for a misbehaving participant that must not be the
+    /// coordinator (whose own failure report would be the client's answer).
+    pub pulls_requests: bool,
 }
 
 /// The running request service of one node.
@@ -315,17 +320,25 @@ impl Service {
         mut starts: tokio::sync::mpsc::Receiver<StartRequest>,
     ) -> Result<(), async_nats::Error> {
         self.ensure_streams().await?;
-        let keygen = self.clone().consume(
-            mpcium_api::streams::keygen_request_consumer(self.cfg.max_concurrent_keygen as i64),
-            mpcium_api::streams::KEYGEN_REQUEST_STREAM.name,
-            true,
-        );
-        let signing = self.clone().consume(
-            mpcium_api::streams::signing_request_consumer(self.cfg.max_concurrent_signing as i64),
-            mpcium_api::streams::SIGNING_REQUEST_STREAM.name,
-            false,
-        );
-        let reshare = self.clone().serve_reshare();
+        let pulls = self.cfg.pulls_requests;
+        let this = self.clone();
+        let keygen = async move {
+            if !pulls {
+                return Ok(());
+            }
+            let spec = mpcium_api::streams::keygen_request_consumer(this.cfg.max_concurrent_keygen as i64);
+            this.consume(spec, mpcium_api::streams::KEYGEN_REQUEST_STREAM.name, true).await
+        };
+        let this = self.clone();
+        let signing = async move {
+            if !pulls {
+                return Ok(());
+            }
+            let spec = mpcium_api::streams::signing_request_consumer(this.cfg.max_concurrent_signing as i64);
+            this.consume(spec, mpcium_api::streams::SIGNING_REQUEST_STREAM.name, false).await
+        };
+        let this = self.clone();
+        let reshare = async move { if pulls { this.serve_reshare().await } else { Ok(()) } };
         let pool = self.clone().keep_pool_warm();
         let retire = self.clone().retire_when_left_out();
         let this = self.clone();

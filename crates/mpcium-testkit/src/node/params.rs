@@ -64,6 +64,7 @@ impl TestNode<'_> {
                 session_timeout: Duration::from_secs(30),
                 presign: mpcium_node::presign::PresignSettings::default(),
                 replicas: 1,
+                pulls_requests: true,
             },
             register_peers: Vec::new(),
             health_address: None,
