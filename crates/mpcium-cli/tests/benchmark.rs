@@ -1,7 +1,7 @@
 //! `mpcium-cli benchmark` against a real devnet (nats-server + 3 nodes): keygen, then EdDSA,
 //! ECDSA and Taproot signing on a created wallet; the JSON reports say every operation succeeded and carry
 //! the latency percentiles. Skipped (with the reason printed) when the `mpcium` node binary has
-//! not been built next to mpcium-cli.
+//! not been built next to mpcium-cli; a failure under CI.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -10,13 +10,9 @@ use std::time::{Duration, Instant};
 
 use rustix::process::{Pid, Signal, kill_process};
 
-fn cli_binary() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_mpcium-cli"))
-}
+mod common;
 
-fn node_binary() -> Option<PathBuf> {
-    Some(cli_binary().with_file_name("mpcium")).filter(|p| p.is_file())
-}
+use common::{cli_binary, node_binary};
 
 /// A running devnet, stopped with SIGINT when dropped.
 struct Devnet {

@@ -14,14 +14,9 @@ use std::time::{Duration, Instant};
 use mpcium_registry::{Heartbeat, Registry};
 use rustix::process::{Pid, Signal, kill_process, test_kill_process};
 
-fn cli_binary() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_mpcium-cli"))
-}
+mod common;
 
-/// The node binary, if it has been built (`cargo build -p mpcium-node`).
-fn node_binary() -> Option<PathBuf> {
-    Some(cli_binary().with_file_name("mpcium")).filter(|p| p.is_file())
-}
+use common::{cli_binary, node_binary};
 
 fn mode(p: &Path) -> u32 {
     std::fs::metadata(p).unwrap().permissions().mode() & 0o777
