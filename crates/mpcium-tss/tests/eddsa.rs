@@ -8,11 +8,13 @@ use curve25519_dalek::scalar::Scalar;
 use ed25519_dalek::{Signature, VerifyingKey};
 use hmac::{Hmac, KeyInit, Mac};
 use k256::elliptic_curve::bigint::{NonZero, U256};
-use mpcium_tss::eddsa::{KeyShare, Keygen, Reshare, ReshareResult, Sign, derive_child, serialize_point};
+use mpcium_tss::eddsa::{KeyShare, Keygen, Reshare, Sign, derive_child, serialize_point};
 use mpcium_tss::reshare::{Member, Roster};
-use mpcium_tss::{
-    ExecutionContext, ExecutionId, KeyType, Operation, PartyId, ProtocolError, simulate, simulate_with,
-};
+use mpcium_tss::{ExecutionContext, ExecutionId, KeyType, Operation, PartyId, simulate, simulate_with};
+
+mod frost_common;
+
+use frost_common::{assert_all_blame, new_shares};
 
 fn exec(operation: Operation, request: &str) -> ExecutionId {
     ExecutionId::new(&ExecutionContext {
@@ -178,16 +180,6 @@ fn refresh_then_sign_for_every_committee_shape() {
     }
 }
 
-fn new_shares(results: Vec<(PartyId, Result<ReshareResult, ProtocolError>)>) -> Vec<KeyShare> {
-    results
-        .into_iter()
-        .filter_map(|(p, r)| match r.unwrap_or_else(|e| panic!("{p}: {e}")) {
-            ReshareResult::Share(s) => Some(*s),
-            ReshareResult::Retired => None,
-        })
-        .collect()
-}
-
 /// Run a reshare of `shares` (old t) with the given roster; transport ids ≥ 1.
 fn reshare(shares: &[KeyShare], roster: Roster, t_new: u16, request: &str) -> Vec<KeyShare> {
     let id = exec(Operation::Reshare, request);
@@ -247,16 +239,6 @@ fn reshare_to_fewer_more_and_higher_threshold_then_sign() {
 }
 
 // ---- malicious parties ----
-
-fn assert_all_blame(results: &[(PartyId, Result<impl std::fmt::Debug, ProtocolError>)], culprit: PartyId) {
-    for (p, r) in results {
-        if *p == culprit {
-            continue;
-        }
-        let e = r.as_ref().expect_err("honest party must abort");
-        assert_eq!(e.culprits(), &[culprit], "party {p}: {e}");
-    }
-}
 
 #[test]
 fn a_corrupted_signature_share_names_its_signer() {

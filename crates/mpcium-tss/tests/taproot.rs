@@ -5,11 +5,13 @@
 
 use mpcium_tss::reshare::{Member, Roster};
 use mpcium_tss::taproot::{
-    KeyShare, Keygen, Reshare, ReshareResult, Sign, TaprootError, derive_child, output_key, tap_tweak, verify,
+    KeyShare, Keygen, Reshare, Sign, TaprootError, derive_child, output_key, tap_tweak, verify,
 };
-use mpcium_tss::{
-    ExecutionContext, ExecutionId, KeyType, Operation, PartyId, ProtocolError, simulate, simulate_with,
-};
+use mpcium_tss::{ExecutionContext, ExecutionId, KeyType, Operation, PartyId, simulate, simulate_with};
+
+mod frost_common;
+
+use frost_common::{assert_all_blame, new_shares};
 
 fn exec(operation: Operation, request: &str) -> ExecutionId {
     ExecutionId::new(&ExecutionContext {
@@ -195,16 +197,6 @@ fn hd_child_is_the_bip32_child_of_the_even_y_lift() {
     assert!(derive_child(&p, &[9; 32], &[0x8000_0000]).is_err());
 }
 
-fn new_shares(results: Vec<(PartyId, Result<ReshareResult, ProtocolError>)>) -> Vec<KeyShare> {
-    results
-        .into_iter()
-        .filter_map(|(p, r)| match r.unwrap_or_else(|e| panic!("{p}: {e}")) {
-            ReshareResult::Share(s) => Some(*s),
-            ReshareResult::Retired => None,
-        })
-        .collect()
-}
-
 #[test]
 fn reshare_three_to_four_and_refresh_keep_the_internal_key() {
     let shares = keygen(3, 1, "kg-rs");
@@ -249,16 +241,6 @@ fn reshare_three_to_four_and_refresh_keep_the_internal_key() {
 }
 
 // ---- malicious parties ----
-
-fn assert_all_blame(results: &[(PartyId, Result<impl std::fmt::Debug, ProtocolError>)], culprit: PartyId) {
-    for (p, r) in results {
-        if *p == culprit {
-            continue;
-        }
-        let e = r.as_ref().expect_err("honest party must abort");
-        assert_eq!(e.culprits(), &[culprit], "party {p}: {e}");
-    }
-}
 
 #[test]
 fn a_corrupted_signature_share_names_its_signer_with_a_tweak_and_a_path() {
