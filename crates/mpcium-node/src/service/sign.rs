@@ -440,8 +440,7 @@ impl Service {
         } else {
             let child = mpcium_tss::taproot::derive_child(&share.public_key_bytes(), chain_code, path)
                 .map_err(Failure::because(ErrorCode::SigningFailure))?;
-            let proto =
-                mpcium_tss::taproot::Sign::with_derivation(eid, share, signers, tx, root, chain_code, path);
+            let proto = mpcium_tss::taproot::Sign::for_child(eid, share, signers, tx, root, &child);
             (proto, child.x_only)
         };
         let proto = proto.map_err(Failure::because(ErrorCode::SigningFailure))?;

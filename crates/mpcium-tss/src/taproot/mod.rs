@@ -119,6 +119,19 @@ impl frost::Sign<TaprootSuite> {
     ) -> Result<Self, ProtocolError> {
         let derived = derive_child(&share.public_key_bytes(), chain_code, path)
             .map_err(|e| ProtocolError::InvalidInput(format!("derivation: {e}")))?;
+        Self::for_child(exec, share, signers, message, merkle_root, &derived)
+    }
+
+    /// Like [`with_derivation`](Self::with_derivation), for a child the caller derived already
+    /// ([`derive_child`] of this share's internal key), so the derivation runs once.
+    pub fn for_child(
+        exec: ExecutionId,
+        share: &KeyShare,
+        signers: &[PartyId],
+        message: &[u8],
+        merkle_root: Option<[u8; 32]>,
+        derived: &Derived,
+    ) -> Result<Self, ProtocolError> {
         let child = share
             .lifted()
             .and_then(|lifted| lifted.tweaked(&derived.tweak))
