@@ -198,24 +198,19 @@ fn bench_secp256k1_reshare(c: &mut Criterion) {
     }
 }
 
-/// This process's user + system CPU time in clock ticks (Linux `/proc/self/stat`), so the
-/// summary below is not inflated by other processes on a shared machine.
-fn cpu_ticks() -> Option<u64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    let mut fields = stat.rsplit_once(')')?.1.split_whitespace();
-    let utime: u64 = fields.nth(11)?.parse().ok()?;
-    let stime: u64 = fields.next()?.parse().ok()?;
-    Some(utime + stime)
-}
-
-/// CPU milliseconds per run of `f` (all parties together), over `runs` runs; 100 ticks/s.
-fn cpu_ms_per_run(runs: u32, mut f: impl FnMut()) -> Option<f64> {
-    let before = cpu_ticks()?;
+/// CPU milliseconds per run of `f` (all parties together), over `runs` runs: this process's
+/// CPU time (CLOCK_PROCESS_CPUTIME_ID), so the summary is not inflated by other processes on a
+/// shared machine.
+fn cpu_ms_per_run(runs: u32, mut f: impl FnMut()) -> f64 {
+    let cpu_ns = || {
+        let t = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
+        t.tv_sec as f64 * 1e9 + t.tv_nsec as f64
+    };
+    let before = cpu_ns();
     for _ in 0..runs {
         f();
     }
-    let after = cpu_ticks()?;
-    Some((after - before) as f64 * 10.0 / f64::from(runs))
+    (cpu_ns() - before) / 1e6 / f64::from(runs)
 }
 
 fn cpu_summary_of<S: Suite>(bench: &Bench<S>) {
@@ -227,7 +222,7 @@ fn cpu_summary_of<S: Suite>(bench: &Bench<S>) {
         });
         let sign_ms = cpu_ms_per_run(2000, || sign_once(bench.sign, bench.key_type, &shares, &signers));
         println!(
-            "CPU time, all parties of one run, {} {name}: keygen {keygen_ms:?} ms, sign {sign_ms:?} ms",
+            "CPU time, all parties of one run, {} {name}: keygen {keygen_ms:.3} ms, sign {sign_ms:.3} ms",
             bench.name
         );
     }
