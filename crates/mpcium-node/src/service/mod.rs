@@ -320,25 +320,25 @@ impl Service {
         mut starts: tokio::sync::mpsc::Receiver<StartRequest>,
     ) -> Result<(), async_nats::Error> {
         self.ensure_streams().await?;
+        let keygen = self.clone().consume(
+            mpcium_api::streams::keygen_request_consumer(self.cfg.max_concurrent_keygen as i64),
+            mpcium_api::streams::KEYGEN_REQUEST_STREAM.name,
+            true,
+        );
+        let signing = self.clone().consume(
+            mpcium_api::streams::signing_request_consumer(self.cfg.max_concurrent_signing as i64),
+            mpcium_api::streams::SIGNING_REQUEST_STREAM.name,
+            false,
+        );
+        let reshare = self.clone().serve_reshare();
+        // The futures above do nothing until polled: a node that pulls no requests never polls them.
         let pulls = self.cfg.pulls_requests;
-        let this = self.clone();
-        let keygen = async move {
-            if !pulls {
-                return Ok(());
+        let intake = async move {
+            if pulls {
+                tokio::try_join!(keygen, signing, reshare)?;
             }
-            let spec = mpcium_api::streams::keygen_request_consumer(this.cfg.max_concurrent_keygen as i64);
-            this.consume(spec, mpcium_api::streams::KEYGEN_REQUEST_STREAM.name, true).await
+            Ok::<(), async_nats::Error>(())
         };
-        let this = self.clone();
-        let signing = async move {
-            if !pulls {
-                return Ok(());
-            }
-            let spec = mpcium_api::streams::signing_request_consumer(this.cfg.max_concurrent_signing as i64);
-            this.consume(spec, mpcium_api::streams::SIGNING_REQUEST_STREAM.name, false).await
-        };
-        let this = self.clone();
-        let reshare = async move { if pulls { this.serve_reshare().await } else { Ok(()) } };
         let pool = self.clone().keep_pool_warm();
         let retire = self.clone().retire_when_left_out();
         let this = self.clone();
@@ -353,7 +353,7 @@ impl Service {
             }
             Ok::<(), async_nats::Error>(())
         };
-        tokio::try_join!(keygen, signing, reshare, participant, pool, retire)?;
+        tokio::try_join!(intake, participant, pool, retire)?;
         Ok(())
     }
 
