@@ -377,26 +377,18 @@ impl Service {
                         mpcium_tss::eddsa::KeyShare::from_bytes,
                     )
                     .map_err(Failure::because(ErrorCode::KeyDecoding))?;
-                let proto = if path.is_empty() {
-                    mpcium_tss::eddsa::Sign::new(eid, &share, &signers, &tx)
+                let (proto, verifying_key) = if path.is_empty() {
+                    (mpcium_tss::eddsa::Sign::new(eid, &share, &signers, &tx), share.public_key_bytes())
                 } else {
-                    mpcium_tss::eddsa::Sign::with_derivation(
-                        eid,
-                        &share,
-                        &signers,
-                        &tx,
+                    let child = mpcium_tss::eddsa::derive_child(
+                        &share.public_key_bytes(),
                         &self.cfg.chain_code,
                         &path,
                     )
-                }
-                .map_err(Failure::because(ErrorCode::SigningFailure))?;
-                let verifying_key = if path.is_empty() {
-                    share.public_key_bytes()
-                } else {
-                    mpcium_tss::eddsa::derive_child(&share.public_key_bytes(), &self.cfg.chain_code, &path)
-                        .map_err(Failure::because(ErrorCode::SigningFailure))?
-                        .public_key
+                    .map_err(Failure::because(ErrorCode::SigningFailure))?;
+                    (mpcium_tss::eddsa::Sign::for_child(eid, &share, &signers, &tx, &child), child.public_key)
                 };
+                let proto = proto.map_err(Failure::because(ErrorCode::SigningFailure))?;
                 let sig = run_protocol(&self.transport, inbox, &spec, proto).await?;
                 Ok(Output::EddsaSignature { signature: hex(&sig), verifying_key: hex(&verifying_key) })
             }

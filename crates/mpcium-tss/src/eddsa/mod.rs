@@ -80,6 +80,18 @@ impl frost::Sign<Ed25519Suite> {
     ) -> Result<Self, ProtocolError> {
         let derived = derive_child(&share.public_key_bytes(), chain_code, path)
             .map_err(|e: HdError| ProtocolError::InvalidInput(format!("derivation: {e}")))?;
+        Self::for_child(exec, share, signers, message, &derived)
+    }
+
+    /// Like [`with_derivation`](Self::with_derivation), for a child the caller derived already
+    /// ([`derive_child`] of this share's key), so the derivation runs once.
+    pub fn for_child(
+        exec: ExecutionId,
+        share: &KeyShare,
+        signers: &[PartyId],
+        message: &[u8],
+        derived: &Derived,
+    ) -> Result<Self, ProtocolError> {
         let child = share
             .tweaked(&derived.tweak)
             .map_err(|e| ProtocolError::Internal(format!("tweaked share: {e}")))?;
