@@ -202,15 +202,15 @@ fn bench_secp256k1_reshare(c: &mut Criterion) {
 /// CPU time (CLOCK_PROCESS_CPUTIME_ID), so the summary is not inflated by other processes on a
 /// shared machine.
 fn cpu_ms_per_run(runs: u32, mut f: impl FnMut()) -> f64 {
-    let cpu_ns = || {
-        let t = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
-        t.tv_sec as f64 * 1e9 + t.tv_nsec as f64
+    let cpu = || {
+        std::time::Duration::try_from(rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime))
+            .expect("a process CPU time is never negative")
     };
-    let before = cpu_ns();
+    let before = cpu();
     for _ in 0..runs {
         f();
     }
-    (cpu_ns() - before) / 1e6 / f64::from(runs)
+    (cpu() - before).as_secs_f64() * 1000.0 / f64::from(runs)
 }
 
 fn cpu_summary_of<S: Suite>(bench: &Bench<S>) {

@@ -51,21 +51,20 @@ fn exec(operation: Op, key_type: KeyType) -> ExecutionId {
 }
 
 /// This process's user + system CPU time (CLOCK_PROCESS_CPUTIME_ID).
-fn cpu_time() -> Duration {
-    let t = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
-    Duration::new(t.tv_sec.unsigned_abs(), t.tv_nsec.clamp(0, 999_999_999) as u32)
+fn cpu_time() -> Option<Duration> {
+    Duration::try_from(rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime)).ok()
 }
 
 /// Run `one` for at least `budget` of wall time (and at least twice); CPU ms per run.
 fn per_run(budget: Duration, mut one: impl FnMut()) -> Option<(u32, f64)> {
     one(); // warm up: tables, allocations
-    let (start, cpu0) = (Instant::now(), cpu_time());
+    let (start, cpu0) = (Instant::now(), cpu_time()?);
     let mut runs = 0u32;
     while runs < 2 || start.elapsed() < budget {
         one();
         runs += 1;
     }
-    let cpu = cpu_time().checked_sub(cpu0)?;
+    let cpu = cpu_time()?.checked_sub(cpu0)?;
     Some((runs, cpu.as_secs_f64() * 1000.0 / f64::from(runs)))
 }
 
