@@ -34,15 +34,11 @@ fn on_path(tool: &str) -> bool {
     Command::new("sh").args(["-c", &format!("command -v {tool}")]).output().is_ok_and(|o| o.status.success())
 }
 
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1")
-}
-
 fn tools_available() -> bool {
     for tool in ["age", "expect"] {
         if !on_path(tool) {
             assert!(
-                !in_ci(),
+                !mpcium_testkit::in_ci(),
                 "`{tool}` is not on PATH, and CI must run these tests (apt-get install -y age expect)"
             );
             eprintln!("SKIPPED: `{tool}` is not on PATH (apt-get install -y age expect)");

@@ -76,6 +76,12 @@ pub fn nats_server_binary() -> Result<PathBuf, HarnessError> {
     Err(HarnessError::NatsServerMissing)
 }
 
+/// Whether the tests run under CI (`CI=true` or `CI=1`, set by `.ci/run`): there a test whose
+/// external tool or binary is missing fails instead of skipping.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1")
+}
+
 /// Ask the OS for a free loopback port.
 pub fn free_port() -> io::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())

@@ -41,9 +41,8 @@ pub fn node_binary() -> Option<PathBuf> {
     if path.is_file() {
         return Some(path);
     }
-    let in_ci = std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1");
     assert!(
-        !in_ci,
+        !mpcium_testkit::in_ci(),
         "no `mpcium` binary next to {} under CI (cargo build -p mpcium-node)",
         cli_binary().display()
     );
