@@ -67,6 +67,11 @@ impl<M: Machine> Driver<M> {
     pub fn new(machine: M) -> Self {
         Self { machine, outbox: Outbox::default(), state: State::Running }
     }
+
+    /// The state machine, for a constructor that sets it up further before the first `poke`.
+    pub fn machine_mut(&mut self) -> &mut M {
+        &mut self.machine
+    }
 }
 
 impl<M: Machine> Protocol for Driver<M> {

@@ -8,7 +8,7 @@ use curve25519_dalek::scalar::Scalar;
 use ed25519_dalek::{Signature, VerifyingKey};
 use hmac::{Hmac, KeyInit, Mac};
 use k256::elliptic_curve::bigint::{NonZero, U256};
-use mpcium_tss::eddsa::{KeyShare, Keygen, Reshare, Sign, derive_child, serialize_point};
+use mpcium_tss::eddsa::{KeyShare, Keygen, Nonce, Reshare, Sign, derive_child, serialize_point};
 use mpcium_tss::reshare::{Member, Roster};
 use mpcium_tss::{ExecutionContext, ExecutionId, KeyType, Operation, PartyId, simulate, simulate_with};
 
@@ -343,4 +343,84 @@ fn shares_written_before_the_generic_engine_still_load_and_sign() {
     }
     let sig = sign(&[&shares[0], &shares[2]], b"old share", None);
     verify(&shares[0].public_key_bytes(), b"old share", &sig);
+}
+
+/// Each signer's nonce drawn ahead, and every signer's commitments by party id.
+fn drawn_ahead(shares: &[&KeyShare]) -> (Vec<Nonce>, std::collections::BTreeMap<PartyId, Vec<u8>>) {
+    let mut nonces = Vec::new();
+    let mut commitments = std::collections::BTreeMap::new();
+    for s in shares {
+        let (nonce, c) = Nonce::draw(s).unwrap();
+        assert_eq!(nonce.commitments().unwrap(), c);
+        nonces.push(nonce);
+        commitments.insert(s.party(), c);
+    }
+    (nonces, commitments)
+}
+
+#[test]
+fn nonces_drawn_ahead_sign_in_one_round_for_the_master_key_and_an_hd_child() {
+    for (n, t) in [(3, 1), (5, 2)] {
+        let shares = keygen(n, t);
+        let signers = last(&shares, usize::from(t) + 1);
+        let ids: Vec<PartyId> = signers.iter().map(|s| s.party()).collect();
+        let cc = [7u8; 32];
+        for derivation in [None, Some((&cc, &[44u32, 501, 0][..]))] {
+            let (nonces, commitments) = drawn_ahead(&signers);
+            let message = b"prepared";
+            let parties = signers
+                .iter()
+                .zip(nonces)
+                .map(|(s, nonce)| {
+                    let id = exec(Operation::Sign, "prepared");
+                    let p = match derivation {
+                        None => Sign::new(id, s, &ids, message),
+                        Some((cc, path)) => Sign::with_derivation(id, s, &ids, message, cc, path),
+                    };
+                    (s.party(), p.unwrap().with_nonce(nonce, &commitments).unwrap())
+                })
+                .collect();
+            let mut sent = 0;
+            let results = simulate_with(parties, |_, _, _| sent += 1);
+            // One round: each signer's share to each other signer, nothing else.
+            assert_eq!(sent, ids.len() * (ids.len() - 1), "{n}/{t}");
+            let sig = results[0].1.as_ref().map(|s| *s).unwrap();
+            assert!(results.iter().all(|(_, r)| r.as_ref().ok() == Some(&sig)));
+            let pk = match derivation {
+                None => shares[0].public_key_bytes(),
+                Some((cc, path)) => independent_child(&shares[0].public_key_bytes(), cc, path).0,
+            };
+            verify(&pk, message, &sig);
+        }
+    }
+}
+
+#[test]
+fn a_nonce_drawn_ahead_is_refused_under_commitments_that_are_not_its_own_or_name_other_signers() {
+    let shares = keygen(3, 1);
+    let signers = first(&shares, 2);
+    let ids: Vec<PartyId> = signers.iter().map(|s| s.party()).collect();
+    let id = exec(Operation::Sign, "prepared");
+    let start = || Sign::new(id, signers[0], &ids, b"m").unwrap();
+    // Another nonce's commitments in this signer's place.
+    let (_, mut commitments) = drawn_ahead(&signers);
+    let (nonce, _) = Nonce::draw(signers[0]).unwrap();
+    assert!(start().with_nonce(nonce, &commitments).is_err(), "not this nonce's commitments");
+    // A signer missing, one too many, or commitments that do not decode.
+    let (mut nonces, good) = drawn_ahead(&signers);
+    let mine = nonces.remove(0);
+    let (spare, _) = Nonce::draw(signers[0]).unwrap();
+    commitments = good.clone();
+    commitments.remove(&ids[1]);
+    assert!(start().with_nonce(mine, &commitments).is_err(), "a signer missing");
+    commitments = good.clone();
+    commitments.insert(3, good[&ids[1]].clone());
+    let (again, _) = Nonce::draw(signers[0]).unwrap();
+    assert!(start().with_nonce(again, &commitments).is_err(), "a non-signer named");
+    commitments = good.clone();
+    commitments.insert(ids[1], vec![1, 2, 3]);
+    assert!(start().with_nonce(spare, &commitments).is_err(), "malformed commitments");
+    // Debug never shows the secret nonce.
+    let (nonce, _) = Nonce::draw(signers[0]).unwrap();
+    assert_eq!(format!("{nonce:?}"), "Nonce(<secret>)");
 }

@@ -5,7 +5,7 @@
 
 use mpcium_tss::reshare::{Member, Roster};
 use mpcium_tss::taproot::{
-    KeyShare, Keygen, Reshare, Sign, TaprootError, derive_child, output_key, tap_tweak, verify,
+    KeyShare, Keygen, Nonce, Reshare, Sign, TaprootError, derive_child, output_key, tap_tweak, verify,
 };
 use mpcium_tss::{ExecutionContext, ExecutionId, KeyType, Operation, PartyId, simulate, simulate_with};
 
@@ -327,4 +327,54 @@ fn key_share_round_trips_and_refuses_damaged_blobs_and_other_suites() {
     assert!(Sign::new(id, &shares[0], &[1], b"m", None).is_err());
     assert!(Sign::new(id, &shares[0], &[2, 3], b"m", None).is_err());
     assert!(Sign::new(id, &shares[0], &[1, 4], b"m", None).is_err());
+}
+
+#[test]
+fn nonces_drawn_ahead_sign_in_one_round_for_bip86_a_script_tree_and_an_hd_child() {
+    let shares = keygen(3, 1, "kg-prepared");
+    let signers = [&shares[0], &shares[2]];
+    let ids: Vec<PartyId> = signers.iter().map(|s| s.party()).collect();
+    let cc = [9u8; 32];
+    let path = [86u32, 0, 0];
+    let root = [5u8; 32];
+    for spend in [
+        BIP86,
+        Spend { merkle_root: Some(root), derivation: None },
+        Spend { merkle_root: None, derivation: Some((&cc, &path)) },
+    ] {
+        // Drawn before the message, the tweak or the path is known.
+        let mut nonces = Vec::new();
+        let mut commitments = std::collections::BTreeMap::new();
+        for s in signers {
+            let (nonce, c) = Nonce::draw(s).unwrap();
+            nonces.push(nonce);
+            commitments.insert(s.party(), c);
+        }
+        let message = b"prepared taproot";
+        let parties = signers
+            .iter()
+            .zip(nonces)
+            .map(|(s, nonce)| {
+                let id = exec(Operation::Sign, "prepared");
+                let p = match spend.derivation {
+                    None => Sign::new(id, s, &ids, message, spend.merkle_root),
+                    Some((cc, path)) => {
+                        Sign::with_derivation(id, s, &ids, message, spend.merkle_root, cc, path)
+                    }
+                };
+                (s.party(), p.unwrap().with_nonce(nonce, &commitments).unwrap())
+            })
+            .collect();
+        let mut sent = 0;
+        let results = simulate_with(parties, |_, _, _| sent += 1);
+        assert_eq!(sent, 2, "one round");
+        let sig = results[0].1.as_ref().map(|s| *s).unwrap();
+        assert!(results.iter().all(|(_, r)| r.as_ref().ok() == Some(&sig)));
+        let internal = match spend.derivation {
+            None => shares[0].x_only_public_key(),
+            Some((cc, path)) => derive_child(&shares[0].public_key_bytes(), cc, path).unwrap().x_only,
+        };
+        let q = output_key(&internal, spend.merkle_root.as_ref()).unwrap();
+        assert!(independent_verify(&q, message, &sig), "BIP340 signature under Q");
+    }
 }

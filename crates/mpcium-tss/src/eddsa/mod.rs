@@ -41,6 +41,8 @@ impl Suite for Ed25519Suite {
 pub type Keygen = frost::Keygen<Ed25519Suite>;
 /// One signer's run of FROST(Ed25519, SHA-512).
 pub type Sign = frost::Sign<Ed25519Suite>;
+/// A signer's nonce pair for a later FROST(Ed25519, SHA-512) signature, drawn ahead.
+pub type Nonce = frost::Nonce<Ed25519Suite>;
 /// One party's share of a threshold Ed25519 key.
 pub type KeyShare = frost::KeyShare<Ed25519Suite>;
 /// One member's resharing run of an Ed25519 key.

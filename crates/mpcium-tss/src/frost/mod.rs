@@ -14,7 +14,7 @@
 //! * [`Keygen`]: FROST DKG, 2 rounds plus a confirmation hash of the broadcast round; a bad proof
 //!   of knowledge or a bad share names its sender.
 //! * [`Sign`]: 2 rounds among exactly `t + 1` signers; everyone aggregates and verifies, and a
-//!   bad signature share names its signer.
+//!   bad signature share names its signer. One round when every signer drew its [`Nonce`] ahead.
 //! * [`Reshare`]: new committee and/or threshold, or refresh, same public key.
 //! * [`KeyShare`]: the validated, versioned, zeroized share.
 //!
@@ -37,7 +37,7 @@ use crate::protocol::PartyId;
 pub use keygen::Keygen;
 pub use keyshare::{KEY_SHARE_VERSION, KeyShare, KeyShareError};
 pub use reshare::{Reshare, ReshareResult};
-pub use sign::{Sign, Signature};
+pub use sign::{Nonce, Sign, Signature};
 
 /// A FROST ciphersuite and the curve view of its group.
 pub trait Suite: Copy + Clone + std::fmt::Debug + PartialEq + Eq + Send + Sync + 'static {

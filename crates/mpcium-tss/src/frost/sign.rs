@@ -10,6 +10,15 @@
 //!    key). If it does not verify, FROST's cheater detection checks every share against the
 //!    signer's public share and the run aborts naming the signers whose shares are wrong. The
 //!    output is the ciphersuite's 64-byte signature (`R ‖ S` for Ed25519, BIP340 for Taproot).
+//!
+//! Round 1 may be done ahead ([`Nonce::draw`], RFC 9591's preprocessing): each signer draws a
+//! nonce pair before the message is known and hands out its commitments; a signature whose
+//! signers all drew theirs ahead starts at round 2 ([`Sign::with_nonce`]). The message and the
+//! signing key may be chosen after the commitments: the binding factors and the challenge hash
+//! the signing key, the message and every commitment, which is what makes preprocessing safe
+//! (and how `frost-secp256k1-tr` applies its BIP341 tweak after round 1). A nonce must sign once:
+//! [`Nonce`] is consumed by [`Sign::with_nonce`], cannot be copied or serialized, and is zeroized
+//! when dropped.
 
 use std::collections::BTreeMap;
 
@@ -30,6 +39,35 @@ pub type Signature = [u8; 64];
 
 /// One signer's run.
 pub struct Sign<S: Suite>(Driver<SignCore<S>>);
+
+/// A signer's nonce pair drawn before its signature (round 1 done ahead). Only the process that
+/// drew it holds it: no `Clone`, no serialization, zeroized on drop (`frost-core`'s
+/// `SigningNonces`), so one nonce cannot sign twice, not even after a restart.
+pub struct Nonce<S: Suite> {
+    nonces: round1::SigningNonces<S::Cs>,
+}
+
+impl<S: Suite> Nonce<S> {
+    /// Draw a nonce pair for a later signature with `share` (or a key derived from it; the
+    /// share only hedges the randomness, RFC 9591 §4.1) and return it with its commitments'
+    /// encoding, which the signer hands to whoever will coordinate that signature.
+    pub fn draw(share: &KeyShare<S>) -> Result<(Self, Vec<u8>), ProtocolError> {
+        let (nonces, commitments) = round1::commit(share.key_package().signing_share(), &mut OsRng);
+        let bytes = commitments.serialize().map_err(|e| ProtocolError::Internal(e.to_string()))?;
+        Ok((Self { nonces }, bytes))
+    }
+
+    /// The encoding of this nonce's commitments (as [`draw`](Self::draw) returned it).
+    pub fn commitments(&self) -> Result<Vec<u8>, ProtocolError> {
+        self.nonces.commitments().serialize().map_err(|e| ProtocolError::Internal(e.to_string()))
+    }
+}
+
+impl<S: Suite> std::fmt::Debug for Nonce<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Nonce(<secret>)")
+    }
+}
 
 /// [`Sign`]'s state machine.
 struct SignCore<S: Suite> {
@@ -87,6 +125,46 @@ impl<S: Suite> Sign<S> {
             shares: BTreeMap::new(),
             started: false,
         })))
+    }
+}
+
+impl<S: Suite> Sign<S> {
+    /// Skip round 1: sign with `nonce`, drawn ahead by this signer, under `commitments`, every
+    /// signer's commitments by party id (the encodings [`Nonce::draw`] returned), as the
+    /// coordinator assigned them. The commitments must name exactly the signers and hold this
+    /// signer's own unchanged. Call before the first `poke`.
+    pub fn with_nonce(
+        mut self,
+        nonce: Nonce<S>,
+        commitments: &BTreeMap<PartyId, Vec<u8>>,
+    ) -> Result<Self, ProtocolError> {
+        let core = self.0.machine_mut();
+        if core.started {
+            return Err(ProtocolError::InvalidInput("the run has started already".into()));
+        }
+        if !commitments.keys().eq(core.signers.iter()) {
+            return Err(ProtocolError::InvalidInput(format!(
+                "commitments for {:?}, signers {:?}",
+                commitments.keys().collect::<Vec<_>>(),
+                core.signers
+            )));
+        }
+        let mut parsed = BTreeMap::new();
+        for (party, bytes) in commitments {
+            let c = round1::SigningCommitments::<S::Cs>::deserialize(bytes).map_err(|e| {
+                ProtocolError::InvalidInput(format!("malformed commitments of party {party}: {e}"))
+            })?;
+            let id = identifier::<S>(*party).map_err(|e| ProtocolError::Internal(e.to_string()))?;
+            parsed.insert(id, c);
+        }
+        let me = identifier::<S>(core.me).map_err(|e| ProtocolError::Internal(e.to_string()))?;
+        if parsed.get(&me) != Some(nonce.nonces.commitments()) {
+            return Err(ProtocolError::InvalidInput("this signer's commitments are not its nonce's".into()));
+        }
+        core.commitments = parsed;
+        core.nonces = Some(nonce.nonces);
+        core.started = true;
+        Ok(self)
     }
 }
 

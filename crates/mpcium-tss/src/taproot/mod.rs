@@ -60,6 +60,8 @@ impl Suite for TaprootSuite {
 pub type Keygen = frost::Keygen<TaprootSuite>;
 /// One signer's run of FROST(secp256k1, SHA-256) for a BIP341 output key.
 pub type Sign = frost::Sign<TaprootSuite>;
+/// A signer's nonce pair for a later FROST(secp256k1, SHA-256) signature, drawn ahead.
+pub type Nonce = frost::Nonce<TaprootSuite>;
 /// One party's share of a threshold Taproot internal key.
 pub type KeyShare = frost::KeyShare<TaprootSuite>;
 /// One member's resharing run of a Taproot key.
