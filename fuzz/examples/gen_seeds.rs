@@ -146,6 +146,7 @@ fn controls() -> Vec<(&'static str, Control)> {
                 output: Some(mpcium_node::control::SessionOutput::Reshare { public_key: "02ab".into() }),
                 attestation: "c2lnbmF0dXJl".into(),
                 key_infos: Vec::new(),
+                nonces: Vec::new(),
             }),
         ),
     ]

@@ -101,6 +101,11 @@ pub struct SessionStart {
     /// view, and it is bound into the session id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub old_key: Option<String>,
+    /// For an EdDSA or Taproot signature: each signer's nonce drawn ahead (`crate::nonces`),
+    /// sorted by node, one per participant; empty runs FROST's round 1 too. Bound into the
+    /// session id.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nonces: Vec<crate::nonces::NonceUse>,
 }
 
 impl SessionStart {
@@ -172,6 +177,10 @@ pub struct DoneReport {
     /// reshare's new holders: one), for the coordinator to write with every holder's signature.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub key_infos: Vec<crate::service::SignedKeyInfo>,
+    /// On success of an EdDSA or Taproot signature: commitments of nonces this participant drew
+    /// for the coordinator's next signatures with the same key (`crate::nonces`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nonces: Vec<crate::nonces::NonceOffer>,
 }
 
 /// What a session produced, as each participant reports it to the coordinator (hex strings;
@@ -248,6 +257,7 @@ mod tests {
             dealers: vec![],
             presignature: Some("v1-n0-0000000000000000aaaaaaaa-1.2".into()),
             old_key: None,
+            nonces: Vec::new(),
         }
         .with_request(b"{\"x\":1}");
         let info = crate::registry::KeyInfo {
@@ -268,6 +278,11 @@ mod tests {
             key_infos: vec![crate::service::SignedKeyInfo {
                 curve: "ecdsa".into(),
                 info,
+                signature: "c2ln".into(),
+            }],
+            nonces: vec![crate::nonces::NonceOffer {
+                id: "00".into(),
+                commitments: "ab".into(),
                 signature: "c2ln".into(),
             }],
         });

@@ -43,6 +43,8 @@ pub struct Metrics {
     pub reselections: AtomicU64,
     /// The presignature pool's counters.
     pub presign: crate::presign::PoolCounters,
+    /// FROST nonces drawn ahead: signatures coordinated with them or in full.
+    pub nonces: crate::nonces::NonceCounters,
     /// The audit writer's counters (`crate::audit::writer`).
     pub audit: Arc<crate::audit::AuditCounters>,
     /// Client requests refused by `limits.requests_per_second` (`service/limits.rs`).
@@ -175,6 +177,24 @@ impl Metrics {
                 "counter",
                 "Presignatures refused because this node had used them before (restored copies).",
                 &p.reuse_refused,
+            ),
+            (
+                "mpcium_frost_nonce_signatures_total",
+                "counter",
+                "EdDSA and Taproot signatures this node coordinated in one round, with nonces drawn ahead.",
+                &self.nonces.used,
+            ),
+            (
+                "mpcium_frost_full_signatures_total",
+                "counter",
+                "EdDSA and Taproot signatures this node coordinated in two rounds (no nonces drawn ahead, or one refused).",
+                &self.nonces.full,
+            ),
+            (
+                "mpcium_frost_nonce_refused_total",
+                "counter",
+                "Nonces a coordinator named that this node did not hold (used, dropped, or drawn before a restart).",
+                &self.nonces.refused,
             ),
             (
                 "mpcium_audit_written_total",

@@ -7,6 +7,7 @@
 //!   JetStream KV.
 //! - [`transport`]: per-node inbox subjects on core NATS, verification and routing to sessions.
 //! - [`liveness`]: probing peers, so a crashed or cut-off peer leaves the ready set in a second.
+//! - [`nonces`]: FROST nonces drawn ahead, held in memory by signers and handed to coordinators.
 //! - [`session`]: running one protocol over the transport, with the broadcast echo check.
 //! - [`service`]: the coordinator and participant sides of keygen and signing requests.
 //! - [`daemon`]: wiring a node together (what `mpcium start` runs).
@@ -25,6 +26,7 @@ pub mod envelope;
 pub mod health;
 pub mod limits;
 pub mod liveness;
+pub mod nonces;
 pub mod presign;
 pub mod result_consumers;
 pub mod service;

@@ -84,6 +84,7 @@ fn start(op: SessionOp, c: &Cluster, body: &[u8]) -> SessionStart {
         dealers: Vec::new(),
         presignature: None,
         old_key: None,
+        nonces: Vec::new(),
     }
     .with_request(body)
 }

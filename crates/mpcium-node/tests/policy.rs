@@ -231,6 +231,7 @@ fn sign_start(c: &Cluster, body: &[u8], tx_id: &str, delivery: u32) -> SessionSt
         dealers: Vec::new(),
         presignature: None,
         old_key: None,
+        nonces: Vec::new(),
     }
     .with_request(body)
 }

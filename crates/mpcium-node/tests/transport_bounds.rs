@@ -37,6 +37,7 @@ fn start_of(request_id: &str) -> Control {
             dealers: vec![],
             presignature: None,
             old_key: None,
+            nonces: Vec::new(),
         }
         .with_request(b"{}"),
     )

@@ -217,6 +217,7 @@ impl Service {
             || !start.new_participants.is_empty()
             || !start.dealers.is_empty()
             || start.presignature.is_some()
+            || !start.nonces.is_empty()
         {
             return Err(Failure::new(ErrorCode::MessageVerification, "malformed keygen announcement"));
         }

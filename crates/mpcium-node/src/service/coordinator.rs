@@ -74,6 +74,7 @@ impl Service {
                         if report.ok && !outputs.contains_key(&m.envelope.sender) {
                             signatures.insert(m.envelope.sender.clone(), report.attestation.clone());
                             key_infos.insert(m.envelope.sender.clone(), report.key_infos.clone());
+                            self.keep_offers(&start, &m.envelope.sender, report.nonces.clone());
                         }
                         let outcome = if report.ok {
                             report.output.ok_or_else(|| {

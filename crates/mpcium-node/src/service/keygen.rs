@@ -108,6 +108,7 @@ impl Service {
             dealers: Vec::new(),
             presignature: None,
             old_key: None,
+            nonces: Vec::new(),
         }
         .with_request(body);
         let agreed = self.coordinate_attested(start, Some(OwnRequest::Keygen(req))).await?;

@@ -34,6 +34,7 @@ mod bans;
 mod cache;
 mod check;
 mod coordinator;
+mod drawn_nonces;
 mod import;
 mod intake;
 mod keygen;
@@ -109,6 +110,12 @@ pub struct Service {
     request_limits: limits::RequestLimiter,
     shares: cache::ShareCache,
     verified: cache::VerifiedSignatures,
+    /// FROST nonces this node drew for coordinators (in memory only: `crate::nonces`).
+    nonce_book: crate::nonces::NonceBook,
+    /// Co-signers' commitments this node may name as coordinator.
+    nonce_stock: crate::nonces::CommitmentStock,
+    /// Commitments this node drew in sessions whose done report is not sent yet.
+    made_offers: drawn_nonces::MadeOffers,
 }
 
 /// A session's agreed output and the participants' attestations of it that verify.
@@ -256,6 +263,9 @@ impl Service {
             made_keyinfos: Default::default(),
             shares: Default::default(),
             verified: Default::default(),
+            nonce_book: Default::default(),
+            nonce_stock: Default::default(),
+            made_offers: Default::default(),
             audit,
             request_limits,
         });
@@ -516,10 +526,18 @@ fn session_id(start: &SessionStart) -> Result<[u8; 32], Failure> {
     let dealers: Vec<&[u8]> = start.dealers.iter().map(|d| d.as_bytes()).collect();
     let threshold = start.threshold.to_be_bytes();
     let old_key: Vec<&[u8]> = start.old_key.iter().map(|k| k.as_bytes()).collect();
-    let terms = ExecutionId::new(&ctx)
+    let mut terms = ExecutionId::new(&ctx)
         .bind(b"threshold", &[&threshold])
         .bind(b"dealers", &dealers)
         .bind(b"old-key", &old_key);
+    // The nonces drawn ahead too (each signer's id and commitments): a participant that took
+    // its nonce signs only with those exact others.
+    if !start.nonces.is_empty() {
+        let nonces: Vec<Vec<u8>> =
+            start.nonces.iter().map(|n| serde_json::to_vec(n).unwrap_or_default()).collect();
+        let nonces: Vec<&[u8]> = nonces.iter().map(Vec::as_slice).collect();
+        terms = terms.bind(b"nonces", &nonces);
+    }
     Ok(terms.0)
 }
 

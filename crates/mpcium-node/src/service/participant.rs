@@ -26,6 +26,7 @@ impl Service {
         }
         let outcome = self.participate(&s, start.envelope.session, None).await;
         let key_infos = self.made_keyinfos.take(&start.envelope.session);
+        let nonces = self.made_offers.take(&start.envelope.session);
         let report = match outcome {
             Ok(output) => DoneReport {
                 ok: true,
@@ -34,6 +35,7 @@ impl Service {
                 attestation: self.attest(&s, &output),
                 output: Some(output),
                 key_infos,
+                nonces,
             },
             Err(f) => DoneReport {
                 ok: false,
@@ -42,6 +44,7 @@ impl Service {
                 output: None,
                 attestation: String::new(),
                 key_infos: Vec::new(),
+                nonces: Vec::new(),
             },
         };
         let report = Control::Done(report).encode();

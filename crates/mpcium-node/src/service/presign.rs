@@ -98,6 +98,7 @@ impl Service {
                         dealers: Vec::new(),
                         presignature: None,
                         old_key: None,
+                        nonces: Vec::new(),
                     }
                     .with_request(request.as_bytes()),
                 );
@@ -331,6 +332,7 @@ impl Service {
             dealers: Vec::new(),
             presignature: Some(chosen.as_str().to_owned()),
             old_key: None,
+            nonces: Vec::new(),
         }
         .with_request(body);
         // A co-signer absent at the start or during the session fails this attempt at once (the

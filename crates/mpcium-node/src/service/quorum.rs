@@ -28,11 +28,20 @@ pub(super) fn pick_signers(
     need: usize,
     apart: &[(String, String)],
 ) -> Option<Vec<String>> {
-    let offset = tx_id.bytes().fold(0usize, |a, b| a.wrapping_mul(31).wrapping_add(b as usize));
-    let n = candidates.len();
-    let rotation = (0..n).map(|i| &candidates[(offset + i) % n]);
+    let rotation = rotation(candidates, tx_id);
     let with_me = candidates.iter().filter(|c| *c == me).chain(rotation.clone());
     greedy(with_me, need, apart).or_else(|| greedy(rotation.filter(|c| *c != me), need, apart))
+}
+
+/// `candidates` from a place chosen by the tx id, wrapping around: how load spreads over the
+/// committee.
+pub(super) fn rotation<'a>(
+    candidates: &'a [String],
+    tx_id: &str,
+) -> impl Iterator<Item = &'a String> + Clone {
+    let offset = tx_id.bytes().fold(0usize, |a, b| a.wrapping_mul(31).wrapping_add(b as usize));
+    let n = candidates.len();
+    (0..n).map(move |i| &candidates[(offset + i) % n])
 }
 
 fn greedy<'a>(

@@ -192,6 +192,7 @@ impl Service {
             dealers,
             presignature: None,
             old_key: Some(base.old_key_digest()),
+            nonces: Vec::new(),
         }
         .with_request(body);
         self.coordinate_attested(start, Some(OwnRequest::Reshare(req))).await

@@ -9,6 +9,7 @@ use super::check::{OwnRequest, Verified};
 use super::reselect::Attempt;
 use super::{Failure, Output, Service, hex, hex_to, key_type_of, party_ids, quorum, share_kind};
 use crate::control::{SessionOp, SessionStart};
+use crate::nonces::HeldNonce;
 use crate::registry::{Claim, KeyInfo};
 use crate::session::SessionSpec;
 use crate::session::run_protocol;
@@ -230,6 +231,21 @@ impl Service {
                 None => {}
             }
         }
+        if kind != KeyType::Secp256k1 {
+            let attempt = self
+                .sign_with_drawn_nonces(req, body, client, delivery, info, kind, &candidates, &eligible)
+                .await;
+            self.metrics.nonces.count(matches!(attempt, Some(Ok(_))));
+            match attempt {
+                // A nonce not held (or another stale value of the announcement): the full
+                // protocol needs none of it.
+                Some(Err((f, _))) if f.code == ErrorCode::SessionStale => {
+                    tracing::info!(reason = %f.reason, "a nonce drawn ahead was refused; signing in full");
+                }
+                Some(outcome) => return outcome,
+                None => {}
+            }
+        }
         let start = SessionStart {
             op: SessionOp::Sign,
             coordinator: self.me().to_owned(),
@@ -243,6 +259,7 @@ impl Service {
             dealers: Vec::new(),
             presignature: None,
             old_key: None,
+            nonces: Vec::new(),
         }
         .with_request(body);
         self.coordinate_watched(start, Some(OwnRequest::Sign(req.clone()))).await
@@ -321,6 +338,8 @@ impl Service {
         if let Some(id) = &start.presignature {
             return self.sign_online_part(start, req, &info, id, &signers, me, &spec, inbox).await;
         }
+        // Taken before the protocol is built: a nonce named here is spent whatever happens next.
+        let drawn = self.take_drawn_nonce(start, kind, &req.wallet_id, &info)?;
         let stored = self
             .store
             .get_share(share_kind(kind), &req.wallet_id, info.version)
@@ -388,8 +407,20 @@ impl Service {
                     .map_err(Failure::because(ErrorCode::SigningFailure))?;
                     (mpcium_tss::eddsa::Sign::for_child(eid, &share, &signers, &tx, &child), child.public_key)
                 };
-                let proto = proto.map_err(Failure::because(ErrorCode::SigningFailure))?;
+                let mut proto = proto.map_err(Failure::because(ErrorCode::SigningFailure))?;
+                match drawn {
+                    None => {}
+                    Some((HeldNonce::Ed25519(nonce), commitments)) => {
+                        proto = proto
+                            .with_nonce(nonce, &commitments)
+                            .map_err(Failure::because(ErrorCode::MessageVerification))?;
+                    }
+                    Some(_) => {
+                        return Err(Failure::new(ErrorCode::SigningFailure, "nonce of another key type"));
+                    }
+                }
                 let sig = run_protocol(&self.transport, inbox, &spec, proto).await?;
+                self.offer_nonces(start, session, kind, &req.wallet_id);
                 Ok(Output::EddsaSignature { signature: hex(&sig), verifying_key: hex(&verifying_key) })
             }
             KeyType::Taproot => {
@@ -403,7 +434,10 @@ impl Service {
                         mpcium_tss::taproot::KeyShare::from_bytes,
                     )
                     .map_err(Failure::because(ErrorCode::KeyDecoding))?;
-                self.sign_taproot(req, &share, eid, &signers, &tx, &path, &spec, inbox).await
+                let output =
+                    self.sign_taproot(req, &share, eid, &signers, &tx, &path, drawn, &spec, inbox).await?;
+                self.offer_nonces(start, session, kind, &req.wallet_id);
+                Ok(output)
             }
         }
     }
@@ -421,6 +455,7 @@ impl Service {
         signers: &[mpcium_tss::PartyId],
         tx: &[u8],
         path: &[u32],
+        drawn: Option<super::drawn_nonces::Drawn>,
         spec: &SessionSpec,
         inbox: &mut SessionInbox,
     ) -> Result<Output, Failure> {
@@ -435,7 +470,16 @@ impl Service {
             let proto = mpcium_tss::taproot::Sign::for_child(eid, share, signers, tx, root, &child);
             (proto, child.x_only)
         };
-        let proto = proto.map_err(Failure::because(ErrorCode::SigningFailure))?;
+        let mut proto = proto.map_err(Failure::because(ErrorCode::SigningFailure))?;
+        match drawn {
+            None => {}
+            Some((HeldNonce::Taproot(nonce), commitments)) => {
+                proto = proto
+                    .with_nonce(nonce, &commitments)
+                    .map_err(Failure::because(ErrorCode::MessageVerification))?;
+            }
+            Some(_) => return Err(Failure::new(ErrorCode::SigningFailure, "nonce of another key type")),
+        }
         let output_key = mpcium_tss::taproot::output_key(&internal, root.as_ref())
             .map_err(Failure::because(ErrorCode::SigningFailure))?;
         let sig = run_protocol(&self.transport, inbox, spec, proto).await?;

@@ -324,6 +324,7 @@ impl Transport {
             output: None,
             attestation: String::new(),
             key_infos: Vec::new(),
+            nonces: Vec::new(),
         };
         let done = Control::Done(report).encode();
         let sent = async {
