@@ -65,7 +65,9 @@ impl Approval for SignTxRequest {
 /// so that one node does not verify the same signature twice.
 pub(super) enum OwnRequest {
     Keygen(Verified<GenerateKeyMessage>),
-    Sign(Verified<SignTxRequest>),
+    /// A signing request, with the key info the coordinator loaded when it took it (its own
+    /// part then reads it once; a participant loads its own).
+    Sign(Verified<SignTxRequest>, Option<Box<crate::registry::KeyInfo>>),
     Reshare(Verified<ResharingMessage>),
 }
 
@@ -177,7 +179,7 @@ impl Service {
         let body = start.request_bytes().map_err(Failure::because(ErrorCode::MessageFormat))?;
         Ok(match start.op {
             SessionOp::Keygen => OwnRequest::Keygen(self.verify_keygen(&body).map_err(|(_, f)| f)?),
-            SessionOp::Sign => OwnRequest::Sign(self.verify_sign(&body).map_err(|e| e.1)?),
+            SessionOp::Sign => OwnRequest::Sign(self.verify_sign(&body).map_err(|e| e.1)?, None),
             SessionOp::Reshare => OwnRequest::Reshare(self.verify_reshare(&body).map_err(|e| e.1)?),
             SessionOp::Presign => {
                 return Err(Failure::new(

@@ -173,7 +173,9 @@ impl Service {
             nonces: uses,
         }
         .with_request(body);
-        let outcome = self.coordinate_watched(start, Some(OwnRequest::Sign(req.clone()))).await;
+        let outcome = self
+            .coordinate_watched(start, Some(OwnRequest::Sign(req.clone(), Some(Box::new(info.clone())))))
+            .await;
         // Unused when the start never reached this node's own part.
         let _ = self.nonce_book.take(&own_key, &id);
         if let Err((f, _)) = &outcome

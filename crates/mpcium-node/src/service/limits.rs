@@ -145,7 +145,7 @@ impl Service {
     pub(super) fn admit_session(&self, start: &SessionStart, request: &OwnRequest) -> Result<(), Failure> {
         let wallet = match request {
             OwnRequest::Keygen(r) => &r.wallet_id,
-            OwnRequest::Sign(r) => &r.wallet_id,
+            OwnRequest::Sign(r, _) => &r.wallet_id,
             OwnRequest::Reshare(r) => &r.wallet_id,
         };
         self.admit(start.op, wallet, &start.request_id)

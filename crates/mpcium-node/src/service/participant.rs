@@ -177,15 +177,28 @@ impl Service {
                 let checked = self.check_keygen_start(start, &req).await?;
                 self.keygen_part(start, checked, session).await
             }
-            (OwnRequest::Sign(req), Some(inbox)) => {
+            (OwnRequest::Sign(req, known), Some(inbox)) => {
                 // Verified here (or by this node as the coordinator): the approval rules by value
                 // were evaluated by this node itself, whatever the coordinator did.
                 policy.extend_from_slice(req.policy().rules());
                 check::request_id_names(start, &req.tx_id)?;
-                if !coordinating {
-                    self.check_sign_claim(start, &req).await?;
-                }
-                self.sign_part(start, &req, session, inbox).await
+                let info = match known {
+                    // The coordinator's own part: it claimed the request and loaded the key info
+                    // when it took it.
+                    Some(info) if coordinating => *info,
+                    _ => {
+                        // Two registry reads at once (each a NATS round trip); the claim's
+                        // verdict comes first.
+                        let kind = super::key_type_of(&req.key_type)?;
+                        let (claim, info) = tokio::join!(
+                            self.check_sign_claim(start, &req),
+                            self.load_keyinfo(kind, &req.wallet_id)
+                        );
+                        claim?;
+                        info?
+                    }
+                };
+                self.sign_part(start, &req, session, inbox, info).await
             }
             (OwnRequest::Reshare(req), Some(inbox)) => {
                 let checked = self.check_reshare_start(start, req).await?;

@@ -262,7 +262,8 @@ impl Service {
             nonces: Vec::new(),
         }
         .with_request(body);
-        self.coordinate_watched(start, Some(OwnRequest::Sign(req.clone()))).await
+        self.coordinate_watched(start, Some(OwnRequest::Sign(req.clone(), Some(Box::new(info.clone())))))
+            .await
     }
 
     /// A signer's part: sign, and once a signature at a key version succeeded, retire this
@@ -274,8 +275,9 @@ impl Service {
         req: &SignTxRequest,
         session: [u8; 32],
         inbox: &mut SessionInbox,
+        info: KeyInfo,
     ) -> Result<Output, Failure> {
-        let output = self.sign_with_share(start, req, session, inbox).await?;
+        let output = self.sign_with_share(start, req, session, inbox, info).await?;
         if let Ok(kind) = key_type_of(&req.key_type) {
             self.retire_old_shares(kind, &req.wallet_id, start.key_version);
         }
@@ -308,9 +310,9 @@ impl Service {
         req: &SignTxRequest,
         session: [u8; 32],
         inbox: &mut SessionInbox,
+        info: KeyInfo,
     ) -> Result<Output, Failure> {
         let kind = key_type_of(&req.key_type)?;
-        let info = self.load_keyinfo(kind, &req.wallet_id).await?;
         if info.version != start.key_version || info.threshold != start.threshold {
             return Err(Failure::new(
                 ErrorCode::SessionStale,
