@@ -111,3 +111,22 @@ async fn peers_and_keyinfo_round_trip() {
     assert_eq!(registry.keyinfo("ecdsa", "w:1").await.unwrap(), Some(info));
     assert_eq!(registry.keyinfo("eddsa", "w:1").await.unwrap(), None);
 }
+
+#[tokio::test]
+async fn a_request_is_claimed_once_and_a_participant_confirms_the_claim_it_finds() {
+    use mpcium_node::registry::Claim;
+    let server = NatsServer::start().unwrap();
+    let js = async_nats::jetstream::new(async_nats::connect(server.url()).await.unwrap());
+    let registry = Registry::open(&js, Heartbeat::every(Duration::from_secs(5))).await.unwrap();
+    // The coordinator claims for its request message (stream sequence 7).
+    assert_eq!(registry.claim_request("w:1", "tx-1", "7").await.unwrap(), Claim::New);
+    assert_eq!(registry.claim_request("w:1", "tx-1", "7").await.unwrap(), Claim::Same);
+    assert_eq!(registry.claim_request("w:1", "tx-1", "8").await.unwrap(), Claim::Duplicate);
+    // A participant finds it: the same message, or another one (a replay).
+    assert_eq!(registry.confirm_claim("w:1", "tx-1", "7").await.unwrap(), Claim::Same);
+    assert_eq!(registry.confirm_claim("w:1", "tx-1", "8").await.unwrap(), Claim::Duplicate);
+    // Nothing there yet (its coordinator's claim lost): the participant claims, and it sticks.
+    assert_eq!(registry.confirm_claim("w:1", "tx-2", "9").await.unwrap(), Claim::New);
+    assert_eq!(registry.claim_request("w:1", "tx-2", "10").await.unwrap(), Claim::Duplicate);
+    assert_eq!(registry.confirm_claim("w:2", "tx-1", "8").await.unwrap(), Claim::New, "per wallet");
+}

@@ -7,6 +7,11 @@ use async_nats::jetstream::kv;
 
 use super::{PRESIG_USED_BUCKET, REQUESTS_BUCKET, Registry, RegistryError, keyinfo_key, kv_err, retry};
 
+/// The `mpc_requests` key of the claim of `(wallet, tx)`.
+fn claim_key(wallet_id: &str, tx_id: &str) -> String {
+    format!("{}.{}", keyinfo_key("tx", wallet_id), keyinfo_key("id", tx_id).replacen("id.", "", 1))
+}
+
 /// The outcome of claiming a request id.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Claim {
@@ -27,8 +32,29 @@ impl Registry {
         tx_id: &str,
         claim: &str,
     ) -> Result<Claim, RegistryError> {
-        let key =
-            format!("{}.{}", keyinfo_key("tx", wallet_id), keyinfo_key("id", tx_id).replacen("id.", "", 1));
+        self.claim_key(&claim_key(wallet_id, tx_id), claim).await
+    }
+
+    /// [`claim_request`](Self::claim_request) for a participant, which expects the claim to be
+    /// there (the coordinator made it before it announced the session): read first, one round
+    /// trip, and claim only when nothing is there. (A create on a key that exists costs three:
+    /// the failed write, the client's check for a deleted entry, and the read of the claim.)
+    pub async fn confirm_claim(
+        &self,
+        wallet_id: &str,
+        tx_id: &str,
+        claim: &str,
+    ) -> Result<Claim, RegistryError> {
+        let key = claim_key(wallet_id, tx_id);
+        match retry::get(&self.requests, &key).await.map_err(|e| kv_err(REQUESTS_BUCKET)(e.into()))? {
+            Some(existing) if existing.as_ref() == claim.as_bytes() => Ok(Claim::Same),
+            Some(_) => Ok(Claim::Duplicate),
+            None => self.claim_key(&key, claim).await,
+        }
+    }
+
+    async fn claim_key(&self, key: &str, claim: &str) -> Result<Claim, RegistryError> {
+        let key = key.to_owned();
         match retry::create(&self.requests, &key, claim.to_owned().into()).await {
             Ok(_) => Ok(Claim::New),
             Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {

@@ -344,7 +344,7 @@ impl Service {
         let sequence = delivery.split('.').next().unwrap_or_default();
         match self
             .registry
-            .claim_request(&req.wallet_id, &req.tx_id, sequence)
+            .confirm_claim(&req.wallet_id, &req.tx_id, sequence)
             .await
             .map_err(Failure::because(ErrorCode::StorageWrite))?
         {
