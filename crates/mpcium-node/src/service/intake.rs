@@ -165,9 +165,18 @@ impl Service {
                 )
             })
         };
-        if let Some((subject, key)) = answered
-            && let Ok(Some(event)) = self.registry.settled_result(&key).await
-        {
+        // The wallet's key info is read meanwhile (a signing request needs it next): one registry
+        // round trip instead of two in a row.
+        let settled = async {
+            match &answered {
+                Some((_, key)) => self.registry.settled_result(key).await.ok().flatten(),
+                None => None,
+            }
+        };
+        let (settled, keyinfo) = tokio::join!(settled, async {
+            if keygen { None } else { self.prefetch_keyinfo(&msg.payload).await }
+        });
+        if let (Some((subject, key)), Some(event)) = (answered, settled) {
             tracing::info!(subject = %msg.subject, "request answered before; republishing its result");
             let body = String::from_utf8_lossy(&event).into_owned();
             let published = self.publish(subject, key, body).await;
@@ -215,7 +224,14 @@ impl Service {
             } else {
                 let (answer, trace) = audit::traced(super::reselect::HANDBACK.scope(
                     handback,
-                    self.coordinate_sign(&msg.payload, client.as_ref(), &delivery, &claim, &subject_token),
+                    self.coordinate_sign(
+                        &msg.payload,
+                        client.as_ref(),
+                        &delivery,
+                        &claim,
+                        &subject_token,
+                        keyinfo,
+                    ),
                 ))
                 .await;
                 // A failure that another try may not have (a NATS failover under the session, a

@@ -33,7 +33,24 @@ impl From<SigningResultEvent> for SignAnswer {
     }
 }
 
+/// The key info of a signing request's wallet, read while the intake looked for a settled result
+/// (before the request was verified: [`Service::sign`] uses it only for the verified request's
+/// wallet and key type).
+pub(super) struct PrefetchedKeyInfo {
+    kind: KeyType,
+    wallet: String,
+    info: Result<KeyInfo, Failure>,
+}
+
 impl Service {
+    /// Read the key info a signing request `body` names, if it names one.
+    pub(super) async fn prefetch_keyinfo(&self, body: &[u8]) -> Option<PrefetchedKeyInfo> {
+        let msg = mpcium_api::SignTxMessage::from_json(body).ok()?;
+        let kind = key_type_of(&msg.key_type).ok()?;
+        let info = self.load_keyinfo(kind, &msg.wallet_id).await;
+        Some(PrefetchedKeyInfo { kind, wallet: msg.wallet_id, info })
+    }
+
     pub(super) async fn coordinate_sign(
         &self,
         body: &[u8],
@@ -41,6 +58,7 @@ impl Service {
         delivery: &str,
         claim: &str,
         subject_token: &str,
+        keyinfo: Option<PrefetchedKeyInfo>,
     ) -> SignAnswer {
         let req = match self.verify_sign(body) {
             Ok(r) => r,
@@ -71,7 +89,7 @@ impl Service {
                 "malformed signature from the participants",
             )
         };
-        let (output, attestations) = match self.sign(req, body, client, delivery, claim).await {
+        let (output, attestations) = match self.sign(req, body, client, delivery, claim, keyinfo).await {
             Ok(agreed) => (agreed.output, agreed.attestations),
             Err(f) => {
                 let transient = super::coordinator::is_transient(&f);
@@ -112,10 +130,14 @@ impl Service {
         client: Option<&ClientId>,
         delivery: &str,
         claim: &str,
+        keyinfo: Option<PrefetchedKeyInfo>,
     ) -> Result<super::Agreed, Failure> {
         self.admit_request(SessionOp::Sign, &req.wallet_id, &format!("{}#{delivery}", req.tx_id))?;
         let kind = key_type_of(&req.key_type)?;
-        let info = self.load_keyinfo(kind, &req.wallet_id).await?;
+        let info = match keyinfo {
+            Some(p) if p.kind == kind && p.wallet == req.wallet_id => p.info?,
+            _ => self.load_keyinfo(kind, &req.wallet_id).await?,
+        };
         match self
             .registry
             .claim_request(&req.wallet_id, &req.tx_id, claim)
