@@ -18,14 +18,7 @@ cd "$(dirname "$0")/.."
 out="${1:-target/bench-cluster}"
 mkdir -p "$out"
 out="$(cd "$out" && pwd)"
-bin="$(bash scripts/install-tools.sh)"
-export MPCIUM_NATS_SERVER="$bin/nats-server"
-if [ -n "${MPCIUM_BIN_DIR:-}" ]; then
-  bindir="$(cd "$MPCIUM_BIN_DIR" && pwd)"
-else
-  cargo build --release --locked -p mpcium-node -p mpcium-cli --bins
-  bindir="$(pwd)/target/release"
-fi
+source scripts/bench-bins.sh
 cli="$bindir/mpcium-cli"
 export PRESIGN_POOL_SIZE="${PRESIGN_POOL_SIZE:-48}"
 sustained="${BENCH_ECDSA_SUSTAINED:-5000}"

@@ -13,14 +13,7 @@ delay="${1:-1}"
 out="${2:-target/bench-latency}"
 mkdir -p "$out"
 out="$(cd "$out" && pwd)"
-bin="$(bash scripts/install-tools.sh)"
-export MPCIUM_NATS_SERVER="$bin/nats-server"
-if [ -n "${MPCIUM_BIN_DIR:-}" ]; then
-  bindir="$(cd "$MPCIUM_BIN_DIR" && pwd)"
-else
-  cargo build --release --locked -p mpcium-node -p mpcium-cli --bins
-  bindir="$(pwd)/target/release"
-fi
+source scripts/bench-bins.sh
 proxy_script="$(pwd)/scripts/delay-proxy.py"
 dir="$(mktemp -d)"
 nodes=()
