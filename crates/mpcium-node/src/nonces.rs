@@ -15,7 +15,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use mpcium_tss::KeyType;
+use mpcium_tss::{KeyType, ProtocolError};
 use rand_core::{OsRng, RngCore as _};
 use serde::{Deserialize, Serialize};
 
@@ -34,6 +34,36 @@ pub enum HeldNonce {
     Ed25519(mpcium_tss::eddsa::Nonce),
     /// For a Taproot signature.
     Taproot(mpcium_tss::taproot::Nonce),
+}
+
+impl HeldNonce {
+    /// Draw an EdDSA nonce pair with `share` (see `mpcium_tss::frost::Nonce::draw`).
+    pub fn draw_ed25519(share: &mpcium_tss::eddsa::KeyShare) -> Result<(Self, Vec<u8>), ProtocolError> {
+        let (nonce, commitments) = mpcium_tss::eddsa::Nonce::draw(share)?;
+        Ok((Self::Ed25519(nonce), commitments))
+    }
+
+    /// Draw a Taproot nonce pair with `share`.
+    pub fn draw_taproot(share: &mpcium_tss::taproot::KeyShare) -> Result<(Self, Vec<u8>), ProtocolError> {
+        let (nonce, commitments) = mpcium_tss::taproot::Nonce::draw(share)?;
+        Ok((Self::Taproot(nonce), commitments))
+    }
+
+    /// The EdDSA nonce, if it is one.
+    pub fn into_ed25519(self) -> Option<mpcium_tss::eddsa::Nonce> {
+        match self {
+            Self::Ed25519(nonce) => Some(nonce),
+            Self::Taproot(_) => None,
+        }
+    }
+
+    /// The Taproot nonce, if it is one.
+    pub fn into_taproot(self) -> Option<mpcium_tss::taproot::Nonce> {
+        match self {
+            Self::Taproot(nonce) => Some(nonce),
+            Self::Ed25519(_) => None,
+        }
+    }
 }
 
 impl std::fmt::Debug for HeldNonce {
@@ -155,6 +185,13 @@ struct Offers {
     list: VecDeque<NonceOffer>,
 }
 
+impl Offers {
+    /// Whether an offer is left that the co-signer's process `incarnation` (now) holds.
+    fn usable(&self, incarnation: Option<u64>) -> bool {
+        self.incarnation == incarnation && !self.list.is_empty()
+    }
+}
+
 /// The commitments co-signers handed this node, by key and co-signer.
 #[derive(Default)]
 pub struct CommitmentStock(Mutex<HashMap<StockKey, HashMap<String, Offers>>>);
@@ -204,7 +241,7 @@ impl CommitmentStock {
         self.0.lock().ok().is_some_and(|s| {
             s.get(&(key_type, wallet.to_owned(), version))
                 .and_then(|m| m.get(node))
-                .is_some_and(|o| o.incarnation == incarnation && !o.list.is_empty())
+                .is_some_and(|o| o.usable(incarnation))
         })
     }
 
@@ -220,10 +257,7 @@ impl CommitmentStock {
     ) -> Option<Vec<NonceUse>> {
         let mut stock = self.0.lock().ok()?;
         let by_node = stock.get_mut(&(key_type, wallet.to_owned(), version))?;
-        let usable = |n: &String, o: Option<&Offers>| {
-            o.is_some_and(|o| o.incarnation == incarnation(n) && !o.list.is_empty())
-        };
-        if !nodes.iter().all(|n| usable(n, by_node.get(n))) {
+        if !nodes.iter().all(|n| by_node.get(n).is_some_and(|o| o.usable(incarnation(n)))) {
             return None;
         }
         nodes
@@ -350,9 +384,8 @@ mod tests {
         assert_ne!(base, offer_statement(&NonceKey { version: 2, ..key("n0") }, "id", "ab"));
         assert_ne!(base, offer_statement(&key("n0"), "id2", "ab"));
         assert_ne!(base, offer_statement(&key("n0"), "id", "abcd"));
-        assert_eq!(
-            format!("{:?}", HeldNonce::Ed25519(mpcium_tss::eddsa::Nonce::draw(&share()).unwrap().0)),
-            "HeldNonce(<secret>)"
-        );
+        let (held, _) = HeldNonce::draw_ed25519(&share()).unwrap();
+        assert_eq!(format!("{held:?}"), "HeldNonce(<secret>)");
+        assert!(held.into_taproot().is_none(), "an EdDSA nonce is not a Taproot one");
     }
 }

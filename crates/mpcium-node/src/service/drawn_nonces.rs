@@ -18,12 +18,12 @@ use std::sync::Mutex;
 use std::sync::atomic::Ordering;
 
 use mpcium_api::{ClientId, ErrorCode, SignTxRequest};
-use mpcium_store::ShareKind;
+use mpcium_tss::frost::{self, Suite};
 use mpcium_tss::{KeyType, PartyId, ProtocolError};
 
 use super::check::{OwnRequest, Verified};
 use super::reselect::Attempt;
-use super::{Failure, Service, party_ids, quorum, share_kind};
+use super::{Failure, Service, party_ids, quorum};
 use crate::control::{SessionOp, SessionStart};
 use crate::nonces::{HeldNonce, NonceKey, NonceOffer, NonceUse, PER_KEY, new_id, offer_statement};
 use crate::registry::KeyInfo;
@@ -53,52 +53,47 @@ fn frost_kind(start: &SessionStart) -> Option<KeyType> {
     if start.op != SessionOp::Sign {
         return None;
     }
-    let body = start.request_bytes().ok()?;
-    let value: serde_json::Value = serde_json::from_slice(&body).ok()?;
-    match value.get("key_type")?.as_str()? {
-        "ed25519" => Some(KeyType::Ed25519),
-        "taproot" => Some(KeyType::Taproot),
-        _ => None,
+    let kind = super::announced_key_type(&start.request_bytes().ok()?);
+    (kind != KeyType::Secp256k1).then_some(kind)
+}
+
+/// What the nonces of `start`'s signature are kept under: its coordinator and key.
+fn nonce_key(start: &SessionStart, kind: KeyType, wallet: &str) -> NonceKey {
+    NonceKey {
+        coordinator: start.coordinator.clone(),
+        key_type: kind,
+        wallet: wallet.to_owned(),
+        version: start.key_version,
     }
+}
+
+/// `proto` started at round 2 with this signer's nonce drawn ahead, when the start named one
+/// (`nonce_of` picks the suite's nonce out of it).
+pub(super) fn with_drawn<S: Suite>(
+    proto: frost::Sign<S>,
+    drawn: Option<Drawn>,
+    nonce_of: fn(HeldNonce) -> Option<frost::Nonce<S>>,
+) -> Result<frost::Sign<S>, Failure> {
+    let Some((held, commitments)) = drawn else { return Ok(proto) };
+    let nonce =
+        nonce_of(held).ok_or_else(|| Failure::new(ErrorCode::SigningFailure, "nonce of another key type"))?;
+    proto.with_nonce(nonce, &commitments).map_err(Failure::because(ErrorCode::MessageVerification))
 }
 
 impl Service {
     /// Draw a nonce pair for a signature with this node's share of `wallet`'s key.
     fn draw_nonce(&self, kind: KeyType, wallet: &str, version: u32) -> Result<(HeldNonce, Vec<u8>), Failure> {
-        let stored = self
-            .store
-            .get_share(share_kind(kind), wallet, version)
-            .map_err(Failure::because(ErrorCode::KeyLoad))?
-            .ok_or_else(|| Failure::new(ErrorCode::KeyNotFound, "no share for this wallet on this node"))?;
         let internal = |e: ProtocolError| Failure::new(ErrorCode::SigningFailure, e.to_string());
         match kind {
             KeyType::Ed25519 => {
-                let share = self
-                    .shares
-                    .get_or_parse(
-                        ShareKind::Eddsa,
-                        wallet,
-                        version,
-                        &stored,
-                        mpcium_tss::eddsa::KeyShare::from_bytes,
-                    )
-                    .map_err(Failure::because(ErrorCode::KeyDecoding))?;
-                let (nonce, c) = mpcium_tss::eddsa::Nonce::draw(&share).map_err(internal)?;
-                Ok((HeldNonce::Ed25519(nonce), c))
+                let share =
+                    self.load_share(kind, wallet, version, mpcium_tss::eddsa::KeyShare::from_bytes)?;
+                HeldNonce::draw_ed25519(&share).map_err(internal)
             }
             KeyType::Taproot => {
-                let share = self
-                    .shares
-                    .get_or_parse(
-                        ShareKind::Taproot,
-                        wallet,
-                        version,
-                        &stored,
-                        mpcium_tss::taproot::KeyShare::from_bytes,
-                    )
-                    .map_err(Failure::because(ErrorCode::KeyDecoding))?;
-                let (nonce, c) = mpcium_tss::taproot::Nonce::draw(&share).map_err(internal)?;
-                Ok((HeldNonce::Taproot(nonce), c))
+                let share =
+                    self.load_share(kind, wallet, version, mpcium_tss::taproot::KeyShare::from_bytes)?;
+                HeldNonce::draw_taproot(&share).map_err(internal)
             }
             KeyType::Secp256k1 => {
                 Err(Failure::new(ErrorCode::InvalidSessionType, "nonces are drawn for FROST keys only"))
@@ -198,12 +193,7 @@ impl Service {
             return;
         }
         let Some(kind) = frost_kind(start) else { return };
-        let key = NonceKey {
-            coordinator: self.me().to_owned(),
-            key_type: kind,
-            wallet: super::wallet_of(start),
-            version: start.key_version,
-        };
+        let key = nonce_key(start, kind, &super::wallet_of(start));
         let offers = if start.threshold >= 2 {
             let dir = self.transport.directory();
             offers.into_iter().filter(|o| offer_verifies(dir, node, &key, o)).collect()
@@ -245,12 +235,8 @@ impl Service {
             .iter()
             .find(|n| n.node == self.me())
             .ok_or_else(|| Failure::new(ErrorCode::ParticipantNotFound, "not a signer"))?;
-        let key = NonceKey {
-            coordinator: start.coordinator.clone(),
-            key_type: kind,
-            wallet: wallet.to_owned(),
-            version: info.version,
-        };
+        // (`sign_with_share` checked the start's key version is the key info's.)
+        let key = nonce_key(start, kind, wallet);
         let Some((nonce, held)) = self.nonce_book.take(&key, &mine.offer.id) else {
             self.metrics.nonces.refused.fetch_add(1, Ordering::Relaxed);
             return Err(Failure::new(
@@ -287,26 +273,29 @@ impl Service {
         Ok(Some((nonce, commitments)))
     }
 
-    /// After a FROST signature this node took part in as a co-signer: draw nonces for the
-    /// coordinator's next ones with this key (two while it holds fewer than half of
-    /// [`PER_KEY`], else one: a use gives one back) and keep their offers for the done report.
-    pub(super) fn offer_nonces(&self, start: &SessionStart, session: [u8; 32], kind: KeyType, wallet: &str) {
+    /// After a FROST signature this node took part in as a co-signer: draw nonces (`draw`, with
+    /// the share it signed with) for the coordinator's next ones with this key (two while it
+    /// holds fewer than half of [`PER_KEY`], else one: a use gives one back) and keep their
+    /// offers for the done report.
+    pub(super) fn offer_nonces(
+        &self,
+        start: &SessionStart,
+        session: [u8; 32],
+        kind: KeyType,
+        wallet: &str,
+        draw: impl Fn() -> Result<(HeldNonce, Vec<u8>), ProtocolError>,
+    ) {
         if start.coordinator == self.me() {
             return;
         }
-        let key = NonceKey {
-            coordinator: start.coordinator.clone(),
-            key_type: kind,
-            wallet: wallet.to_owned(),
-            version: start.key_version,
-        };
+        let key = nonce_key(start, kind, wallet);
         let count = if self.nonce_book.held(&key) < PER_KEY / 2 { 2 } else { 1 };
         let mut offers = Vec::with_capacity(count);
         for _ in 0..count {
-            let (nonce, commitments) = match self.draw_nonce(kind, wallet, start.key_version) {
+            let (nonce, commitments) = match draw() {
                 Ok(drawn) => drawn,
-                Err(f) => {
-                    tracing::warn!(reason = %f.reason, "cannot draw a nonce ahead");
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot draw a nonce ahead");
                     break;
                 }
             };

@@ -150,6 +150,7 @@ impl Service {
         let started = std::time::Instant::now();
         // A redelivery of a request that was answered already (its ack was lost, or it waited in a
         // pull of a node that was cut off) is answered with the settled result, not run again.
+        let sign_msg = if keygen { None } else { SignTxMessage::from_json(&msg.payload).ok() };
         let answered = if keygen {
             GenerateKeyMessage::from_json(&msg.payload).ok().map(|m| {
                 (
@@ -158,7 +159,7 @@ impl Service {
                 )
             })
         } else {
-            SignTxMessage::from_json(&msg.payload).ok().map(|m| {
+            sign_msg.as_ref().map(|m| {
                 (
                     subjects::signing_result_subject(client.as_ref()),
                     subjects::signing_idempotency_key(client.as_ref(), &m.tx_id, Some(&claim)),
@@ -174,7 +175,10 @@ impl Service {
             }
         };
         let (settled, keyinfo) = tokio::join!(settled, async {
-            if keygen { None } else { self.prefetch_keyinfo(&msg.payload).await }
+            match &sign_msg {
+                Some(m) => self.prefetch_keyinfo(m).await,
+                None => None,
+            }
         });
         if let (Some((subject, key)), Some(event)) = (answered, settled) {
             tracing::info!(subject = %msg.subject, "request answered before; republishing its result");

@@ -390,6 +390,29 @@ impl Service {
         Failure::new(ErrorCode::KeyNotFound, format!("wallet {wallet} not found"))
     }
 
+    /// This node's share of `wallet`'s `kind` key at `version`, parsed once per stored value
+    /// (`service/cache.rs`).
+    fn load_share<T, E>(
+        &self,
+        kind: KeyType,
+        wallet: &str,
+        version: u32,
+        parse: impl FnOnce(&[u8]) -> Result<T, E>,
+    ) -> Result<Arc<T>, Failure>
+    where
+        T: std::any::Any + Send + Sync,
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        let stored = self
+            .store
+            .get_share(share_kind(kind), wallet, version)
+            .map_err(Failure::because(ErrorCode::KeyLoad))?
+            .ok_or_else(|| Failure::new(ErrorCode::KeyNotFound, "no share for this wallet on this node"))?;
+        self.shares
+            .get_or_parse(share_kind(kind), wallet, version, &stored, parse)
+            .map_err(Failure::because(ErrorCode::KeyDecoding))
+    }
+
     fn spec(&self, session: [u8; 32], nodes: &[String], ids: &[PartyId], me: PartyId) -> SessionSpec {
         SessionSpec {
             id: session,
@@ -487,15 +510,7 @@ fn session_id(start: &SessionStart) -> Result<[u8; 32], Failure> {
         SessionOp::Keygen => (Operation::Keygen, KeyType::Secp256k1),
         SessionOp::Sign | SessionOp::Presign | SessionOp::Reshare => {
             let body = start.request_bytes().map_err(Failure::because(ErrorCode::MessageFormat))?;
-            let key_type = serde_json::from_slice::<serde_json::Value>(&body)
-                .ok()
-                .and_then(|v| v.get("key_type").and_then(|k| k.as_str()).map(str::to_owned))
-                .unwrap_or_default();
-            let kt = match key_type.as_str() {
-                "ed25519" => KeyType::Ed25519,
-                "taproot" => KeyType::Taproot,
-                _ => KeyType::Secp256k1,
-            };
+            let kt = announced_key_type(&body);
             let op = match start.op {
                 SessionOp::Sign => Operation::Sign,
                 SessionOp::Presign => Operation::Presign,
@@ -539,6 +554,19 @@ fn session_id(start: &SessionStart) -> Result<[u8; 32], Failure> {
         terms = terms.bind(b"nonces", &nonces);
     }
     Ok(terms.0)
+}
+
+/// The key type a session start's request names (`secp256k1` when it names none it knows).
+fn announced_key_type(request: &[u8]) -> KeyType {
+    let key_type = serde_json::from_slice::<serde_json::Value>(request)
+        .ok()
+        .and_then(|v| v.get("key_type").and_then(|k| k.as_str()).map(str::to_owned))
+        .unwrap_or_default();
+    match key_type.as_str() {
+        "ed25519" => KeyType::Ed25519,
+        "taproot" => KeyType::Taproot,
+        _ => KeyType::Secp256k1,
+    }
 }
 
 fn wallet_of(start: &SessionStart) -> String {

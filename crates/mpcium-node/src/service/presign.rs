@@ -7,7 +7,6 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use mpcium_api::{ClientId, ErrorCode, SignTxMessage};
-use mpcium_store::ShareKind;
 use mpcium_tss::{ExecutionId, KeyType, PartyId};
 use serde_json::json;
 
@@ -233,21 +232,12 @@ impl Service {
         }
         let me = party_ids(&info.participant_peer_ids, &[self.me().to_owned()])?[0];
         let spec = self.spec(session, &start.participants, &ids, me);
-        let stored = self
-            .store
-            .get_share(ShareKind::Ecdsa, &wallet, info.version)
-            .map_err(Failure::because(ErrorCode::KeyLoad))?
-            .ok_or_else(|| Failure::new(ErrorCode::KeyNotFound, "no share for this wallet on this node"))?;
-        let share = self
-            .shares
-            .get_or_parse(
-                ShareKind::Ecdsa,
-                &wallet,
-                info.version,
-                &stored,
-                mpcium_tss::ecdsa::KeyShare::from_bytes,
-            )
-            .map_err(Failure::because(ErrorCode::KeyDecoding))?;
+        let share = self.load_share(
+            KeyType::Secp256k1,
+            &wallet,
+            info.version,
+            mpcium_tss::ecdsa::KeyShare::from_bytes,
+        )?;
         let proto = mpcium_tss::ecdsa::Presign::new(ExecutionId(session), &share, &signers, None)
             .map_err(Failure::because(ErrorCode::SigningFailure))?;
         let presignature = self.run_dkls(&wallet, info.version, inbox, &spec, proto).await?;

@@ -2,12 +2,13 @@
 //! keeps apart, use a presignature when it can) and a signer's part of the session.
 
 use mpcium_api::{ClientId, ErrorCode, SignTxRequest, SigningResultEvent};
-use mpcium_store::ShareKind;
 use mpcium_tss::{ExecutionId, KeyType};
 
 use super::check::{OwnRequest, Verified};
 use super::reselect::Attempt;
-use super::{Failure, Output, Service, hex, hex_to, key_type_of, party_ids, quorum, share_kind};
+use super::{
+    Failure, Output, Service, drawn_nonces, hex, hex_to, key_type_of, party_ids, quorum, share_kind,
+};
 use crate::control::{SessionOp, SessionStart};
 use crate::nonces::HeldNonce;
 use crate::registry::{Claim, KeyInfo};
@@ -43,12 +44,14 @@ pub(super) struct PrefetchedKeyInfo {
 }
 
 impl Service {
-    /// Read the key info a signing request `body` names, if it names one.
-    pub(super) async fn prefetch_keyinfo(&self, body: &[u8]) -> Option<PrefetchedKeyInfo> {
-        let msg = mpcium_api::SignTxMessage::from_json(body).ok()?;
+    /// Read the key info a signing request names, if it names a key type.
+    pub(super) async fn prefetch_keyinfo(
+        &self,
+        msg: &mpcium_api::SignTxMessage,
+    ) -> Option<PrefetchedKeyInfo> {
         let kind = key_type_of(&msg.key_type).ok()?;
         let info = self.load_keyinfo(kind, &msg.wallet_id).await;
-        Some(PrefetchedKeyInfo { kind, wallet: msg.wallet_id, info })
+        Some(PrefetchedKeyInfo { kind, wallet: msg.wallet_id.clone(), info })
     }
 
     pub(super) async fn coordinate_sign(
@@ -364,26 +367,17 @@ impl Service {
         }
         // Taken before the protocol is built: a nonce named here is spent whatever happens next.
         let drawn = self.take_drawn_nonce(start, kind, &req.wallet_id, &info)?;
-        let stored = self
-            .store
-            .get_share(share_kind(kind), &req.wallet_id, info.version)
-            .map_err(Failure::because(ErrorCode::KeyLoad))?
-            .ok_or_else(|| Failure::new(ErrorCode::KeyNotFound, "no share for this wallet on this node"))?;
         let eid = ExecutionId(session);
         let tx = req.tx.clone().unwrap_or_default();
         let path = req.derivation_path.clone().unwrap_or_default();
         match kind {
             KeyType::Secp256k1 => {
-                let share = self
-                    .shares
-                    .get_or_parse(
-                        ShareKind::Ecdsa,
-                        &req.wallet_id,
-                        info.version,
-                        &stored,
-                        mpcium_tss::ecdsa::KeyShare::from_bytes,
-                    )
-                    .map_err(Failure::because(ErrorCode::KeyDecoding))?;
+                let share = self.load_share(
+                    kind,
+                    &req.wallet_id,
+                    info.version,
+                    mpcium_tss::ecdsa::KeyShare::from_bytes,
+                )?;
                 let digest: [u8; 32] = tx
                     .as_slice()
                     .try_into()
@@ -410,16 +404,12 @@ impl Service {
                 })
             }
             KeyType::Ed25519 => {
-                let share = self
-                    .shares
-                    .get_or_parse(
-                        ShareKind::Eddsa,
-                        &req.wallet_id,
-                        info.version,
-                        &stored,
-                        mpcium_tss::eddsa::KeyShare::from_bytes,
-                    )
-                    .map_err(Failure::because(ErrorCode::KeyDecoding))?;
+                let share = self.load_share(
+                    kind,
+                    &req.wallet_id,
+                    info.version,
+                    mpcium_tss::eddsa::KeyShare::from_bytes,
+                )?;
                 let (proto, verifying_key) = if path.is_empty() {
                     (mpcium_tss::eddsa::Sign::new(eid, &share, &signers, &tx), share.public_key_bytes())
                 } else {
@@ -431,36 +421,22 @@ impl Service {
                     .map_err(Failure::because(ErrorCode::SigningFailure))?;
                     (mpcium_tss::eddsa::Sign::for_child(eid, &share, &signers, &tx, &child), child.public_key)
                 };
-                let mut proto = proto.map_err(Failure::because(ErrorCode::SigningFailure))?;
-                match drawn {
-                    None => {}
-                    Some((HeldNonce::Ed25519(nonce), commitments)) => {
-                        proto = proto
-                            .with_nonce(nonce, &commitments)
-                            .map_err(Failure::because(ErrorCode::MessageVerification))?;
-                    }
-                    Some(_) => {
-                        return Err(Failure::new(ErrorCode::SigningFailure, "nonce of another key type"));
-                    }
-                }
+                let proto = proto.map_err(Failure::because(ErrorCode::SigningFailure))?;
+                let proto = drawn_nonces::with_drawn(proto, drawn, HeldNonce::into_ed25519)?;
                 let sig = run_protocol(&self.transport, inbox, &spec, proto).await?;
-                self.offer_nonces(start, session, kind, &req.wallet_id);
+                self.offer_nonces(start, session, kind, &req.wallet_id, || HeldNonce::draw_ed25519(&share));
                 Ok(Output::EddsaSignature { signature: hex(&sig), verifying_key: hex(&verifying_key) })
             }
             KeyType::Taproot => {
-                let share = self
-                    .shares
-                    .get_or_parse(
-                        ShareKind::Taproot,
-                        &req.wallet_id,
-                        info.version,
-                        &stored,
-                        mpcium_tss::taproot::KeyShare::from_bytes,
-                    )
-                    .map_err(Failure::because(ErrorCode::KeyDecoding))?;
+                let share = self.load_share(
+                    kind,
+                    &req.wallet_id,
+                    info.version,
+                    mpcium_tss::taproot::KeyShare::from_bytes,
+                )?;
                 let output =
                     self.sign_taproot(req, &share, eid, &signers, &tx, &path, drawn, &spec, inbox).await?;
-                self.offer_nonces(start, session, kind, &req.wallet_id);
+                self.offer_nonces(start, session, kind, &req.wallet_id, || HeldNonce::draw_taproot(&share));
                 Ok(output)
             }
         }
@@ -479,7 +455,7 @@ impl Service {
         signers: &[mpcium_tss::PartyId],
         tx: &[u8],
         path: &[u32],
-        drawn: Option<super::drawn_nonces::Drawn>,
+        drawn: Option<drawn_nonces::Drawn>,
         spec: &SessionSpec,
         inbox: &mut SessionInbox,
     ) -> Result<Output, Failure> {
@@ -494,16 +470,8 @@ impl Service {
             let proto = mpcium_tss::taproot::Sign::for_child(eid, share, signers, tx, root, &child);
             (proto, child.x_only)
         };
-        let mut proto = proto.map_err(Failure::because(ErrorCode::SigningFailure))?;
-        match drawn {
-            None => {}
-            Some((HeldNonce::Taproot(nonce), commitments)) => {
-                proto = proto
-                    .with_nonce(nonce, &commitments)
-                    .map_err(Failure::because(ErrorCode::MessageVerification))?;
-            }
-            Some(_) => return Err(Failure::new(ErrorCode::SigningFailure, "nonce of another key type")),
-        }
+        let proto = proto.map_err(Failure::because(ErrorCode::SigningFailure))?;
+        let proto = drawn_nonces::with_drawn(proto, drawn, HeldNonce::into_taproot)?;
         let output_key = mpcium_tss::taproot::output_key(&internal, root.as_ref())
             .map_err(Failure::because(ErrorCode::SigningFailure))?;
         let sig = run_protocol(&self.transport, inbox, spec, proto).await?;
