@@ -11,7 +11,8 @@
 #   PRESIGN_POOL_SIZE  the nodes' presignature pool per wallet (default here 48)
 #
 # Rows: keygen one at a time; EdDSA and Taproot one at a time and 20 in flight; ECDSA one at a
-# time with a warm pool, then sustained at 20 in flight (the pool drains and refills under load).
+# time once every node's pool is full, then sustained at 20 in flight (the pool drains and
+# refills under load).
 # Load average is printed before and after: figures from a busy machine are not comparable.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -57,9 +58,27 @@ if "$cli" benchmark sign-taproot --help >/dev/null 2>&1; then
   bench sign-taproot-1 sign-taproot 200 "$wallet" -b 1
   bench sign-taproot-20 "${compare[@]}" sign-taproot 2000 "$wallet" -b 20
 fi
-# Warm the pool (the first ECDSA signature makes the wallet warm on every node), then measure.
-bench ecdsa-warmup sign-ecdsa 1 "$wallet" -b 1
-sleep 15
+# Warm the pools, then measure. A node keeps a pool for a wallet once it coordinated an ECDSA
+# signature with it, and which node coordinates a request is up to JetStream: sign one at a time
+# until every node owns a full pool (a node's `mpcium_presign_pool_size` on /metrics).
+pools_full() {
+  python3 - "$ready" "$PRESIGN_POOL_SIZE" <<'PY'
+import json, sys, urllib.request
+want = int(sys.argv[2])
+for node in json.load(open(sys.argv[1]))["nodes"]:
+    text = urllib.request.urlopen(f"http://{node['healthcheck_address']}/metrics", timeout=5).read().decode()
+    owned = [int(float(l.split()[1])) for l in text.splitlines() if l.startswith("mpcium_presign_pool_size ")]
+    if not owned or owned[0] < want:
+        sys.exit(1)
+PY
+}
+warm=""
+for _ in $(seq 1 30); do
+  bench ecdsa-warmup sign-ecdsa 3 "$wallet" -b 1
+  sleep 2
+  if pools_full; then warm=1; break; fi
+done
+[ -n "$warm" ] || { echo "the presignature pools did not fill on every node" >&2; exit 1; }
 bench sign-ecdsa-1 sign-ecdsa 100 "$wallet" -b 1
 bench sign-ecdsa-20-sustained "${compare[@]}" sign-ecdsa "$sustained" "$wallet" -b 20
 echo "== load average after: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -173,6 +173,12 @@ impl Metrics {
                 &p.throttled,
             ),
             (
+                "mpcium_presign_refused_not_warm_total",
+                "counter",
+                "Presign sessions of other owners refused: the wallet is not warm here.",
+                &p.refused_not_warm,
+            ),
+            (
                 "mpcium_presign_reuse_refused_total",
                 "counter",
                 "Presignatures refused because this node had used them before (restored copies).",

@@ -48,6 +48,12 @@ pub const PRESIGN_REFILL_PER_SEC: f64 = 5.0;
 pub const REFILL_IN_FLIGHT: usize = 4;
 /// How many owners' buckets a participant keeps (owners are key holders, so few).
 const MAX_BUCKETS: usize = 1024;
+/// How long an owner leaves a co-signer out of a wallet's refills after it refused them because
+/// the wallet is not warm there. The co-signer turns warm when it signs with the wallet, which
+/// the owner does not see: it is asked again after this.
+pub const COLD_RETRY: std::time::Duration = std::time::Duration::from_secs(30);
+/// How many (wallet, co-signer) refusals an owner remembers.
+const MAX_COLD: usize = 4096;
 
 /// `presign.*` as the service uses it.
 #[derive(Debug, Clone, Default)]
@@ -136,6 +142,8 @@ pub struct PoolCounters {
     pub missed: AtomicU64,
     /// Presign sessions of other owners this node refused: over the owner's rate.
     pub throttled: AtomicU64,
+    /// Presign sessions of other owners this node refused: the wallet is not warm here.
+    pub refused_not_warm: AtomicU64,
     /// Presignatures this node refused to use because it had used them before (cluster-wide
     /// record): copies brought back by a restored or copied store.
     pub reuse_refused: AtomicU64,
@@ -153,6 +161,9 @@ pub struct PresignPool {
     /// joining others' presign sessions.
     cosigned: Mutex<VecDeque<String>>,
     buckets: Mutex<HashMap<String, Bucket>>,
+    /// (wallet, co-signer) pairs whose presign sessions the co-signer refused as not warm, and
+    /// when: left out of this wallet's refills for [`COLD_RETRY`].
+    cold: Mutex<HashMap<(String, String), Instant>>,
 }
 
 /// One owner's token bucket.
@@ -225,6 +236,28 @@ impl PresignPool {
         }
         let has = |m: &Mutex<VecDeque<String>>| m.lock().is_ok_and(|w| w.iter().any(|x| x == wallet));
         has(&self.auto_wallets) || has(&self.cosigned)
+    }
+
+    /// `node` refused a presign session for `wallet` at `now` because the wallet is not warm
+    /// there: leave it out of this wallet's refills for a while (else every other session of a
+    /// refill fails against it, and the pool fills at a fraction of its pace).
+    pub fn note_cold(&self, wallet: &str, node: &str, now: Instant) {
+        let Ok(mut cold) = self.cold.lock() else { return };
+        if cold.len() >= MAX_COLD {
+            cold.retain(|_, at| now.saturating_duration_since(*at) < COLD_RETRY);
+        }
+        if cold.len() < MAX_COLD {
+            cold.insert((wallet.to_owned(), node.to_owned()), now);
+        }
+    }
+
+    /// The co-signers to leave out of `wallet`'s refills at `now` (see [`Self::note_cold`]).
+    pub fn cold_cosigners(&self, wallet: &str, now: Instant) -> Vec<String> {
+        let Ok(cold) = self.cold.lock() else { return Vec::new() };
+        cold.iter()
+            .filter(|((w, _), at)| w == wallet && now.saturating_duration_since(**at) < COLD_RETRY)
+            .map(|((_, node), _)| node.clone())
+            .collect()
     }
 
     /// The burst of presign sessions one owner may start here.
@@ -332,6 +365,27 @@ mod tests {
         assert_eq!(PresigId::owned_by(all.clone(), 0, "node-1"), vec![old]);
         assert!(PresigId::owned_by(all, 1, "node").is_empty());
         assert!(PresigId::owned_by(["garbage".to_owned()], 1, "node-1").is_empty());
+    }
+
+    #[test]
+    fn cold_cosigners_are_left_out_for_a_while_per_wallet() {
+        let pool = PresignPool::new(PresignSettings { pool_size: 3, wallets: vec![] });
+        let t0 = Instant::now();
+        assert!(pool.cold_cosigners("w", t0).is_empty());
+        pool.note_cold("w", "node2", t0);
+        assert_eq!(pool.cold_cosigners("w", t0), vec!["node2".to_string()]);
+        assert!(pool.cold_cosigners("other", t0).is_empty(), "per wallet");
+        let almost = t0 + COLD_RETRY - std::time::Duration::from_millis(1);
+        assert_eq!(pool.cold_cosigners("w", almost), vec!["node2".to_string()]);
+        assert!(pool.cold_cosigners("w", t0 + COLD_RETRY).is_empty(), "asked again after COLD_RETRY");
+        // Bounded: a full memory drops what expired, and past the bound records nothing new.
+        for i in 0..MAX_COLD {
+            pool.note_cold(&format!("w{i}"), "n", t0);
+        }
+        pool.note_cold("late", "n", t0);
+        assert!(pool.cold_cosigners("late", t0).is_empty());
+        pool.note_cold("late", "n", t0 + COLD_RETRY);
+        assert_eq!(pool.cold_cosigners("late", t0 + COLD_RETRY), vec!["n".to_string()]);
     }
 
     #[test]

@@ -85,3 +85,45 @@ async fn signatures_use_the_pool_survive_restarts_and_fall_back_when_a_copy_is_g
         assert!(ids.iter().all(|id| id.starts_with("v2-")), "only version-2 presignatures remain: {ids:?}");
     }
 }
+
+/// A key holder where the wallet is not warm refuses an owner's presign sessions; the owner
+/// leaves it out of that wallet's refills for `COLD_RETRY` and fills its pool with the other
+/// co-signers, instead of asking it again at every refill (issue #16: before, each refill failed
+/// at its first refusal and the pool filled at a fraction of its pace).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_owner_fills_its_pool_without_a_cosigner_where_the_wallet_is_not_warm() {
+    const WALLET: &str = "wallet-cold";
+    const POOL: usize = 6;
+    let (mut spec, ports) = mpcium_testkit::node::pool_cluster(3, 1, POOL, WALLET);
+    // node2 holds the key but keeps only another wallet warm.
+    let listed = spec.tweak.take().unwrap();
+    spec.tweak = Some(std::sync::Arc::new(move |i, p: &mut mpcium_node::daemon::NodeParams| {
+        listed(i, p);
+        if i == 2 {
+            p.service.presign.wallets = vec!["another-wallet".into()];
+        }
+    }));
+    let c = Cluster::start(spec).await;
+    let w = c.client("cold-suite").await;
+    let kg = w.keygen(WALLET).await;
+    assert_eq!(kg.result_type.as_str(), "success", "{kg:?}");
+    let pubkey = kg.ecdsa_pub_key.clone().unwrap();
+    wait_pools_full(&ports, &[0, 1], POOL).await;
+
+    // Signatures take presignatures, and every use wakes a refill.
+    for k in 0..12u8 {
+        let digest = [k + 0x11; 32];
+        let ev = w.sign(&w.sign_msg("secp256k1", WALLET, &format!("tx-cold-{k}"), &digest, None)).await;
+        assert_eq!(ev.result_type.as_str(), "success", "{ev:?}");
+        ecdsa_verify(&pubkey, &digest, &ev);
+        wait_pools_full(&ports, &[0, 1], POOL).await;
+    }
+    let used = total(&ports, "mpcium_presign_used_total").await;
+    assert!(used >= 6, "signatures used presignatures: {used}");
+    // node2 was asked (and refused) only in each owner's first refill: at most one batch of
+    // REFILL_IN_FLIGHT sessions per owner within COLD_RETRY.
+    let refused = total(&ports[2..], "mpcium_presign_refused_not_warm_total").await;
+    let batch = mpcium_node::presign::REFILL_IN_FLIGHT as u64;
+    assert!((1..=2 * batch).contains(&refused), "node2 refused {refused} presign sessions");
+    assert_eq!(total(&ports[..2], "mpcium_presign_refused_not_warm_total").await, 0);
+}

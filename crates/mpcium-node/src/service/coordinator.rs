@@ -122,7 +122,7 @@ impl Service {
             return Err(Failure::new(f.code.clone(), format!("{}: {}", self.me(), f.reason)));
         }
         if let Some((node, Err(f))) = outputs.iter().find(|(n, o)| check_failed(n, o)) {
-            return Err(Failure::new(f.code.clone(), format!("{node}: {}", f.reason)));
+            return Err(Failure::of_member(node, f));
         }
         let mut agreed: Option<Output> = None;
         // This node's own output is among the agreed ones when it took part: it signs the agreed
@@ -130,7 +130,10 @@ impl Service {
         let mine = outputs.get(self.me()).is_some_and(Result::is_ok);
         for (node, outcome) in outputs {
             match outcome {
-                Err(f) => return Err(Failure::new(f.code, format!("{node}: {}", f.reason))),
+                Err(f) if node == self.me() => {
+                    return Err(Failure::new(f.code, format!("{node}: {}", f.reason)));
+                }
+                Err(f) => return Err(Failure::of_member(&node, &f)),
                 Ok(v) => match &agreed {
                     None => agreed = Some(v),
                     Some(a) if *a == v => {}
@@ -187,5 +190,23 @@ mod tests {
         ] {
             assert!(!is_transient(&Failure::new(code.clone(), "x")), "{code:?}");
         }
+    }
+
+    #[test]
+    fn a_members_failure_passed_on_names_the_member_and_its_code() {
+        let theirs = Failure::new(ErrorCode::InvalidSessionType, "wallet not warm");
+        let passed = Failure::of_member("node2", &theirs);
+        assert_eq!(passed.failed_member(), Some(("node2", &ErrorCode::InvalidSessionType)));
+        assert_eq!(passed.code, ErrorCode::InvalidSessionType);
+        assert_eq!(passed.reason, "node2: wallet not warm");
+        assert_eq!(theirs.failed_member(), None, "a node's own failure names no member");
+        let aborted: Failure = crate::session::SessionError::PeerAborted {
+            by: "node1".into(),
+            code: ErrorCode::ResourceExhausted,
+            reason: "busy".into(),
+            culprits: Vec::new(),
+        }
+        .into();
+        assert_eq!(aborted.failed_member(), Some(("node1", &ErrorCode::ResourceExhausted)));
     }
 }

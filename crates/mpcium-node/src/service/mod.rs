@@ -142,14 +142,46 @@ pub struct Failure {
     culprits: Vec<String>,
 }
 
+/// Another member's failure as a coordinator passes it on: the source of its [`Failure`].
+#[derive(Debug, thiserror::Error)]
+#[error("{member}: {reason}")]
+struct MemberFailure {
+    member: String,
+    code: ErrorCode,
+    reason: String,
+}
+
 impl Failure {
     fn new(code: ErrorCode, reason: impl Into<String>) -> Self {
         Self { code, reason: reason.into(), peers_told: false, source: None, culprits: Vec::new() }
     }
 
+    /// Another member's failure as this node passes it on: its code, its reason after its name.
+    fn of_member(member: &str, f: &Failure) -> Self {
+        let source =
+            MemberFailure { member: member.to_owned(), code: f.code.clone(), reason: f.reason.clone() };
+        Self {
+            source: Some(std::sync::Arc::new(source)),
+            ..Self::new(f.code.clone(), format!("{member}: {}", f.reason))
+        }
+    }
+
     /// Whether this node's own run named culprits.
     fn names_culprits(&self) -> bool {
         !self.culprits.is_empty()
+    }
+
+    /// The other member this failure is from, with the code it gave (`None` when the failure is
+    /// this node's own).
+    fn failed_member(&self) -> Option<(&str, &ErrorCode)> {
+        let source = self.source.as_deref()?;
+        if let Some(m) = source.downcast_ref::<MemberFailure>() {
+            return Some((&m.member, &m.code));
+        }
+        match source.downcast_ref::<SessionError>()? {
+            SessionError::PeerAborted { by, code, .. } => Some((by.as_str(), code)),
+            _ => None,
+        }
     }
 
     /// A failure with `code` caused by an error: its text is the reason, the error the source

@@ -48,7 +48,7 @@ impl Service {
 
     /// Make presignatures for `wallet` until this node owns `pool_size`, up to
     /// [`REFILL_IN_FLIGHT`] sessions at once less the client requests this node has in flight;
-    /// returns how many it owns.
+    /// returns how many it owns (also when a session failed: it tries again at the next wake).
     async fn refill(&self, wallet: &str) -> Result<usize, Failure> {
         let info = self.load_keyinfo(KeyType::Secp256k1, wallet).await?;
         if !info.participant_peer_ids.iter().any(|p| p == self.me()) {
@@ -61,6 +61,7 @@ impl Service {
         let need = info.threshold as usize + 1;
         // Never with a node banned for this key, by this node or by another co-signer.
         let apart = self.ban_conflicts(wallet, info.version).await;
+        let mut refused: Vec<String> = Vec::new();
         while have < self.pool.size() {
             // Refills yield to clients: a presignature made while the node is busy costs a
             // session more than signing in full (presign + online against one full run), so
@@ -70,8 +71,13 @@ impl Service {
             let mut starts = Vec::new();
             for _ in 0..(self.pool.size() - have).min(budget) {
                 let ready = self.transport.directory().ready();
-                let candidates: Vec<String> =
-                    info.participant_peer_ids.iter().filter(|p| ready.contains(p)).cloned().collect();
+                let cold = self.pool.cold_cosigners(wallet, Instant::now());
+                let candidates: Vec<String> = info
+                    .participant_peer_ids
+                    .iter()
+                    .filter(|p| ready.contains(p) && !cold.contains(p) && !refused.contains(p))
+                    .cloned()
+                    .collect();
                 // Rotate the co-signers so the pool's work spreads over the committee.
                 let rotation = self.pool.next_rotation().to_string();
                 // The owner signs with its own entries: a set without it is of no use here.
@@ -116,13 +122,28 @@ impl Service {
                         self.metrics.presign.made.fetch_add(1, Ordering::Relaxed);
                         have += 1;
                     }
-                    Err((f, _)) => {
-                        first_failure.get_or_insert(f);
-                    }
+                    Err((f, _)) => match f.failed_member() {
+                        // A co-signer where the wallet is not warm: the rest of this refill (and
+                        // later refills, for a while) goes without it.
+                        Some((node, ErrorCode::InvalidSessionType)) if node != self.me() => {
+                            tracing::debug!(
+                                wallet,
+                                node,
+                                "co-signer refuses presign sessions: wallet not warm there"
+                            );
+                            self.pool.note_cold(wallet, node, Instant::now());
+                            refused.push(node.to_owned());
+                        }
+                        _ => {
+                            first_failure.get_or_insert(f);
+                        }
+                    },
                 }
             }
+            // The rest waits for the next wake; what this node holds is still counted.
             if let Some(f) = first_failure {
-                return Err(f);
+                tracing::debug!(wallet, code = %f.code.as_str(), reason = %f.reason, "presignature pool not refilled");
+                break;
             }
         }
         Ok(have)
@@ -270,6 +291,7 @@ impl Service {
             ));
         }
         if !self.pool.is_warm(wallet) {
+            self.metrics.presign.refused_not_warm.fetch_add(1, Ordering::Relaxed);
             return Err(Failure::new(
                 ErrorCode::InvalidSessionType,
                 format!("wallet {wallet} is not kept warm on {}: no presign sessions for it", self.me()),
