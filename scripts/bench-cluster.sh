@@ -50,7 +50,7 @@ bench() { # name, then the benchmark arguments
 # --compare (the crypto-only limit of the same operation, measured first) where the CLI has it.
 compare=()
 if "$cli" benchmark --help 2>/dev/null | grep -q -- --compare; then compare=(--compare); fi
-bench keygen keygen 3 -b 1
+bench keygen "${compare[@]}" keygen 3 -b 1
 wallet="$(python3 -c 'import json,sys; print([w for w in json.load(open(sys.argv[1]))["wallet_ids"] if w][0])' "$out/keygen.json")"
 bench sign-eddsa-1 sign-eddsa 200 "$wallet" -b 1
 bench sign-eddsa-20 "${compare[@]}" sign-eddsa 2000 "$wallet" -b 20

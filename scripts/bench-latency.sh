@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Signing latency one request at a time when NATS is a network hop away from the nodes (issue #16):
 # a 3-node devnet (t=1) whose nodes reach nats-server through scripts/delay-proxy.py, then
-# `mpcium-cli benchmark` of 100 EdDSA and 100 Taproot signatures after 20 of each to warm up. The
-# client talks to nats-server directly.
+# `mpcium-cli benchmark` of 100 EdDSA and 100 Taproot signatures after 20 of each to warm up, and
+# 100 ECDSA signatures with presignatures after 30 (each node that coordinates one keeps a pool of
+# PRESIGN_POOL_SIZE, default here 48) and a pause for the pools to fill. The client talks to
+# nats-server directly.
 #
 #   scripts/bench-latency.sh [ONE_WAY_DELAY_MS] [OUT_DIR]     (default: 1, target/bench-latency)
 #
@@ -14,6 +16,7 @@ out="${2:-target/bench-latency}"
 mkdir -p "$out"
 out="$(cd "$out" && pwd)"
 source scripts/bench-bins.sh
+export PRESIGN_POOL_SIZE="${PRESIGN_POOL_SIZE:-48}"
 proxy_script="$(pwd)/scripts/delay-proxy.py"
 dir="$(mktemp -d)"
 nodes=()
@@ -56,3 +59,7 @@ for op in sign-eddsa sign-taproot; do
   bench -o "$out/$op.txt" "$op" 100 "$wallet" -b 1
   echo "$op, ${delay} ms each way to NATS: $(grep -h "Latency" "$out/$op.txt")"
 done
+bench -o "$out/sign-ecdsa-warmup.txt" sign-ecdsa 30 "$wallet" -b 1
+sleep 15
+bench -o "$out/sign-ecdsa.txt" sign-ecdsa 100 "$wallet" -b 1
+echo "sign-ecdsa (presignatures), ${delay} ms each way to NATS: $(grep -h "Latency" "$out/sign-ecdsa.txt")"

@@ -6,10 +6,11 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use mpcium_api::{ClientId, ErrorCode, SignTxMessage};
+use mpcium_api::{ClientId, ErrorCode, SignTxMessage, SignTxRequest};
 use mpcium_tss::{ExecutionId, KeyType, PartyId};
 use serde_json::json;
 
+use super::check::{OwnRequest, Verified};
 use super::reselect::Attempt;
 use super::{Failure, Output, Service, party_ids, quorum, wallet_of};
 use crate::control::{SessionOp, SessionStart};
@@ -304,7 +305,7 @@ impl Service {
     /// `None` when there is none (the caller signs in full).
     pub(super) async fn sign_with_presignature(
         &self,
-        req: &SignTxMessage,
+        req: &Verified<SignTxRequest>,
         body: &[u8],
         client: Option<&ClientId>,
         delivery: &str,
@@ -349,7 +350,10 @@ impl Service {
         .with_request(body);
         // A co-signer absent at the start or during the session fails this attempt at once (the
         // presignature is spent either way: each signer takes its copy before the online round).
-        let outcome = self.coordinate_watched(start, None).await;
+        // The coordinator's own part uses the request it verified and the key info it loaded when
+        // it took the request (a participant checks and loads its own).
+        let own = OwnRequest::Sign(req.clone(), Some(Box::new(info.clone())));
+        let outcome = self.coordinate_watched(start, Some(own)).await;
         self.pool.release(chosen.as_str());
         Some(outcome)
     }
