@@ -98,7 +98,8 @@ for name in rows:
     lat = r.get("latency_ms") or {}
     ms = lambda k: f"{lat[k]:.1f} ms" if k in lat else "-"
     c = r.get("crypto_limit")
-    limit = f"{c['limit_ops_per_sec']:.0f} /s ({c['cpu_ms_per_op']:.2f} ms CPU)" if c else "-"
+    digits = 2 if c and c['limit_ops_per_sec'] < 10 else 0
+    limit = f"{c['limit_ops_per_sec']:.{digits}f} /s ({c['cpu_ms_per_op']:.2f} ms CPU)" if c else "-"
     ratio = f"{c['ratio']:.2f}" if c else "-"
     print(f"| {name} | {r['successes']} / {r['count']} | {r['batch_size']} | "
           f"{r['throughput_ops_per_sec']:.1f} /s | {ms('p50')} | {ms('p90')} | {ms('p99')} | {limit} | {ratio} |")
