@@ -43,8 +43,10 @@ pub const PRESIGN_BURST_MIN: usize = 16;
 /// Presign sessions per second a participant lets one owner start once its burst is spent, on
 /// top of the sessions earned by use (below): what an owner may run with no client behind it.
 pub const PRESIGN_REFILL_PER_SEC: f64 = 5.0;
-/// Presign sessions an owner runs at once while it refills (each its own presignature), less
-/// one per client request it has in flight: under load the pool waits.
+/// Presign sessions an owner runs at once while it refills a pool at or below half its size
+/// (each its own presignature), less one per client request it has in flight: under load the
+/// pool waits. Above half it runs one, and none while a client request is in flight
+/// ([`PresignPool::refill_sessions`]).
 pub const REFILL_IN_FLIGHT: usize = 4;
 /// How many owners' buckets a participant keeps (owners are key holders, so few).
 const MAX_BUCKETS: usize = 1024;
@@ -164,6 +166,17 @@ pub struct PresignPool {
     /// (wallet, co-signer) pairs whose presign sessions the co-signer refused as not warm, and
     /// when: left out of this wallet's refills for [`COLD_RETRY`].
     cold: Mutex<HashMap<(String, String), Instant>>,
+    /// Other owners' presign sessions this node takes part in now (not client work).
+    joined: std::sync::Arc<AtomicUsize>,
+}
+
+/// Counts one presign session of another owner as in flight until dropped.
+pub struct JoinedPresign(std::sync::Arc<AtomicUsize>);
+
+impl Drop for JoinedPresign {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// One owner's token bucket.
@@ -258,6 +271,30 @@ impl PresignPool {
             .filter(|((w, _), at)| w == wallet && now.saturating_duration_since(**at) < COLD_RETRY)
             .map(|((_, node), _)| node.clone())
             .collect()
+    }
+
+    /// How many presign sessions to run at once for a pool holding `have` presignatures while
+    /// `busy` client requests and sessions are in flight on this node. A pool above half its size
+    /// has reserve: it refills one at a time and only when the node is idle, so a stream of
+    /// requests one at a time does not queue behind refills (each presignature costs about a
+    /// full signature's work); at or below half it refills [`REFILL_IN_FLIGHT`] at once, less
+    /// what is in flight.
+    pub fn refill_sessions(&self, have: usize, busy: usize) -> usize {
+        let at_once = if have * 2 > self.size() { 1 } else { REFILL_IN_FLIGHT };
+        at_once.saturating_sub(busy)
+    }
+
+    /// Count a presign session of another owner that this node takes part in: such sessions
+    /// are not client work, and must not hold back this node's own refills (when every owner
+    /// refills at once, each node is in another's session most of the time).
+    pub fn joined_presign(&self) -> JoinedPresign {
+        self.joined.fetch_add(1, Ordering::Relaxed);
+        JoinedPresign(self.joined.clone())
+    }
+
+    /// Other owners' presign sessions this node takes part in now.
+    pub fn joined_presigns(&self) -> usize {
+        self.joined.load(Ordering::Relaxed)
     }
 
     /// The burst of presign sessions one owner may start here.
@@ -365,6 +402,19 @@ mod tests {
         assert_eq!(PresigId::owned_by(all.clone(), 0, "node-1"), vec![old]);
         assert!(PresigId::owned_by(all, 1, "node").is_empty());
         assert!(PresigId::owned_by(["garbage".to_owned()], 1, "node-1").is_empty());
+    }
+
+    #[test]
+    fn a_pool_with_reserve_refills_one_at_a_time_and_only_when_idle() {
+        let pool = PresignPool::new(PresignSettings { pool_size: 48, wallets: vec![] });
+        assert_eq!(pool.refill_sessions(47, 0), 1);
+        assert_eq!(pool.refill_sessions(25, 0), 1);
+        assert_eq!(pool.refill_sessions(25, 1), 0, "busy: the reserve waits");
+        assert_eq!(pool.refill_sessions(24, 0), REFILL_IN_FLIGHT, "at half: in parallel");
+        assert_eq!(pool.refill_sessions(0, 1), REFILL_IN_FLIGHT - 1);
+        assert_eq!(pool.refill_sessions(0, 9), 0, "under load the pool waits");
+        let tiny = PresignPool::new(PresignSettings { pool_size: 1, wallets: vec![] });
+        assert_eq!(tiny.refill_sessions(0, 0), REFILL_IN_FLIGHT);
     }
 
     #[test]

@@ -116,8 +116,8 @@ async fn an_owner_fills_its_pool_without_a_cosigner_where_the_wallet_is_not_warm
         let ev = w.sign(&w.sign_msg("secp256k1", WALLET, &format!("tx-cold-{k}"), &digest, None)).await;
         assert_eq!(ev.result_type.as_str(), "success", "{ev:?}");
         ecdsa_verify(&pubkey, &digest, &ev);
-        wait_pools_full(&ports, &[0, 1], POOL).await;
     }
+    wait_pools_full(&ports, &[0, 1], POOL).await;
     let used = total(&ports, "mpcium_presign_used_total").await;
     assert!(used >= 6, "signatures used presignatures: {used}");
     // node2 was asked (and refused) only in each owner's first refill: at most one batch of

@@ -167,6 +167,9 @@ impl Service {
         let mut inbox = (start.op != SessionOp::Keygen).then(|| self.transport.open_session(session));
         if start.op == SessionOp::Presign {
             let inbox = inbox.as_mut().expect("opened above");
+            // Another owner's refill is not client work (it is in the drain's count, not in the
+            // pool's idea of busy: `PresignPool::refill_sessions`).
+            let _joined = (start.coordinator != self.me()).then(|| self.pool.joined_presign());
             return self.presign_part(start, session, inbox).await;
         }
         let coordinating = own.is_some();

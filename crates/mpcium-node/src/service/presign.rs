@@ -14,7 +14,7 @@ use super::check::{OwnRequest, Verified};
 use super::reselect::Attempt;
 use super::{Failure, Output, Service, party_ids, quorum, wallet_of};
 use crate::control::{SessionOp, SessionStart};
-use crate::presign::{MAX_HELD_PER_OWNER, PRESIGN_REFILL_PER_SEC, PresigId, REFILL_IN_FLIGHT};
+use crate::presign::{MAX_HELD_PER_OWNER, PRESIGN_REFILL_PER_SEC, PresigId};
 use crate::registry::KeyInfo;
 use crate::session::SessionSpec;
 use crate::transport::SessionInbox;
@@ -47,8 +47,8 @@ impl Service {
         }
     }
 
-    /// Make presignatures for `wallet` until this node owns `pool_size`, up to
-    /// [`REFILL_IN_FLIGHT`] sessions at once less the client requests this node has in flight;
+    /// Make presignatures for `wallet` until this node owns `pool_size`, as many sessions at once
+    /// as [`crate::presign::PresignPool::refill_sessions`] allows;
     /// returns how many it owns (also when a session failed: it tries again at the next wake).
     async fn refill(&self, wallet: &str) -> Result<usize, Failure> {
         let info = self.load_keyinfo(KeyType::Secp256k1, wallet).await?;
@@ -66,9 +66,10 @@ impl Service {
         while have < self.pool.size() {
             // Refills yield to clients: a presignature made while the node is busy costs a
             // session more than signing in full (presign + online against one full run), so
-            // under load the pool waits and signatures run in full; in the gaps it refills in
-            // parallel, so the next quiet request takes one round.
-            let budget = REFILL_IN_FLIGHT.saturating_sub(self.drain.in_flight());
+            // under load the pool waits and signatures run in full; in the gaps it refills, in
+            // parallel once the pool is down to half, so the next quiet request takes one round.
+            let busy = self.drain.in_flight().saturating_sub(self.pool.joined_presigns());
+            let budget = self.pool.refill_sessions(have, busy);
             let mut starts = Vec::new();
             for _ in 0..(self.pool.size() - have).min(budget) {
                 let ready = self.transport.directory().ready();
