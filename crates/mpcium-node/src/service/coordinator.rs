@@ -130,6 +130,7 @@ impl Service {
         let mine = outputs.get(self.me()).is_some_and(Result::is_ok);
         for (node, outcome) in outputs {
             match outcome {
+                // Its own failure is not a member's: `Failure::failed_member` never names this node.
                 Err(f) if node == self.me() => {
                     return Err(Failure::new(f.code, format!("{node}: {}", f.reason)));
                 }

@@ -71,9 +71,10 @@ impl Service {
             let busy = self.drain.in_flight().saturating_sub(self.pool.joined_presigns());
             let budget = self.pool.refill_sessions(have, busy);
             let mut starts = Vec::new();
+            // Changes only when a batch's outcomes are in (below).
+            let cold = self.pool.cold_cosigners(wallet, Instant::now());
             for _ in 0..(self.pool.size() - have).min(budget) {
                 let ready = self.transport.directory().ready();
-                let cold = self.pool.cold_cosigners(wallet, Instant::now());
                 let candidates: Vec<String> = info
                     .participant_peer_ids
                     .iter()
@@ -127,7 +128,7 @@ impl Service {
                     Err((f, _)) => match f.failed_member() {
                         // A co-signer where the wallet is not warm: the rest of this refill (and
                         // later refills, for a while) goes without it.
-                        Some((node, ErrorCode::InvalidSessionType)) if node != self.me() => {
+                        Some((node, ErrorCode::InvalidSessionType)) => {
                             tracing::debug!(
                                 wallet,
                                 node,
