@@ -395,6 +395,18 @@ fn nonces_drawn_ahead_sign_in_one_round_for_the_master_key_and_an_hd_child() {
     }
 }
 
+/// The Ed25519 point (0, -1), of order 2: y = p - 1, little-endian.
+const ORDER_TWO: [u8; 32] = {
+    let mut b = [0xff; 32];
+    b[0] = 0xec;
+    b[31] = 0x7f;
+    b
+};
+
+fn nonce_commitments(nonce: &Nonce) -> Vec<u8> {
+    nonce.commitments().unwrap()
+}
+
 #[test]
 fn a_nonce_drawn_ahead_is_refused_under_commitments_that_are_not_its_own_or_name_other_signers() {
     let shares = keygen(3, 1);
@@ -420,6 +432,26 @@ fn a_nonce_drawn_ahead_is_refused_under_commitments_that_are_not_its_own_or_name
     commitments = good.clone();
     commitments.insert(ids[1], vec![1, 2, 3]);
     assert!(start().with_nonce(spare, &commitments).is_err(), "malformed commitments");
+    // The other signer's binding point replaced by the point of order 2, (0, -1): a valid
+    // encoding of a curve point outside the prime-order subgroup.
+    let mut small_order = good[&ids[1]].clone();
+    let at = small_order.len() - 32;
+    small_order[at..].copy_from_slice(&ORDER_TWO);
+    commitments = good.clone();
+    commitments.insert(ids[1], small_order);
+    let point = CompressedEdwardsY(ORDER_TWO).decompress().expect("a curve point");
+    assert!(!point.is_torsion_free() && !curve25519_dalek::traits::IsIdentity::is_identity(&point));
+    let (nonce, _) = Nonce::draw(signers[0]).unwrap();
+    commitments.insert(ids[0], nonce_commitments(&nonce));
+    let refused = start().with_nonce(nonce, &commitments).err().expect("a point outside the subgroup");
+    assert!(refused.to_string().contains(&format!("malformed commitments of party {}", ids[1])), "{refused}");
+    // This signer's own commitments are compared, not parsed: another encoding is refused.
+    let (nonce, _) = Nonce::draw(signers[0]).unwrap();
+    let mut own = nonce_commitments(&nonce);
+    own.push(0);
+    commitments = good.clone();
+    commitments.insert(ids[0], own);
+    assert!(start().with_nonce(nonce, &commitments).is_err(), "its own commitments changed");
     // Debug never shows the secret nonce.
     let (nonce, _) = Nonce::draw(signers[0]).unwrap();
     assert_eq!(format!("{nonce:?}"), "Nonce(<secret>)");

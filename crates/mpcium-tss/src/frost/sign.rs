@@ -45,6 +45,10 @@ pub struct Sign<S: Suite>(Driver<SignCore<S>>);
 /// `SigningNonces`), so one nonce cannot sign twice, not even after a restart.
 pub struct Nonce<S: Suite> {
     nonces: round1::SigningNonces<S::Cs>,
+    /// The commitments' encoding, kept from the draw: [`Sign::with_nonce`] compares the
+    /// signer's own entry with it instead of parsing it again (a parse checks each point's
+    /// subgroup, a scalar multiplication per point, which the signer's own points do not need).
+    encoded: Vec<u8>,
 }
 
 impl<S: Suite> Nonce<S> {
@@ -54,12 +58,12 @@ impl<S: Suite> Nonce<S> {
     pub fn draw(share: &KeyShare<S>) -> Result<(Self, Vec<u8>), ProtocolError> {
         let (nonces, commitments) = round1::commit(share.key_package().signing_share(), &mut OsRng);
         let bytes = commitments.serialize().map_err(|e| ProtocolError::Internal(e.to_string()))?;
-        Ok((Self { nonces }, bytes))
+        Ok((Self { nonces, encoded: bytes.clone() }, bytes))
     }
 
     /// The encoding of this nonce's commitments (as [`draw`](Self::draw) returned it).
     pub fn commitments(&self) -> Result<Vec<u8>, ProtocolError> {
-        self.nonces.commitments().serialize().map_err(|e| ProtocolError::Internal(e.to_string()))
+        Ok(self.encoded.clone())
     }
 }
 
@@ -151,15 +155,21 @@ impl<S: Suite> Sign<S> {
         }
         let mut parsed = BTreeMap::new();
         for (party, bytes) in commitments {
-            let c = round1::SigningCommitments::<S::Cs>::deserialize(bytes).map_err(|e| {
-                ProtocolError::InvalidInput(format!("malformed commitments of party {party}: {e}"))
-            })?;
+            let c = if *party == core.me {
+                // Its own, unchanged: the points it drew, already known to be valid.
+                if *bytes != nonce.encoded {
+                    return Err(ProtocolError::InvalidInput(
+                        "this signer's commitments are not its nonce's".into(),
+                    ));
+                }
+                *nonce.nonces.commitments()
+            } else {
+                round1::SigningCommitments::<S::Cs>::deserialize(bytes).map_err(|e| {
+                    ProtocolError::InvalidInput(format!("malformed commitments of party {party}: {e}"))
+                })?
+            };
             let id = identifier::<S>(*party).map_err(|e| ProtocolError::Internal(e.to_string()))?;
             parsed.insert(id, c);
-        }
-        let me = identifier::<S>(core.me).map_err(|e| ProtocolError::Internal(e.to_string()))?;
-        if parsed.get(&me) != Some(nonce.nonces.commitments()) {
-            return Err(ProtocolError::InvalidInput("this signer's commitments are not its nonce's".into()));
         }
         core.commitments = parsed;
         core.nonces = Some(nonce.nonces);
