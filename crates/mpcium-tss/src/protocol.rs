@@ -111,6 +111,15 @@ pub trait Protocol: Send {
 
     /// Hand the protocol a message from `from`.
     fn message(&mut self, from: PartyId, data: Vec<u8>);
+
+    /// Whether a step may compute for milliseconds or more (a DKLs23 round, a DKG), so that a
+    /// caller on an async runtime should run it where it does not hold up other tasks. `false`
+    /// for a protocol whose every step takes well under a millisecond (a FROST signature, an
+    /// ECDSA signature from a presignature), where handing the work to another thread costs
+    /// more than the work.
+    fn long_steps(&self) -> bool {
+        true
+    }
 }
 
 /// The curve (and so the engine) a key belongs to; the names are the wire's `key_type` values.

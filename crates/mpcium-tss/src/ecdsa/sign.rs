@@ -100,6 +100,10 @@ impl Protocol for SignOnline {
     fn message(&mut self, from: PartyId, data: Vec<u8>) {
         self.0.message(from, data);
     }
+    /// The online round is ~0.2 ms of scalar arithmetic and a verification.
+    fn long_steps(&self) -> bool {
+        false
+    }
 }
 
 /// A full signature in one run: [`Presign`]'s two rounds (bound to the digest) then the online

@@ -263,6 +263,11 @@ impl<S: Suite> Protocol for Sign<S> {
     fn message(&mut self, from: PartyId, data: Vec<u8>) {
         self.0.message(from, data);
     }
+
+    /// The costliest step, aggregating and verifying, is a few hundred microseconds.
+    fn long_steps(&self) -> bool {
+        false
+    }
 }
 
 impl<S: Suite> Machine for SignCore<S> {
