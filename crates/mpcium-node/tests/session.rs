@@ -143,10 +143,14 @@ async fn an_abort_stops_the_others_at_once() {
         Err(SessionError::Faulty { culprits, .. }) => assert_eq!(culprits, &vec!["node2".to_string()]),
         other => panic!("node0 should fail naming node2, got {other:?}"),
     }
-    for (res, elapsed) in &results[1..] {
+    for (i, (res, elapsed)) in results.iter().enumerate().skip(1) {
         match res {
-            Err(SessionError::PeerAborted { by, culprits, .. }) => {
-                assert_eq!(by, "node0");
+            // node0's notice, or the other waiting node's: every node that stops tells the
+            // others, and notices from different senders may arrive in either order (CI once
+            // saw node2 stop on node1's). A relayed notice still traces back to node0.
+            Err(SessionError::PeerAborted { by, reason, culprits, .. }) => {
+                let relayed = *by != format!("node{i}") && reason.starts_with("aborted by node0: ");
+                assert!(by == "node0" || relayed, "node{i} stopped on {by}'s notice: {reason}");
                 assert_eq!(culprits, &vec!["node2".to_string()]);
             }
             other => panic!("expected PeerAborted, got {other:?}"),
