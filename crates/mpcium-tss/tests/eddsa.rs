@@ -351,7 +351,7 @@ fn drawn_ahead(shares: &[&KeyShare]) -> (Vec<Nonce>, std::collections::BTreeMap<
     let mut commitments = std::collections::BTreeMap::new();
     for s in shares {
         let (nonce, c) = Nonce::draw(s).unwrap();
-        assert_eq!(nonce.commitments().unwrap(), c);
+        assert_eq!(nonce.commitments(), c.as_slice());
         nonces.push(nonce);
         commitments.insert(s.party(), c);
     }
@@ -403,10 +403,6 @@ const ORDER_TWO: [u8; 32] = {
     b
 };
 
-fn nonce_commitments(nonce: &Nonce) -> Vec<u8> {
-    nonce.commitments().unwrap()
-}
-
 #[test]
 fn a_nonce_drawn_ahead_is_refused_under_commitments_that_are_not_its_own_or_name_other_signers() {
     let shares = keygen(3, 1);
@@ -432,22 +428,26 @@ fn a_nonce_drawn_ahead_is_refused_under_commitments_that_are_not_its_own_or_name
     commitments = good.clone();
     commitments.insert(ids[1], vec![1, 2, 3]);
     assert!(start().with_nonce(spare, &commitments).is_err(), "malformed commitments");
-    // The other signer's binding point replaced by the point of order 2, (0, -1): a valid
-    // encoding of a curve point outside the prime-order subgroup.
-    let mut small_order = good[&ids[1]].clone();
-    let at = small_order.len() - 32;
-    small_order[at..].copy_from_slice(&ORDER_TWO);
-    commitments = good.clone();
-    commitments.insert(ids[1], small_order);
+    // The other signer's binding point (the encoding's last 32 bytes) replaced: by the base
+    // point it is taken, so the bytes replaced are that point; by the point of order 2, (0, -1),
+    // a valid encoding of a curve point outside the prime-order subgroup, it is refused.
+    let with_binding = |point: &[u8; 32]| {
+        let mut theirs = good[&ids[1]].clone();
+        let at = theirs.len() - 32;
+        theirs[at..].copy_from_slice(point);
+        let (nonce, mine) = Nonce::draw(signers[0]).unwrap();
+        let mut commitments = good.clone();
+        commitments.insert(ids[1], theirs);
+        commitments.insert(ids[0], mine);
+        start().with_nonce(nonce, &commitments)
+    };
+    assert!(with_binding(ED25519_BASEPOINT_POINT.compress().as_bytes()).is_ok(), "a prime-order point");
     let point = CompressedEdwardsY(ORDER_TWO).decompress().expect("a curve point");
     assert!(!point.is_torsion_free() && !curve25519_dalek::traits::IsIdentity::is_identity(&point));
-    let (nonce, _) = Nonce::draw(signers[0]).unwrap();
-    commitments.insert(ids[0], nonce_commitments(&nonce));
-    let refused = start().with_nonce(nonce, &commitments).err().expect("a point outside the subgroup");
+    let refused = with_binding(&ORDER_TWO).err().expect("a point outside the subgroup");
     assert!(refused.to_string().contains(&format!("malformed commitments of party {}", ids[1])), "{refused}");
     // This signer's own commitments are compared, not parsed: another encoding is refused.
-    let (nonce, _) = Nonce::draw(signers[0]).unwrap();
-    let mut own = nonce_commitments(&nonce);
+    let (nonce, mut own) = Nonce::draw(signers[0]).unwrap();
     own.push(0);
     commitments = good.clone();
     commitments.insert(ids[0], own);

@@ -62,8 +62,8 @@ impl<S: Suite> Nonce<S> {
     }
 
     /// The encoding of this nonce's commitments (as [`draw`](Self::draw) returned it).
-    pub fn commitments(&self) -> Result<Vec<u8>, ProtocolError> {
-        Ok(self.encoded.clone())
+    pub fn commitments(&self) -> &[u8] {
+        &self.encoded
     }
 }
 
