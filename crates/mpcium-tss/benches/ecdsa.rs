@@ -1,6 +1,7 @@
 //! DKLs23 ECDSA costs, every party in one process (the figures are the total CPU of all
 //! parties): keygen, setup from Shamir shares (after a reshare), presign, online sign from a
-//! presignature, full sign; 2-of-3 and 3-of-5.
+//! presignature, full sign; 2-of-3 and 3-of-5; and the k256 multiplication forms keygen's cost
+//! comes down to.
 //!
 //! Run: `cargo bench -p mpcium-tss --bench ecdsa`; with `ECDSA_PER_PARTY=1` it first prints
 //! each party's own CPU time and bytes sent per protocol.
@@ -281,5 +282,39 @@ fn bench(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bench);
+/// The multiplication forms behind DKLs23 keygen's cost (BENCHMARKS.md, flamegraphs): `dkls23`
+/// computes `G * a` and verifies its base-OT proofs (`G * a + P * b`, public values) with k256's
+/// generic constant-time multiplication; k256 also has a precomputed table for `G` and a
+/// variable-time double-base form for verification. What those would save is a change to
+/// `dkls23` (not forked here); these figures size it.
+fn multiplication_forms(c: &mut Criterion) {
+    use k256::elliptic_curve::ops::MulByGeneratorVartime;
+    let a = *NonZeroScalar::generate();
+    let b = *NonZeroScalar::generate();
+    let g = k256::AffinePoint::GENERATOR;
+    let p = ProjectivePoint::GENERATOR * *NonZeroScalar::generate();
+    let pa = p.to_affine();
+    let mut group = c.benchmark_group("k256 multiplication forms");
+    group.bench_function("G*a constant time, generic (dkls23)", |x| {
+        x.iter(|| black_box(black_box(g) * black_box(a)))
+    });
+    group.bench_function("G*a constant time, precomputed table", |x| {
+        x.iter(|| black_box(ProjectivePoint::mul_by_generator(black_box(&a))))
+    });
+    group.bench_function("G*a + P*b constant time (dkls23's proof checks)", |x| {
+        x.iter(|| black_box(black_box(g) * black_box(a) + black_box(pa) * black_box(b)))
+    });
+    group.bench_function("G*a + P*b variable time, double base", |x| {
+        x.iter(|| {
+            black_box(ProjectivePoint::mul_by_generator_and_mul_add_vartime(
+                black_box(&a),
+                black_box(&b),
+                black_box(&p),
+            ))
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench, multiplication_forms);
 criterion_main!(benches);
