@@ -24,21 +24,7 @@ cli="$bindir/mpcium-cli"
 export PRESIGN_POOL_SIZE="${PRESIGN_POOL_SIZE:-48}"
 sustained="${BENCH_ECDSA_SUSTAINED:-5000}"
 
-dir="$(mktemp -d)"
-ready="$dir/ready.json"
-"$cli" devnet --dir "$dir/devnet" --nodes 3 --threshold 1 --mpcium "$bindir/mpcium" --ready-file "$ready" \
-  >"$out/devnet.log" 2>&1 &
-devnet=$!
-trap 'kill -INT $devnet 2>/dev/null; wait $devnet 2>/dev/null || true; rm -rf "$dir"' EXIT
-for _ in $(seq 1 120); do
-  [ -s "$ready" ] && break
-  kill -0 $devnet 2>/dev/null || { echo "devnet failed to start (see $out/devnet.log)" >&2; exit 1; }
-  sleep 0.5
-done
-[ -s "$ready" ] || { echo "devnet not ready after 60 s" >&2; exit 1; }
-field() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$ready" "$1"; }
-url="$(field nats_url)"
-key="$(field initiator_key)"
+start_devnet "$out/devnet.log"
 echo "== load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 bench() { # name, then the benchmark arguments
@@ -51,7 +37,7 @@ bench() { # name, then the benchmark arguments
 compare=()
 if "$cli" benchmark --help 2>/dev/null | grep -q -- --compare; then compare=(--compare); fi
 bench keygen "${compare[@]}" keygen 3 -b 1
-wallet="$(python3 -c 'import json,sys; print([w for w in json.load(open(sys.argv[1]))["wallet_ids"] if w][0])' "$out/keygen.json")"
+wallet="$(first_wallet "$out/keygen.json")"
 bench sign-eddsa-1 sign-eddsa 200 "$wallet" -b 1
 bench sign-eddsa-20 "${compare[@]}" sign-eddsa 2000 "$wallet" -b 20
 if "$cli" benchmark sign-taproot --help >/dev/null 2>&1; then

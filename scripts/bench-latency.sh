@@ -53,7 +53,7 @@ done
 key="$dir/devnet/event_initiator.key"
 bench() { "$bindir/mpcium-cli" benchmark --key-path "$key" --nats-url "$url" --client-id latency "$@" >/dev/null; }
 bench -o "$out/keygen.txt" --json "$out/keygen.json" keygen 1 -b 1
-wallet="$(python3 -c 'import json,sys; print([w for w in json.load(open(sys.argv[1]))["wallet_ids"] if w][0])' "$out/keygen.json")"
+wallet="$(first_wallet "$out/keygen.json")"
 for op in sign-eddsa sign-taproot; do
   bench -o "$out/$op-warmup.txt" "$op" 20 "$wallet" -b 1
   bench -o "$out/$op.txt" "$op" 100 "$wallet" -b 1

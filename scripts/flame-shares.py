@@ -14,7 +14,7 @@ import sys
 # The innermost frame that matches one of these names the part a sample is counted in (checked
 # from the leaf outward, first pattern first).
 PARTS = [
-    ("kernel", re.compile(r"_\[k\]$")),
+    ("kernel", re.compile(r".*_\[k\]$")),
     ("allocation and copies (libc)",
      re.compile(r"^(_int_|__libc_)?(malloc|free|realloc|calloc|cfree)|^__mem|^malloc_|^unlink_chunk|^tcache")),
     ("Curve25519 arithmetic (FROST, Ed25519)", re.compile(r"curve25519_dalek::")),
@@ -64,7 +64,7 @@ def own(frame):
 def part_of(frames):
     for frame in reversed(frames[1:]):
         for name, pattern in PARTS:
-            if pattern.match(own(frame)) or (name == "kernel" and pattern.search(frame)):
+            if pattern.match(own(frame)):
                 return name
     return "other"
 

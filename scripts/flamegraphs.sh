@@ -6,7 +6,7 @@
 #
 # Writes OUT_DIR/<operation>.svg (open it in a browser: frames are clickable and searchable) and
 # OUT_DIR/<operation>.folded (the collapsed stacks the SVG is drawn from, one line per stack; a few
-# MB each, not kept in git), and prints each operation's CPU by process and by part
+# MB each, not kept in git; nor is OUT_DIR/devnet.log, the devnet's output), and prints each operation's CPU by process and by part
 # (scripts/flame-shares.py). The load of an operation is stopped after its samples, so the next
 # one starts with up to 20 of its requests still being answered.
 #
@@ -42,21 +42,7 @@ source scripts/bench-bins.sh
 cli="$bindir/mpcium-cli"
 export PRESIGN_POOL_SIZE="${PRESIGN_POOL_SIZE:-48}"
 
-dir="$(mktemp -d)"
-ready="$dir/ready.json"
-"$cli" devnet --dir "$dir/devnet" --nodes 3 --threshold 1 --mpcium "$bindir/mpcium" --ready-file "$ready" \
-  >"$dir/devnet.log" 2>&1 &
-devnet=$!
-trap 'kill -INT $devnet 2>/dev/null; wait $devnet 2>/dev/null || true; rm -rf "$dir"' EXIT
-for _ in $(seq 1 120); do
-  [ -s "$ready" ] && break
-  kill -0 $devnet 2>/dev/null || { echo "devnet failed to start (see $dir/devnet.log)" >&2; exit 1; }
-  sleep 0.5
-done
-[ -s "$ready" ] || { echo "devnet not ready after 60 s" >&2; exit 1; }
-field() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$ready" "$1"; }
-url="$(field nats_url)"
-key="$(field initiator_key)"
+start_devnet "$out/devnet.log"
 # Which process is which: perf names processes by their threads' names, which the three nodes
 # share; the folded stacks get the node's name instead (see `rename` below).
 names="$(python3 - "$ready" <<'PY'
@@ -73,7 +59,7 @@ bench() { # the benchmark arguments
   "$cli" benchmark --key-path "$key" --nats-url "$url" --client-id bench -o /dev/null "$@" >/dev/null 2>&1
 }
 bench --json "$dir/kg.json" keygen 1 -b 1
-wallet="$(python3 -c 'import json,sys; print([w for w in json.load(open(sys.argv[1]))["wallet_ids"] if w][0])' "$dir/kg.json")"
+wallet="$(first_wallet "$dir/kg.json")"
 
 # profile NAME -- benchmark arguments: run the operation, sample `seconds` of it after a second
 # of warm-up, then stop the load.
