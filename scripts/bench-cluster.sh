@@ -9,10 +9,12 @@
 #                      before/after comparison) instead of building this checkout (release)
 #   BENCH_ECDSA_SUSTAINED  ECDSA requests of the sustained row (default 5000, as issue #16 asks)
 #   PRESIGN_POOL_SIZE  the nodes' presignature pool per wallet (default here 48)
+#   BENCH_KEY_POOL     keys each node makes ahead for the last row (default 10; 0 skips it)
 #
 # Rows: keygen one at a time; EdDSA and Taproot one at a time and 20 in flight; ECDSA one at a
 # time once every node's pool is full, then sustained at 20 in flight (the pool drains and
-# refills under load).
+# refills under load); last, on a second fresh devnet whose nodes keep BENCH_KEY_POOL keys made
+# ahead (`key_pool.size`), keygen one at a time once every node's pool is full.
 # Load average is printed before and after: figures from a busy machine are not comparable.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,6 +25,7 @@ source scripts/bench-bins.sh
 cli="$bindir/mpcium-cli"
 export PRESIGN_POOL_SIZE="${PRESIGN_POOL_SIZE:-48}"
 sustained="${BENCH_ECDSA_SUSTAINED:-5000}"
+key_pool="${BENCH_KEY_POOL:-10}"
 
 start_devnet "$out/devnet.log"
 echo "== load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -69,10 +72,35 @@ bench sign-ecdsa-1 sign-ecdsa 100 "$wallet" -b 1
 bench sign-ecdsa-20-sustained "${compare[@]}" sign-ecdsa "$sustained" "$wallet" -b 20
 echo "== load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 
+# Keys made ahead: a second devnet (the first one's nodes keep no pool, so the rows above run
+# without pool keygens in the background), keygens once every node owns a full pool.
+metric() { # NAME: the sum of a /metrics value over the nodes
+  python3 - "$ready" "$1" <<'PY'
+import json, sys, urllib.request
+total = 0
+for node in json.load(open(sys.argv[1]))["nodes"]:
+    text = urllib.request.urlopen(f"http://{node['healthcheck_address']}/metrics", timeout=5).read().decode()
+    total += sum(int(float(l.split()[1])) for l in text.splitlines() if l.startswith(sys.argv[2] + " "))
+print(total)
+PY
+}
+if [ "$key_pool" -gt 0 ] && grep -q key_pool "$bindir/mpcium"; then
+  kill -INT "$devnet" 2>/dev/null; wait "$devnet" 2>/dev/null || true; rm -rf "$dir"
+  KEY_POOL_SIZE="$key_pool" start_devnet "$out/devnet-key-pool.log"
+  full=""
+  for _ in $(seq 1 180); do
+    if [ "$(metric mpcium_key_pool_size)" -ge $((3 * key_pool)) ]; then full=1; break; fi
+    sleep 1
+  done
+  [ -n "$full" ] || { echo "the key pools did not fill on every node" >&2; exit 1; }
+  bench keygen-pooled keygen "$key_pool" -b 1
+  echo "== keygens with a pooled key: $(metric mpcium_key_pool_used_total), with their DKGs: $(metric mpcium_key_pool_missed_total)"
+fi
+
 python3 - "$out" <<'EOF'
 import json, pathlib, sys
 out = pathlib.Path(sys.argv[1])
-rows = ["keygen", "sign-eddsa-1", "sign-eddsa-20", "sign-taproot-1", "sign-taproot-20",
+rows = ["keygen", "keygen-pooled", "sign-eddsa-1", "sign-eddsa-20", "sign-taproot-1", "sign-taproot-20",
         "sign-ecdsa-1", "sign-ecdsa-20-sustained"]
 print("| row | ok / sent | in flight | throughput | p50 | p90 | p99 | crypto-only limit | ratio |")
 print("|---|---|---|---|---|---|---|---|---|")

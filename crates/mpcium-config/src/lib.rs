@@ -22,7 +22,8 @@
 //! JetStream stream, KV bucket and durable consumer in a NATS cluster), `nats.url` may list
 //! several servers separated by commas (failover), `security.strict_requests` (bool, false),
 //! `presign.pool_size` (per wallet, 8, 0 = off), `presign.wallets` (list, empty = every wallet
-//! that has signed), `limits.max_request_bytes` (1 MiB), `limits.requests_per_second.*` and
+//! that has signed), `key_pool.size` (keys made ahead of their wallets, 0 = off),
+//! `limits.max_request_bytes` (1 MiB), `limits.requests_per_second.*` and
 //! `limits.peer_messages_*` (rates: `limits.rs`), `node.heartbeat_seconds` (5),
 //! `policy.rules` (approval rules by value: see the `policy` module; a list of maps, so the
 //! environment cannot set it).

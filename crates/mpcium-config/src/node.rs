@@ -1,5 +1,6 @@
 //! [`NodeConfig`]: the validated `config.yaml` of a node (`mpcium start`), docs/wire.md §12.2 plus the
-//! keys mpcium-rs adds (`security.*`, `presign.*`, `limits.*`, `node.*`, `policy.*`).
+//! keys mpcium-rs adds (`security.*`, `presign.*`, `key_pool.*`, `limits.*`, `node.*`,
+//! `policy.*`).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -28,6 +29,8 @@ pub const DEFAULT_HEALTHCHECK_ADDRESS: &str = ":8080";
 pub const DEFAULT_PRESIGN_POOL_SIZE: usize = 8;
 /// Largest accepted `presign.pool_size`.
 pub const MAX_PRESIGN_POOL_SIZE: usize = 1024;
+/// Largest accepted `key_pool.size`.
+pub const MAX_KEY_POOL_SIZE: usize = 1024;
 /// `node.heartbeat_seconds` when unset.
 pub const DEFAULT_HEARTBEAT_SECONDS: u64 = 5;
 /// Largest accepted `node.heartbeat_seconds`.
@@ -97,6 +100,15 @@ pub struct PresignConfig {
     pub wallets: Vec<String>,
 }
 
+/// Keys made ahead of their wallets (`key_pool.*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct KeyPoolConfig {
+    /// `key_pool.size`: keys (each an ECDSA, EdDSA and Taproot key, as one keygen makes) this
+    /// node keeps made ahead as coordinator, handed to the next wallets it creates (default 0:
+    /// off; every keygen then runs its DKGs while the client waits).
+    pub size: usize,
+}
+
 /// Node liveness (`node.*`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NodeSettings {
@@ -137,6 +149,8 @@ pub struct NodeConfig {
     pub security: SecurityConfig,
     /// `presign.*` (mpcium-rs).
     pub presign: PresignConfig,
+    /// `key_pool.*` (mpcium-rs).
+    pub key_pool: KeyPoolConfig,
     /// `limits.*` (mpcium-rs).
     pub limits: LimitsConfig,
     /// `node.*` (mpcium-rs).
@@ -224,6 +238,18 @@ impl NodeConfig {
         }
         let presign = PresignConfig { pool_size, wallets };
 
+        let key_pool = match values.int("key_pool.size")? {
+            None => KeyPoolConfig::default(),
+            Some(n) if (0..=MAX_KEY_POOL_SIZE as i64).contains(&n) => {
+                KeyPoolConfig { size: n.unsigned_abs() as usize }
+            }
+            Some(_) => {
+                return Err(
+                    values.invalid("key_pool.size", format!("must be between 0 and {MAX_KEY_POOL_SIZE}"))
+                );
+            }
+        };
+
         let limits = LimitsConfig::from_values(&values)?;
 
         let heartbeat = match values.int("node.heartbeat_seconds")? {
@@ -252,6 +278,7 @@ impl NodeConfig {
             authorization,
             security,
             presign,
+            key_pool,
             limits,
             node: NodeSettings { heartbeat: Duration::from_secs(heartbeat) },
             policy,

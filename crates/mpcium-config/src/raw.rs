@@ -33,6 +33,7 @@ struct RawConfig {
     authorization: Option<RawAuthorization>,
     security: Option<RawSecurity>,
     presign: Option<RawPresign>,
+    key_pool: Option<RawKeyPool>,
     limits: Option<RawLimits>,
     node: Option<RawNode>,
     policy: Option<crate::policy::RawPolicy>,
@@ -86,6 +87,11 @@ struct RawPresign {
 }
 
 #[derive(Deserialize, Default)]
+struct RawKeyPool {
+    size: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
 struct RawLimits {
     max_request_bytes: Option<String>,
     requests_per_second: Option<RawRequestRates>,
@@ -136,6 +142,7 @@ const SCALAR_KEYS: &[(&str, ScalarSlot)] = &[
     ("authorization.enabled", |c| &mut c.authorization.get_or_insert_with(Default::default).enabled),
     ("security.strict_requests", |c| &mut c.security.get_or_insert_with(Default::default).strict_requests),
     ("presign.pool_size", |c| &mut c.presign.get_or_insert_with(Default::default).pool_size),
+    ("key_pool.size", |c| &mut c.key_pool.get_or_insert_with(Default::default).size),
     ("limits.max_request_bytes", |c| &mut c.limits.get_or_insert_with(Default::default).max_request_bytes),
     ("limits.requests_per_second.per_wallet", |c| &mut request_rates(c).per_wallet),
     ("limits.requests_per_second.per_wallet_burst", |c| &mut request_rates(c).per_wallet_burst),
@@ -167,6 +174,7 @@ const SECTIONS: &[&str] = &[
     "authorization",
     "security",
     "presign",
+    "key_pool",
     "limits",
     "limits.requests_per_second",
     "node",

@@ -95,6 +95,7 @@ fn defaults_of_a_minimal_config() {
     assert!(!c.security.strict_requests);
     assert_eq!(c.presign.pool_size, 8);
     assert!(c.presign.wallets.is_empty());
+    assert_eq!(c.key_pool.size, 0, "the key pool is off unless asked for");
     assert_eq!(c.limits.max_request_bytes, 1024 * 1024);
     assert_eq!(c.node.heartbeat, Duration::from_secs(5));
 }
@@ -156,6 +157,8 @@ security:
 presign:
   pool_size: 0
   wallets: [w1, w2]
+key_pool:
+  size: 4
 limits:
   max_request_bytes: 4096
 node:
@@ -187,6 +190,7 @@ mpcium_version: 0.3.5
     assert!(c.security.strict_requests);
     assert_eq!(c.presign.pool_size, 0);
     assert_eq!(c.presign.wallets, vec!["w1".to_owned(), "w2".to_owned()]);
+    assert_eq!(c.key_pool.size, 4);
     assert_eq!(c.limits.max_request_bytes, 4096);
     assert_eq!(c.node.heartbeat, Duration::from_secs(2));
 }
@@ -244,6 +248,8 @@ fn invalid_values_name_their_key() {
         ("security.strict_requests", "security:\n  strict_requests: sure"),
         ("presign.pool_size", "presign:\n  pool_size: -1"),
         ("presign.pool_size", "presign:\n  pool_size: 100000"),
+        ("key_pool.size", "key_pool:\n  size: -1"),
+        ("key_pool.size", "key_pool:\n  size: 100000"),
         ("presign.wallets", "presign:\n  wallets: [\"\"]"),
         ("limits.max_request_bytes", "limits:\n  max_request_bytes: 0"),
         ("node.heartbeat_seconds", "node:\n  heartbeat_seconds: 0"),

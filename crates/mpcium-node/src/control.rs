@@ -64,6 +64,9 @@ pub enum SessionOp {
     Reshare,
     /// Filling the presignature pool of a wallet.
     Presign,
+    /// Keygen of a key made ahead of its wallet (`crate::keypool`): the same three DKGs as a
+    /// keygen, stored under the pool id named in `request_id`; no client request.
+    KeyPool,
 }
 
 /// The coordinator's announcement of a session. Every participant re-derives the session id
@@ -106,6 +109,10 @@ pub struct SessionStart {
     /// session id.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub nonces: Vec<crate::nonces::NonceUse>,
+    /// For a keygen: the key made ahead (`crate::keypool`, its pool id) every member hands to
+    /// the wallet instead of running the DKGs; `None` runs them. Bound into the session id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pooled_key: Option<String>,
 }
 
 impl SessionStart {
@@ -258,6 +265,7 @@ mod tests {
             presignature: Some("v1-n0-0000000000000000aaaaaaaa-1.2".into()),
             old_key: None,
             nonces: Vec::new(),
+            pooled_key: None,
         }
         .with_request(b"{\"x\":1}");
         let info = crate::registry::KeyInfo {

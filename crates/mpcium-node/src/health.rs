@@ -43,6 +43,8 @@ pub struct Metrics {
     pub reselections: AtomicU64,
     /// The presignature pool's counters.
     pub presign: crate::presign::PoolCounters,
+    /// The key pool's counters.
+    pub key_pool: crate::keypool::KeyPoolCounters,
     /// FROST nonces drawn ahead: signatures coordinated with them or in full.
     pub nonces: crate::nonces::NonceCounters,
     /// The audit writer's counters (`crate::audit::writer`).
@@ -183,6 +185,42 @@ impl Metrics {
                 "counter",
                 "Presignatures refused because this node had used them before (restored copies).",
                 &p.reuse_refused,
+            ),
+            (
+                "mpcium_key_pool_size",
+                "gauge",
+                "Keys made ahead that this node owns now.",
+                &self.key_pool.owned,
+            ),
+            (
+                "mpcium_key_pool_made_total",
+                "counter",
+                "Pool keygens this node started that succeeded.",
+                &self.key_pool.made,
+            ),
+            (
+                "mpcium_key_pool_used_total",
+                "counter",
+                "Keygens coordinated with a key made ahead.",
+                &self.key_pool.used,
+            ),
+            (
+                "mpcium_key_pool_missed_total",
+                "counter",
+                "Keygens coordinated with their DKGs (no key made ahead, or one not handed over).",
+                &self.key_pool.missed,
+            ),
+            (
+                "mpcium_key_pool_throttled_total",
+                "counter",
+                "Pool keygens of other owners refused: over the owner's rate.",
+                &self.key_pool.throttled,
+            ),
+            (
+                "mpcium_key_pool_reuse_refused_total",
+                "counter",
+                "Keys made ahead refused because this node had handed them to another wallet before (copied stores).",
+                &self.key_pool.reuse_refused,
             ),
             (
                 "mpcium_frost_nonce_signatures_total",

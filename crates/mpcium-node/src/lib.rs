@@ -7,6 +7,7 @@
 //!   JetStream KV.
 //! - [`transport`]: per-node inbox subjects on core NATS, verification and routing to sessions.
 //! - [`liveness`]: probing peers, so a crashed or cut-off peer leaves the ready set in a second.
+//! - [`keypool`]: keys made ahead of their wallets (`key_pool.size`), handed over once.
 //! - [`nonces`]: FROST nonces drawn ahead, held in memory by signers and handed to coordinators.
 //! - [`session`]: running one protocol over the transport, with the broadcast echo check.
 //! - [`service`]: the coordinator and participant sides of keygen and signing requests.
@@ -24,6 +25,7 @@ pub mod daemon;
 pub mod drain;
 pub mod envelope;
 pub mod health;
+pub mod keypool;
 pub mod limits;
 pub mod liveness;
 pub mod nonces;

@@ -70,6 +70,11 @@ impl TokenBucket {
         ok
     }
 
+    /// Give one token back, up to the burst (work the bucket's owner earned another way).
+    pub fn give_back(&mut self) {
+        self.tokens = (self.tokens + 1.0).min(f64::from(self.rate.burst));
+    }
+
     /// Whether the bucket is full at `now` (it holds nothing a new bucket would not).
     pub fn is_full(&self, now: Instant) -> bool {
         let elapsed = now.saturating_duration_since(self.at).as_secs_f64();

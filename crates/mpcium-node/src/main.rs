@@ -208,6 +208,7 @@ async fn run(args: StartArgs) -> Result<()> {
                 peer_messages: cfg.limits.peer_messages,
             },
             session_timeout: Duration::from_secs(30),
+            key_pool: mpcium_node::keypool::KeyPoolSettings { size: cfg.key_pool.size },
             presign: mpcium_node::presign::PresignSettings {
                 pool_size: cfg.presign.pool_size,
                 wallets: cfg.presign.wallets.clone(),

@@ -85,6 +85,7 @@ fn start(op: SessionOp, c: &Cluster, body: &[u8]) -> SessionStart {
         presignature: None,
         old_key: None,
         nonces: Vec::new(),
+        pooled_key: None,
     }
     .with_request(body)
 }

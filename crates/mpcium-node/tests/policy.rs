@@ -232,6 +232,7 @@ fn sign_start(c: &Cluster, body: &[u8], tx_id: &str, delivery: u32) -> SessionSt
         presignature: None,
         old_key: None,
         nonces: Vec::new(),
+        pooled_key: None,
     }
     .with_request(body)
 }

@@ -37,6 +37,7 @@ fn presign_start(version: u32) -> (SessionStart, [u8; 32]) {
         presignature: None,
         old_key: None,
         nonces: Vec::new(),
+        pooled_key: None,
     }
     .with_request(request.as_bytes());
     let session = mpcium_node::service::announced_session_id(&start).expect("a well-formed start");

@@ -38,6 +38,7 @@ fn start_of(request_id: &str) -> Control {
             presignature: None,
             old_key: None,
             nonces: Vec::new(),
+            pooled_key: None,
         }
         .with_request(b"{}"),
     )

@@ -58,7 +58,7 @@ impl Registry {
         match retry::create(&self.requests, &key, claim.to_owned().into()).await {
             Ok(_) => Ok(Claim::New),
             Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {
-                let existing = get_existing(&self.requests, &key).await?;
+                let existing = get_existing(&self.requests, REQUESTS_BUCKET, &key).await?;
                 Ok(if existing.as_deref() == Some(claim.as_bytes()) { Claim::Same } else { Claim::Duplicate })
             }
             Err(e) => Err(kv_err(REQUESTS_BUCKET)(e.into())),
@@ -79,10 +79,12 @@ impl Registry {
         match retry::create(&self.requests, &key, event.clone()).await {
             Ok(_) => Ok(event),
             Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {
-                get_existing(&self.requests, &key).await?.ok_or_else(|| RegistryError::Corrupt {
-                    bucket: REQUESTS_BUCKET,
-                    key,
-                    reason: "settled result vanished".into(),
+                get_existing(&self.requests, REQUESTS_BUCKET, &key).await?.ok_or_else(|| {
+                    RegistryError::Corrupt {
+                        bucket: REQUESTS_BUCKET,
+                        key,
+                        reason: "settled result vanished".into(),
+                    }
                 })
             }
             Err(e) => Err(kv_err(REQUESTS_BUCKET)(e.into())),
@@ -118,6 +120,38 @@ impl Registry {
     }
 }
 
+impl Registry {
+    /// Record, durably and cluster-wide, that `holder` hands its share of the pooled key
+    /// `pool_id` to `wallet_id`. Create-only: `Ok(true)` the first time and when the record
+    /// already names the same wallet (a retry), `Ok(false)` when it names another wallet (this
+    /// copy of the pooled key came back from a copied disk): then it must not be handed over.
+    /// Kept in `mpc_presig_used` under `<holder>.keypool.<pool id>`, so the NATS permissions
+    /// that let a node write only its own presignature records cover these too.
+    pub async fn mark_pooled_key_used(
+        &self,
+        holder: &str,
+        pool_id: &str,
+        wallet_id: &str,
+    ) -> Result<bool, RegistryError> {
+        let key = pooled_key_used_key(holder, pool_id);
+        match retry::create(&self.presig_used, &key, wallet_id.to_owned().into()).await {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {
+                let existing = get_existing(&self.presig_used, PRESIG_USED_BUCKET, &key).await?;
+                Ok(existing.as_deref() == Some(wallet_id.as_bytes()))
+            }
+            Err(e) => Err(kv_err(PRESIG_USED_BUCKET)(e.into())),
+        }
+    }
+}
+
+/// The used-record key of one holder's share of a pooled key: `<holder>.keypool.<pool id>` (a
+/// pool id's characters, `[0-9a-z-]` and the owner's node id, are legal KV key characters; the
+/// `keypool` token is never a curve name, so it cannot meet a presignature's record).
+pub fn pooled_key_used_key(holder: &str, pool_id: &str) -> String {
+    format!("{holder}.keypool.{pool_id}")
+}
+
 /// The used-record key of one signer's share of a presignature: `<signer>.<ecdsa.wallet>.<id>`,
 /// where a presignature id's characters (`[0-9a-z.-]` and the owner's node id) are legal KV key
 /// characters, and the wallet is written as in [`keyinfo_key`].
@@ -135,10 +169,14 @@ fn settled_key(msg_id: &str) -> String {
 /// read is a direct get that any replica may answer, and a follower may not have applied the
 /// write yet (JetStream's direct gets are not read-after-write): "absent" right after "exists"
 /// means "not visible here yet", so it is read again for up to 2 s before it counts.
-async fn get_existing(store: &kv::Store, key: &str) -> Result<Option<bytes::Bytes>, RegistryError> {
+async fn get_existing(
+    store: &kv::Store,
+    bucket: &'static str,
+    key: &str,
+) -> Result<Option<bytes::Bytes>, RegistryError> {
     let start = Instant::now();
     loop {
-        let value = retry::get(store, key).await.map_err(|e| kv_err(REQUESTS_BUCKET)(e.into()))?;
+        let value = retry::get(store, key).await.map_err(|e| kv_err(bucket)(e.into()))?;
         if value.is_some() || start.elapsed() > Duration::from_secs(2) {
             return Ok(value);
         }

@@ -20,7 +20,9 @@
 //! - `mpc_bans`: bans announced by nodes, one key per wallet (see [`bans`]).
 //! - `mpc_presig_used`: `<signer>.<ecdsa.wallet>.<presignature id>` → the session that used it:
 //!   each signer's create-only record that it released its online share of a presignature
-//!   (single use cluster-wide, not just on one disk; see [`Registry::mark_presignature_used`]).
+//!   (single use cluster-wide, not just on one disk; see [`Registry::mark_presignature_used`]);
+//!   and `<holder>.keypool.<pool id>` → the wallet a key made ahead was handed to
+//!   ([`Registry::mark_pooled_key_used`]).
 //!
 //! The parts: `directory` (the live view of ready peers and absence marks), `ready` (readiness
 //! records, the heartbeat and the ready watch), `keyinfo` (wallet key info), `ledger` (request
@@ -60,7 +62,7 @@ pub mod status;
 
 pub use directory::PeerDirectory;
 pub use keyinfo::{KeyInfo, keyinfo_key};
-pub use ledger::{Claim, presig_used_key};
+pub use ledger::{Claim, pooled_key_used_key, presig_used_key};
 pub use ready::{Heartbeat, ReadyRecord};
 
 /// Why a registry operation failed.

@@ -66,6 +66,21 @@ pub enum StoreError {
         presig_id: String,
     },
 
+    /// A key made ahead of its wallet is already stored under this id (ids are never reused).
+    #[error("pooled key {pool_id:?} already exists (ids are never reused)")]
+    PooledKeyExists {
+        /// The pool id.
+        pool_id: String,
+    },
+
+    /// A key made ahead of its wallet is not (or no longer) stored: it was handed to a wallet
+    /// before, or never made here.
+    #[error("pooled key {pool_id:?} is not held here")]
+    PooledKeyMissing {
+        /// The pool id.
+        pool_id: String,
+    },
+
     /// Argon2id parameters below the production floor were used on a production path.
     #[error("Argon2id parameters {found} are below the production floor {floor}")]
     WeakKdf {

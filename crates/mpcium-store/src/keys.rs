@@ -34,6 +34,7 @@ pub(crate) const REPLAY_PREFIX: &str = "replay:";
 pub(crate) const SETUP_PREFIX: &str = "setup:";
 pub(crate) const BAN_PREFIX: &str = "ban:";
 pub(crate) const LEGACY_PREFIX: &str = "legacy:";
+pub(crate) const POOLED_PREFIX: &str = "keypool:";
 
 /// A validated record key name: 1..=[`MAX_KEY_LEN`] bytes, no control characters.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -83,6 +84,12 @@ impl RecordKey {
         Self::new(format!("{}{presig_id}", presignature_prefix(wallet_id)?))
     }
 
+    /// `keypool:<poolID>`: a key made ahead of its wallet (see [`crate::Store::put_pooled_key`]).
+    pub fn pooled_key(pool_id: &str) -> Result<Self> {
+        component(pool_id)?;
+        Self::new(format!("{POOLED_PREFIX}{pool_id}"))
+    }
+
     /// `ban:<walletID>:<nodeID>` (the wallet id escaped as [`wallet_component`] says): a node this node never runs DKLs23 with for the wallet's
     /// ECDSA key (until a reshare replaces it).
     pub fn ban(wallet_id: &str, node_id: &str) -> Result<Self> {
@@ -105,9 +112,11 @@ impl RecordKey {
     ///
     /// Presignatures are: restoring a backup taken before a presignature was consumed would
     /// resurrect it, and reusing a presignature leaks the key share. A data-key rotation drops
-    /// them for the same reason (see [`crate::rekey`]).
+    /// them for the same reason (see [`crate::rekey`]). Keys made ahead of their wallet
+    /// (`keypool:`) are too: a restored one could be handed to a second wallet; once handed to
+    /// a wallet its shares are ordinary share records, backed up.
     pub fn is_ephemeral(&self) -> bool {
-        self.0.starts_with(PRESIG_PREFIX)
+        self.0.starts_with(PRESIG_PREFIX) || self.0.starts_with(POOLED_PREFIX)
     }
 }
 
@@ -185,6 +194,9 @@ mod tests {
         assert!(RecordKey::share(ShareKind::Ecdsa, "", 0).is_err());
         assert!(RecordKey::presignature("w", "p").unwrap().is_ephemeral());
         assert!(!RecordKey::share(ShareKind::Ecdsa, "w", 1).unwrap().is_ephemeral());
+        assert_eq!(RecordKey::pooled_key("kp-n0-1").unwrap().as_str(), "keypool:kp-n0-1");
+        assert!(RecordKey::pooled_key("kp-n0-1").unwrap().is_ephemeral());
+        assert!(RecordKey::pooled_key("").is_err());
     }
 
     /// Ids the wire accepts (`mpcium_api::ids::validate_token`: no `.`, `*`, `>`, whitespace or

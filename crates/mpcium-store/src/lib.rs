@@ -27,10 +27,10 @@
 //!   aad = "mpcium-record-v1\0" || key name)`. The key name in the associated data binds each
 //!   value to its key: a value copied under another key fails with [`StoreError::Corrupt`].
 //!   Key layout: see [`keys`] (`ecdsa:<walletID>_v<N>`, `eddsa:<walletID>_v<N>`, `taproot:…`, `setup:…`,
-//!   `presig:…`, `replay:…`).
+//!   `presig:…`, `keypool:…`, `replay:…`).
 //! - `changes`: u64 sequence → key name, appended in the same write transaction as each put or
-//!   delete (presignatures excepted: restoring one that was already consumed would lead to
-//!   presignature reuse, which leaks the key). It drives incremental backups.
+//!   delete (presignatures and pooled keys excepted: a restored one that was already used could
+//!   be used again, and a reused presignature leaks the key). It drives incremental backups.
 //!
 //! Every write is one durable transaction: a share is either fully present or absent
 //! (demonstrated by the SIGKILL crash test).
@@ -55,6 +55,7 @@ pub mod fsutil;
 pub mod kdf;
 pub mod keys;
 mod legacy;
+mod pooled;
 pub mod rekey;
 pub mod restore;
 mod shares;

@@ -10,6 +10,7 @@
 //! version, the ordered participant set and the request id, so a message of another run is
 //! rejected.
 
+pub mod agree;
 pub mod curve;
 mod driver;
 pub mod ecdsa;

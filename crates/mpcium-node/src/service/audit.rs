@@ -155,6 +155,7 @@ impl Service {
             SessionOp::Sign => "sign",
             SessionOp::Presign => "presign",
             SessionOp::Reshare => "reshare",
+            SessionOp::KeyPool => "key_pool",
         };
         let (result, error_code, error_reason, culprits) = match outcome {
             Ok(_) => (Outcome::Success, None, None, Vec::new()),

@@ -181,10 +181,10 @@ impl Service {
             SessionOp::Keygen => OwnRequest::Keygen(self.verify_keygen(&body).map_err(|(_, f)| f)?),
             SessionOp::Sign => OwnRequest::Sign(self.verify_sign(&body).map_err(|e| e.1)?, None),
             SessionOp::Reshare => OwnRequest::Reshare(self.verify_reshare(&body).map_err(|e| e.1)?),
-            SessionOp::Presign => {
+            SessionOp::Presign | SessionOp::KeyPool => {
                 return Err(Failure::new(
                     ErrorCode::InvalidSessionType,
-                    "a presign session has no client request",
+                    "a presign or key pool session has no client request",
                 ));
             }
         })

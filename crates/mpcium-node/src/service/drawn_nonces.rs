@@ -166,6 +166,7 @@ impl Service {
             presignature: None,
             old_key: None,
             nonces: uses,
+            pooled_key: None,
         }
         .with_request(body);
         let outcome = self

@@ -23,6 +23,7 @@ use tokio::sync::Semaphore;
 use crate::control::{SessionOp, SessionOutput as Output, SessionStart};
 use crate::drain::Drain;
 use crate::health::Metrics;
+use crate::keypool::{KeyPool, KeyPoolSettings};
 use crate::presign::{PresignPool, PresignSettings};
 use crate::registry::{KeyInfo, Registry};
 use crate::session::{SessionError, SessionSpec};
@@ -39,6 +40,7 @@ mod import;
 mod intake;
 mod keygen;
 mod keyinfo;
+mod keypool;
 mod limits;
 mod participant;
 mod presign;
@@ -83,6 +85,8 @@ pub struct ServiceConfig {
     pub session_timeout: Duration,
     /// `presign.*`: the ECDSA presignature pool.
     pub presign: PresignSettings,
+    /// `key_pool.*`: keys made ahead of their wallets.
+    pub key_pool: KeyPoolSettings,
     /// `nats.replicas`: copies of the request and result streams and of the request consumers
     /// in the NATS cluster (see [`crate::replicas`]).
     pub replicas: usize,
@@ -104,6 +108,7 @@ pub struct Service {
     signing_slots: Arc<Semaphore>,
     metrics: Arc<Metrics>,
     pool: PresignPool,
+    key_pool: KeyPool,
     drain: Drain,
     made_keyinfos: keyinfo::MadeKeyInfos,
     audit: crate::audit::AuditLog,
@@ -280,6 +285,7 @@ impl Service {
         let signing_slots = Arc::new(Semaphore::new(cfg.max_concurrent_signing.max(1)));
         let metrics = Arc::new(Metrics::with_audit(audit.counters()));
         let pool = PresignPool::new(cfg.presign.clone());
+        let key_pool = KeyPool::new(cfg.key_pool);
         let request_limits = limits::RequestLimiter::new(cfg.limits.requests);
         let service = Arc::new(Self {
             cfg,
@@ -291,6 +297,7 @@ impl Service {
             signing_slots,
             metrics,
             pool,
+            key_pool,
             drain: Drain::new(),
             made_keyinfos: Default::default(),
             shares: Default::default(),
@@ -382,6 +389,7 @@ impl Service {
             Ok::<(), async_nats::Error>(())
         };
         let pool = self.clone().keep_pool_warm();
+        let key_pool = self.clone().keep_key_pool_full();
         let retire = self.clone().retire_when_left_out();
         let this = self.clone();
         let participant = async move {
@@ -395,7 +403,7 @@ impl Service {
             }
             Ok::<(), async_nats::Error>(())
         };
-        tokio::try_join!(intake, participant, pool, retire)?;
+        tokio::try_join!(intake, participant, pool, key_pool, retire)?;
         Ok(())
     }
 
@@ -539,7 +547,7 @@ pub fn announced_session_id(start: &SessionStart) -> Option<[u8; 32]> {
 fn session_id(start: &SessionStart) -> Result<[u8; 32], Failure> {
     let (operation, key_type) = match start.op {
         // One announcement for the three keys; each key's run has its own id (`keygen::run_id`).
-        SessionOp::Keygen => (Operation::Keygen, KeyType::Secp256k1),
+        SessionOp::Keygen | SessionOp::KeyPool => (Operation::Keygen, KeyType::Secp256k1),
         SessionOp::Sign | SessionOp::Presign | SessionOp::Reshare => {
             let body = start.request_bytes().map_err(Failure::because(ErrorCode::MessageFormat))?;
             let kt = announced_key_type(&body);
@@ -579,6 +587,14 @@ fn session_id(start: &SessionStart) -> Result<[u8; 32], Failure> {
         .bind(b"old-key", &old_key);
     // The nonces drawn ahead too (each signer's id and commitments): a participant that took
     // its nonce signs only with those exact others.
+    // A pool keygen is told apart from a wallet's keygen by more than its request id; the key a
+    // keygen hands over is bound, so a member hands it only to the wallet the others agreed on.
+    if start.op == SessionOp::KeyPool {
+        terms = terms.bind(b"key-pool", &[]);
+    }
+    if let Some(pooled) = &start.pooled_key {
+        terms = terms.bind(b"pooled-key", &[pooled.as_bytes()]);
+    }
     if !start.nonces.is_empty() {
         let nonces: Vec<Vec<u8>> =
             start.nonces.iter().map(|n| serde_json::to_vec(n).unwrap_or_default()).collect();

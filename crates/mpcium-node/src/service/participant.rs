@@ -164,7 +164,17 @@ impl Service {
         self.metrics.session_started();
         // Open before the checks: the others' first messages wait here, not in the transport's
         // short-lived buffer. A keygen opens one inbox per protocol run instead.
-        let mut inbox = (start.op != SessionOp::Keygen).then(|| self.transport.open_session(session));
+        let per_run = matches!(start.op, SessionOp::Keygen | SessionOp::KeyPool);
+        let mut inbox = (!per_run).then(|| self.transport.open_session(session));
+        if start.pooled_key.is_some() && start.op != SessionOp::Keygen {
+            return Err(Failure::new(
+                ErrorCode::MessageVerification,
+                "only a keygen hands over a pooled key",
+            ));
+        }
+        if start.op == SessionOp::KeyPool {
+            return self.key_pool_part(start, session).await;
+        }
         if start.op == SessionOp::Presign {
             let inbox = inbox.as_mut().expect("opened above");
             // Another owner's refill is not client work (it is in the drain's count, not in the
@@ -232,7 +242,9 @@ pub(super) fn connection_lost() -> Failure {
 /// key (abort notices go to each).
 pub(super) fn protocol_runs(start: &SessionStart, session: [u8; 32]) -> Vec<[u8; 32]> {
     match start.op {
-        SessionOp::Keygen => keygen::KEYGEN_KINDS.into_iter().map(|k| keygen::run_id(session, k)).collect(),
+        SessionOp::Keygen | SessionOp::KeyPool => {
+            keygen::KEYGEN_KINDS.into_iter().map(|k| keygen::run_id(session, k)).collect()
+        }
         _ => vec![session],
     }
 }

@@ -107,6 +107,7 @@ impl Service {
                         presignature: None,
                         old_key: None,
                         nonces: Vec::new(),
+                        pooled_key: None,
                     }
                     .with_request(request.as_bytes()),
                 );
@@ -348,6 +349,7 @@ impl Service {
             presignature: Some(chosen.as_str().to_owned()),
             old_key: None,
             nonces: Vec::new(),
+            pooled_key: None,
         }
         .with_request(body);
         // A co-signer absent at the start or during the session fails this attempt at once (the

@@ -193,6 +193,7 @@ impl Service {
             presignature: None,
             old_key: Some(base.old_key_digest()),
             nonces: Vec::new(),
+            pooled_key: None,
         }
         .with_request(body);
         self.coordinate_attested(start, Some(OwnRequest::Reshare(req))).await

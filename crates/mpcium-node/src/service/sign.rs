@@ -285,6 +285,7 @@ impl Service {
             presignature: None,
             old_key: None,
             nonces: Vec::new(),
+            pooled_key: None,
         }
         .with_request(body);
         self.coordinate_watched(start, Some(OwnRequest::Sign(req.clone(), Some(Box::new(info.clone())))))

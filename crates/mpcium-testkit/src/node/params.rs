@@ -63,6 +63,7 @@ impl TestNode<'_> {
                 limits: Default::default(),
                 session_timeout: Duration::from_secs(30),
                 presign: mpcium_node::presign::PresignSettings::default(),
+                key_pool: mpcium_node::keypool::KeyPoolSettings::default(),
                 replicas: 1,
                 pulls_requests: true,
             },
