@@ -261,6 +261,11 @@ async fn a_reshare_runs_only_on_the_signed_committee_and_threshold_and_only_once
     // The execution id binds the threshold: one start, two thresholds, two ids.
     let (a, b) = (reshare(&[0, 1, 2], 1, "x"), reshare(&[0, 1, 2], 2, "x"));
     assert_ne!(announced_session_id(&a), announced_session_id(&b));
+    // And its coordinator: the same terms from another node are another session (a peer that
+    // announces them first does not make the members take the coordinator's start for a replay).
+    let other = SessionStart { coordinator: c.ids[0].clone(), ..a.clone() };
+    assert_ne!(a.coordinator, other.coordinator);
+    assert_ne!(announced_session_id(&a), announced_session_id(&other));
     // Even with the cluster's replay record deleted, each honest node remembers the run itself.
     let kv = jetstream_kv(&c, mpcium_node::registry::REQUESTS_BUCKET).await;
     let mut keys = kv.keys().await.unwrap();

@@ -1,7 +1,8 @@
 //! The transport against a flooding or replaying peer, over a real nats-server: a replayed
 //! session start neither starts a second run nor takes the running session's route; buffers
 //! and queues are bounded (and count what they drop); session starts over the concurrency cap
-//! are refused at once with `ERROR_CONCURRENCY_LIMIT`.
+//! are refused at once with `ERROR_CONCURRENCY_LIMIT`; a peer cannot squat the id of another
+//! coordinator's session (its start and buffered messages count only for itself).
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -9,8 +10,8 @@ use std::time::Duration;
 use mpcium_node::control::{Control, SessionOp, SessionStart};
 use mpcium_node::envelope::Kind;
 use mpcium_node::transport::{
-    MAX_CONCURRENT_STARTS, MAX_PENDING_BYTES, SESSION_QUEUE, SessionInbox, StartRequest, done_id,
-    node_subject,
+    MAX_CONCURRENT_STARTS, MAX_PENDING_BYTES, MAX_PENDING_PER_SESSION, SESSION_QUEUE, SessionInbox,
+    StartRequest, done_id, node_subject,
 };
 use mpcium_testkit::node::Transports;
 use tokio::sync::mpsc;
@@ -224,4 +225,76 @@ async fn session_starts_over_the_cap_are_refused_at_once_and_the_coordinator_is_
         .unwrap();
     let s = tokio::time::timeout(Duration::from_secs(10), starts.recv()).await.unwrap().unwrap();
     assert_eq!(s.envelope.session, next);
+}
+
+/// Wait until node1 has taken in everything node2 sent so far.
+async fn flush_from_node2(p: &Transports, marker: u32) {
+    let mut inbox = p.transports[1].open_session(session(marker));
+    p.transports[2]
+        .send_public(Kind::Broadcast, session(marker), 0, &["node1".into()], b"mark".to_vec())
+        .await
+        .unwrap();
+    assert_eq!(recv_within(&mut inbox, Duration::from_secs(10)).await.as_deref(), Some(&b"mark"[..]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_cannot_squat_the_id_of_another_coordinators_session() {
+    let p = Transports::start(3).await;
+    let mut starts = p.transports[1].listen().await.unwrap();
+    let _ = p.transports[0].listen().await.unwrap();
+    let _ = p.transports[2].listen().await.unwrap();
+    // node2 learned (or guessed) the id of a session node0 is about to start: it sends node1 a
+    // start under that id first, and fills the id's buffer with messages of its own.
+    let id = session(7);
+    p.transports[2]
+        .send_public(Kind::Control, id, u32::MAX, &["node1".into()], start_of("tx#7").encode())
+        .await
+        .unwrap();
+    let squat = tokio::time::timeout(Duration::from_secs(10), starts.recv()).await.unwrap().unwrap();
+    assert_eq!(squat.envelope.sender, "node2", "handed on, for the dispatcher to refuse");
+    drop(squat);
+    let extra = 10;
+    for seq in 0..(MAX_PENDING_PER_SESSION + extra) as u32 {
+        p.transports[2]
+            .send_public(Kind::Broadcast, id, seq, &["node1".into()], b"junk".to_vec())
+            .await
+            .unwrap();
+    }
+    flush_from_node2(&p, 99_997).await;
+    let dropped = p.transports[1].counters().dropped.load(Ordering::Relaxed);
+    assert_eq!(dropped, extra as u64, "node2's part of the buffer is full");
+
+    // node0's first message (overtaking its start) is still kept, and its start is taken.
+    p.transports[0]
+        .send_public(Kind::Broadcast, id, 0, &["node1".into()], b"node0 round 1".to_vec())
+        .await
+        .unwrap();
+    flush(&p, 99_996).await;
+    p.transports[0]
+        .send_public(Kind::Control, id, u32::MAX, &["node1".into()], start_of("tx#7").encode())
+        .await
+        .unwrap();
+    let start = tokio::time::timeout(Duration::from_secs(10), starts.recv())
+        .await
+        .expect("the coordinator's start is not taken for a replay")
+        .unwrap();
+    assert_eq!(start.envelope.sender, "node0");
+    assert_eq!(p.transports[1].counters().replayed_starts.load(Ordering::Relaxed), 0);
+    assert_eq!(p.transports[1].counters().dropped.load(Ordering::Relaxed), dropped);
+    let mut inbox = p.transports[1].open_session(id);
+    let mut from_node0 = Vec::new();
+    while let Some(m) = tokio::time::timeout(Duration::from_millis(300), inbox.recv()).await.ok().flatten() {
+        if m.envelope.sender == "node0" {
+            from_node0.push(m.payload.to_vec());
+        }
+    }
+    assert_eq!(from_node0, vec![b"node0 round 1".to_vec()]);
+
+    // The same sender's second start for the id is still a replay.
+    p.transports[2]
+        .send_public(Kind::Control, id, u32::MAX, &["node1".into()], start_of("tx#7").encode())
+        .await
+        .unwrap();
+    no_start_within(&mut starts, Duration::from_millis(500)).await;
+    assert_eq!(p.transports[1].counters().replayed_starts.load(Ordering::Relaxed), 1);
 }

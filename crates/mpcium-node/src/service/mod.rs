@@ -581,7 +581,11 @@ fn session_id(start: &SessionStart) -> Result<[u8; 32], Failure> {
     let dealers: Vec<&[u8]> = start.dealers.iter().map(|d| d.as_bytes()).collect();
     let threshold = start.threshold.to_be_bytes();
     let old_key: Vec<&[u8]> = start.old_key.iter().map(|k| k.as_bytes()).collect();
+    // The coordinator too: two nodes announcing the same terms run two sessions, so a peer that
+    // announces an honest coordinator's terms first (or sends a start under their id) does not
+    // make the members ignore the honest start as a replay.
     let mut terms = ExecutionId::new(&ctx)
+        .bind(b"coordinator", &[start.coordinator.as_bytes()])
         .bind(b"threshold", &[&threshold])
         .bind(b"dealers", &dealers)
         .bind(b"old-key", &old_key);

@@ -32,6 +32,9 @@ const SYNC_TIMEOUT: Duration = Duration::from_secs(10);
 /// The sequence number of a refusal sent outside a protocol run (as the service's aborts).
 const REFUSAL_SEQ: u32 = u32::MAX - 1;
 
+/// A remembered session start: its session id and sender (`None`: opened here).
+type StartKey = ([u8; 32], Option<String>);
+
 struct Pending {
     since: Instant,
     /// As they came: verified when the session opens.
@@ -57,9 +60,13 @@ pub(super) struct Routes {
     pending_bytes: usize,
     pending_by_sender: HashMap<String, SenderPending>,
     last_sweep: Option<Instant>,
-    /// Session ids started here (or opened), oldest first, for [`START_MEMORY`].
-    started: VecDeque<([u8; 32], Instant)>,
-    started_ids: HashSet<[u8; 32]>,
+    /// Session starts taken here, by session id and sender (`None`: a session opened here, whose
+    /// start is a replay from any sender), oldest first, for [`START_MEMORY`]. Per sender, so a
+    /// peer that sends a start under the id of another coordinator's session first does not make
+    /// that coordinator's start a "replay" here (the id binds its coordinator, who alone may
+    /// start it: `service::on_start`).
+    started: VecDeque<(StartKey, Instant)>,
+    started_ids: HashSet<StartKey>,
 }
 
 impl Routes {
@@ -77,19 +84,25 @@ impl Routes {
         self.pending_by_sender.retain(|_, p| p.sessions > 0 || p.bytes > 0);
     }
 
-    /// Remember `id` as started; false if it was already (a replayed start).
-    fn remember_start(&mut self, id: [u8; 32], now: Instant) -> bool {
-        while let Some((old, at)) = self.started.front().copied() {
-            if now.duration_since(at) < START_MEMORY && self.started.len() < MAX_REMEMBERED_STARTS {
+    /// Remember a start of session `id` from `sender` (`None`: opened here); false if it was
+    /// already taken (a replayed start), or the session is running or was opened here.
+    fn remember_start(&mut self, id: [u8; 32], sender: Option<&str>, now: Instant) -> bool {
+        while let Some((_, at)) = self.started.front() {
+            if now.duration_since(*at) < START_MEMORY && self.started.len() < MAX_REMEMBERED_STARTS {
                 break;
             }
-            self.started.pop_front();
-            self.started_ids.remove(&old);
+            if let Some((old, _)) = self.started.pop_front() {
+                self.started_ids.remove(&old);
+            }
         }
-        if self.live.contains_key(&id) || !self.started_ids.insert(id) {
+        if self.live.contains_key(&id) || self.started_ids.contains(&(id, None)) {
             return false;
         }
-        self.started.push_back((id, now));
+        let key = (id, sender.map(str::to_owned));
+        if !self.started_ids.insert(key.clone()) {
+            return false;
+        }
+        self.started.push_back((key, now));
         true
     }
 }
@@ -287,7 +300,10 @@ impl Transport {
             }
             return;
         }
-        let fresh = self.routes.lock().is_ok_and(|mut r| r.remember_start(envelope.session, Instant::now()));
+        let fresh = self
+            .routes
+            .lock()
+            .is_ok_and(|mut r| r.remember_start(envelope.session, Some(&envelope.sender), Instant::now()));
         if !fresh {
             self.counters.replayed_starts.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(sender = %envelope.sender, "session start for a session started before (a replay); ignored");
@@ -433,8 +449,8 @@ impl Transport {
             bytes: 0,
             opened_by: sender.clone(),
         });
-        if pending.messages.len() >= MAX_PENDING_PER_SESSION {
-            self.drop_message("an unknown session's buffer is full");
+        if pending.messages.iter().filter(|m| m.sender == sender).count() >= MAX_PENDING_PER_SESSION {
+            self.drop_message("one peer's part of an unknown session's buffer is full");
             return;
         }
         pending.messages.push(envelope);
@@ -470,7 +486,7 @@ impl Transport {
                     }
                 }
             }
-            routes.remember_start(id, Instant::now());
+            routes.remember_start(id, None, Instant::now());
             routes.live.insert(id, tx);
         }
         SessionInbox { id, rx, routes: self.routes.clone(), queued: self.queued.clone() }

@@ -10,13 +10,15 @@
 //!
 //! Memory is bounded against a flooding peer (every bound drops and counts, see
 //! [`TransportCounters`]): messages buffered for sessions not started yet ([`MAX_PENDING_BYTES`]
-//! in all, [`MAX_PENDING_SESSIONS`] sessions of at most [`MAX_PENDING_PER_SESSION`] messages), the
+//! in all, [`MAX_PENDING_SESSIONS`] sessions of at most [`MAX_PENDING_PER_SESSION`] messages per sender), the
 //! queue of each running session ([`SESSION_QUEUE`] messages, [`MAX_QUEUED_BYTES`] over all
 //! sessions), and the session starts being handled at once ([`MAX_CONCURRENT_STARTS`]: a start
 //! over it is refused at once with `ERROR_CONCURRENCY_LIMIT`, so its coordinator does not wait).
-//! A session start is taken once: a second start for a session id that runs here, or ran here
-//! within [`START_MEMORY`], is a replay and ignored (it would otherwise replace the running
-//! session's route and kill it).
+//! A session start is taken once: a second start from the same sender for a session id, or any
+//! start for a session id that runs here or was opened here, within [`START_MEMORY`], is a replay
+//! and ignored (it would otherwise replace the running session's route and kill it). Remembered
+//! per sender because session ids bind their coordinator: a peer's start under another
+//! coordinator's id is refused later, and must not burn that id here first.
 //!
 //! Before any of that, each message is counted against its claimed sender's token bucket
 //! (`limits.peer_messages_*`) and dropped unread over it; one peer may open at most a quarter of
@@ -61,7 +63,9 @@ use inbox::Routes;
 pub const NODE_SUBJECT_PREFIX: &str = "mpcium.node";
 /// How many not-yet-started sessions may have buffered messages.
 pub const MAX_PENDING_SESSIONS: usize = 4096;
-/// How many messages one not-yet-started session may buffer.
+/// How many messages one peer may buffer for one not-yet-started session (per peer, so a peer
+/// that knows the id of a session about to start cannot fill its buffer and crowd out the
+/// members' first messages).
 pub const MAX_PENDING_PER_SESSION: usize = 512;
 /// How many bytes all not-yet-started sessions may buffer together (a DKLs23 keygen message is
 /// ~100 KB, a signing message a few KB: room for hundreds of sessions' first rounds).
