@@ -40,6 +40,8 @@ pub const FILL_BURST_MIN: u32 = 4;
 /// of one per pooled key handed to a wallet. A keygen costs each node about half a second of
 /// CPU: this rate bounds an owner with no clients behind it to a tenth of a core here.
 pub const FILL_PER_SEC: f64 = 0.2;
+/// How long a node must have taken part in no client session before it starts a pool keygen.
+pub const QUIET_BEFORE_FILL: std::time::Duration = std::time::Duration::from_secs(1);
 /// How many owners' buckets a participant keeps (owners are cluster nodes, so few).
 const MAX_BUCKETS: usize = 1024;
 
@@ -205,7 +207,8 @@ pub struct KeyPool {
     settings: KeyPoolSettings,
     buckets: Mutex<HashMap<String, TokenBucket>>,
     reserved: Mutex<HashSet<String>>,
-    wake: tokio::sync::Notify,
+    /// When this node last took part in a session for a client (keygen, signing, reshare).
+    last_client_work: Mutex<Option<Instant>>,
 }
 
 impl KeyPool {
@@ -273,12 +276,22 @@ impl KeyPool {
         if let Ok(mut r) = self.reserved.lock() {
             r.remove(id);
         }
-        self.wake.notify_one();
     }
 
-    /// Wait until there may be filling to do (or `period` passed).
-    pub async fn wait(&self, period: std::time::Duration) {
-        let _ = tokio::time::timeout(period, self.wake.notified()).await;
+    /// This node takes part in a session for a client now: pool keygens wait until it has been
+    /// quiet for [`QUIET_BEFORE_FILL`] (a keygen costs every node about half a second of CPU,
+    /// which a burst of client requests must not queue behind; the pool fills in the gaps).
+    pub fn note_client_work(&self, now: Instant) {
+        if let Ok(mut last) = self.last_client_work.lock() {
+            *last = Some(now);
+        }
+    }
+
+    /// Whether this node took part in no client session for [`QUIET_BEFORE_FILL`] up to `now`.
+    pub fn quiet(&self, now: Instant) -> bool {
+        self.last_client_work
+            .lock()
+            .is_ok_and(|last| last.is_none_or(|at| now.saturating_duration_since(at) >= QUIET_BEFORE_FILL))
     }
 }
 
@@ -347,6 +360,16 @@ mod tests {
         assert!(pool.admit_fill("node1", now), "a hand-over gives one back");
         assert!(!pool.admit_fill("node1", now));
         assert!(pool.admit_fill("node1", now + std::time::Duration::from_secs_f64(1.0 / FILL_PER_SEC)));
+    }
+
+    #[test]
+    fn pool_keygens_wait_for_a_quiet_node() {
+        let pool = KeyPool::new(KeyPoolSettings { size: 1 });
+        let now = Instant::now();
+        assert!(pool.quiet(now), "no client work yet");
+        pool.note_client_work(now);
+        assert!(!pool.quiet(now + QUIET_BEFORE_FILL / 2));
+        assert!(pool.quiet(now + QUIET_BEFORE_FILL));
     }
 
     #[test]

@@ -18,7 +18,7 @@ use crate::drain::Phase;
 use crate::keypool::{PoolId, PooledKey};
 use crate::session::run_protocol;
 
-/// How often the pool is checked when nothing wakes it.
+/// How often the pool is checked.
 const FILL_PERIOD: Duration = Duration::from_secs(1);
 /// How long the pool rests after a pool keygen failed (a member away, refusing, or over its
 /// rate for this owner).
@@ -26,8 +26,9 @@ const FILL_BACKOFF: Duration = Duration::from_secs(10);
 
 impl Service {
     /// Keep `key_pool.size` keys made ahead and owned by this node, one pool keygen at a time and
-    /// only while this node has no other work in flight: a keygen costs every node about half a
-    /// second of CPU, which client requests must not wait behind.
+    /// only while this node has no other work in flight and took part in no client session for a
+    /// second (`KeyPool::quiet`): a keygen costs every node about half a second of CPU, which
+    /// client requests must not wait behind.
     pub(super) async fn keep_key_pool_full(self: Arc<Self>) -> Result<(), async_nats::Error> {
         // Only a node that coordinates keygens hands pooled keys over.
         if !self.key_pool.enabled() || !self.cfg.pulls_requests {
@@ -36,7 +37,7 @@ impl Service {
         let mut rest = FILL_PERIOD;
         loop {
             tokio::select! {
-                _ = self.key_pool.wait(rest) => {}
+                _ = tokio::time::sleep(rest) => {}
                 _ = self.drain.reached(Phase::Draining) => return Ok(()),
             }
             rest = FILL_PERIOD;
@@ -47,6 +48,7 @@ impl Service {
                 if owned >= self.key_pool.size()
                     || dir.ready() != dir.configured()
                     || self.drain.in_flight() > 0
+                    || !self.key_pool.quiet(Instant::now())
                     || self.drain.phase() != Phase::Serving
                 {
                     break;

@@ -86,6 +86,9 @@ impl Service {
         own: Option<OwnRequest>,
     ) -> Result<Output, Failure> {
         let started_at_ms = crate::registry::now_ms();
+        if !matches!(start.op, SessionOp::Presign | SessionOp::KeyPool) {
+            self.key_pool.note_client_work(std::time::Instant::now());
+        }
         let mut policy = Vec::new();
         let outcome = self.participate_unrecorded(start, session, own, &mut policy).await;
         self.audit_session(start, session, &outcome, policy, started_at_ms);
