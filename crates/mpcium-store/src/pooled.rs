@@ -49,13 +49,7 @@ impl Store {
     /// ([`StoreError::RecordExists`]).
     pub fn assign_pooled_key(&self, pool_id: &str, shares: &[(ShareKind, &str, u32, &[u8])]) -> Result<()> {
         let pooled = RecordKey::pooled_key(pool_id)?;
-        let mut sealed = Vec::with_capacity(shares.len());
-        for (kind, wallet, version, value) in shares {
-            let key = RecordKey::share(*kind, wallet, *version)?;
-            check_value(&key, value)?;
-            let bytes = self.seal_value(&key, value)?;
-            sealed.push((key, bytes));
-        }
+        let sealed = self.seal_shares(shares)?;
         let txn = self.begin_write()?;
         let removed = {
             let mut records = txn.open_table(RECORDS)?;

@@ -32,9 +32,11 @@ impl Store {
         self.put_shares(&[(kind, wallet_id, version, share)])
     }
 
-    /// Stores several shares in one durable transaction, create-only: all of them, or none
-    /// when any is already stored.
-    pub fn put_shares(&self, shares: &[(ShareKind, &str, u32, &[u8])]) -> Result<()> {
+    /// Share records checked and sealed, ready for one write transaction.
+    pub(crate) fn seal_shares(
+        &self,
+        shares: &[(ShareKind, &str, u32, &[u8])],
+    ) -> Result<Vec<(RecordKey, Vec<u8>)>> {
         let mut sealed = Vec::with_capacity(shares.len());
         for (kind, wallet, version, value) in shares {
             let key = RecordKey::share(*kind, wallet, *version)?;
@@ -42,6 +44,13 @@ impl Store {
             let bytes = self.seal_value(&key, value)?;
             sealed.push((key, bytes));
         }
+        Ok(sealed)
+    }
+
+    /// Stores several shares in one durable transaction, create-only: all of them, or none
+    /// when any is already stored.
+    pub fn put_shares(&self, shares: &[(ShareKind, &str, u32, &[u8])]) -> Result<()> {
+        let sealed = self.seal_shares(shares)?;
         self.insert_all_new(&sealed)
     }
 
