@@ -116,6 +116,36 @@ pub struct SessionStart {
 }
 
 impl SessionStart {
+    /// A start of `op`, coordinated by `coordinator`, for `participants` at key version
+    /// `key_version` and threshold `threshold`, under `request_id`. Every term of one operation
+    /// only (the request, the client id, a reshare's committee and dealers, a presignature, drawn
+    /// nonces, a pooled key) is empty: set those with struct update syntax.
+    pub fn new(
+        op: SessionOp,
+        coordinator: impl Into<String>,
+        participants: Vec<String>,
+        key_version: u32,
+        threshold: u32,
+        request_id: impl Into<String>,
+    ) -> Self {
+        Self {
+            op,
+            coordinator: coordinator.into(),
+            request: String::new(),
+            client_id: None,
+            participants,
+            new_participants: Vec::new(),
+            key_version,
+            threshold,
+            request_id: request_id.into(),
+            dealers: Vec::new(),
+            presignature: None,
+            old_key: None,
+            nonces: Vec::new(),
+            pooled_key: None,
+        }
+    }
+
     /// The client's request bytes.
     pub fn request_bytes(&self) -> Result<Vec<u8>, base64::DecodeError> {
         STANDARD.decode(&self.request)
@@ -252,20 +282,8 @@ mod tests {
     #[test]
     fn control_round_trips_and_rejects_junk() {
         let start = SessionStart {
-            op: SessionOp::Sign,
-            coordinator: "n0".into(),
-            request: String::new(),
-            client_id: None,
-            participants: vec!["n0".into(), "n1".into()],
-            new_participants: vec![],
-            key_version: 1,
-            threshold: 1,
-            request_id: "tx".into(),
-            dealers: vec![],
             presignature: Some("v1-n0-0000000000000000aaaaaaaa-1.2".into()),
-            old_key: None,
-            nonces: Vec::new(),
-            pooled_key: None,
+            ..SessionStart::new(SessionOp::Sign, "n0", vec!["n0".into(), "n1".into()], 1, 1, "tx")
         }
         .with_request(b"{\"x\":1}");
         let info = crate::registry::KeyInfo {

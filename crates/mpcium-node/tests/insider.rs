@@ -13,7 +13,9 @@ use mpcium_api::KeygenResultEvent;
 use mpcium_node::control::{SessionOp, SessionStart};
 use mpcium_node::service::announced_session_id;
 use mpcium_store::Store;
-use mpcium_testkit::node::{Cluster, ClusterSpec, WireClient, ecdsa_verify, eddsa_verify, taproot_verify};
+use mpcium_testkit::node::{
+    Cluster, ClusterSpec, WireClient, assert_all_refused, ecdsa_verify, eddsa_verify, taproot_verify,
+};
 
 const ATTACKER: usize = 2;
 const HONEST: [usize; 2] = [0, 1];
@@ -42,52 +44,8 @@ fn snapshots(stores: &Stores) -> Vec<BTreeMap<String, Vec<u8>>> {
         .collect()
 }
 
-/// Announce `start` from the attacker to the honest nodes; return each one's reported outcome
-/// as `node -> (ok, code, reason)`.
-async fn announce(c: &Cluster, start: SessionStart) -> BTreeMap<String, (bool, Option<ErrorCode>, String)> {
-    announce_to(c, start, &HONEST).await
-}
-
-/// [`announce`] to some of the honest nodes.
-async fn announce_to(
-    c: &Cluster,
-    start: SessionStart,
-    to: &[usize],
-) -> BTreeMap<String, (bool, Option<ErrorCode>, String)> {
-    let nodes: Vec<String> = to.iter().map(|i| c.ids[*i].clone()).collect();
-    mpcium_testkit::node::announce_via(c.node(ATTACKER).transport(), start, &nodes).await
-}
-
-fn assert_refused(
-    outcomes: &BTreeMap<String, (bool, Option<ErrorCode>, String)>,
-    code: ErrorCode,
-    what: &str,
-) {
-    assert!(!outcomes.is_empty(), "{what}: nobody answered");
-    for (node, (ok, got, reason)) in outcomes {
-        assert!(!ok, "{what}: {node} took part: {outcomes:?}");
-        assert_eq!(got.as_ref(), Some(&code), "{what}: {node} refused with {got:?} ({reason})");
-    }
-}
-
 fn start(op: SessionOp, c: &Cluster, body: &[u8]) -> SessionStart {
-    SessionStart {
-        op,
-        coordinator: c.ids[ATTACKER].clone(),
-        request: String::new(),
-        client_id: None,
-        participants: c.ids.clone(),
-        new_participants: Vec::new(),
-        key_version: 1,
-        threshold: 1,
-        request_id: String::new(),
-        dealers: Vec::new(),
-        presignature: None,
-        old_key: None,
-        nonces: Vec::new(),
-        pooled_key: None,
-    }
-    .with_request(body)
+    SessionStart::new(op, &c.ids[ATTACKER], c.ids.clone(), 1, 1, "").with_request(body)
 }
 
 /// A signature with each of the wallet's three keys, verified under the keys of its keygen.
@@ -104,6 +62,7 @@ async fn sign_all(w: &WireClient, wallet: &str, kg: &KeygenResultEvent, tag: &st
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_replayed_keygen_or_a_keygen_on_the_coordinators_terms_stores_nothing() {
     let (c, stores) = cluster().await;
+    let attacker = c.node(ATTACKER).transport();
     let w = c.client("insider-keygen").await;
     let kg = w.keygen("wallet-k").await;
     assert_eq!(kg.result_type.as_str(), "success", "{kg:?}");
@@ -113,7 +72,11 @@ async fn a_replayed_keygen_or_a_keygen_on_the_coordinators_terms_stores_nothing(
     let body = w.keygen_body("wallet-k");
     let mut replay = start(SessionOp::Keygen, &c, &body);
     replay.request_id = "wallet-k#999.1".into();
-    assert_refused(&announce(&c, replay.clone()).await, ErrorCode::KeyAlreadyExists, "replayed keygen");
+    assert_all_refused(
+        &c.announce(attacker, replay.clone(), &HONEST).await,
+        ErrorCode::KeyAlreadyExists,
+        "replayed keygen",
+    );
 
     // Same, after the attacker deleted the wallet's key info (every node may write the bucket):
     // the honest nodes' own shares still say the wallet exists.
@@ -128,7 +91,11 @@ async fn a_replayed_keygen_or_a_keygen_on_the_coordinators_terms_stores_nothing(
         out
     };
     replay.request_id = "wallet-k#1000.1".into();
-    assert_refused(&announce(&c, replay).await, ErrorCode::KeyAlreadyExists, "keygen after key info deleted");
+    assert_all_refused(
+        &c.announce(attacker, replay, &HONEST).await,
+        ErrorCode::KeyAlreadyExists,
+        "keygen after key info deleted",
+    );
     for (key, value) in saved {
         kv.put(&key, value).await.unwrap();
     }
@@ -139,12 +106,16 @@ async fn a_replayed_keygen_or_a_keygen_on_the_coordinators_terms_stores_nothing(
     let mut low = start(SessionOp::Keygen, &c, &body);
     low.request_id = "wallet-new#5.1".into();
     low.threshold = 0;
-    assert_refused(&announce(&c, low).await, ErrorCode::InvalidThreshold, "keygen with t=0");
+    assert_all_refused(
+        &c.announce(attacker, low, &HONEST).await,
+        ErrorCode::InvalidThreshold,
+        "keygen with t=0",
+    );
     let mut picked = start(SessionOp::Keygen, &c, &body);
     picked.request_id = "wallet-new#6.1".into();
     picked.participants = vec![c.ids[0].clone(), c.ids[2].clone()];
-    let outcomes = announce_to(&c, picked, &[0]).await;
-    assert_refused(
+    let outcomes = c.announce(attacker, picked, &[0]).await;
+    assert_all_refused(
         &outcomes,
         ErrorCode::IncompatiblePeerIds,
         "keygen with a committee of the coordinator's choice",
@@ -152,7 +123,11 @@ async fn a_replayed_keygen_or_a_keygen_on_the_coordinators_terms_stores_nothing(
     // A request id that names another wallet than the signed request.
     let mut renamed = start(SessionOp::Keygen, &c, &body);
     renamed.request_id = "wallet-other#7.1".into();
-    assert_refused(&announce(&c, renamed).await, ErrorCode::MessageVerification, "keygen under another id");
+    assert_all_refused(
+        &c.announce(attacker, renamed, &HONEST).await,
+        ErrorCode::MessageVerification,
+        "keygen under another id",
+    );
 
     let after = snapshots(&stores);
     assert_eq!(before, after, "an honest node's store changed");
@@ -172,7 +147,11 @@ async fn a_replayed_keygen_or_a_keygen_on_the_coordinators_terms_stores_nothing(
         let mut replay = start(SessionOp::Sign, &c, &body);
         replay.participants = vec![c.ids[0].clone(), c.ids[1].clone()];
         replay.request_id = format!("{tx_id}#99999.1");
-        assert_refused(&announce(&c, replay).await, ErrorCode::SessionDuplicate, "replayed signing request");
+        assert_all_refused(
+            &c.announce(attacker, replay, &HONEST).await,
+            ErrorCode::SessionDuplicate,
+            "replayed signing request",
+        );
     }
     // The wallet the client asked for is still made on the cluster's terms when it asks.
     let kg = w.keygen("wallet-new").await;
@@ -182,6 +161,7 @@ async fn a_replayed_keygen_or_a_keygen_on_the_coordinators_terms_stores_nothing(
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_reshare_runs_only_on_the_signed_committee_and_threshold_and_only_once() {
     let (c, stores) = cluster().await;
+    let attacker = c.node(ATTACKER).transport();
     let w = c.client("insider-reshare").await;
     let kg = w.keygen("wallet-r").await;
     assert_eq!(kg.result_type.as_str(), "success", "{kg:?}");
@@ -208,26 +188,26 @@ async fn a_reshare_runs_only_on_the_signed_committee_and_threshold_and_only_once
         s
     };
     // The key moved to {node1, attacker}: node0 is not in that committee but deals.
-    let outcomes = announce(&c, reshare(&[1, 2], 1, "9001")).await;
-    assert_refused(
+    let outcomes = c.announce(attacker, reshare(&[1, 2], 1, "9001"), &HONEST).await;
+    assert_all_refused(
         &outcomes,
         ErrorCode::MessageVerification,
         "reshare to a committee the client never signed",
     );
     // The threshold lowered... or raised: any value the client did not sign.
-    assert_refused(
-        &announce(&c, reshare(&[0, 1, 2], 2, "9002")).await,
+    assert_all_refused(
+        &c.announce(attacker, reshare(&[0, 1, 2], 2, "9002"), &HONEST).await,
         ErrorCode::MessageVerification,
         "reshare to t=2",
     );
     // The very request the client signed, run again (a replay): refused cluster-wide.
-    let outcomes = announce(&c, reshare(&[0, 1, 2], 1, "9003")).await;
-    assert_refused(&outcomes, ErrorCode::SessionDuplicate, "replayed reshare request");
+    let outcomes = c.announce(attacker, reshare(&[0, 1, 2], 1, "9003"), &HONEST).await;
+    assert_all_refused(&outcomes, ErrorCode::SessionDuplicate, "replayed reshare request");
     // Dealers that are not t+1 distinct holders.
     let mut bad = reshare(&[0, 1, 2], 1, "9004");
     bad.dealers = vec![c.ids[0].clone(), c.ids[0].clone()];
-    assert_refused(
-        &announce(&c, bad).await,
+    assert_all_refused(
+        &c.announce(attacker, bad, &HONEST).await,
         ErrorCode::IncompatiblePeerIds,
         "dealers that are not t+1 holders",
     );
@@ -246,15 +226,15 @@ async fn a_reshare_runs_only_on_the_signed_committee_and_threshold_and_only_once
         &forged.public_key,
         &forged.public_shares,
     ));
-    let outcomes = announce(&c, moved).await;
-    assert_refused(&outcomes, ErrorCode::KeyInfoLoad, "reshare against forged public shares");
+    let outcomes = c.announce(attacker, moved, &HONEST).await;
+    assert_all_refused(&outcomes, ErrorCode::KeyInfoLoad, "reshare against forged public shares");
     assert!(outcomes.values().all(|(_, _, reason)| reason.contains("not signed by")), "{outcomes:?}");
     // An announcement whose old key is not the one in the key info is refused by everyone.
     keyinfo_kv.put(&info_key, info_bytes.clone()).await.unwrap();
     let mut wrong = reshare(&[0, 1, 2], 1, "9007");
     wrong.old_key = Some("00".repeat(32));
-    assert_refused(
-        &announce(&c, wrong).await,
+    assert_all_refused(
+        &c.announce(attacker, wrong, &HONEST).await,
         ErrorCode::MessageVerification,
         "reshare with another old key",
     );
@@ -273,8 +253,8 @@ async fn a_reshare_runs_only_on_the_signed_committee_and_threshold_and_only_once
     while let Some(Ok(k)) = keys.next().await {
         kv.purge(&k).await.unwrap();
     }
-    let outcomes = announce(&c, reshare(&[0, 1, 2], 1, "9005")).await;
-    assert_refused(&outcomes, ErrorCode::SessionDuplicate, "replay after the cluster record was deleted");
+    let outcomes = c.announce(attacker, reshare(&[0, 1, 2], 1, "9005"), &HONEST).await;
+    assert_all_refused(&outcomes, ErrorCode::SessionDuplicate, "replay after the cluster record was deleted");
 
     let after = snapshots(&stores);
     assert_eq!(before, after, "an honest node's store changed");
@@ -307,6 +287,7 @@ async fn jetstream_kv(c: &Cluster, bucket: &str) -> async_nats::jetstream::kv::S
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_taproot_merkle_root_changed_by_the_coordinator_is_refused() {
     let (c, stores) = cluster().await;
+    let attacker = c.node(ATTACKER).transport();
     let w = c.client("insider-taproot").await;
     let kg = w.keygen("wallet-t").await;
     assert_eq!(kg.result_type.as_str(), "success", "{kg:?}");
@@ -323,7 +304,11 @@ async fn a_taproot_merkle_root_changed_by_the_coordinator_is_refused() {
         let mut s = start(SessionOp::Sign, &c, req.to_json().as_bytes());
         s.participants = vec![c.ids[0].clone(), c.ids[1].clone()];
         s.request_id = format!("tx-root#{run}");
-        assert_refused(&announce(&c, s).await, ErrorCode::InvalidInitiatorSignature, what);
+        assert_all_refused(
+            &c.announce(attacker, s, &HONEST).await,
+            ErrorCode::InvalidInitiatorSignature,
+            what,
+        );
     }
     assert_eq!(before, snapshots(&stores), "an honest node's store changed");
     // The request as the client signed it is served, for the root it names.

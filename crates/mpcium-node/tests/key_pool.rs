@@ -4,7 +4,7 @@
 //! identity) cannot hand a pooled key to a wallet it chose, hand another node's pooled key, or
 //! hand one key to two wallets, not even from a copied disk. Lines of THREAT-MODEL.md.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -12,7 +12,9 @@ use mpcium_api::{ErrorCode, KeygenResultEvent};
 use mpcium_node::control::{SessionOp, SessionStart};
 use mpcium_node::keypool::{KeyPoolSettings, PoolId};
 use mpcium_store::{ShareKind, Store};
-use mpcium_testkit::node::{Cluster, ClusterSpec, WireClient, ecdsa_verify, eddsa_verify, taproot_verify};
+use mpcium_testkit::node::{
+    Cluster, ClusterSpec, WireClient, assert_all_refused, ecdsa_verify, eddsa_verify, taproot_verify,
+};
 
 const ATTACKER: usize = 2;
 const HONEST: [usize; 2] = [0, 1];
@@ -120,39 +122,10 @@ async fn keygens_take_keys_made_ahead_once_and_the_pool_fills_again() {
 
 fn keygen_start(c: &Cluster, body: &[u8], request_id: &str, pooled_key: &str) -> SessionStart {
     SessionStart {
-        op: SessionOp::Keygen,
-        coordinator: c.ids[ATTACKER].clone(),
-        request: String::new(),
-        client_id: None,
-        participants: c.ids.clone(),
-        new_participants: Vec::new(),
-        key_version: 1,
-        threshold: 1,
-        request_id: request_id.to_owned(),
-        dealers: Vec::new(),
-        presignature: None,
-        old_key: None,
-        nonces: Vec::new(),
         pooled_key: Some(pooled_key.to_owned()),
+        ..SessionStart::new(SessionOp::Keygen, &c.ids[ATTACKER], c.ids.clone(), 1, 1, request_id)
     }
     .with_request(body)
-}
-
-async fn announce(c: &Cluster, start: SessionStart) -> BTreeMap<String, (bool, Option<ErrorCode>, String)> {
-    let nodes: Vec<String> = HONEST.iter().map(|i| c.ids[*i].clone()).collect();
-    mpcium_testkit::node::announce_via(c.node(ATTACKER).transport(), start, &nodes).await
-}
-
-fn assert_refused(
-    outcomes: &BTreeMap<String, (bool, Option<ErrorCode>, String)>,
-    code: ErrorCode,
-    what: &str,
-) {
-    assert_eq!(outcomes.len(), HONEST.len(), "{what}: not every honest node answered: {outcomes:?}");
-    for (node, (ok, got, reason)) in outcomes {
-        assert!(!ok, "{what}: {node} took part: {outcomes:?}");
-        assert_eq!(got.as_ref(), Some(&code), "{what}: {node} refused with {got:?} ({reason})");
-    }
 }
 
 /// Whether honest node `i` holds a share of `wallet`.
@@ -172,12 +145,24 @@ async fn a_coordinator_cannot_hand_a_pooled_key_to_two_wallets_or_hand_another_n
 
     // Another node's pooled key, for a wallet the client asked for.
     let body = w.keygen_body("forged-a");
-    let outcomes = announce(&c, keygen_start(&c, &body, "forged-a#1.1", honest_key.as_str())).await;
-    assert_refused(&outcomes, ErrorCode::MessageVerification, "another node's pooled key");
+    let outcomes = c
+        .announce(
+            c.node(ATTACKER).transport(),
+            keygen_start(&c, &body, "forged-a#1.1", honest_key.as_str()),
+            &HONEST,
+        )
+        .await;
+    assert_all_refused(&outcomes, ErrorCode::MessageVerification, "another node's pooled key");
     // A pooled key nobody holds.
     let unknown = PoolId::new(&c.ids[ATTACKER]);
-    let outcomes = announce(&c, keygen_start(&c, &body, "forged-a#2.1", unknown.as_str())).await;
-    assert_refused(&outcomes, ErrorCode::KeyNotFound, "a pooled key nobody holds");
+    let outcomes = c
+        .announce(
+            c.node(ATTACKER).transport(),
+            keygen_start(&c, &body, "forged-a#2.1", unknown.as_str()),
+            &HONEST,
+        )
+        .await;
+    assert_all_refused(&outcomes, ErrorCode::KeyNotFound, "a pooled key nobody holds");
 
     // Its own pooled key, handed over without taking part itself (only the honest nodes hear
     // the announcement): the honest nodes record the hand-over, then wait for the attacker in
@@ -186,8 +171,14 @@ async fn a_coordinator_cannot_hand_a_pooled_key_to_two_wallets_or_hand_another_n
         .iter()
         .map(|i| store(&stores, *i).pooled_key(own.as_str()).unwrap().unwrap().to_vec())
         .collect();
-    let outcomes = announce(&c, keygen_start(&c, &body, "forged-a#3.1", own.as_str())).await;
-    assert_refused(&outcomes, ErrorCode::SessionTimeout, "a hand-over the owner does not finish");
+    let outcomes = c
+        .announce(
+            c.node(ATTACKER).transport(),
+            keygen_start(&c, &body, "forged-a#3.1", own.as_str()),
+            &HONEST,
+        )
+        .await;
+    assert_all_refused(&outcomes, ErrorCode::SessionTimeout, "a hand-over the owner does not finish");
     for i in HONEST {
         assert!(!holds_wallet(&stores, i, "forged-a"), "node{i} stored a wallet the others did not");
         assert!(store(&stores, i).pooled_key(own.as_str()).unwrap().is_none(), "node{i} kept a spent key");
@@ -198,8 +189,14 @@ async fn a_coordinator_cannot_hand_a_pooled_key_to_two_wallets_or_hand_another_n
         store(&stores, *i).put_pooled_key(own.as_str(), copy).unwrap();
     }
     let body = w.keygen_body("forged-b");
-    let outcomes = announce(&c, keygen_start(&c, &body, "forged-b#1.1", own.as_str())).await;
-    assert_refused(&outcomes, ErrorCode::SessionDuplicate, "a spent pooled key from a copied disk");
+    let outcomes = c
+        .announce(
+            c.node(ATTACKER).transport(),
+            keygen_start(&c, &body, "forged-b#1.1", own.as_str()),
+            &HONEST,
+        )
+        .await;
+    assert_all_refused(&outcomes, ErrorCode::SessionDuplicate, "a spent pooled key from a copied disk");
     for i in HONEST {
         assert!(!holds_wallet(&stores, i, "forged-b"), "node{i} stored forged-b");
     }

@@ -6,7 +6,6 @@
 //! cannot get the honest nodes to sign a request the policy refuses. The audit trail names the
 //! rule that applied.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -209,32 +208,12 @@ async fn large_amounts_and_requests_without_a_value_need_the_rules_approvals() {
     }
 }
 
-/// Announce `start` from the attacker to the honest nodes; each one's `(ok, code, reason)`.
-async fn announce(c: &Cluster, start: SessionStart) -> BTreeMap<String, (bool, Option<ErrorCode>, String)> {
-    let nodes: Vec<String> = HONEST.iter().map(|i| c.ids[*i].clone()).collect();
-    mpcium_testkit::node::announce_via(c.node(ATTACKER).transport(), start, &nodes).await
-}
-
 /// A signing announcement by the attacker for `body`, with the two honest nodes as signers
 /// (`delivery` makes each announcement a session of its own).
 fn sign_start(c: &Cluster, body: &[u8], tx_id: &str, delivery: u32) -> SessionStart {
-    SessionStart {
-        op: SessionOp::Sign,
-        coordinator: c.ids[ATTACKER].clone(),
-        request: String::new(),
-        client_id: None,
-        participants: HONEST.iter().map(|i| c.ids[*i].clone()).collect(),
-        new_participants: Vec::new(),
-        key_version: 1,
-        threshold: 1,
-        request_id: format!("{tx_id}#{delivery}"),
-        dealers: Vec::new(),
-        presignature: None,
-        old_key: None,
-        nonces: Vec::new(),
-        pooled_key: None,
-    }
-    .with_request(body)
+    let signers = HONEST.iter().map(|i| c.ids[*i].clone()).collect();
+    SessionStart::new(SessionOp::Sign, &c.ids[ATTACKER], signers, 1, 1, format!("{tx_id}#{delivery}"))
+        .with_request(body)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -248,14 +227,32 @@ async fn a_coordinator_that_skips_the_policy_gets_no_signature() {
     // A large amount the initiator signed but nobody approved, announced straight to the honest
     // nodes: each evaluates the rule itself and refuses before any protocol message.
     let bare = request(&w, "wallet-i", "skip-large", Some(("BTC", "5000000")), &[]);
-    let outcomes = announce(&c, sign_start(&c, bare.to_json().as_bytes(), "skip-large", 1)).await;
+    let outcomes = c
+        .announce(
+            c.node(ATTACKER).transport(),
+            sign_start(&c, bare.to_json().as_bytes(), "skip-large", 1),
+            &HONEST,
+        )
+        .await;
     // Without the value (dropped by the coordinator): the initiator's signature breaks; a request
     // made without one needs the approval all the same.
     let mut dropped = bare.clone();
     (dropped.asset, dropped.amount) = (None, None);
-    let dropped_outcomes = announce(&c, sign_start(&c, dropped.to_json().as_bytes(), "skip-large", 2)).await;
+    let dropped_outcomes = c
+        .announce(
+            c.node(ATTACKER).transport(),
+            sign_start(&c, dropped.to_json().as_bytes(), "skip-large", 2),
+            &HONEST,
+        )
+        .await;
     let no_value = request(&w, "wallet-i", "skip-none", None, &[]);
-    let no_value_outcomes = announce(&c, sign_start(&c, no_value.to_json().as_bytes(), "skip-none", 3)).await;
+    let no_value_outcomes = c
+        .announce(
+            c.node(ATTACKER).transport(),
+            sign_start(&c, no_value.to_json().as_bytes(), "skip-none", 3),
+            &HONEST,
+        )
+        .await;
     for (what, outcomes, code) in [
         ("large amount", &outcomes, ErrorCode::MissingAuthorizerSignature),
         ("value dropped", &dropped_outcomes, ErrorCode::InvalidInitiatorSignature),

@@ -23,23 +23,8 @@ fn presign_start(version: u32) -> (SessionStart, [u8; 32]) {
     let participants = vec!["node0".to_owned(), "node1".to_owned()];
     let id = PresigId::new(version, "node0", &[1, 2]);
     let request = format!(r#"{{"wallet_id":"{WALLET}","key_type":"secp256k1"}}"#);
-    let start = SessionStart {
-        op: SessionOp::Presign,
-        coordinator: "node0".into(),
-        request: String::new(),
-        client_id: None,
-        participants: participants.clone(),
-        new_participants: vec![],
-        key_version: version,
-        threshold: 1,
-        request_id: id.as_str().to_owned(),
-        dealers: vec![],
-        presignature: None,
-        old_key: None,
-        nonces: Vec::new(),
-        pooled_key: None,
-    }
-    .with_request(request.as_bytes());
+    let start = SessionStart::new(SessionOp::Presign, "node0", participants, version, 1, id.as_str())
+        .with_request(request.as_bytes());
     let session = mpcium_node::service::announced_session_id(&start).expect("a well-formed start");
     (start, session)
 }

@@ -25,23 +25,8 @@ async fn pair() -> Pair {
 
 fn start_of(request_id: &str) -> Control {
     Control::Start(
-        SessionStart {
-            op: SessionOp::Sign,
-            coordinator: "node0".into(),
-            request: String::new(),
-            client_id: None,
-            participants: vec!["node0".into(), "node1".into()],
-            new_participants: vec![],
-            key_version: 1,
-            threshold: 1,
-            request_id: request_id.into(),
-            dealers: vec![],
-            presignature: None,
-            old_key: None,
-            nonces: Vec::new(),
-            pooled_key: None,
-        }
-        .with_request(b"{}"),
+        SessionStart::new(SessionOp::Sign, "node0", vec!["node0".into(), "node1".into()], 1, 1, request_id)
+            .with_request(b"{}"),
     )
 }
 

@@ -152,21 +152,11 @@ impl Service {
         }
         uses.push(NonceUse { node: me.clone(), offer: own });
         uses.sort_by(|a, b| a.node.cmp(&b.node));
+        let request_id = format!("{}#{delivery}", req.tx_id);
         let start = SessionStart {
-            op: SessionOp::Sign,
-            coordinator: me,
-            request: String::new(),
             client_id: client.map(|c| c.as_str().to_owned()),
-            participants: signers,
-            new_participants: Vec::new(),
-            key_version: version,
-            threshold: info.threshold,
-            request_id: format!("{}#{delivery}", req.tx_id),
-            dealers: Vec::new(),
-            presignature: None,
-            old_key: None,
             nonces: uses,
-            pooled_key: None,
+            ..SessionStart::new(SessionOp::Sign, me, signers, version, info.threshold, request_id)
         }
         .with_request(body);
         let outcome = self

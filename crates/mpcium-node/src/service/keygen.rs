@@ -97,21 +97,10 @@ impl Service {
                 format!("not all peers are ready: missing {missing:?}"),
             ));
         }
+        let request_id = format!("{}#{delivery}", req.wallet_id);
         let start = SessionStart {
-            op: SessionOp::Keygen,
-            coordinator: self.me().to_owned(),
-            request: String::new(),
             client_id: client.map(|c| c.as_str().to_owned()),
-            participants: configured,
-            new_participants: Vec::new(),
-            key_version: 1,
-            threshold: self.cfg.threshold,
-            request_id: format!("{}#{delivery}", req.wallet_id),
-            dealers: Vec::new(),
-            presignature: None,
-            old_key: None,
-            nonces: Vec::new(),
-            pooled_key: None,
+            ..SessionStart::new(SessionOp::Keygen, self.me(), configured, 1, self.cfg.threshold, request_id)
         }
         .with_request(body);
         // A key made ahead when there is one (`service/keypool.rs`); its DKGs otherwise, and also

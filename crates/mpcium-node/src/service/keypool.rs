@@ -81,22 +81,9 @@ impl Service {
     /// One pool keygen, coordinated by this node (its owner).
     async fn fill_key_pool(&self) -> Result<(), Failure> {
         let id = PoolId::new(self.me());
-        let start = SessionStart {
-            op: SessionOp::KeyPool,
-            coordinator: self.me().to_owned(),
-            request: String::new(),
-            client_id: None,
-            participants: self.transport.directory().configured(),
-            new_participants: Vec::new(),
-            key_version: 1,
-            threshold: self.cfg.threshold,
-            request_id: id.as_str().to_owned(),
-            dealers: Vec::new(),
-            presignature: None,
-            old_key: None,
-            nonces: Vec::new(),
-            pooled_key: None,
-        };
+        let members = self.transport.directory().configured();
+        let start =
+            SessionStart::new(SessionOp::KeyPool, self.me(), members, 1, self.cfg.threshold, id.as_str());
         if let Err(f) = self.coordinate_attested(start, None).await {
             // Not every member holds it: never to be handed over.
             self.drop_pooled_key(id.as_str());

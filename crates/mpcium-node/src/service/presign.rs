@@ -93,22 +93,14 @@ impl Service {
                 let id = PresigId::new(info.version, self.me(), &parties);
                 let request = json!({ "wallet_id": wallet, "key_type": "secp256k1" }).to_string();
                 starts.push(
-                    SessionStart {
-                        op: SessionOp::Presign,
-                        coordinator: self.me().to_owned(),
-                        request: String::new(),
-                        client_id: None,
-                        participants: nodes,
-                        new_participants: Vec::new(),
-                        key_version: info.version,
-                        threshold: info.threshold,
-                        request_id: id.as_str().to_owned(),
-                        dealers: Vec::new(),
-                        presignature: None,
-                        old_key: None,
-                        nonces: Vec::new(),
-                        pooled_key: None,
-                    }
+                    SessionStart::new(
+                        SessionOp::Presign,
+                        self.me(),
+                        nodes,
+                        info.version,
+                        info.threshold,
+                        id.as_str(),
+                    )
                     .with_request(request.as_bytes()),
                 );
             }
@@ -335,21 +327,11 @@ impl Service {
         })?;
         let mut nodes: Vec<String> = chosen.signers.iter().filter_map(|p| node_of(*p)).collect();
         nodes.sort();
+        let request_id = format!("{}#{delivery}", req.tx_id);
         let start = SessionStart {
-            op: SessionOp::Sign,
-            coordinator: self.me().to_owned(),
-            request: String::new(),
             client_id: client.map(|c| c.as_str().to_owned()),
-            participants: nodes,
-            new_participants: Vec::new(),
-            key_version: info.version,
-            threshold: info.threshold,
-            request_id: format!("{}#{delivery}", req.tx_id),
-            dealers: Vec::new(),
             presignature: Some(chosen.as_str().to_owned()),
-            old_key: None,
-            nonces: Vec::new(),
-            pooled_key: None,
+            ..SessionStart::new(SessionOp::Sign, self.me(), nodes, info.version, info.threshold, request_id)
         }
         .with_request(body);
         // A co-signer absent at the start or during the session fails this attempt at once (the

@@ -180,20 +180,18 @@ impl Service {
         // Claimed before anyone runs: a replay is answered with its own clean error.
         self.claim_reshare(kind, &req, &request_id).await?;
         let start = SessionStart {
-            op: SessionOp::Reshare,
-            coordinator: self.me().to_owned(),
-            request: String::new(),
             client_id: client.map(|c| c.as_str().to_owned()),
-            participants: old,
             new_participants: new_committee,
-            key_version: info.version,
-            threshold: req.new_threshold as u32,
-            request_id,
             dealers,
-            presignature: None,
             old_key: Some(base.old_key_digest()),
-            nonces: Vec::new(),
-            pooled_key: None,
+            ..SessionStart::new(
+                SessionOp::Reshare,
+                self.me(),
+                old,
+                info.version,
+                req.new_threshold as u32,
+                request_id,
+            )
         }
         .with_request(body);
         self.coordinate_attested(start, Some(OwnRequest::Reshare(req))).await

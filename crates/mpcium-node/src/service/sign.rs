@@ -271,21 +271,10 @@ impl Service {
                 None => {}
             }
         }
+        let request_id = format!("{}#{delivery}", req.tx_id);
         let start = SessionStart {
-            op: SessionOp::Sign,
-            coordinator: self.me().to_owned(),
-            request: String::new(),
             client_id: client.map(|c| c.as_str().to_owned()),
-            participants: signers,
-            new_participants: Vec::new(),
-            key_version: info.version,
-            threshold: info.threshold,
-            request_id: format!("{}#{delivery}", req.tx_id),
-            dealers: Vec::new(),
-            presignature: None,
-            old_key: None,
-            nonces: Vec::new(),
-            pooled_key: None,
+            ..SessionStart::new(SessionOp::Sign, self.me(), signers, info.version, info.threshold, request_id)
         }
         .with_request(body);
         self.coordinate_watched(start, Some(OwnRequest::Sign(req.clone(), Some(Box::new(info.clone())))))

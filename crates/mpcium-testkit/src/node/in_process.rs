@@ -265,38 +265,3 @@ pub fn pool_cluster(n: usize, t: u32, pool: usize, wallet: &str) -> (ClusterSpec
     };
     (spec, ports)
 }
-
-/// Announce `start` over `transport` (a node playing a malicious coordinator, e.g.
-/// `RunningNode::transport` with mpcium-node's `test-malice`) straight to the nodes `to`, and
-/// collect each one's answer `(ok, code, reason)` by node id: honest nodes check an announcement
-/// before they take part and answer a refusal at once.
-pub async fn announce_via(
-    transport: &mpcium_node::transport::Transport,
-    start: mpcium_node::control::SessionStart,
-    to: &[String],
-) -> std::collections::BTreeMap<String, (bool, Option<mpcium_api::ErrorCode>, String)> {
-    use mpcium_node::control::Control;
-    let session = mpcium_node::service::announced_session_id(&start).expect("well-formed start");
-    let mut done = transport.open_session(mpcium_node::service::done_id(&session));
-    transport
-        .send_public(
-            mpcium_node::envelope::Kind::Control,
-            session,
-            u32::MAX,
-            to,
-            Control::Start(start).encode(),
-        )
-        .await
-        .unwrap();
-    let mut outcomes = std::collections::BTreeMap::new();
-    while outcomes.len() < to.len() {
-        let m = tokio::time::timeout(Duration::from_secs(20), done.recv())
-            .await
-            .expect("every node answers the announcement")
-            .expect("inbox open");
-        if let Ok(Control::Done(r)) = Control::decode(&m.payload) {
-            outcomes.insert(m.envelope.sender.clone(), (r.ok, r.code, r.reason));
-        }
-    }
-    outcomes
-}

@@ -10,6 +10,7 @@
 //! - [`params`]: the parameters a test node starts with; [`transports`]: node transports without
 //!   the service (session and transport tests);
 //! - [`verify`]: signature checks of result events; [`http`]: `/health` and `/metrics` reads;
+//! - [`malice`]: a node playing a malicious coordinator announces sessions nobody asked for;
 //! - [`netns`]: the network namespace of the partition tests;
 //! - [`replicas`]: where the replicas of the nodes' streams, buckets and consumers are (NATS cluster tests);
 //! - [`deploy`]: the shipped `deploy/` NATS configuration pointed at test ports and certificates.
@@ -17,6 +18,7 @@
 pub mod deploy;
 pub mod http;
 pub mod in_process;
+pub mod malice;
 pub mod netns;
 pub mod params;
 pub mod process;
@@ -28,9 +30,10 @@ pub mod wire;
 
 pub use http::{http_get, metric, total, try_http_get, wait_pools_full};
 pub use in_process::{
-    Cluster, ClusterSpec, STORE_PASSWORD, Tweak, announce_via, init_logging, open_stopped_store,
-    pool_cluster, rss_kib, share_records,
+    Cluster, ClusterSpec, STORE_PASSWORD, Tweak, init_logging, open_stopped_store, pool_cluster, rss_kib,
+    share_records,
 };
+pub use malice::{Answers, announce_via, assert_all_refused};
 pub use netns::Netns;
 pub use params::TestNode;
 pub use process::{NodeProcess, ProcessCluster, Wallet};
