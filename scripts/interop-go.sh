@@ -28,10 +28,20 @@ if ! command -v go >/dev/null; then
 fi
 bin="$(bash scripts/install-tools.sh)"
 export MPCIUM_NATS_SERVER="$bin/nats-server"
-# The dev profile (optimised in this workspace) shares its dependencies with the test build that
-# scripts/test.sh runs first; a release build would add a whole cold build to CI.
-cargo build --locked -p mpcium-node -p mpcium-cli
-cli="$PWD/target/debug/mpcium-cli"
+# MPCIUM_BIN_DIR: take `mpcium` and `mpcium-cli` from here. scripts/test.sh passes the ones its
+# test build made (a build with other features would recompile most of the dependency graph: 2 min
+# in CI). Otherwise build them, in the dev profile (optimised in this workspace).
+if [ -n "${MPCIUM_BIN_DIR:-}" ]; then
+  bindir="$(cd "$MPCIUM_BIN_DIR" && pwd)"
+  for binary in mpcium mpcium-cli; do
+    [ -x "$bindir/$binary" ] || { echo "interop-go: no \`$binary\` in $bindir" >&2; exit 1; }
+  done
+else
+  cargo build --locked -p mpcium-node -p mpcium-cli
+  bindir="$PWD/target/debug"
+fi
+# devnet starts the `mpcium` beside it.
+cli="$bindir/mpcium-cli"
 
 work="$(mktemp -d)"
 devnet=""
