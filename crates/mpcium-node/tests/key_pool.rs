@@ -138,6 +138,7 @@ fn holds_wallet(stores: &Stores, i: usize, wallet: &str) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_coordinator_cannot_hand_a_pooled_key_to_two_wallets_or_hand_another_nodes_key() {
     let (c, stores) = cluster().await;
+    let attacker = c.node(ATTACKER).transport();
     wait_full(&stores, &c).await;
     let w = c.client("key-pool-insider").await;
     let honest_key = PoolId::owned_by(pooled(&stores, 0), &c.ids[0]).remove(0);
@@ -145,23 +146,13 @@ async fn a_coordinator_cannot_hand_a_pooled_key_to_two_wallets_or_hand_another_n
 
     // Another node's pooled key, for a wallet the client asked for.
     let body = w.keygen_body("forged-a");
-    let outcomes = c
-        .announce(
-            c.node(ATTACKER).transport(),
-            keygen_start(&c, &body, "forged-a#1.1", honest_key.as_str()),
-            &HONEST,
-        )
-        .await;
+    let outcomes =
+        c.announce(attacker, keygen_start(&c, &body, "forged-a#1.1", honest_key.as_str()), &HONEST).await;
     assert_all_refused(&outcomes, ErrorCode::MessageVerification, "another node's pooled key");
     // A pooled key nobody holds.
     let unknown = PoolId::new(&c.ids[ATTACKER]);
-    let outcomes = c
-        .announce(
-            c.node(ATTACKER).transport(),
-            keygen_start(&c, &body, "forged-a#2.1", unknown.as_str()),
-            &HONEST,
-        )
-        .await;
+    let outcomes =
+        c.announce(attacker, keygen_start(&c, &body, "forged-a#2.1", unknown.as_str()), &HONEST).await;
     assert_all_refused(&outcomes, ErrorCode::KeyNotFound, "a pooled key nobody holds");
 
     // Its own pooled key, handed over without taking part itself (only the honest nodes hear
@@ -171,13 +162,7 @@ async fn a_coordinator_cannot_hand_a_pooled_key_to_two_wallets_or_hand_another_n
         .iter()
         .map(|i| store(&stores, *i).pooled_key(own.as_str()).unwrap().unwrap().to_vec())
         .collect();
-    let outcomes = c
-        .announce(
-            c.node(ATTACKER).transport(),
-            keygen_start(&c, &body, "forged-a#3.1", own.as_str()),
-            &HONEST,
-        )
-        .await;
+    let outcomes = c.announce(attacker, keygen_start(&c, &body, "forged-a#3.1", own.as_str()), &HONEST).await;
     assert_all_refused(&outcomes, ErrorCode::SessionTimeout, "a hand-over the owner does not finish");
     for i in HONEST {
         assert!(!holds_wallet(&stores, i, "forged-a"), "node{i} stored a wallet the others did not");
@@ -189,13 +174,7 @@ async fn a_coordinator_cannot_hand_a_pooled_key_to_two_wallets_or_hand_another_n
         store(&stores, *i).put_pooled_key(own.as_str(), copy).unwrap();
     }
     let body = w.keygen_body("forged-b");
-    let outcomes = c
-        .announce(
-            c.node(ATTACKER).transport(),
-            keygen_start(&c, &body, "forged-b#1.1", own.as_str()),
-            &HONEST,
-        )
-        .await;
+    let outcomes = c.announce(attacker, keygen_start(&c, &body, "forged-b#1.1", own.as_str()), &HONEST).await;
     assert_all_refused(&outcomes, ErrorCode::SessionDuplicate, "a spent pooled key from a copied disk");
     for i in HONEST {
         assert!(!holds_wallet(&stores, i, "forged-b"), "node{i} stored forged-b");

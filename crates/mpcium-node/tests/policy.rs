@@ -219,6 +219,7 @@ fn sign_start(c: &Cluster, body: &[u8], tx_id: &str, delivery: u32) -> SessionSt
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_coordinator_that_skips_the_policy_gets_no_signature() {
     let c = cluster().await;
+    let attacker = c.node(ATTACKER).transport();
     let w = c.client("policy-insider").await;
     let kg = w.keygen("wallet-i").await;
     assert_eq!(kg.result_type.as_str(), "success", "{kg:?}");
@@ -227,32 +228,17 @@ async fn a_coordinator_that_skips_the_policy_gets_no_signature() {
     // A large amount the initiator signed but nobody approved, announced straight to the honest
     // nodes: each evaluates the rule itself and refuses before any protocol message.
     let bare = request(&w, "wallet-i", "skip-large", Some(("BTC", "5000000")), &[]);
-    let outcomes = c
-        .announce(
-            c.node(ATTACKER).transport(),
-            sign_start(&c, bare.to_json().as_bytes(), "skip-large", 1),
-            &HONEST,
-        )
-        .await;
+    let outcomes =
+        c.announce(attacker, sign_start(&c, bare.to_json().as_bytes(), "skip-large", 1), &HONEST).await;
     // Without the value (dropped by the coordinator): the initiator's signature breaks; a request
     // made without one needs the approval all the same.
     let mut dropped = bare.clone();
     (dropped.asset, dropped.amount) = (None, None);
-    let dropped_outcomes = c
-        .announce(
-            c.node(ATTACKER).transport(),
-            sign_start(&c, dropped.to_json().as_bytes(), "skip-large", 2),
-            &HONEST,
-        )
-        .await;
+    let dropped_outcomes =
+        c.announce(attacker, sign_start(&c, dropped.to_json().as_bytes(), "skip-large", 2), &HONEST).await;
     let no_value = request(&w, "wallet-i", "skip-none", None, &[]);
-    let no_value_outcomes = c
-        .announce(
-            c.node(ATTACKER).transport(),
-            sign_start(&c, no_value.to_json().as_bytes(), "skip-none", 3),
-            &HONEST,
-        )
-        .await;
+    let no_value_outcomes =
+        c.announce(attacker, sign_start(&c, no_value.to_json().as_bytes(), "skip-none", 3), &HONEST).await;
     for (what, outcomes, code) in [
         ("large amount", &outcomes, ErrorCode::MissingAuthorizerSignature),
         ("value dropped", &dropped_outcomes, ErrorCode::InvalidInitiatorSignature),
