@@ -4,7 +4,7 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use mpcium_api::ErrorCode;
+use mpcium_api::{ClientId, ErrorCode};
 use serde::{Deserialize, Serialize};
 
 /// The largest control message accepted.
@@ -156,6 +156,31 @@ impl SessionStart {
         self.request = STANDARD.encode(bytes);
         self
     }
+
+    /// Carry a client's request: its bytes and the `ClientID` header it came with.
+    pub fn with_client_request(mut self, client: Option<&ClientId>, bytes: &[u8]) -> Self {
+        self.client_id = client.map(|c| c.as_str().to_owned());
+        self.with_request(bytes)
+    }
+}
+
+/// A session's request id: the id the client's request names (its tx id, wallet id or reshare
+/// session id), `#`, and the coordinator's delivery (`<stream seq>.<delivery count>`, with
+/// `.<attempt>` on a re-run), so every delivery and re-run of one request message is told apart.
+pub fn request_id(named: &str, delivery: &str) -> String {
+    format!("{named}#{delivery}")
+}
+
+/// The named id and the delivery of a request id (see [`request_id`]): split at the last `#`,
+/// since a delivery has none. `None` when there is no `#`.
+pub fn split_request_id(request_id: &str) -> Option<(&str, &str)> {
+    request_id.rsplit_once('#')
+}
+
+/// The stream sequence of the request message a delivery names: every delivery and re-run of
+/// one message has the same.
+pub fn delivery_sequence(delivery: &str) -> &str {
+    delivery.split('.').next().unwrap_or_default()
 }
 
 /// One broadcast a participant received: enough to prove equivocation.
@@ -278,6 +303,16 @@ pub enum SessionOutput {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_request_id_splits_back_even_when_the_named_id_holds_a_hash() {
+        let id = request_id("tx#7", "12.1.2");
+        assert_eq!(id, "tx#7#12.1.2");
+        assert_eq!(split_request_id(&id), Some(("tx#7", "12.1.2")));
+        assert_eq!(delivery_sequence("12.1.2"), "12");
+        assert_eq!(delivery_sequence("12"), "12");
+        assert_eq!(split_request_id("no-delivery"), None);
+    }
 
     #[test]
     fn control_round_trips_and_rejects_junk() {

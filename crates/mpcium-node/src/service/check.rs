@@ -11,7 +11,7 @@ use mpcium_api::{
 use mpcium_tss::KeyType;
 
 use super::{Failure, Service, curve_name, key_type_of, old_key_hex, share_kind};
-use crate::control::{SessionOp, SessionStart};
+use crate::control::{SessionOp, SessionStart, delivery_sequence, split_request_id};
 use crate::registry::Claim;
 
 /// A client request that this node verified in full: size, JSON, ids and sizes, the
@@ -95,7 +95,7 @@ fn mismatch(what: &str) -> Failure {
 /// Whether the announced request id names `id`: the part before the last `#` (the coordinator
 /// appends its delivery, which has no `#`, after it).
 pub(super) fn request_id_names(start: &SessionStart, id: &str) -> Result<(), Failure> {
-    match start.request_id.rsplit_once('#') {
+    match split_request_id(&start.request_id) {
         Some((named, _)) if named == id => Ok(()),
         _ => Err(Failure::new(ErrorCode::MessageVerification, "request id does not match the request")),
     }
@@ -340,8 +340,8 @@ impl Service {
         start: &SessionStart,
         req: &SignTxMessage,
     ) -> Result<(), Failure> {
-        let delivery = start.request_id.rsplit_once('#').map(|(_, d)| d).unwrap_or_default();
-        let sequence = delivery.split('.').next().unwrap_or_default();
+        let delivery = split_request_id(&start.request_id).map(|(_, d)| d).unwrap_or_default();
+        let sequence = delivery_sequence(delivery);
         match self
             .registry
             .confirm_claim(&req.wallet_id, &req.tx_id, sequence)

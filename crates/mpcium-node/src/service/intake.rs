@@ -11,6 +11,7 @@ use mpcium_api::{ClientId, GenerateKeyMessage, SignTxMessage, subjects};
 use super::audit::{self, RequestFacts};
 use super::{QUORUM_WAIT, Service};
 use crate::audit::Outcome;
+use crate::control::request_id;
 use crate::drain::Phase;
 
 impl Service {
@@ -205,7 +206,7 @@ impl Service {
                     &subject_token,
                 ))
                 .await;
-                facts.request_id = format!("{}#{delivery}", event.wallet_id);
+                facts.request_id = request_id(&event.wallet_id, &delivery);
                 facts.wallet_id = event.wallet_id.clone();
                 let error = event.error_code.as_ref().map(|c| (c, event.error_reason.as_str()));
                 let outcome = if error.is_some() { Outcome::Failure } else { Outcome::Success };
@@ -246,7 +247,7 @@ impl Service {
                 // failure here must not be the one that does.
                 let event = answer.event;
                 let handed_back = answer.transient && delivered < max_deliver;
-                facts.request_id = format!("{}#{delivery}", event.tx_id);
+                facts.request_id = request_id(&event.tx_id, &delivery);
                 facts.wallet_id = event.wallet_id.clone();
                 facts.tx_id = Some(event.tx_id.clone());
                 let error = event.error_code.as_ref().map(|c| (c, event.error_reason.as_str()));

@@ -21,7 +21,7 @@ struct NewKeys {
     taproot: [u8; 32],
     attestations: Vec<mpcium_api::Attestation>,
 }
-use crate::control::{SessionOp, SessionStart};
+use crate::control::{SessionOp, SessionStart, request_id};
 use crate::registry::KeyInfo;
 use crate::session::run_protocol;
 
@@ -73,7 +73,7 @@ impl Service {
         client: Option<&ClientId>,
         delivery: &str,
     ) -> Result<NewKeys, Failure> {
-        self.admit_request(SessionOp::Keygen, &req.wallet_id, &format!("{}#{delivery}", req.wallet_id))?;
+        self.admit_request(SessionOp::Keygen, &req.wallet_id, &request_id(&req.wallet_id, delivery))?;
         for kind in KEYGEN_KINDS {
             let exists = self
                 .registry
@@ -97,12 +97,15 @@ impl Service {
                 format!("not all peers are ready: missing {missing:?}"),
             ));
         }
-        let request_id = format!("{}#{delivery}", req.wallet_id);
-        let start = SessionStart {
-            client_id: client.map(|c| c.as_str().to_owned()),
-            ..SessionStart::new(SessionOp::Keygen, self.me(), configured, 1, self.cfg.threshold, request_id)
-        }
-        .with_request(body);
+        let start = SessionStart::new(
+            SessionOp::Keygen,
+            self.me(),
+            configured,
+            1,
+            self.cfg.threshold,
+            request_id(&req.wallet_id, delivery),
+        )
+        .with_client_request(client, body);
         // A key made ahead when there is one (`service/keypool.rs`); its DKGs otherwise, and also
         // when a member did not have the pooled key to hand over (nothing is stored anywhere
         // then: the members agree before any of them stores the wallet).

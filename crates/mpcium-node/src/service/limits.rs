@@ -25,7 +25,7 @@ use mpcium_api::ErrorCode;
 
 use super::check::OwnRequest;
 use super::{Failure, Service};
-use crate::control::{SessionOp, SessionStart};
+use crate::control::{SessionOp, SessionStart, delivery_sequence, split_request_id};
 use crate::limits::{Rate, RequestRates, TokenBucket};
 
 /// How long a request message admitted here is remembered (longer than its deliveries and
@@ -128,8 +128,8 @@ impl RequestLimiter {
 /// `<named id>#<sequence>.<delivery>[.<attempt>]` (the delivery and attempt left out, so every
 /// delivery and re-run of one message is the same request).
 fn request_message(op: SessionOp, wallet: &str, request_id: &str) -> String {
-    let (named, delivery) = request_id.rsplit_once('#').unwrap_or((request_id, ""));
-    let sequence = delivery.split('.').next().unwrap_or_default();
+    let (named, delivery) = split_request_id(request_id).unwrap_or((request_id, ""));
+    let sequence = delivery_sequence(delivery);
     format!("{op:?}\u{0}{wallet}\u{0}{named}#{sequence}")
 }
 

@@ -13,7 +13,7 @@ use serde_json::json;
 use super::check::{OwnRequest, Verified};
 use super::reselect::Attempt;
 use super::{Failure, Output, Service, party_ids, quorum, wallet_of};
-use crate::control::{SessionOp, SessionStart};
+use crate::control::{SessionOp, SessionStart, request_id};
 use crate::presign::{MAX_HELD_PER_OWNER, PRESIGN_REFILL_PER_SEC, PresigId};
 use crate::registry::KeyInfo;
 use crate::session::SessionSpec;
@@ -327,13 +327,18 @@ impl Service {
         })?;
         let mut nodes: Vec<String> = chosen.signers.iter().filter_map(|p| node_of(*p)).collect();
         nodes.sort();
-        let request_id = format!("{}#{delivery}", req.tx_id);
         let start = SessionStart {
-            client_id: client.map(|c| c.as_str().to_owned()),
             presignature: Some(chosen.as_str().to_owned()),
-            ..SessionStart::new(SessionOp::Sign, self.me(), nodes, info.version, info.threshold, request_id)
+            ..SessionStart::new(
+                SessionOp::Sign,
+                self.me(),
+                nodes,
+                info.version,
+                info.threshold,
+                request_id(&req.tx_id, delivery),
+            )
         }
-        .with_request(body);
+        .with_client_request(client, body);
         // A co-signer absent at the start or during the session fails this attempt at once (the
         // presignature is spent either way: each signer takes its copy before the online round).
         // The coordinator's own part uses the request it verified and the key info it loaded when

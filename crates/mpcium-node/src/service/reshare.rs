@@ -14,7 +14,7 @@ use super::{
     Failure, Output, RESHARE_SUBJECT, Service, curve_name, ecdsa_xy, hex, hex_vec, key_type_of, old_key_hex,
     session_members, share_kind, x_only,
 };
-use crate::control::{SessionOp, SessionStart};
+use crate::control::{SessionOp, SessionStart, request_id};
 use crate::drain::Phase;
 use crate::registry::KeyInfo;
 use crate::session::run_protocol;
@@ -53,7 +53,7 @@ impl Service {
                         return;
                     }
                 };
-                facts.request_id = format!("{session_id}#{delivery}");
+                facts.request_id = request_id(&session_id, &delivery);
                 facts.wallet_id = event.wallet_id.clone();
                 let error = event.error_code.as_ref().map(|c| (c, event.error_reason.as_str()));
                 let outcome = if error.is_some() {
@@ -146,7 +146,7 @@ impl Service {
         client: Option<&ClientId>,
         delivery: &str,
     ) -> Result<super::Agreed, Failure> {
-        self.admit_request(SessionOp::Reshare, &req.wallet_id, &format!("{}#{delivery}", req.session_id))?;
+        self.admit_request(SessionOp::Reshare, &req.wallet_id, &request_id(&req.session_id, delivery))?;
         let kind = key_type_of(&req.key_type)?;
         let base = self.load_reshare_base(kind, &req.wallet_id).await?;
         let info = &base.info;
@@ -176,11 +176,10 @@ impl Service {
                 format!("{} of the old holders ready, {} needed", dealers.len(), info.threshold + 1),
             ));
         }
-        let request_id = format!("{}#{delivery}", req.session_id);
+        let id = request_id(&req.session_id, delivery);
         // Claimed before anyone runs: a replay is answered with its own clean error.
-        self.claim_reshare(kind, &req, &request_id).await?;
+        self.claim_reshare(kind, &req, &id).await?;
         let start = SessionStart {
-            client_id: client.map(|c| c.as_str().to_owned()),
             new_participants: new_committee,
             dealers,
             old_key: Some(base.old_key_digest()),
@@ -190,10 +189,10 @@ impl Service {
                 old,
                 info.version,
                 req.new_threshold as u32,
-                request_id,
+                id,
             )
         }
-        .with_request(body);
+        .with_client_request(client, body);
         self.coordinate_attested(start, Some(OwnRequest::Reshare(req))).await
     }
 

@@ -9,7 +9,7 @@ use super::reselect::Attempt;
 use super::{
     Failure, Output, Service, drawn_nonces, hex, hex_to, key_type_of, party_ids, quorum, share_kind,
 };
-use crate::control::{SessionOp, SessionStart};
+use crate::control::{SessionOp, SessionStart, request_id};
 use crate::nonces::HeldNonce;
 use crate::registry::{Claim, KeyInfo};
 use crate::session::SessionSpec;
@@ -135,7 +135,7 @@ impl Service {
         claim: &str,
         keyinfo: Option<PrefetchedKeyInfo>,
     ) -> Result<super::Agreed, Failure> {
-        self.admit_request(SessionOp::Sign, &req.wallet_id, &format!("{}#{delivery}", req.tx_id))?;
+        self.admit_request(SessionOp::Sign, &req.wallet_id, &request_id(&req.tx_id, delivery))?;
         let kind = key_type_of(&req.key_type)?;
         let info = match keyinfo {
             Some(p) if p.kind == kind && p.wallet == req.wallet_id => p.info?,
@@ -271,12 +271,15 @@ impl Service {
                 None => {}
             }
         }
-        let request_id = format!("{}#{delivery}", req.tx_id);
-        let start = SessionStart {
-            client_id: client.map(|c| c.as_str().to_owned()),
-            ..SessionStart::new(SessionOp::Sign, self.me(), signers, info.version, info.threshold, request_id)
-        }
-        .with_request(body);
+        let start = SessionStart::new(
+            SessionOp::Sign,
+            self.me(),
+            signers,
+            info.version,
+            info.threshold,
+            request_id(&req.tx_id, delivery),
+        )
+        .with_client_request(client, body);
         self.coordinate_watched(start, Some(OwnRequest::Sign(req.clone(), Some(Box::new(info.clone())))))
             .await
     }
