@@ -1,11 +1,10 @@
 //! One audit entry: what it records, its canonical bytes, its place in the node's hash chain and
 //! its signature by the node's Ed25519 identity key.
 //!
-//! An entry's payload *is* its canonical bytes (compact JSON of [`AuditEntry`], fields in
-//! declaration order), so a reader hashes and verifies exactly what was written and never
+//! The stream message's payload *is* the canonical bytes (compact JSON of [`AuditEntry`], fields
+//! in declaration order), so a reader hashes and verifies exactly what was written and never
 //! re-serialises. The signature travels in the [`SIGNATURE_HEADER`] header, over
-//! [`SIGNING_DOMAIN`] ‖ payload. A stream message carries one entry or several consecutive ones
-//! ([`message`], [`split_message`]): one JetStream write per batch instead of per entry.
+//! [`SIGNING_DOMAIN`] ‖ payload.
 
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use serde::{Deserialize, Serialize};
@@ -19,13 +18,6 @@ pub const SIGNATURE_HEADER: &str = "Mpcium-Audit-Signature";
 
 /// Signed before the payload, so an audit signature can never be replayed as another message.
 pub const SIGNING_DOMAIN: &[u8] = b"mpcium-audit-entry-v1\x00";
-
-/// Between the entries of a message that carries several. Compact JSON never holds a raw newline
-/// (serde_json escapes one inside a string), so no entry's bytes contain it.
-pub const ENTRY_SEPARATOR: u8 = b'\n';
-
-/// Between the signatures in the header of a message that carries several entries.
-pub const SIGNATURE_SEPARATOR: char = ',';
 
 /// The `prev_hash` of a node's first entry.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -179,38 +171,6 @@ pub fn seal(entry: AuditEntry, key: &SigningKey) -> SealedEntry {
     SealedEntry { entry, payload, signature_hex }
 }
 
-/// The payload and signature header of one stream message carrying `entries` (consecutive, in
-/// chain order): their payloads joined by [`ENTRY_SEPARATOR`], their signatures by
-/// [`SIGNATURE_SEPARATOR`]. A message of one entry is exactly that entry, as before batches.
-pub fn message(entries: &[SealedEntry]) -> (Vec<u8>, String) {
-    let mut payload = Vec::with_capacity(entries.iter().map(|e| e.payload.len() + 1).sum());
-    let mut signatures = String::with_capacity(entries.len() * 129);
-    for (i, e) in entries.iter().enumerate() {
-        if i > 0 {
-            payload.push(ENTRY_SEPARATOR);
-            signatures.push(SIGNATURE_SEPARATOR);
-        }
-        payload.extend_from_slice(&e.payload);
-        signatures.push_str(&e.signature_hex);
-    }
-    (payload, signatures)
-}
-
-/// The entries of one stored message, each payload with its signature (see [`message`]). When
-/// the header does not hold one signature per entry, no entry gets one: each then fails
-/// [`open`] as [`EntryError::SignatureMissing`].
-pub fn split_message<'a>(payload: &'a [u8], signatures: Option<&'a str>) -> Vec<(&'a [u8], Option<&'a str>)> {
-    let payloads: Vec<&[u8]> = payload.split(|b| *b == ENTRY_SEPARATOR).collect();
-    let signatures: Vec<&str> =
-        signatures.map(|s| s.split(SIGNATURE_SEPARATOR).collect()).unwrap_or_default();
-    let matched = signatures.len() == payloads.len();
-    payloads
-        .into_iter()
-        .enumerate()
-        .map(|(i, p)| (p, if matched { Some(signatures[i]) } else { None }))
-        .collect()
-}
-
 /// Parse an entry without checking it (to name it in a report, or to resume a chain).
 pub fn parse(payload: &[u8]) -> Result<AuditEntry, EntryError> {
     serde_json::from_slice(payload).map_err(|e| EntryError::Format(e.to_string()))
@@ -290,36 +250,6 @@ mod tests {
         ));
         assert!(matches!(
             open(&sealed.payload, None, &key.verifying_key()),
-            Err(EntryError::SignatureMissing)
-        ));
-    }
-
-    #[test]
-    fn a_message_of_several_entries_splits_back_into_them() {
-        let key = SigningKey::from_bytes(&[7; 32]);
-        let mut second = entry();
-        second.seq = 2;
-        // A newline inside a field is escaped, so it cannot split an entry.
-        second.record.error_reason = Some("line one\nline two".into());
-        let sealed = [seal(entry(), &key), seal(second, &key)];
-        assert!(!sealed[1].payload.contains(&ENTRY_SEPARATOR));
-        let (payload, signatures) = message(&sealed);
-        let parts = split_message(&payload, Some(&signatures));
-        assert_eq!(parts.len(), 2);
-        for (part, sealed) in parts.iter().zip(&sealed) {
-            assert_eq!(part.0, &sealed.payload[..]);
-            let opened = open(part.0, part.1, &key.verifying_key()).unwrap();
-            assert_eq!(opened.entry(), &sealed.entry);
-        }
-        // One entry: the payload and signature are the entry's own, as before batches.
-        let (one, signature) = message(&sealed[..1]);
-        assert_eq!((one, signature), (sealed[0].payload.clone(), sealed[0].signature_hex.clone()));
-        // A signature short: no entry of the message has one.
-        let short = &signatures[..signatures.find(',').unwrap()];
-        let parts = split_message(&payload, Some(short));
-        assert!(parts.iter().all(|p| p.1.is_none()));
-        assert!(matches!(
-            open(parts[0].0, parts[0].1, &key.verifying_key()),
             Err(EntryError::SignatureMissing)
         ));
     }

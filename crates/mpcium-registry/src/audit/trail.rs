@@ -12,37 +12,17 @@ use futures_util::StreamExt;
 use super::entry::{self, AuditEntry, GENESIS_HASH};
 use super::{AUDIT_STREAM, AUDIT_SUBJECT_PREFIX};
 
-/// One entry as the stream holds it (a message carrying several gives one each).
+/// One stored message of the stream.
 #[derive(Debug, Clone)]
 pub struct StoredEntry {
-    /// The stream sequence of the message that holds it.
+    /// Its stream sequence.
     pub stream_seq: u64,
     /// The subject's node token (`mpc.audit.<node>`).
     pub subject_node: String,
-    /// The entry's canonical bytes.
+    /// The payload (the entry's canonical bytes).
     pub payload: Vec<u8>,
-    /// Its signature from the message's header, if present.
+    /// The signature header, if present.
     pub signature: Option<String>,
-}
-
-impl StoredEntry {
-    /// The entries of one stream message.
-    pub fn from_message(
-        stream_seq: u64,
-        subject_node: &str,
-        payload: &[u8],
-        signatures: Option<&str>,
-    ) -> Vec<Self> {
-        entry::split_message(payload, signatures)
-            .into_iter()
-            .map(|(payload, signature)| StoredEntry {
-                stream_seq,
-                subject_node: subject_node.to_owned(),
-                payload: payload.to_vec(),
-                signature: signature.map(str::to_owned),
-            })
-            .collect()
-    }
 }
 
 /// Why the trail could not be read.
@@ -60,7 +40,7 @@ fn read_error(e: impl std::fmt::Display) -> TrailError {
 /// How long reading waits for the next message before it concludes the stream ended early.
 const READ_IDLE: Duration = Duration::from_secs(10);
 
-/// Every entry of the stream, in stream order.
+/// Every message of the stream, in stream order.
 pub async fn read_all(js: &jetstream::Context) -> Result<Vec<StoredEntry>, TrailError> {
     let mut stream = js.get_stream(AUDIT_STREAM).await.map_err(read_error)?;
     let last = stream.info().await.map_err(read_error)?.state.last_sequence;
@@ -85,10 +65,10 @@ pub async fn read_all(js: &jetstream::Context) -> Result<Vec<StoredEntry>, Trail
             .map_err(read_error)?;
         let info = msg.info().map_err(read_error)?;
         let (stream_seq, pending) = (info.stream_sequence, info.pending);
-        let subject_node = msg.subject.as_str().rsplit('.').next().unwrap_or("");
-        let signatures =
-            msg.headers.as_ref().and_then(|h| h.get(entry::SIGNATURE_HEADER)).map(|v| v.as_str());
-        out.extend(StoredEntry::from_message(stream_seq, subject_node, &msg.payload, signatures));
+        let subject_node = msg.subject.as_str().rsplit('.').next().unwrap_or("").to_owned();
+        let signature =
+            msg.headers.as_ref().and_then(|h| h.get(entry::SIGNATURE_HEADER)).map(|v| v.as_str().to_owned());
+        out.push(StoredEntry { stream_seq, subject_node, payload: msg.payload.to_vec(), signature });
         // Entries appended while reading are left for the next read.
         if pending == 0 || stream_seq >= last {
             break;
@@ -233,9 +213,7 @@ mod tests {
     use ed25519_dalek::SigningKey;
 
     use super::*;
-    use crate::audit::entry::{
-        AuditRecord, ENTRY_VERSION, Outcome, RecordKind, SealedEntry, message, payload_hash, seal,
-    };
+    use crate::audit::entry::{AuditRecord, ENTRY_VERSION, Outcome, RecordKind, payload_hash, seal};
 
     fn record(tx: &str) -> AuditRecord {
         AuditRecord {
@@ -260,7 +238,7 @@ mod tests {
         }
     }
 
-    fn sealed_chain(key: &SigningKey, n: u64) -> Vec<SealedEntry> {
+    fn chain(key: &SigningKey, n: u64) -> Vec<StoredEntry> {
         let mut prev = GENESIS_HASH.to_owned();
         (1..=n)
             .map(|seq| {
@@ -275,20 +253,12 @@ mod tests {
                 };
                 let s = seal(e, key);
                 prev = payload_hash(&s.payload);
-                s
-            })
-            .collect()
-    }
-
-    /// A chain of `n` entries, one per message.
-    fn chain(key: &SigningKey, n: u64) -> Vec<StoredEntry> {
-        sealed_chain(key, n)
-            .into_iter()
-            .map(|s| StoredEntry {
-                stream_seq: s.entry.seq,
-                subject_node: "n0".into(),
-                payload: s.payload,
-                signature: Some(s.signature_hex),
+                StoredEntry {
+                    stream_seq: seq,
+                    subject_node: "n0".into(),
+                    payload: s.payload,
+                    signature: Some(s.signature_hex),
+                }
             })
             .collect()
     }
@@ -325,51 +295,6 @@ mod tests {
         assert!(!verify(&truncated_head, &keys).ok());
 
         assert!(!verify(&good, &HashMap::new()).ok(), "an unknown node does not check");
-    }
-
-    #[test]
-    fn batched_messages_check_entry_by_entry() {
-        let key = SigningKey::from_bytes(&[3; 32]);
-        let keys = HashMap::from([("n0".to_owned(), key.verifying_key())]);
-        let sealed = sealed_chain(&key, 6);
-        // Messages of entries 1, 2–4 and 5–6 at stream sequences 10, 11, 12.
-        let messages: Vec<(u64, Vec<u8>, String)> = [&sealed[0..1], &sealed[1..4], &sealed[4..6]]
-            .iter()
-            .zip(10..)
-            .map(|(batch, stream_seq)| {
-                let (payload, signatures) = message(batch);
-                (stream_seq, payload, signatures)
-            })
-            .collect();
-        let read = |messages: &[(u64, Vec<u8>, String)]| -> Vec<StoredEntry> {
-            messages.iter().flat_map(|(q, p, s)| StoredEntry::from_message(*q, "n0", p, Some(s))).collect()
-        };
-        let stored = read(&messages);
-        assert_eq!(stored.iter().map(|s| s.stream_seq).collect::<Vec<_>>(), [10, 11, 11, 11, 12, 12]);
-        let report = verify(&stored, &keys);
-        assert!(report.ok(), "{:?}", report.problems);
-        assert_eq!(report.checked["n0"], 6);
-
-        // The middle message deleted: its three entries are the gap.
-        let mut deleted = messages.clone();
-        deleted.remove(1);
-        let p = &verify(&read(&deleted), &keys).problems[0];
-        assert_eq!((p.seq, p.stream_seq), (5, 12), "{p}");
-        assert!(p.what.contains("entries 2..4 are missing"), "{p}");
-
-        // One entry inside a batch edited: that entry is named, not its message's first.
-        let mut edited = messages.clone();
-        edited[1].1 = String::from_utf8(edited[1].1.clone()).unwrap().replace("tx-3", "tx-X").into_bytes();
-        let p = &verify(&read(&edited), &keys).problems[0];
-        assert_eq!((p.seq, p.stream_seq), (3, 11), "{p}");
-        assert!(p.what.contains("signature"), "{p}");
-
-        // A signature dropped from a batch's header: none of its entries verifies.
-        let mut unsigned = messages.clone();
-        unsigned[1].2 = unsigned[1].2.rsplit_once(',').unwrap().0.to_owned();
-        let p = &verify(&read(&unsigned), &keys).problems[0];
-        assert_eq!((p.seq, p.stream_seq), (2, 11), "{p}");
-        assert!(p.what.contains("missing or malformed signature"), "{p}");
     }
 
     #[test]

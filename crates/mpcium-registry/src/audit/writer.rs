@@ -6,17 +6,12 @@
 //! written; it is counted (`/metrics`, a warning) and the next entry written carries the count
 //! in `dropped_before`, so the loss shows in the chain itself.
 //!
-//! Entries are written in batches: the writer takes a record, gathers what else arrives within
-//! [`BATCH_LINGER`] (at most [`MAX_BATCH`]) and appends them as one stream message
-//! ([`entry::message`]). Under load that is one JetStream write for several entries instead of
-//! one each, for both the node and nats-server; an entry waits at most [`BATCH_LINGER`] longer.
-//!
 //! The writer continues the chain a previous run of the node left: at start it reads the node's
 //! last entry from the stream (its `seq` and the hash of its payload). An append is retried until
-//! JetStream stores it (a message's `Nats-Msg-Id` is `<node>.<seq of its first entry>`, so a
-//! retry whose first try was stored after all is deduplicated): a sequence number is never
-//! skipped. At shutdown the writer gets [`FLUSH_FOR`] to write what is queued; what is still
-//! queued then is lost, and counted as dropped in the log line.
+//! JetStream stores it (every entry's `Nats-Msg-Id` is `<node>.<seq>`, so a retry whose first
+//! try was stored after all is deduplicated): a sequence number is never skipped. At shutdown
+//! the writer gets [`FLUSH_FOR`] to write what is queued; what is still queued then is lost, and
+//! counted as dropped in the log line.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -32,15 +27,6 @@ use super::{AUDIT_STREAM, node_subject};
 /// Records queued for the writer at most. Generous: a record is a few hundred bytes, and a
 /// queue this long covers minutes of a NATS outage at a busy node's request rate.
 pub const QUEUE_CAPACITY: usize = 16_384;
-
-/// How long the writer gathers records after the first of a batch. Short next to anything that
-/// reads the trail; long enough to gather several entries at a busy node's rate (an EdDSA
-/// signature makes three, across its signers).
-pub const BATCH_LINGER: Duration = Duration::from_millis(5);
-
-/// Entries in one stream message at most (a few hundred bytes each, plus a 129-byte signature
-/// in the header: far below JetStream's 1 MB message limit).
-pub const MAX_BATCH: usize = 64;
 
 /// How long a stopping node's writer may take to write what is queued.
 pub const FLUSH_FOR: Duration = Duration::from_secs(5);
@@ -197,22 +183,29 @@ impl Chain {
                 },
             };
             let Some(record) = record else { return };
-            let batch = gather(record, &mut records, deadline).await;
             let dropped_before = self.counters.unreported_drops.swap(0, Ordering::Relaxed);
             loop {
-                let sealed = self.seal(&head, dropped_before, &batch);
-                let last = sealed.last().expect("a batch holds its first record");
+                let entry = AuditEntry {
+                    version: ENTRY_VERSION,
+                    node_id: self.node_id.clone(),
+                    seq: head.seq + 1,
+                    prev_hash: head.hash.clone(),
+                    dropped_before,
+                    written_at_ms: crate::now_ms(),
+                    record: record.clone(),
+                };
+                let sealed = entry::seal(entry, &self.key);
                 match self.append(&sealed, deadline).await {
                     Appended::Stored => {
-                        self.counters.written.fetch_add(sealed.len() as u64, Ordering::Relaxed);
-                        head = Head { seq: last.entry.seq, hash: entry::payload_hash(&last.payload) };
+                        self.counters.written.fetch_add(1, Ordering::Relaxed);
+                        head = Head { seq: sealed.entry.seq, hash: entry::payload_hash(&sealed.payload) };
                         break;
                     }
                     Appended::Taken => {
-                        // Another message holds this seq: a publication of a previous run of
-                        // this node landed after this run read its head. Continue after it.
+                        // Another entry holds this seq: a publication of a previous run of this
+                        // node landed after this run read its head. Continue after it.
                         tracing::warn!(
-                            seq = sealed[0].entry.seq,
+                            seq = sealed.entry.seq,
                             "audit seq already taken; re-reading the chain's head"
                         );
                         let resumed = match deadline {
@@ -220,43 +213,20 @@ impl Chain {
                             Some(at) => tokio::time::timeout_at(at, self.resume()).await.ok(),
                         };
                         let Some(resumed) = resumed else {
-                            self.counters.dropped.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                            self.counters.dropped.fetch_add(1, Ordering::Relaxed);
                             self.lose_queued(&mut records, "audit flush time over at shutdown");
                             return;
                         };
                         head = resumed;
                     }
                     Appended::OutOfTime => {
-                        self.counters.dropped.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                        self.counters.dropped.fetch_add(1, Ordering::Relaxed);
                         self.lose_queued(&mut records, "audit flush time over at shutdown");
                         return;
                     }
                 }
             }
         }
-    }
-
-    /// The batch's entries, chained after `head`; the first carries the drops before it.
-    fn seal(&self, head: &Head, dropped_before: u64, batch: &[AuditRecord]) -> Vec<entry::SealedEntry> {
-        let mut prev = (head.seq, head.hash.clone());
-        batch
-            .iter()
-            .enumerate()
-            .map(|(i, record)| {
-                let entry = AuditEntry {
-                    version: ENTRY_VERSION,
-                    node_id: self.node_id.clone(),
-                    seq: prev.0 + 1,
-                    prev_hash: prev.1.clone(),
-                    dropped_before: if i == 0 { dropped_before } else { 0 },
-                    written_at_ms: crate::now_ms(),
-                    record: record.clone(),
-                };
-                let sealed = entry::seal(entry, &self.key);
-                prev = (sealed.entry.seq, entry::payload_hash(&sealed.payload));
-                sealed
-            })
-            .collect()
     }
 
     fn lose_queued(&self, records: &mut mpsc::Receiver<AuditRecord>, why: &str) {
@@ -294,15 +264,14 @@ impl Chain {
                 // The chain continues from what the stream holds, even an entry that does not
                 // verify: `mpcium-cli audit verify` names that one, and a node must not stop
                 // recording because someone damaged its history.
-                let newest = last.payload.rsplit(|b| *b == entry::ENTRY_SEPARATOR).next().unwrap_or_default();
-                let seq = match entry::parse(newest) {
+                let seq = match entry::parse(&last.payload) {
                     Ok(e) => e.seq,
                     Err(e) => {
                         tracing::error!(error = %e, stream_seq = last.sequence, "this node's last audit entry is unreadable; continuing after it");
                         0
                     }
                 };
-                Ok(Head { seq, hash: entry::payload_hash(newest) })
+                Ok(Head { seq, hash: entry::payload_hash(&last.payload) })
             }
             Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => {
                 Ok(Head { seq: 0, hash: GENESIS_HASH.to_owned() })
@@ -311,21 +280,16 @@ impl Chain {
         }
     }
 
-    /// Append until JetStream stores the batch's message (or says its first seq is taken); gives
-    /// up only when a shutdown's flush time ran out.
-    async fn append(
-        &self,
-        sealed: &[entry::SealedEntry],
-        deadline: Option<tokio::time::Instant>,
-    ) -> Appended {
-        let (payload, signatures) = entry::message(sealed);
+    /// Append until JetStream stores the entry (or says its seq is taken); gives up only when a
+    /// shutdown's flush time ran out.
+    async fn append(&self, sealed: &entry::SealedEntry, deadline: Option<tokio::time::Instant>) -> Appended {
         let mut pause = Duration::from_millis(100);
         loop {
-            match self.append_once(sealed[0].entry.seq, &payload, &signatures).await {
+            match self.append_once(sealed).await {
                 Ok(appended) => return appended,
                 Err(e) => {
                     self.counters.retries.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(seq = sealed[0].entry.seq, entries = sealed.len(), error = %e, "audit entries not stored yet; retrying");
+                    tracing::warn!(seq = sealed.entry.seq, error = %e, "audit entry not stored yet; retrying");
                 }
             }
             if deadline.is_some_and(|d| tokio::time::Instant::now() + pause >= d) {
@@ -336,57 +300,27 @@ impl Chain {
         }
     }
 
-    async fn append_once(
-        &self,
-        first_seq: u64,
-        payload: &[u8],
-        signatures: &str,
-    ) -> Result<Appended, async_nats::Error> {
+    async fn append_once(&self, sealed: &entry::SealedEntry) -> Result<Appended, async_nats::Error> {
         let mut headers = async_nats::HeaderMap::new();
-        headers.insert(entry::SIGNATURE_HEADER, signatures);
-        let msg_id = format!("{}.{first_seq}", self.node_id);
+        headers.insert(entry::SIGNATURE_HEADER, sealed.signature_hex.as_str());
+        let msg_id = format!("{}.{}", self.node_id, sealed.entry.seq);
         headers.insert(mpcium_api::subjects::MSG_ID_HEADER, msg_id.as_str());
-        let ack =
-            self.js.publish_with_headers(self.subject.clone(), headers, payload.to_vec().into()).await?;
+        let ack = self
+            .js
+            .publish_with_headers(self.subject.clone(), headers, sealed.payload.clone().into())
+            .await?;
         let ack = tokio::time::timeout(Duration::from_secs(5), ack)
             .await
             .map_err(|_| "no JetStream ack within 5 s")??;
         if !ack.duplicate {
             return Ok(Appended::Stored);
         }
-        // The same Nats-Msg-Id was stored before: this message (an earlier try whose ack was
-        // lost) or another whose first entry has the same seq.
+        // The same Nats-Msg-Id was stored before: this entry (an earlier try whose ack was lost)
+        // or another with the same seq.
         let stream = self.js.get_stream(AUDIT_STREAM).await?;
         let stored = stream.get_raw_message(ack.sequence).await?;
-        Ok(if stored.payload[..] == payload[..] { Appended::Stored } else { Appended::Taken })
+        Ok(if stored.payload[..] == sealed.payload[..] { Appended::Stored } else { Appended::Taken })
     }
-}
-
-/// `first` and the records that arrive within [`BATCH_LINGER`], up to [`MAX_BATCH`]. While a
-/// stopping node flushes (`deadline` set), only what is queued already, without waiting.
-async fn gather(
-    first: AuditRecord,
-    records: &mut mpsc::Receiver<AuditRecord>,
-    deadline: Option<tokio::time::Instant>,
-) -> Vec<AuditRecord> {
-    let mut batch = vec![first];
-    if deadline.is_some() {
-        while batch.len() < MAX_BATCH {
-            match records.try_recv() {
-                Ok(r) => batch.push(r),
-                Err(_) => break,
-            }
-        }
-        return batch;
-    }
-    let until = tokio::time::Instant::now() + BATCH_LINGER;
-    while batch.len() < MAX_BATCH {
-        match tokio::time::timeout_at(until, records.recv()).await {
-            Ok(Some(r)) => batch.push(r),
-            Ok(None) | Err(_) => break,
-        }
-    }
-    batch
 }
 
 /// What became of an append.
