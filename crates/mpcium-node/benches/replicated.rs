@@ -6,7 +6,8 @@
 //! machine's cores.
 //!
 //! `BENCH_SIGNATURES` signatures (default 2000) at `BENCH_IN_FLIGHT` in flight (default 20),
-//! after 200 to warm up; each in-flight slot is a wire client of its own.
+//! after 200 to warm up, from one wire client (the original's wire: requests on JetStream,
+//! results from the client's durable consumer).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -15,55 +16,49 @@ use mpcium_node::daemon::NodeParams;
 use mpcium_testkit::NatsCluster;
 use mpcium_testkit::node::replicas::CLUSTER_HEARTBEAT;
 use mpcium_testkit::node::{Cluster, ClusterSpec, WireClient};
+use tokio::sync::Semaphore;
 
 fn env_or(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
-/// `total` EdDSA signatures over `clients`, each keeping one request in flight; returns the
-/// throughput in signatures per second.
-async fn sign(clients: &[Arc<WireClient>], wallet: &str, total: usize, round: &str) -> f64 {
+/// `total` EdDSA signatures, `in_flight` at a time, from one wire client (one result consumer,
+/// as `mpcium-cli benchmark` has); returns the throughput in signatures per second.
+async fn sign(w: &Arc<WireClient>, wallet: &str, total: usize, in_flight: usize, round: &str) -> f64 {
     let started = Instant::now();
-    let per_client = total / clients.len();
-    let tasks: Vec<_> = clients
-        .iter()
-        .enumerate()
-        .map(|(c, w)| {
-            let (w, wallet, round) = (w.clone(), wallet.to_owned(), round.to_owned());
-            tokio::spawn(async move {
-                for i in 0..per_client {
-                    let tx = format!("{round}-{c}-{i}");
-                    let ev = w.sign(&w.sign_msg("ed25519", &wallet, &tx, tx.as_bytes(), None)).await;
-                    assert_eq!(ev.result_type.as_str(), "success", "{ev:?}");
-                }
-            })
+    let slots = Arc::new(Semaphore::new(in_flight));
+    let publisher = {
+        let (w, slots, wallet, round) = (w.clone(), slots.clone(), wallet.to_owned(), round.to_owned());
+        tokio::spawn(async move {
+            for i in 0..total {
+                slots.acquire().await.unwrap().forget();
+                let tx = format!("{round}-{i}");
+                w.send_sign(&w.sign_msg("ed25519", &wallet, &tx, tx.as_bytes(), None)).await;
+            }
         })
-        .collect();
-    for t in tasks {
-        t.await.unwrap();
+    };
+    for _ in 0..total {
+        let ev = w.next_sign_result().await;
+        assert_eq!(ev.result_type.as_str(), "success", "{ev:?}");
+        slots.add_permits(1);
     }
-    (per_client * clients.len()) as f64 / started.elapsed().as_secs_f64()
+    publisher.await.unwrap();
+    total as f64 / started.elapsed().as_secs_f64()
 }
 
-/// `servers`: per server, the URL list starting from it; client i connects to server i first.
-async fn run(label: &str, c: &Cluster, servers: &[String]) {
+/// `servers`: the URL list of the client's NATS, the server it prefers first.
+async fn run(label: &str, c: &Cluster, servers: &str) {
     let in_flight = env_or("BENCH_IN_FLIGHT", 20);
     let total = env_or("BENCH_SIGNATURES", 2000);
-    let client = |i: usize, id: String| async move {
-        let urls: Vec<String> = servers[i % servers.len()].split(',').map(str::to_owned).collect();
-        let raw = async_nats::ConnectOptions::new().retain_servers_order().connect(urls).await.unwrap();
-        Arc::new(WireClient::over(raw, &id, c.initiator.clone()).await)
-    };
+    let urls: Vec<String> = servers.split(',').map(str::to_owned).collect();
+    let raw = async_nats::ConnectOptions::new().retain_servers_order().connect(urls).await.unwrap();
+    let w = Arc::new(WireClient::over(raw, "bench", c.initiator.clone()).await);
     let wallet = "wallet-bench";
-    let kg = client(0, "bench-keygen".into()).await.keygen(wallet).await;
+    let kg = w.keygen(wallet).await;
     assert_eq!(kg.result_type.as_str(), "success", "{kg:?}");
-    let mut clients = Vec::new();
-    for i in 0..in_flight {
-        clients.push(client(i, format!("bench-{i}")).await);
-    }
-    sign(&clients, wallet, 200, "warm").await;
+    sign(&w, wallet, 200, in_flight, "warm").await;
     for round in 1..=2 {
-        let rate = sign(&clients, wallet, total, &format!("run{round}")).await;
+        let rate = sign(&w, wallet, total, in_flight, &format!("run{round}")).await;
         println!("{label}: EdDSA, {total} at {in_flight} in flight, run {round}: {rate:.0} /s");
     }
 }
@@ -71,12 +66,15 @@ async fn run(label: &str, c: &Cluster, servers: &[String]) {
 fn main() {
     // Warnings only: the test kit's own logging (debug, every message) would cost more than a
     // signature. Its `try_init` then leaves this subscriber in place.
-    let _ = tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::new("warn")).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new("warn"))
+        .with_writer(std::io::stderr)
+        .try_init();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     rt.block_on(async {
         let single = Cluster::start(ClusterSpec::new(3, 1)).await;
         let url = single.server.url();
-        run("1 nats-server, replicas 1", &single, &[url]).await;
+        run("1 nats-server, replicas 1", &single, &url).await;
         let mut single = single;
         for i in 0..3 {
             single.stop_node(i).await;
@@ -97,6 +95,6 @@ fn main() {
             ..ClusterSpec::new(3, 1)
         };
         let replicated = Cluster::start(spec).await;
-        run("3 nats-servers, replicas 3", &replicated, &urls).await;
+        run("3 nats-servers, replicas 3", &replicated, &urls[0]).await;
     });
 }
