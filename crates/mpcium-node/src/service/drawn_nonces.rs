@@ -24,7 +24,7 @@ use mpcium_tss::{KeyType, PartyId, ProtocolError};
 use super::check::{OwnRequest, Verified};
 use super::reselect::Attempt;
 use super::{Failure, Service, party_ids, quorum};
-use crate::control::{SessionOp, SessionStart, request_id};
+use crate::control::{SessionOp, SessionStart};
 use crate::nonces::{HeldNonce, NonceKey, NonceOffer, NonceUse, PER_KEY, new_id, offer_statement};
 use crate::registry::KeyInfo;
 
@@ -152,18 +152,8 @@ impl Service {
         }
         uses.push(NonceUse { node: me.clone(), offer: own });
         uses.sort_by(|a, b| a.node.cmp(&b.node));
-        let start = SessionStart {
-            nonces: uses,
-            ..SessionStart::new(
-                SessionOp::Sign,
-                me,
-                signers,
-                version,
-                info.threshold,
-                request_id(&req.tx_id, delivery),
-            )
-        }
-        .with_client_request(client, body);
+        let start =
+            SessionStart { nonces: uses, ..self.signing_start(req, info, signers, delivery, client, body) };
         let outcome = self
             .coordinate_watched(start, Some(OwnRequest::Sign(req.clone(), Some(Box::new(info.clone())))))
             .await;

@@ -13,7 +13,7 @@ use serde_json::json;
 use super::check::{OwnRequest, Verified};
 use super::reselect::Attempt;
 use super::{Failure, Output, Service, party_ids, quorum, wallet_of};
-use crate::control::{SessionOp, SessionStart, request_id};
+use crate::control::{SessionOp, SessionStart};
 use crate::presign::{MAX_HELD_PER_OWNER, PRESIGN_REFILL_PER_SEC, PresigId};
 use crate::registry::KeyInfo;
 use crate::session::SessionSpec;
@@ -329,16 +329,8 @@ impl Service {
         nodes.sort();
         let start = SessionStart {
             presignature: Some(chosen.as_str().to_owned()),
-            ..SessionStart::new(
-                SessionOp::Sign,
-                self.me(),
-                nodes,
-                info.version,
-                info.threshold,
-                request_id(&req.tx_id, delivery),
-            )
-        }
-        .with_client_request(client, body);
+            ..self.signing_start(req, info, nodes, delivery, client, body)
+        };
         // A co-signer absent at the start or during the session fails this attempt at once (the
         // presignature is spent either way: each signer takes its copy before the online round).
         // The coordinator's own part uses the request it verified and the key info it loaded when

@@ -271,7 +271,24 @@ impl Service {
                 None => {}
             }
         }
-        let start = SessionStart::new(
+        let start = self.signing_start(req, info, signers, delivery, client, body);
+        self.coordinate_watched(start, Some(OwnRequest::Sign(req.clone(), Some(Box::new(info.clone())))))
+            .await
+    }
+
+    /// The start of a signing session this node coordinates for `req` (its delivery `delivery`)
+    /// with `signers`, at the key version `info` describes. One round with drawn nonces and a
+    /// presignature's online round add their own field to it.
+    pub(super) fn signing_start(
+        &self,
+        req: &SignTxRequest,
+        info: &KeyInfo,
+        signers: Vec<String>,
+        delivery: &str,
+        client: Option<&ClientId>,
+        body: &[u8],
+    ) -> SessionStart {
+        SessionStart::new(
             SessionOp::Sign,
             self.me(),
             signers,
@@ -279,9 +296,7 @@ impl Service {
             info.threshold,
             request_id(&req.tx_id, delivery),
         )
-        .with_client_request(client, body);
-        self.coordinate_watched(start, Some(OwnRequest::Sign(req.clone(), Some(Box::new(info.clone())))))
-            .await
+        .with_client_request(client, body)
     }
 
     /// A signer's part: sign, and once a signature at a key version succeeded, retire this
