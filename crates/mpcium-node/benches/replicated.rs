@@ -12,9 +12,8 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use mpcium_node::daemon::NodeParams;
 use mpcium_testkit::NatsCluster;
-use mpcium_testkit::node::replicas::CLUSTER_HEARTBEAT;
+use mpcium_testkit::node::replicas::{connect, spec_on};
 use mpcium_testkit::node::{Cluster, ClusterSpec, WireClient};
 use tokio::sync::Semaphore;
 
@@ -46,13 +45,11 @@ async fn sign(w: &Arc<WireClient>, wallet: &str, total: usize, in_flight: usize,
     total as f64 / started.elapsed().as_secs_f64()
 }
 
-/// `servers`: the URL list of the client's NATS, the server it prefers first.
-async fn run(label: &str, c: &Cluster, servers: &str) {
+/// Sign over `client`'s connection to the NATS `c`'s nodes use.
+async fn run(label: &str, c: &Cluster, client: async_nats::Client) {
     let in_flight = env_or("BENCH_IN_FLIGHT", 20);
     let total = env_or("BENCH_SIGNATURES", 2000);
-    let urls: Vec<String> = servers.split(',').map(str::to_owned).collect();
-    let raw = async_nats::ConnectOptions::new().retain_servers_order().connect(urls).await.unwrap();
-    let w = Arc::new(WireClient::over(raw, "bench", c.initiator.clone()).await);
+    let w = Arc::new(WireClient::over(client, "bench", c.initiator.clone()).await);
     let wallet = "wallet-bench";
     let kg = w.keygen(wallet).await;
     assert_eq!(kg.result_type.as_str(), "success", "{kg:?}");
@@ -72,29 +69,16 @@ fn main() {
         .try_init();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     rt.block_on(async {
-        let single = Cluster::start(ClusterSpec::new(3, 1)).await;
-        let url = single.server.url();
-        run("1 nats-server, replicas 1", &single, &url).await;
-        let mut single = single;
+        let mut single = Cluster::start(ClusterSpec::new(3, 1)).await;
+        let client = async_nats::connect(single.server.url()).await.unwrap();
+        run("1 nats-server, replicas 1", &single, client).await;
         for i in 0..3 {
             single.stop_node(i).await;
         }
         drop(single);
 
         let nats = NatsCluster::start(3).unwrap();
-        let urls: Vec<String> = (0..nats.len()).map(|i| nats.urls_from(i)).collect();
-        let spec = ClusterSpec {
-            tweak: Some(Arc::new({
-                let urls = urls.clone();
-                move |i, p: &mut NodeParams| {
-                    p.nats_url = urls[i].clone();
-                    p.service.replicas = 3;
-                    p.heartbeat = CLUSTER_HEARTBEAT;
-                }
-            })),
-            ..ClusterSpec::new(3, 1)
-        };
-        let replicated = Cluster::start(spec).await;
-        run("3 nats-servers, replicas 3", &replicated, &urls[0]).await;
+        let replicated = Cluster::start(spec_on(&nats, 3)).await;
+        run("3 nats-servers, replicas 3", &replicated, connect(&nats, 0).await).await;
     });
 }

@@ -26,7 +26,7 @@ use mpcium_testkit::node::deploy::{
     DEPLOY_NODES, NATS_SERVER_CONF, path_text as path, replace_checked, with_test_certificates,
 };
 use mpcium_testkit::node::replicas::{
-    CLUSTER_HEARTBEAT, all_current, all_streams, assert_replicas, stream_replicas,
+    CLUSTER_HEARTBEAT, all_current, all_streams, assert_replicas, connect, spec_on, stream_replicas,
 };
 use mpcium_testkit::node::{Cluster, ClusterSpec, WireClient, ecdsa_verify, eddsa_verify};
 
@@ -42,25 +42,6 @@ async fn assert_audit_intact(js: &jetstream::Context, c: &Cluster) {
     let report = mpcium_node::audit::trail::verify(&stored, &keys);
     assert!(report.ok(), "audit chains broken: {:?}", report.problems);
     assert_eq!(report.checked.len(), c.ids.len(), "every node wrote entries: {:?}", report.checked);
-}
-
-/// Nodes on `nats`, node i connected to server i first, with `nats.replicas = replicas`.
-fn spec_on(nats: &NatsCluster, replicas: usize) -> ClusterSpec {
-    let urls: Vec<String> = (0..nats.len()).map(|i| nats.urls_from(i)).collect();
-    // The harness also starts a single nats-server of its own; these nodes never use it.
-    ClusterSpec {
-        tweak: Some(Arc::new(move |i, p: &mut NodeParams| {
-            p.nats_url = urls[i].clone();
-            p.service.replicas = replicas;
-            p.heartbeat = CLUSTER_HEARTBEAT;
-        })),
-        ..ClusterSpec::new(3, 1)
-    }
-}
-
-async fn connect(nats: &NatsCluster, first: usize) -> async_nats::Client {
-    let urls: Vec<String> = nats.urls_from(first).split(',').map(str::to_owned).collect();
-    async_nats::ConnectOptions::new().retain_servers_order().connect(urls).await.unwrap()
 }
 
 /// The load: `total` signing requests (ECDSA and EdDSA alternately) kept `in_flight` at a time,

@@ -3,8 +3,14 @@
 
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+
 use async_nats::jetstream;
+use mpcium_node::daemon::NodeParams;
 use mpcium_node::registry::BUCKETS;
+
+use super::ClusterSpec;
+use crate::NatsCluster;
 
 /// The request and result streams, and the audit trail.
 pub const STREAMS: [&str; 4] = ["mpc-keygen", "mpc-signing", "mpc", "mpc-audit"];
@@ -27,6 +33,27 @@ pub fn all_streams() -> Vec<String> {
 /// writes) until its election ends, 4 to 9 s by nats-server's election timeouts: the tests' usual
 /// 500 ms heartbeat (1.5 s) would expire every peer during it, a 5 s one (15 s) outlasts it.
 pub const CLUSTER_HEARTBEAT: Duration = Duration::from_secs(5);
+
+/// Three nodes (t=1) on `nats`, node i connected to server i first, with `nats.replicas =
+/// replicas` and [`CLUSTER_HEARTBEAT`].
+pub fn spec_on(nats: &NatsCluster, replicas: usize) -> ClusterSpec {
+    let urls: Vec<String> = (0..nats.len()).map(|i| nats.urls_from(i)).collect();
+    // The harness also starts a single nats-server of its own; these nodes never use it.
+    ClusterSpec {
+        tweak: Some(Arc::new(move |i, p: &mut NodeParams| {
+            p.nats_url = urls[i].clone();
+            p.service.replicas = replicas;
+            p.heartbeat = CLUSTER_HEARTBEAT;
+        })),
+        ..ClusterSpec::new(3, 1)
+    }
+}
+
+/// A client of `nats` that tries server `first` first, then the others in order.
+pub async fn connect(nats: &NatsCluster, first: usize) -> async_nats::Client {
+    let urls: Vec<String> = nats.urls_from(first).split(',').map(str::to_owned).collect();
+    async_nats::ConnectOptions::new().retain_servers_order().connect(urls).await.unwrap()
+}
 
 /// (configured replicas, servers holding it) of a stream.
 /// JetStream API calls are retried for a while: under load, or while a stream elects a leader,
